@@ -1,0 +1,106 @@
+//! Cross-cutting call instrumentation: session ids, start/end/error logs and call metrics.
+
+use serde_json::{json, Map, Value};
+
+use crate::bindings::vector_service::plugin::telemetry::{
+    self, CallErrorSample, CallSample, Operation, Sample,
+};
+use crate::bindings::vector_service::plugin::types::Error;
+use crate::bindings::vector_service::plugin::{clock, ids};
+use crate::bindings::wasi::logging::logging::{log, Level};
+use crate::errors;
+
+/// The logger name every event carries (the original module's logger).
+const LOGGER: &str = "vector_service";
+
+/// The `Class.method` name the original module logged and labelled metrics with.
+pub fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::RetrieverSearch => "Retriever.search",
+        Operation::ContextBuilderBuild => "ContextBuilder.build",
+        Operation::PatchLoggerTrackContributors => "PatchLogger.track_contributors",
+        Operation::EmbeddingBackfillRun => "EmbeddingBackfill.run",
+    }
+}
+
+/// The caller's session id, or a fresh one from the host when the caller passed none.
+fn resolve_session_id(session_id: String) -> String {
+    if session_id.trim().is_empty() {
+        ids::new_session_id()
+    } else {
+        session_id
+    }
+}
+
+/// Seconds elapsed since `started` (a `clock::monotonic_now` reading).
+pub fn seconds_since(started: u64) -> f64 {
+    clock::monotonic_now().saturating_sub(started) as f64 / 1e9
+}
+
+/// One log event of an operation: `fields` become structured fields in the host's logs.
+pub fn event(level: Level, operation: Operation, session_id: &str, message: &str, fields: Value) {
+    let mut context = Map::new();
+    context.insert("logger".into(), LOGGER.into());
+    context.insert("function".into(), operation_name(operation).into());
+    context.insert("session_id".into(), session_id.into());
+    context.insert("timestamp_ms".into(), clock::wall_now_ms().into());
+    if let Value::Object(extra) = fields {
+        context.extend(extra);
+    }
+    log(level, &Value::Object(context).to_string(), message);
+}
+
+/// Run `body` as one instrumented call of `operation`: resolve the session id, log start and
+/// end (or error) with latency and result size, and record the call metrics.
+pub fn instrumented<T>(
+    operation: Operation,
+    session_id: String,
+    result_size: impl FnOnce(&T) -> u32,
+    body: impl FnOnce(&str) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let session_id = resolve_session_id(session_id);
+    let name = operation_name(operation);
+    let started = clock::monotonic_now();
+    event(Level::Info, operation, &session_id, &format!("{name} start"), json!({}));
+
+    let result = body(&session_id);
+    let latency_seconds = seconds_since(started);
+    let size = match &result {
+        Ok(value) => {
+            let size = result_size(value);
+            event(
+                Level::Info,
+                operation,
+                &session_id,
+                &format!("{name} end"),
+                json!({ "latency_seconds": latency_seconds, "result_size": size }),
+            );
+            size
+        }
+        Err(error) => {
+            event(
+                Level::Error,
+                operation,
+                &session_id,
+                &format!("{name} error"),
+                json!({
+                    "latency_seconds": latency_seconds,
+                    "result_size": 0,
+                    "error": errors::message(error),
+                    "error_kind": errors::kind_name(error),
+                }),
+            );
+            telemetry::observe(Sample::CallError(CallErrorSample {
+                operation,
+                kind: errors::kind(error),
+            }));
+            0
+        }
+    };
+    telemetry::observe(Sample::Call(CallSample {
+        operation,
+        latency_seconds,
+        result_size: size,
+    }));
+    result
+}

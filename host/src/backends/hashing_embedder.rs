@@ -1,0 +1,47 @@
+//! A deterministic, offline text embedder: feature hashing of words and character trigrams into
+//! a fixed number of dimensions, L2-normalised. No model, no download; similar wording gives
+//! similar vectors, which is what the in-memory backend and the tests need.
+
+/// Dimensions of the default embedding (the same as all-MiniLM-L6-v2, so indexes are swappable).
+pub const DIMENSIONS: usize = 384;
+
+/// Embed `text` into a unit vector of [`DIMENSIONS`] dimensions (all zeros for text with no words).
+pub fn embed(text: &str) -> Vec<f32> {
+    let mut vector = vec![0f32; DIMENSIONS];
+    let lowered = text.to_lowercase();
+    for word in lowered
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        add_feature(&mut vector, word.as_bytes(), 1.0);
+        let padded: Vec<char> = format!(" {word} ").chars().collect();
+        for gram in padded.windows(3) {
+            let gram: String = gram.iter().collect();
+            add_feature(&mut vector, gram.as_bytes(), 0.5);
+        }
+    }
+    normalise(&mut vector);
+    vector
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum()
+}
+
+/// Signed feature hashing (FNV-1a): the sign bit reduces the bias of collisions.
+fn add_feature(vector: &mut [f32], feature: &[u8], weight: f32) {
+    let hash = feature.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let index = (hash % DIMENSIONS as u64) as usize;
+    let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
+    vector[index] += sign * weight;
+}
+
+fn normalise(vector: &mut [f32]) {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+}

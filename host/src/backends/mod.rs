@@ -1,0 +1,75 @@
+//! The backends the component's imports are served by. Each is a narrow trait so that storage
+//! can be swapped (in-memory here; SQLite and PostgreSQL implement the same traits) without
+//! the WIT layer knowing which database is underneath.
+
+pub mod hashing_embedder;
+pub mod memory;
+
+use crate::api::{
+    BackendError, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome, VectorRef,
+};
+
+/// `retriever-backend`: nearest records for a query.
+pub trait Retriever: Send + Sync {
+    /// Top `top_k` hits for `query`, restricted to `origins` unless that is empty.
+    fn search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<BackendHits, BackendError>;
+}
+
+/// `metrics-db`: the primary metrics database.
+pub trait MetricsDb: Send + Sync {
+    /// Whether writes can go here now; when false the component uses the vector metrics DB.
+    fn available(&self) -> bool;
+    /// Write one patch outcome atomically: every contributor row and retriever statistic, or nothing.
+    fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError>;
+}
+
+/// `vector-metrics-db`: per-vector outcomes and reliability rates.
+pub trait VectorMetricsDb: Send + Sync {
+    /// Record every outcome atomically.
+    fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError>;
+    /// Rates per vector, in the order asked.
+    fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError>;
+    /// Rates per origin database, in the order asked.
+    fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError>;
+}
+
+/// `embedding-store`: embeddable databases and their missing embeddings.
+pub trait EmbeddingStore: Send + Sync {
+    /// Every embeddable database, in a stable order.
+    fn databases(&self) -> Result<Vec<String>, BackendError>;
+    /// Up to `limit` ids (ascending, after `after`) of records lacking an up-to-date embedding.
+    fn pending(
+        &self,
+        db: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError>;
+    /// Embed and store the given records atomically.
+    fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError>;
+}
+
+/// One implementation per import; usually several slots share one store.
+#[derive(Clone)]
+pub struct Backends {
+    pub retriever: std::sync::Arc<dyn Retriever>,
+    pub metrics_db: std::sync::Arc<dyn MetricsDb>,
+    pub vector_metrics_db: std::sync::Arc<dyn VectorMetricsDb>,
+    pub embedding_store: std::sync::Arc<dyn EmbeddingStore>,
+}
+
+impl Backends {
+    /// Every slot served by one in-memory store.
+    pub fn memory(store: std::sync::Arc<memory::MemoryStore>) -> Self {
+        Self {
+            retriever: store.clone(),
+            metrics_db: store.clone(),
+            vector_metrics_db: store.clone(),
+            embedding_store: store,
+        }
+    }
+}

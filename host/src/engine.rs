@@ -1,0 +1,112 @@
+//! The compiled component: engine configuration (component model, epoch interruption), one
+//! `InstancePre` for all calls, and the ticker thread that drives call deadlines.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::bindings::{VectorService as World, VectorServicePre};
+use crate::state::CallState;
+
+/// The component built from `guest/` by this crate's build script.
+pub static BUILTIN_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/vector_service.wasm"));
+
+/// How often the epoch advances; call deadlines are whole multiples of it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// A component compiled and linked against the host's imports, ready to instantiate cheaply.
+pub struct Plugin {
+    engine: Engine,
+    pre: VectorServicePre<CallState>,
+    size: usize,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Plugin {
+    /// The component built into this crate.
+    pub fn builtin() -> anyhow::Result<Self> {
+        Self::from_bytes(BUILTIN_COMPONENT).context("loading the built-in vector-service component")
+    }
+
+    /// A component file (binary `.wasm`), e.g. one exported earlier or built by another toolchain.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("loading component {}", path.display()))
+    }
+
+    /// Compile `bytes` and check that the component fits the `vector-service` world.
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = anyhow_result(Engine::new(&config)).context("configuring wasmtime")?;
+        let component =
+            anyhow_result(Component::new(&engine, bytes)).context("compiling the component")?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        anyhow_result(World::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        ))
+        .context("linking the host imports")?;
+        let instance_pre = anyhow_result(linker.instantiate_pre(&component))
+            .context("the component does not match the vector-service world")?;
+        let pre = anyhow_result(VectorServicePre::new(instance_pre))
+            .context("the component does not export the vector-service interfaces")?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Self {
+            engine,
+            pre,
+            size: bytes.len(),
+            ticker_stop,
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn pre(&self) -> &VectorServicePre<CallState> {
+        &self.pre
+    }
+
+    /// Size of the component binary in bytes.
+    pub fn component_size(&self) -> usize {
+        self.size
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    thread::Builder::new()
+        .name("vector-service-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+/// wasmtime has its own error type; `anyhow` is this crate's.
+pub(crate) fn anyhow_result<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
+    result.map_err(anyhow::Error::from)
+}
+
+/// Epoch ticks in `deadline`, at least one.
+pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}

@@ -1,0 +1,278 @@
+//! The public handle: one method per operation, each on a fresh sandboxed instance.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::{
+    BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
+    SearchResponse, TrackRequest, TrackResponse,
+};
+use crate::backends::Backends;
+use crate::bindings::VectorService as World;
+use crate::cache::{CacheConfig, ResultCache};
+use crate::engine::{deadline_ticks, Plugin};
+use crate::limits::{CallLimiter, SandboxLimits};
+use crate::state::{CallState, TenantContext};
+use crate::telemetry::{SandboxFailure, Telemetry};
+
+/// Per-tenant settings; see [`ServiceConfig::default`].
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The `tenant` label on metrics and the `tenant` field on logs.
+    pub tenant: String,
+    /// Memory cap and deadline of every call.
+    pub limits: SandboxLimits,
+    /// Wait before retrying a rate-limited backend search (doubling per further attempt).
+    pub retry_backoff: Duration,
+    /// The tenant's result cache.
+    pub cache: CacheConfig,
+}
+
+impl Default for ServiceConfig {
+    /// Tenant `default`, default limits, a 1 s retry backoff (the original module's), default cache.
+    fn default() -> Self {
+        Self {
+            tenant: "default".to_string(),
+            limits: SandboxLimits::default(),
+            retry_backoff: Duration::from_secs(1),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+/// Why a call did not return a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The component answered with one of its typed errors.
+    #[error("{0}")]
+    Rejected(Error),
+    /// The sandbox stopped the call (deadline, memory cap or a guest trap); the next call is
+    /// served normally.
+    #[error("sandbox stopped the call ({}): {detail}", reason.label())]
+    Sandbox {
+        /// Which limit (or trap) stopped it.
+        reason: SandboxFailure,
+        /// wasmtime's description of the trap.
+        detail: String,
+    },
+    /// The host could not set up the call (instantiation failed).
+    #[error("host failure: {0:#}")]
+    Host(anyhow::Error),
+}
+
+/// A tenant's view of the plugin: its backends, limits, cache and metrics.
+#[derive(Clone)]
+pub struct VectorService {
+    plugin: Arc<Plugin>,
+    context: Arc<TenantContext>,
+    limits: SandboxLimits,
+}
+
+impl VectorService {
+    /// A service for `config.tenant`, registering its metric series in `telemetry`.
+    pub fn new(
+        plugin: Arc<Plugin>,
+        backends: Backends,
+        telemetry: Telemetry,
+        config: ServiceConfig,
+    ) -> Self {
+        telemetry.register_tenant(&config.tenant);
+        let context = TenantContext {
+            tenant: config.tenant,
+            backends,
+            telemetry,
+            cache: ResultCache::new(config.cache),
+            retry_backoff: config.retry_backoff,
+        };
+        Self {
+            plugin,
+            context: Arc::new(context),
+            limits: config.limits,
+        }
+    }
+
+    /// The tenant this service serves.
+    pub fn tenant(&self) -> &str {
+        &self.context.tenant
+    }
+
+    /// The registry this tenant's metrics go to.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.context.telemetry
+    }
+
+    /// Retriever.search on a fresh instance.
+    pub fn search(
+        &self,
+        session_id: &str,
+        request: &SearchRequest,
+    ) -> Result<SearchResponse, ServiceError> {
+        self.instance()?.search(session_id, request)
+    }
+
+    /// ContextBuilder.build on a fresh instance.
+    pub fn build_context(
+        &self,
+        session_id: &str,
+        request: &ContextRequest,
+    ) -> Result<ContextResponse, ServiceError> {
+        self.instance()?.build_context(session_id, request)
+    }
+
+    /// PatchLogger.track_contributors on a fresh instance.
+    pub fn track_contributors(
+        &self,
+        session_id: &str,
+        request: &TrackRequest,
+    ) -> Result<TrackResponse, ServiceError> {
+        self.instance()?.track_contributors(session_id, request)
+    }
+
+    /// EmbeddingBackfill.run on a fresh instance.
+    pub fn backfill(
+        &self,
+        session_id: &str,
+        request: &BackfillRequest,
+    ) -> Result<BackfillResponse, ServiceError> {
+        self.instance()?.backfill(session_id, request)
+    }
+
+    /// A new sandboxed instance. Calls on one instance share its memory (faster, same tenant);
+    /// each method of [`VectorService`] uses a fresh one.
+    pub fn instance(&self) -> Result<Instance, ServiceError> {
+        let started = Instant::now();
+        let state = CallState {
+            context: self.context.clone(),
+            limiter: CallLimiter::new(&self.limits),
+        };
+        let mut store = wasmtime::Store::new(self.plugin.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        let result = self.plugin.pre().instantiate(&mut store);
+        let bindings = match result {
+            Ok(bindings) => bindings,
+            Err(error) => return Err(self.sandbox_error(&store, error)),
+        };
+        self.context
+            .telemetry
+            .instantiated(&self.context.tenant, started.elapsed().as_secs_f64());
+        Ok(Instance {
+            service: self.clone(),
+            store,
+            bindings,
+            trapped: false,
+        })
+    }
+
+    fn sandbox_error(
+        &self,
+        store: &wasmtime::Store<CallState>,
+        error: wasmtime::Error,
+    ) -> ServiceError {
+        let reason = if store.data().limiter.memory_refused {
+            SandboxFailure::Memory
+        } else if matches!(
+            error.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        ) {
+            SandboxFailure::Deadline
+        } else if error.downcast_ref::<wasmtime::Trap>().is_some() {
+            SandboxFailure::Trap
+        } else {
+            return ServiceError::Host(error.into());
+        };
+        self.context
+            .telemetry
+            .sandbox_failure(&self.context.tenant, reason);
+        tracing::warn!(tenant = %self.context.tenant, reason = reason.label(), error = %format!("{error:#}"), "sandbox stopped a call");
+        ServiceError::Sandbox {
+            reason,
+            detail: format!("{error:#}"),
+        }
+    }
+}
+
+/// One live instance of the component. After a trap it is replaced transparently by a fresh one
+/// on the next call: a failed call never poisons the next.
+pub struct Instance {
+    service: VectorService,
+    store: wasmtime::Store<CallState>,
+    bindings: World,
+    trapped: bool,
+}
+
+impl Instance {
+    /// Retriever.search on this instance.
+    pub fn search(
+        &mut self,
+        session_id: &str,
+        request: &SearchRequest,
+    ) -> Result<SearchResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_retriever()
+                .call_search(store, session_id, request)
+        })
+    }
+
+    /// ContextBuilder.build on this instance.
+    pub fn build_context(
+        &mut self,
+        session_id: &str,
+        request: &ContextRequest,
+    ) -> Result<ContextResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_context_builder()
+                .call_build(store, session_id, request)
+        })
+    }
+
+    /// PatchLogger.track_contributors on this instance.
+    pub fn track_contributors(
+        &mut self,
+        session_id: &str,
+        request: &TrackRequest,
+    ) -> Result<TrackResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_patch_logger()
+                .call_track_contributors(store, session_id, request)
+        })
+    }
+
+    /// EmbeddingBackfill.run on this instance.
+    pub fn backfill(
+        &mut self,
+        session_id: &str,
+        request: &BackfillRequest,
+    ) -> Result<BackfillResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_embedding_backfill()
+                .call_run(store, session_id, request)
+        })
+    }
+
+    fn call<T>(
+        &mut self,
+        invoke: impl FnOnce(
+            &World,
+            &mut wasmtime::Store<CallState>,
+        ) -> wasmtime::Result<Result<T, Error>>,
+    ) -> Result<T, ServiceError> {
+        if self.trapped {
+            *self = self.service.instance()?;
+        }
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.service.limits.call_deadline));
+        match invoke(&self.bindings, &mut self.store) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(ServiceError::Rejected(error)),
+            Err(error) => {
+                self.trapped = true;
+                Err(self.service.sandbox_error(&self.store, error))
+            }
+        }
+    }
+}

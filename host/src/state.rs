@@ -1,0 +1,164 @@
+//! The per-call store data and its implementation of every import the component uses.
+//! Each import is a one-line delegation to the tenant's backends, telemetry, cache or logs.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::backends::Backends;
+use crate::bindings::vector_service::plugin::{
+    clock, embedding_store, ids, metrics_db, result_cache, retriever_backend, telemetry, types,
+    vector_metrics_db,
+};
+use crate::bindings::wasi::logging::logging;
+use crate::cache::ResultCache;
+use crate::limits::CallLimiter;
+use crate::telemetry::Telemetry;
+use types::{BackendError, Rates, VectorRef};
+
+/// Everything a tenant's calls share; cheap to hand to a new store (one `Arc`).
+pub(crate) struct TenantContext {
+    pub(crate) tenant: String,
+    pub(crate) backends: Backends,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) cache: ResultCache,
+    pub(crate) retry_backoff: Duration,
+}
+
+/// The data of one store (one call, or a few on a warm instance).
+pub struct CallState {
+    pub(crate) context: Arc<TenantContext>,
+    pub(crate) limiter: CallLimiter,
+}
+
+fn process_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+impl logging::Host for CallState {
+    fn log(&mut self, level: logging::Level, context: String, message: String) {
+        crate::logging::emit(&self.context.tenant, level, &context, &message);
+    }
+}
+
+impl clock::Host for CallState {
+    fn monotonic_now(&mut self) -> u64 {
+        process_start().elapsed().as_nanos() as u64
+    }
+
+    fn wall_now_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn backoff(&mut self, attempt: u32) {
+        let factor = 1u32 << attempt.clamp(1, 6).saturating_sub(1);
+        std::thread::sleep(self.context.retry_backoff.saturating_mul(factor));
+    }
+}
+
+impl ids::Host for CallState {
+    fn new_session_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+impl telemetry::Host for CallState {
+    fn observe(&mut self, sample: telemetry::Sample) {
+        self.context
+            .telemetry
+            .observe(&self.context.tenant, &sample);
+    }
+}
+
+impl result_cache::Host for CallState {
+    fn get(&mut self, kind: result_cache::CacheKind, key: String) -> Option<String> {
+        self.context.cache.get(kind, &key)
+    }
+
+    fn put(&mut self, kind: result_cache::CacheKind, key: String, value: String) {
+        self.context.cache.put(kind, &key, value);
+    }
+}
+
+impl types::Host for CallState {}
+
+impl retriever_backend::Host for CallState {
+    fn search(
+        &mut self,
+        query: String,
+        top_k: u32,
+        origins: Vec<String>,
+    ) -> Result<retriever_backend::BackendHits, BackendError> {
+        self.context
+            .backends
+            .retriever
+            .search(&query, top_k, &origins)
+    }
+}
+
+impl metrics_db::Host for CallState {
+    fn available(&mut self) -> bool {
+        self.context.backends.metrics_db.available()
+    }
+
+    fn log_patch_outcome(&mut self, outcome: metrics_db::PatchOutcome) -> Result<(), BackendError> {
+        self.context.backends.metrics_db.log_patch_outcome(&outcome)
+    }
+}
+
+impl vector_metrics_db::Host for CallState {
+    fn record_outcomes(
+        &mut self,
+        outcomes: Vec<vector_metrics_db::VectorOutcome>,
+    ) -> Result<(), BackendError> {
+        self.context
+            .backends
+            .vector_metrics_db
+            .record_outcomes(&outcomes)
+    }
+
+    fn vector_rates(
+        &mut self,
+        vectors: Vec<VectorRef>,
+    ) -> Result<Vec<Option<Rates>>, BackendError> {
+        self.context
+            .backends
+            .vector_metrics_db
+            .vector_rates(&vectors)
+    }
+
+    fn origin_rates(&mut self, origins: Vec<String>) -> Result<Vec<Option<Rates>>, BackendError> {
+        self.context
+            .backends
+            .vector_metrics_db
+            .origin_rates(&origins)
+    }
+}
+
+impl embedding_store::Host for CallState {
+    fn databases(&mut self) -> Result<Vec<String>, BackendError> {
+        self.context.backends.embedding_store.databases()
+    }
+
+    fn pending(
+        &mut self,
+        db: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError> {
+        self.context
+            .backends
+            .embedding_store
+            .pending(&db, after.as_deref(), limit)
+    }
+
+    fn embed(
+        &mut self,
+        db: String,
+        ids: Vec<String>,
+    ) -> Result<embedding_store::EmbedReport, BackendError> {
+        self.context.backends.embedding_store.embed(&db, &ids)
+    }
+}

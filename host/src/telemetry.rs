@@ -1,0 +1,257 @@
+//! Prometheus metrics: the families the component reports through the `telemetry` import plus
+//! the host's own sandbox metrics, all labelled with a `tenant` the guest cannot see or forge.
+//! Label values come from closed WIT enums, so no call can create an unbounded series.
+
+use prometheus::{
+    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::bindings::vector_service::plugin::telemetry::{
+    ErrorKind, Operation, PatchStatus, RunStatus, Sample,
+};
+
+const OPERATIONS: [Operation; 4] = [
+    Operation::RetrieverSearch,
+    Operation::ContextBuilderBuild,
+    Operation::PatchLoggerTrackContributors,
+    Operation::EmbeddingBackfillRun,
+];
+
+/// The `function` label: the original module's `Class.method` names.
+pub fn function_label(operation: Operation) -> &'static str {
+    match operation {
+        Operation::RetrieverSearch => "Retriever.search",
+        Operation::ContextBuilderBuild => "ContextBuilder.build",
+        Operation::PatchLoggerTrackContributors => "PatchLogger.track_contributors",
+        Operation::EmbeddingBackfillRun => "EmbeddingBackfill.run",
+    }
+}
+
+fn error_kind_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::MalformedPrompt => "malformed-prompt",
+        ErrorKind::RateLimited => "rate-limited",
+        ErrorKind::Backend => "backend",
+        ErrorKind::LimitExceeded => "limit-exceeded",
+        ErrorKind::Unavailable => "unavailable",
+    }
+}
+
+fn patch_status_label(status: PatchStatus) -> &'static str {
+    match status {
+        PatchStatus::Success => "success",
+        PatchStatus::Failure => "failure",
+        PatchStatus::Error => "error",
+    }
+}
+
+fn run_status_label(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Success => "success",
+        RunStatus::Failure => "failure",
+    }
+}
+
+/// Why the host stopped a call (`vector_service_sandbox_failures_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxFailure {
+    /// The epoch deadline (CPU time per call) ran out.
+    Deadline,
+    /// The guest tried to grow its memory past the cap.
+    Memory,
+    /// Any other trap (a guest bug).
+    Trap,
+}
+
+impl SandboxFailure {
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            SandboxFailure::Deadline => "deadline",
+            SandboxFailure::Memory => "memory",
+            SandboxFailure::Trap => "trap",
+        }
+    }
+}
+
+/// One registry for every tenant of a process.
+#[derive(Clone)]
+pub struct Telemetry {
+    registry: Registry,
+    calls: CounterVec,
+    latency: HistogramVec,
+    result_size: HistogramVec,
+    errors: CounterVec,
+    patch_tracked: CounterVec,
+    patch_duration: HistogramVec,
+    backfill_runs: CounterVec,
+    backfill_duration: HistogramVec,
+    sandbox_failures: CounterVec,
+    instantiate: HistogramVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let metric = CounterVec::new(Opts::new(name, help), labels).expect("valid counter definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid histogram definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+/// 100 µs to ~100 s.
+fn seconds_buckets() -> Vec<f64> {
+    exponential_buckets(0.0001, 4.0, 11).expect("valid buckets")
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// An empty registry with every family defined (series appear per tenant).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        Self {
+            calls: counter(r, "vector_service_calls_total", "Calls of each vector-service operation.", &["tenant", "function"]),
+            latency: histogram(r, "vector_service_latency_seconds", "Latency of each vector-service operation.", &["tenant", "function"], seconds_buckets()),
+            result_size: histogram(
+                r,
+                "vector_service_result_size",
+                "Result size of each vector-service operation (hits, context bytes, rows, databases).",
+                &["tenant", "function"],
+                exponential_buckets(1.0, 4.0, 9).expect("valid buckets"),
+            ),
+            errors: counter(r, "vector_service_errors_total", "Failed calls by error kind.", &["tenant", "function", "kind"]),
+            patch_tracked: counter(r, "patch_logger_track_contributors_total", "Patch outcomes tracked, by status.", &["tenant", "status"]),
+            patch_duration: histogram(r, "patch_logger_track_contributors_duration_seconds", "Time to record a patch outcome.", &["tenant"], seconds_buckets()),
+            backfill_runs: counter(r, "embedding_backfill_runs_total", "Embedding backfill runs, by status.", &["tenant", "status"]),
+            backfill_duration: histogram(r, "embedding_backfill_run_duration_seconds", "Duration of an embedding backfill run.", &["tenant"], seconds_buckets()),
+            sandbox_failures: counter(r, "vector_service_sandbox_failures_total", "Calls the sandbox stopped, by reason.", &["tenant", "reason"]),
+            instantiate: histogram(r, "vector_service_instantiate_seconds", "Time to instantiate the component for a call.", &["tenant"], exponential_buckets(0.000_001, 4.0, 10).expect("valid buckets")),
+            registry,
+        }
+    }
+
+    /// Create every series of `tenant` at zero, so that rates and absent-alerts work from the
+    /// first scrape.
+    pub fn register_tenant(&self, tenant: &str) {
+        for operation in OPERATIONS {
+            let labels = [tenant, function_label(operation)];
+            self.calls.with_label_values(&labels);
+            self.latency.with_label_values(&labels);
+            self.result_size.with_label_values(&labels);
+        }
+        for status in [
+            PatchStatus::Success,
+            PatchStatus::Failure,
+            PatchStatus::Error,
+        ] {
+            self.patch_tracked
+                .with_label_values(&[tenant, patch_status_label(status)]);
+        }
+        for status in [RunStatus::Success, RunStatus::Failure] {
+            self.backfill_runs
+                .with_label_values(&[tenant, run_status_label(status)]);
+        }
+        self.patch_duration.with_label_values(&[tenant]);
+        self.backfill_duration.with_label_values(&[tenant]);
+        self.instantiate.with_label_values(&[tenant]);
+    }
+
+    /// Record one sample the component sent for `tenant`.
+    pub fn observe(&self, tenant: &str, sample: &Sample) {
+        match sample {
+            Sample::Call(call) => {
+                let labels = [tenant, function_label(call.operation)];
+                self.calls.with_label_values(&labels).inc();
+                self.latency
+                    .with_label_values(&labels)
+                    .observe(non_negative(call.latency_seconds));
+                self.result_size
+                    .with_label_values(&labels)
+                    .observe(f64::from(call.result_size));
+            }
+            Sample::CallError(error) => {
+                self.errors
+                    .with_label_values(&[
+                        tenant,
+                        function_label(error.operation),
+                        error_kind_label(error.kind),
+                    ])
+                    .inc();
+            }
+            Sample::PatchTracked(patch) => {
+                self.patch_tracked
+                    .with_label_values(&[tenant, patch_status_label(patch.status)])
+                    .inc();
+                self.patch_duration
+                    .with_label_values(&[tenant])
+                    .observe(non_negative(patch.duration_seconds));
+            }
+            Sample::BackfillRun(run) => {
+                self.backfill_runs
+                    .with_label_values(&[tenant, run_status_label(run.status)])
+                    .inc();
+                self.backfill_duration
+                    .with_label_values(&[tenant])
+                    .observe(non_negative(run.duration_seconds));
+            }
+        }
+    }
+
+    /// Count a call the sandbox stopped.
+    pub fn sandbox_failure(&self, tenant: &str, failure: SandboxFailure) {
+        self.sandbox_failures
+            .with_label_values(&[tenant, failure.label()])
+            .inc();
+    }
+
+    /// Record how long an instantiation took.
+    pub fn instantiated(&self, tenant: &str, seconds: f64) {
+        self.instantiate
+            .with_label_values(&[tenant])
+            .observe(seconds);
+    }
+
+    /// The registry, to add a host's own metrics or gather them another way.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding to memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// A guest cannot make a histogram misbehave with a negative or NaN duration.
+fn non_negative(value: f64) -> f64 {
+    if value.is_finite() && value > 0.0 {
+        value
+    } else {
+        0.0
+    }
+}
