@@ -5,7 +5,6 @@
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-
 use crate::bindings::exports::vector_service::plugin::context_builder::{
     ContextEntry, ContextRequest, ContextResponse,
 };
@@ -178,7 +177,10 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
 
 /// Score every hit of a known origin, then keep the `top_k` best per bucket (stable order).
 fn select(hits: Vec<Hit>, weights: &[(String, f64)], top_k: usize) -> Vec<Candidate> {
-    let mut scored: Vec<Candidate> = hits.into_iter().filter_map(|hit| candidate(hit, weights)).collect();
+    let mut scored: Vec<Candidate> = hits
+        .into_iter()
+        .filter_map(|hit| candidate(hit, weights))
+        .collect();
     scored.sort_by(|a, b| a.rule.cmp(&b.rule).then(b.score.total_cmp(&a.score)));
     let mut kept = Vec::new();
     let mut per_bucket = vec![0usize; RULES.len()];
@@ -247,7 +249,10 @@ fn cut_at_word(text: &str) -> Option<String> {
         return None;
     }
     let head: String = text.chars().take(TRIMMED_CHARS).collect();
-    let cut = head.rfind(' ').filter(|&at| at > 0).map_or(head.as_str(), |at| &head[..at]);
+    let cut = head
+        .rfind(' ')
+        .filter(|&at| at > 0)
+        .map_or(head.as_str(), |at| &head[..at]);
     Some(format!("{}...", cut.trim_end()))
 }
 
@@ -312,8 +317,16 @@ fn describe(session_id: &str, candidates: Vec<Candidate>) -> Vec<ContextEntry> {
         })
         .collect();
     let origins: Vec<String> = candidates.iter().map(|c| c.origin_db.clone()).collect();
-    let per_vector = lookup_rates(session_id, || vector_metrics_db::vector_rates(&vectors), vectors.len());
-    let per_origin = lookup_rates(session_id, || vector_metrics_db::origin_rates(&origins), origins.len());
+    let per_vector = lookup_rates(
+        session_id,
+        || vector_metrics_db::vector_rates(&vectors),
+        vectors.len(),
+    );
+    let per_origin = lookup_rates(
+        session_id,
+        || vector_metrics_db::origin_rates(&origins),
+        origins.len(),
+    );
     candidates
         .into_iter()
         .zip(per_vector.into_iter().zip(per_origin))
@@ -349,18 +362,36 @@ fn lookup_rates(
     match lookup() {
         Ok(rates) if rates.len() == expected => rates,
         Ok(rates) => {
-            warn(session_id, &format!("reliability lookup returned {} rows for {expected} entries", rates.len()));
+            warn(
+                session_id,
+                &format!(
+                    "reliability lookup returned {} rows for {expected} entries",
+                    rates.len()
+                ),
+            );
             vec![None; expected]
         }
         Err(error) => {
-            warn(session_id, &format!("reliability lookup failed: {}", errors::backend_message(&error)));
+            warn(
+                session_id,
+                &format!(
+                    "reliability lookup failed: {}",
+                    errors::backend_message(&error)
+                ),
+            );
             vec![None; expected]
         }
     }
 }
 
 fn warn(session_id: &str, message: &str) {
-    event(Level::Warn, Operation::ContextBuilderBuild, session_id, message, Value::Null);
+    event(
+        Level::Warn,
+        Operation::ContextBuilderBuild,
+        session_id,
+        message,
+        Value::Null,
+    );
 }
 
 /// One cache entry per task and every option that changes the result.

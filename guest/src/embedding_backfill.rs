@@ -6,13 +6,15 @@ use serde_json::json;
 use crate::bindings::exports::vector_service::plugin::embedding_backfill::{
     BackfillRequest, BackfillResponse, DatabaseReport,
 };
-use crate::bindings::vector_service::plugin::embedding_store;
-use crate::bindings::vector_service::plugin::telemetry::{self, BackfillSample, Operation, RunStatus, Sample};
-use crate::bindings::vector_service::plugin::types::Error;
 use crate::bindings::vector_service::plugin::clock;
+use crate::bindings::vector_service::plugin::embedding_store;
+use crate::bindings::vector_service::plugin::telemetry::{
+    self, BackfillSample, Operation, RunStatus, Sample,
+};
+use crate::bindings::vector_service::plugin::types::Error;
 use crate::bindings::wasi::logging::logging::Level;
-use crate::instrument::{event, instrumented, seconds_since};
 use crate::errors;
+use crate::instrument::{event, instrumented, seconds_since};
 
 const OPERATION: Operation = Operation::EmbeddingBackfillRun;
 const DEFAULT_BATCH_SIZE: u32 = 100;
@@ -27,7 +29,11 @@ pub fn run(session_id: String, request: BackfillRequest) -> Result<BackfillRespo
             let started = clock::monotonic_now();
             let result = run_in_session(session_id, &request);
             telemetry::observe(Sample::BackfillRun(BackfillSample {
-                status: if result.is_ok() { RunStatus::Success } else { RunStatus::Failure },
+                status: if result.is_ok() {
+                    RunStatus::Success
+                } else {
+                    RunStatus::Failure
+                },
                 duration_seconds: seconds_since(started),
             }));
             result
@@ -41,7 +47,11 @@ fn run_in_session(session_id: &str, request: &BackfillRequest) -> Result<Backfil
         return Err(errors::malformed("batch_size must be at least 1"));
     }
     let registered = embedding_store::databases().map_err(errors::from_backend)?;
-    if let Some(unknown) = request.databases.iter().find(|name| !registered.contains(name)) {
+    if let Some(unknown) = request
+        .databases
+        .iter()
+        .find(|name| !registered.contains(name))
+    {
         return Err(errors::malformed(format!(
             "unknown database {unknown:?}; registered: {}",
             registered.join(", ")
@@ -86,13 +96,14 @@ fn backfill_database(session_id: &str, name: String, batch_size: u32) -> Databas
     };
     let mut after: Option<String> = None;
     loop {
-        let step = embedding_store::pending(&report.name, after.as_deref(), batch_size).and_then(|ids| {
-            if ids.is_empty() {
-                return Ok(None);
-            }
-            let embedded = embedding_store::embed(&report.name, &ids)?;
-            Ok(Some((ids, embedded)))
-        });
+        let step =
+            embedding_store::pending(&report.name, after.as_deref(), batch_size).and_then(|ids| {
+                if ids.is_empty() {
+                    return Ok(None);
+                }
+                let embedded = embedding_store::embed(&report.name, &ids)?;
+                Ok(Some((ids, embedded)))
+            });
         match step {
             Ok(None) => break,
             Ok(Some((ids, embedded))) => {

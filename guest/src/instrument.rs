@@ -61,7 +61,13 @@ pub fn instrumented<T>(
     let session_id = resolve_session_id(session_id);
     let name = operation_name(operation);
     let started = clock::monotonic_now();
-    event(Level::Info, operation, &session_id, &format!("{name} start"), json!({}));
+    event(
+        Level::Info,
+        operation,
+        &session_id,
+        &format!("{name} start"),
+        json!({}),
+    );
 
     let result = body(&session_id);
     let latency_seconds = seconds_since(started);

@@ -30,13 +30,19 @@ use bindings::vector_service::plugin::types::Error;
 struct Component;
 
 impl ret::Guest for Component {
-    fn search(session_id: String, request: ret::SearchRequest) -> Result<ret::SearchResponse, Error> {
+    fn search(
+        session_id: String,
+        request: ret::SearchRequest,
+    ) -> Result<ret::SearchResponse, Error> {
         retriever::search(session_id, request)
     }
 }
 
 impl ctx::Guest for Component {
-    fn build(session_id: String, request: ctx::ContextRequest) -> Result<ctx::ContextResponse, Error> {
+    fn build(
+        session_id: String,
+        request: ctx::ContextRequest,
+    ) -> Result<ctx::ContextResponse, Error> {
         context_builder::build(session_id, request)
     }
 }

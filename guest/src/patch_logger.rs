@@ -7,14 +7,16 @@ use serde_json::json;
 use crate::bindings::exports::vector_service::plugin::patch_logger::{
     Destination, TrackRequest, TrackResponse,
 };
+use crate::bindings::vector_service::plugin::clock;
 use crate::bindings::vector_service::plugin::metrics_db::{self, ContributorRow, PatchOutcome};
-use crate::bindings::vector_service::plugin::telemetry::{self, Operation, PatchSample, PatchStatus, Sample};
+use crate::bindings::vector_service::plugin::telemetry::{
+    self, Operation, PatchSample, PatchStatus, Sample,
+};
 use crate::bindings::vector_service::plugin::types::{Error, VectorRef};
 use crate::bindings::vector_service::plugin::vector_metrics_db::{self, VectorOutcome};
-use crate::bindings::vector_service::plugin::clock;
 use crate::bindings::wasi::logging::logging::Level;
-use crate::instrument::{event, instrumented, seconds_since};
 use crate::errors;
+use crate::instrument::{event, instrumented, seconds_since};
 
 const OPERATION: Operation = Operation::PatchLoggerTrackContributors;
 /// The ROI tags the metrics databases know; anything else is recorded as the first.
@@ -28,7 +30,10 @@ const ROI_TAGS: [&str; 6] = [
 ];
 
 /// The export: one instrumented `PatchLogger.track_contributors` call.
-pub fn track_contributors(session_id: String, request: TrackRequest) -> Result<TrackResponse, Error> {
+pub fn track_contributors(
+    session_id: String,
+    request: TrackRequest,
+) -> Result<TrackResponse, Error> {
     instrumented(
         OPERATION,
         session_id,
@@ -78,7 +83,11 @@ fn track_in_session(session_id: &str, request: &TrackRequest) -> Result<TrackRes
             ROI_TAGS[0].to_string()
         }
     };
-    let vectors: Vec<VectorRef> = request.vector_ids.iter().map(|id| parse_vector_id(id)).collect();
+    let vectors: Vec<VectorRef> = request
+        .vector_ids
+        .iter()
+        .map(|id| parse_vector_id(id))
+        .collect();
     let rows = vectors.len().max(1) as u32;
     let written = Written {
         session_id,
@@ -91,7 +100,10 @@ fn track_in_session(session_id: &str, request: &TrackRequest) -> Result<TrackRes
     let primary_error = if metrics_db::available() {
         match metrics_db::log_patch_outcome(&written.primary_outcome()) {
             Ok(()) => None,
-            Err(error) => Some(format!("primary metrics db failed: {}", errors::backend_message(&error))),
+            Err(error) => Some(format!(
+                "primary metrics db failed: {}",
+                errors::backend_message(&error)
+            )),
         }
     } else {
         Some("primary metrics db unavailable".to_string())
@@ -99,7 +111,13 @@ fn track_in_session(session_id: &str, request: &TrackRequest) -> Result<TrackRes
     let written_to = match primary_error {
         None => Destination::Primary,
         Some(reason) => {
-            event(Level::Warn, OPERATION, session_id, &format!("{reason}; writing to the vector metrics db"), json!({}));
+            event(
+                Level::Warn,
+                OPERATION,
+                session_id,
+                &format!("{reason}; writing to the vector metrics db"),
+                json!({}),
+            );
             vector_metrics_db::record_outcomes(&written.fallback_outcomes()).map_err(|error| {
                 Error::Backend(format!(
                     "{reason}; vector metrics db failed: {}",
@@ -112,7 +130,12 @@ fn track_in_session(session_id: &str, request: &TrackRequest) -> Result<TrackRes
     };
     Ok(TrackResponse {
         session_id: session_id.to_string(),
-        status: if request.success { "success" } else { "failure" }.to_string(),
+        status: if request.success {
+            "success"
+        } else {
+            "failure"
+        }
+        .to_string(),
         written_to,
         rows,
         roi_tag,
@@ -152,7 +175,12 @@ impl Written<'_> {
             session_id: self.session_id.to_string(),
             success: self.request.success,
             reverted: false,
-            label: if self.request.success { "positive" } else { "negative" }.to_string(),
+            label: if self.request.success {
+                "positive"
+            } else {
+                "negative"
+            }
+            .to_string(),
             roi_tag: self.roi_tag.to_string(),
             contributors,
             credited_origins: self
@@ -171,7 +199,11 @@ impl Written<'_> {
             origin_db: String::new(),
             vector_id: String::new(),
         }];
-        let vectors = if self.vectors.is_empty() { &empty[..] } else { self.vectors };
+        let vectors = if self.vectors.is_empty() {
+            &empty[..]
+        } else {
+            self.vectors
+        };
         vectors
             .iter()
             .map(|vector| VectorOutcome {

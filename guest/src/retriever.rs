@@ -4,11 +4,11 @@
 use crate::bindings::exports::vector_service::plugin::retriever::{
     Fallback, Hit, SearchRequest, SearchResponse,
 };
+use crate::bindings::vector_service::plugin::clock;
 use crate::bindings::vector_service::plugin::result_cache::{self, CacheKind};
 use crate::bindings::vector_service::plugin::retriever_backend::{self, BackendHit};
 use crate::bindings::vector_service::plugin::telemetry::Operation;
 use crate::bindings::vector_service::plugin::types::Error;
-use crate::bindings::vector_service::plugin::clock;
 use crate::instrument::instrumented;
 use crate::{errors, json};
 
@@ -46,7 +46,9 @@ fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<Search
         .similarity_threshold
         .unwrap_or(DEFAULT_SIMILARITY_THRESHOLD);
     if !threshold.is_finite() {
-        return Err(errors::malformed("similarity_threshold must be a finite number"));
+        return Err(errors::malformed(
+            "similarity_threshold must be a finite number",
+        ));
     }
     let cache_key = cache_key(&request.query, &request.origins);
     let respond = |hits, fallback, from_cache| SearchResponse {
@@ -72,7 +74,11 @@ fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<Search
             if let Some(hits) = cached {
                 return Ok(respond(hits, None, true));
             }
-            let reason = if had_hits { "low confidence" } else { "no results" };
+            let reason = if had_hits {
+                "low confidence"
+            } else {
+                "no results"
+            };
             Ok(respond(
                 vec![heuristic_hit(reason)],
                 Some(Fallback {
@@ -109,7 +115,9 @@ fn attempt_search(
         };
         let confidence = found.confidence.unwrap_or_else(|| best_score(&found.hits));
         if !found.hits.is_empty() && confidence >= threshold {
-            return Ok(Outcome::Accepted(found.hits.into_iter().map(to_hit).collect()));
+            return Ok(Outcome::Accepted(
+                found.hits.into_iter().map(to_hit).collect(),
+            ));
         }
         outcome = Outcome::Weak {
             had_hits: !found.hits.is_empty(),

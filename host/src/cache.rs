@@ -33,11 +33,18 @@ struct Entry {
     last_used: u64,
 }
 
+/// Entries and a use counter that orders them by recency.
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<(u8, String), Entry>,
+    clock: u64,
+}
+
 /// A bounded, expiring map from (kind, key) to the guest's JSON text.
 #[derive(Debug)]
 pub struct ResultCache {
     config: CacheConfig,
-    state: Mutex<(HashMap<(u8, String), Entry>, u64)>,
+    entries: Mutex<Entries>,
 }
 
 fn kind_index(kind: CacheKind) -> u8 {
@@ -51,21 +58,21 @@ impl ResultCache {
     pub fn new(config: CacheConfig) -> Self {
         Self {
             config,
-            state: Mutex::new((HashMap::new(), 0)),
+            entries: Mutex::default(),
         }
     }
 
     pub fn get(&self, kind: CacheKind, key: &str) -> Option<String> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (entries, clock) = &mut *state;
-        *clock += 1;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.clock += 1;
+        let now = entries.clock;
         let map_key = (kind_index(kind), key.to_string());
-        let entry = entries.get_mut(&map_key)?;
+        let entry = entries.map.get_mut(&map_key)?;
         if entry.written.elapsed() > self.config.time_to_live {
-            entries.remove(&map_key);
+            entries.map.remove(&map_key);
             return None;
         }
-        entry.last_used = *clock;
+        entry.last_used = now;
         Some(entry.value.clone())
     }
 
@@ -73,30 +80,33 @@ impl ResultCache {
         if self.config.capacity == 0 {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (entries, clock) = &mut *state;
-        *clock += 1;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.clock += 1;
         let map_key = (kind_index(kind), key.to_string());
-        if !entries.contains_key(&map_key) && entries.len() >= self.config.capacity {
+        if !entries.map.contains_key(&map_key) && entries.map.len() >= self.config.capacity {
             // Expired entries go first, else the least recently used one.
             let ttl = self.config.time_to_live;
-            entries.retain(|_, entry| entry.written.elapsed() <= ttl);
-            if entries.len() >= self.config.capacity {
-                if let Some(oldest) = entries
+            entries
+                .map
+                .retain(|_, entry| entry.written.elapsed() <= ttl);
+            if entries.map.len() >= self.config.capacity {
+                let oldest = entries
+                    .map
                     .iter()
                     .min_by_key(|(_, e)| e.last_used)
-                    .map(|(k, _)| k.clone())
-                {
-                    entries.remove(&oldest);
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    entries.map.remove(&oldest);
                 }
             }
         }
-        entries.insert(
+        let last_used = entries.clock;
+        entries.map.insert(
             map_key,
             Entry {
                 value,
                 written: Instant::now(),
-                last_used: *clock,
+                last_used,
             },
         );
     }

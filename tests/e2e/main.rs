@@ -1,0 +1,11 @@
+//! End-to-end tests: every behaviour of the behaviour reference, exercised through the real
+//! component in wasmtime. One test binary (modules below) so the component compiles once.
+
+mod support;
+
+mod context_builder;
+mod embedding_backfill;
+mod logs_and_metrics;
+mod patch_logger;
+mod retriever;
+mod sandbox;

@@ -1,0 +1,255 @@
+//! Retriever.search: validation, retries, doubling k, caching and the fallback result.
+
+use serde_json::json;
+use vector_service_host::api::{BackendError, Error};
+use vector_service_host::ServiceError;
+
+use crate::support::*;
+
+#[test]
+fn blank_query_is_malformed_and_reaches_no_backend() {
+    let retriever = ScriptedRetriever::new(vec![]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    for query in ["", "   \n\t"] {
+        match service.search("s1", &search(query)) {
+            Err(ServiceError::Rejected(Error::MalformedPrompt(message))) => {
+                assert_eq!(message, "query must be a non-empty string")
+            }
+            other => panic!("expected malformed-prompt, got {other:?}"),
+        }
+    }
+    let mut zero_k = search("upload failed");
+    zero_k.top_k = Some(0);
+    assert!(matches!(
+        service.search("s1", &zero_k),
+        Err(ServiceError::Rejected(Error::MalformedPrompt(_)))
+    ));
+    assert!(retriever.calls().is_empty());
+}
+
+#[test]
+fn accepted_hits_carry_record_ids_from_metadata_in_backend_order() {
+    let retriever = ScriptedRetriever::new(vec![hits(
+        vec![
+            hit(
+                "bot",
+                "backend-1",
+                0.9,
+                json!({"bid": "B-7", "id": null, "name": "x"}),
+            ),
+            hit(
+                "workflow",
+                "backend-2",
+                0.8,
+                json!({"wid": 42, "record_id": "later"}),
+            ),
+            hit("error", "backend-3", 0.7, json!({"id": "E-1", "wid": "W"})),
+            hit("code", "backend-4", 0.6, json!({"item_id": "I-9"})),
+            hit("code", "backend-5", 0.5, json!({})),
+            hit("code", "backend-6", 0.4, json!("not an object")),
+        ],
+        None,
+    )]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    let response = service
+        .search("session-7", &search("upload failed"))
+        .unwrap();
+
+    assert_eq!(response.session_id, "session-7");
+    assert!(response.fallback.is_none());
+    assert!(!response.from_cache);
+    let ids: Vec<_> = response
+        .hits
+        .iter()
+        .map(|h| h.record_id.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["B-7", "42", "E-1", "I-9", "backend-5", "backend-6"]);
+    assert_eq!(response.hits[0].origin_db, "bot");
+    assert_eq!(response.hits[0].score, 0.9);
+    assert_eq!(response.hits[0].reason, "test");
+    let metadata: serde_json::Value = serde_json::from_str(&response.hits[0].metadata).unwrap();
+    assert_eq!(metadata["name"], "x");
+    assert_eq!(
+        response.hits[5].metadata, "{}",
+        "non-object metadata reads as empty"
+    );
+    assert_eq!(
+        retriever.calls(),
+        vec![("upload failed".to_string(), 5, vec![])]
+    );
+}
+
+#[test]
+fn weak_first_result_is_retried_with_k_doubled() {
+    let retriever = ScriptedRetriever::new(vec![
+        hits(vec![hit("bot", "b1", 0.05, json!({}))], None),
+        hits(
+            vec![
+                hit("bot", "b1", 0.05, json!({})),
+                hit("bot", "b2", 0.6, json!({})),
+            ],
+            None,
+        ),
+    ]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    let mut request = search("fix failing tests");
+    request.top_k = Some(3);
+    request.origins = vec!["bot".to_string()];
+    let response = service.search("s", &request).unwrap();
+
+    assert_eq!(response.hits.len(), 2);
+    assert!(response.fallback.is_none());
+    let ks: Vec<u32> = retriever.calls().iter().map(|c| c.1).collect();
+    assert_eq!(ks, [3, 6]);
+    assert_eq!(retriever.calls()[1].2, ["bot"]);
+}
+
+#[test]
+fn backend_confidence_overrides_the_best_score() {
+    let retriever = ScriptedRetriever::new(vec![
+        hits(vec![hit("bot", "b1", 0.9, json!({}))], Some(0.01)),
+        hits(vec![hit("bot", "b1", 0.9, json!({}))], Some(0.02)),
+    ]);
+    let (backends, _) = with_retriever(retriever);
+    let (service, _) = service(backends);
+    let response = service.search("s", &search("q")).unwrap();
+
+    let fallback = response.fallback.expect("low confidence falls back");
+    assert_eq!(fallback.reason, "low confidence");
+    assert_eq!(fallback.confidence, 0.02);
+}
+
+#[test]
+fn nothing_found_gives_the_heuristic_fallback() {
+    let retriever = ScriptedRetriever::new(vec![hits(vec![], None), hits(vec![], None)]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    let response = service
+        .search("s", &search("nothing matches this"))
+        .unwrap();
+
+    let fallback = response.fallback.expect("a fallback result");
+    assert_eq!(fallback.reason, "no results");
+    assert_eq!(fallback.confidence, 0.0);
+    assert_eq!(response.hits.len(), 1);
+    let heuristic = &response.hits[0];
+    assert_eq!(heuristic.origin_db, "heuristic");
+    assert_eq!(heuristic.record_id, None);
+    assert_eq!(heuristic.score, 0.0);
+    assert_eq!(heuristic.metadata, "{}");
+    assert_eq!(heuristic.reason, "no results");
+    assert_eq!(retriever.calls().len(), 2);
+}
+
+#[test]
+fn an_earlier_good_result_is_served_from_the_cache_when_later_ones_are_weak() {
+    let retriever = ScriptedRetriever::new(vec![
+        hits(vec![hit("error", "e1", 0.8, json!({"id": "E1"}))], None),
+        hits(vec![], None),
+        hits(vec![], None),
+    ]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    let first = service.search("s", &search("upload failed")).unwrap();
+    let second = service.search("s", &search("upload failed")).unwrap();
+
+    assert!(!first.from_cache);
+    assert!(second.from_cache);
+    assert!(second.fallback.is_none());
+    assert_eq!(second.hits, first.hits);
+    // Another query has no cached result: it falls back.
+    let other = service.search("s", &search("something else")).unwrap();
+    assert!(other.fallback.is_some());
+}
+
+#[test]
+fn a_rate_limited_first_attempt_is_retried_with_the_same_k() {
+    let retriever = ScriptedRetriever::new(vec![
+        Err(BackendError::Failed("HTTP 429 Too Many Requests".into())),
+        hits(vec![hit("bot", "b1", 0.7, json!({}))], None),
+    ]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    let response = service.search("s", &search("q")).unwrap();
+
+    assert_eq!(response.hits.len(), 1);
+    let ks: Vec<u32> = retriever.calls().iter().map(|c| c.1).collect();
+    assert_eq!(ks, [5, 5]);
+}
+
+#[test]
+fn rate_limited_twice_is_a_rate_limited_error() {
+    let retriever = ScriptedRetriever::new(vec![
+        Err(BackendError::RateLimited("slow down".into())),
+        Err(BackendError::Failed("Rate limit exceeded".into())),
+    ]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    match service.search("s", &search("q")) {
+        Err(ServiceError::Rejected(Error::RateLimited(message))) => {
+            assert_eq!(message, "Rate limit exceeded")
+        }
+        other => panic!("expected rate-limited, got {other:?}"),
+    }
+    assert_eq!(retriever.calls().len(), 2);
+}
+
+#[test]
+fn other_backend_errors_are_returned_without_retry() {
+    let retriever = ScriptedRetriever::new(vec![
+        Err(BackendError::Failed("index corrupted".into())),
+        Err(BackendError::Unavailable("index offline".into())),
+    ]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    match service.search("s", &search("q")) {
+        Err(ServiceError::Rejected(Error::Backend(message))) => {
+            assert_eq!(message, "index corrupted")
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    assert_eq!(retriever.calls().len(), 1);
+    assert!(matches!(
+        service.search("s", &search("q")),
+        Err(ServiceError::Rejected(Error::Unavailable(m))) if m == "index offline"
+    ));
+}
+
+#[test]
+fn an_empty_session_id_is_replaced_by_a_generated_one() {
+    let (service, store, _) = memory_service();
+    seed_corpus(&store);
+    let first = service.search("", &search("upload failed")).unwrap();
+    let second = service.search("  ", &search("upload failed")).unwrap();
+    assert_eq!(first.session_id.len(), 36, "a UUID: {}", first.session_id);
+    assert_ne!(first.session_id, second.session_id);
+}
+
+#[test]
+fn the_memory_backend_finds_related_records_after_backfill() {
+    let (service, store, _) = memory_service();
+    seed_corpus(&store);
+    service.backfill("s", &backfill(None, &[])).unwrap();
+    let response = service.search("s", &search("upload failed")).unwrap();
+    assert!(response.fallback.is_none());
+    let ranked: Vec<_> = response
+        .hits
+        .iter()
+        .map(|h| (h.record_id.clone().unwrap(), h.score))
+        .collect();
+    let mut top: Vec<_> = ranked.iter().take(3).map(|(id, _)| id.as_str()).collect();
+    top.sort();
+    assert_eq!(
+        top,
+        ["b1", "e1", "w1"],
+        "the three upload records rank first: {ranked:?}"
+    );
+    let scores: Vec<f64> = response.hits.iter().map(|h| h.score).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by score: {scores:?}"
+    );
+}

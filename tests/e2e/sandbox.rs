@@ -1,0 +1,84 @@
+//! The sandbox: a memory cap or an exhausted deadline stops one call with a typed error,
+//! is counted, and never poisons the next call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vector_service_host::api::{BackendError, BackendHits};
+use vector_service_host::backends::Retriever;
+use vector_service_host::{SandboxFailure, SandboxLimits, ServiceError};
+
+use crate::support::*;
+
+#[test]
+fn a_memory_cap_stops_the_call_and_the_next_call_is_served() {
+    let (backends, _) = with_retriever(ScriptedRetriever::new(vec![]));
+    let limits = SandboxLimits {
+        memory_bytes: 4 << 20,
+        ..SandboxLimits::default()
+    };
+    let (service, telemetry) = service_with(backends, limited(limits));
+    let huge = "x".repeat(8 << 20);
+
+    match service.search("s", &search(&huge)) {
+        Err(ServiceError::Sandbox { reason, .. }) => assert_eq!(reason, SandboxFailure::Memory),
+        other => panic!("expected the memory cap to stop the call, got {other:?}"),
+    }
+    assert!(service.search("s", &search("small")).is_ok());
+
+    // A reused instance is replaced after its trap.
+    let mut instance = service.instance().unwrap();
+    assert!(matches!(
+        instance.search("s", &search(&huge)),
+        Err(ServiceError::Sandbox { .. })
+    ));
+    assert!(instance.search("s", &search("small")).is_ok());
+    assert!(instance.search("s", &search("again")).is_ok());
+
+    let metrics = metrics(&telemetry);
+    assert_eq!(
+        metrics.counter(
+            "vector_service_sandbox_failures_total",
+            &[("reason", "memory")]
+        ),
+        2.0
+    );
+}
+
+/// A retriever that is slow on its first call only (fault handling: a hung backend).
+struct SlowOnce(std::sync::atomic::AtomicBool);
+
+impl Retriever for SlowOnce {
+    fn search(&self, _: &str, _: u32, _: &[String]) -> Result<BackendHits, BackendError> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(BackendHits {
+            hits: vec![hit("bot", "b", 0.9, serde_json::json!({}))],
+            confidence: None,
+        })
+    }
+}
+
+#[test]
+fn an_exhausted_deadline_stops_the_call_and_the_next_call_is_served() {
+    let (backends, _) = with_retriever(Arc::new(SlowOnce(Default::default())));
+    let limits = SandboxLimits {
+        call_deadline: Duration::from_millis(50),
+        ..SandboxLimits::default()
+    };
+    let (service, telemetry) = service_with(backends, limited(limits));
+    match service.search("s", &search("q")) {
+        Err(ServiceError::Sandbox { reason, .. }) => assert_eq!(reason, SandboxFailure::Deadline),
+        other => panic!("expected the deadline to stop the call, got {other:?}"),
+    }
+    assert_eq!(service.search("s", &search("q")).unwrap().hits.len(), 1);
+    let metrics = metrics(&telemetry);
+    assert_eq!(
+        metrics.counter(
+            "vector_service_sandbox_failures_total",
+            &[("reason", "deadline")]
+        ),
+        1.0
+    );
+}

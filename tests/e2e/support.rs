@@ -1,0 +1,399 @@
+//! Shared fixtures: the compiled plugin, services over real in-memory backends or fault-injecting
+//! doubles, a `tracing` capture layer and a Prometheus text parser.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use prometheus_parse::{Scrape, Value as PromValue};
+use serde_json::{json, Value};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+use vector_service_host::api::{
+    BackendError, BackendHit, BackendHits, BackfillRequest, ContextRequest, SearchRequest,
+    TrackRequest,
+};
+use vector_service_host::backends::memory::{MemoryStore, Record};
+use vector_service_host::backends::{Backends, Retriever};
+use vector_service_host::{Plugin, SandboxLimits, ServiceConfig, Telemetry, VectorService};
+
+/// The built-in component, compiled once per test binary.
+pub fn plugin() -> Arc<Plugin> {
+    install_log_capture();
+    static PLUGIN: OnceLock<Arc<Plugin>> = OnceLock::new();
+    PLUGIN
+        .get_or_init(|| Arc::new(Plugin::builtin().expect("the built-in component loads")))
+        .clone()
+}
+
+pub fn config(tenant: &str) -> ServiceConfig {
+    ServiceConfig {
+        tenant: tenant.to_string(),
+        retry_backoff: Duration::from_millis(1),
+        ..ServiceConfig::default()
+    }
+}
+
+pub fn service(backends: Backends) -> (VectorService, Telemetry) {
+    service_with(backends, config("acme"))
+}
+
+pub fn service_with(backends: Backends, config: ServiceConfig) -> (VectorService, Telemetry) {
+    let telemetry = Telemetry::new();
+    (
+        VectorService::new(plugin(), backends, telemetry.clone(), config),
+        telemetry,
+    )
+}
+
+pub fn limited(limits: SandboxLimits) -> ServiceConfig {
+    ServiceConfig {
+        limits,
+        ..config("acme")
+    }
+}
+
+/// Every backend in one real in-memory store.
+pub fn memory_service() -> (VectorService, Arc<MemoryStore>, Telemetry) {
+    let store = Arc::new(MemoryStore::new());
+    let (service, telemetry) = service(Backends::memory(store.clone()));
+    (service, store, telemetry)
+}
+
+/// The in-memory store for every slot but the retriever.
+pub fn with_retriever(retriever: Arc<dyn Retriever>) -> (Backends, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let mut backends = Backends::memory(store.clone());
+    backends.retriever = retriever;
+    (backends, store)
+}
+
+pub fn record(origin: &str, id: &str, text: &str, metadata: Value) -> Record {
+    Record {
+        origin_db: origin.to_string(),
+        id: id.to_string(),
+        text: text.to_string(),
+        metadata,
+    }
+}
+
+pub fn hit(origin: &str, id: &str, score: f64, metadata: Value) -> BackendHit {
+    BackendHit {
+        origin_db: origin.to_string(),
+        id: id.to_string(),
+        score,
+        reason: "test".to_string(),
+        metadata: metadata.to_string(),
+    }
+}
+
+pub fn hits(hits: Vec<BackendHit>, confidence: Option<f64>) -> Result<BackendHits, BackendError> {
+    Ok(BackendHits { hits, confidence })
+}
+
+pub fn search(query: &str) -> SearchRequest {
+    SearchRequest {
+        query: query.to_string(),
+        top_k: None,
+        similarity_threshold: None,
+        origins: vec![],
+    }
+}
+
+pub fn context(task: &str) -> ContextRequest {
+    ContextRequest {
+        task: task.to_string(),
+        top_k: None,
+        max_tokens: None,
+        db_weights: vec![],
+    }
+}
+
+pub fn track(vector_ids: &[&str], success: bool, patch_id: &str) -> TrackRequest {
+    TrackRequest {
+        vector_ids: vector_ids.iter().map(|s| s.to_string()).collect(),
+        success,
+        patch_id: patch_id.to_string(),
+        contribution: None,
+        roi_tag: None,
+    }
+}
+
+pub fn backfill(batch_size: Option<u32>, databases: &[&str]) -> BackfillRequest {
+    BackfillRequest {
+        batch_size,
+        databases: databases.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A retriever that answers from a script (fault handling: rate limits, failures, weak
+/// results) and remembers how it was called.
+#[derive(Default)]
+pub struct ScriptedRetriever {
+    script: Mutex<VecDeque<Result<BackendHits, BackendError>>>,
+    calls: Mutex<Vec<(String, u32, Vec<String>)>>,
+}
+
+impl ScriptedRetriever {
+    pub fn new(script: Vec<Result<BackendHits, BackendError>>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(script.into()),
+            calls: Mutex::default(),
+        })
+    }
+
+    /// (query, top_k, origins) of every call so far.
+    pub fn calls(&self) -> Vec<(String, u32, Vec<String>)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn push(&self, response: Result<BackendHits, BackendError>) {
+        self.script.lock().unwrap().push_back(response);
+    }
+}
+
+impl Retriever for ScriptedRetriever {
+    fn search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<BackendHits, BackendError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((query.to_string(), top_k, origins.to_vec()));
+        self.script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(BackendHits {
+                hits: vec![],
+                confidence: None,
+            }))
+    }
+}
+
+/// One captured `tracing` event.
+#[derive(Debug, Clone)]
+pub struct LogEvent {
+    pub level: tracing::Level,
+    pub target: String,
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl LogEvent {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+thread_local! {
+    /// Where this thread's events go while `capture_logs` runs.
+    static SINK: std::cell::RefCell<Option<Vec<LogEvent>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A process-wide subscriber that hands each event to its thread's sink. (Scoped subscribers
+/// race with `tracing`'s callsite interest cache when tests run in parallel; one global
+/// subscriber that is always interested does not.)
+struct ThreadCapture;
+
+struct FieldVisitor<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for ThreadCapture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        SINK.with(|sink| {
+            if let Some(events) = sink.borrow_mut().as_mut() {
+                let mut fields = BTreeMap::new();
+                event.record(&mut FieldVisitor(&mut fields));
+                let message = fields.remove("message").unwrap_or_default();
+                events.push(LogEvent {
+                    level: *event.metadata().level(),
+                    target: event.metadata().target().to_string(),
+                    message,
+                    fields,
+                });
+            }
+        });
+    }
+}
+
+/// Installed before the first component call, so no callsite is ever cached as uninteresting.
+fn install_log_capture() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(ThreadCapture))
+            .expect("no other global subscriber in the test binary");
+    });
+}
+
+/// Run `body` with every `tracing` event of this thread captured.
+pub fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, Vec<LogEvent>) {
+    install_log_capture();
+    SINK.with(|sink| *sink.borrow_mut() = Some(Vec::new()));
+    let output = body();
+    let events = SINK
+        .with(|sink| sink.borrow_mut().take())
+        .unwrap_or_default();
+    (output, events)
+}
+
+/// The events the component logged (target `vector_service::guest`).
+pub fn guest_events(events: &[LogEvent]) -> Vec<&LogEvent> {
+    events
+        .iter()
+        .filter(|e| e.target == vector_service_host::GUEST_TARGET)
+        .collect()
+}
+
+/// The exposition text, parsed by a real Prometheus text-format parser.
+pub struct Metrics {
+    pub text: String,
+    pub scrape: Scrape,
+}
+
+pub fn metrics(telemetry: &Telemetry) -> Metrics {
+    let text = telemetry.render();
+    let scrape =
+        Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid exposition text");
+    Metrics { text, scrape }
+}
+
+impl Metrics {
+    /// The `# TYPE` of a family.
+    pub fn family_type(&self, family: &str) -> Option<&str> {
+        let prefix = format!("# TYPE {family} ");
+        self.text
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+    }
+
+    fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<&PromValue> {
+        self.scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| &s.value)
+    }
+
+    /// A counter's value; panics when the series is missing.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.find(name, labels) {
+            Some(PromValue::Counter(value)) => *value,
+            other => panic!(
+                "counter {name}{labels:?} not found (got {other:?}) in\n{}",
+                self.text
+            ),
+        }
+    }
+
+    /// A histogram's observation count (its `+Inf` bucket).
+    pub fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.find(name, labels) {
+            Some(PromValue::Histogram(buckets)) => buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .map_or(0.0, |b| b.count),
+            other => panic!(
+                "histogram {name}{labels:?} not found (got {other:?}) in\n{}",
+                self.text
+            ),
+        }
+    }
+
+    /// Every label set a family has.
+    pub fn label_sets(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        self.scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// A small realistic corpus across the bucketed origins.
+pub fn seed_corpus(store: &MemoryStore) {
+    let records = [
+        (
+            "errors",
+            record(
+                "error",
+                "e1",
+                "upload failed: connection reset by peer while sending file to storage",
+                json!({"message": "Upload failed: connection reset by peer", "frequency": 3}),
+            ),
+        ),
+        (
+            "errors",
+            record(
+                "error",
+                "e2",
+                "test suite failing on assertion in payment module",
+                json!({"message": "Tests failing: assertion error in payment module", "frequency": 9}),
+            ),
+        ),
+        (
+            "bots",
+            record(
+                "bot",
+                "b1",
+                "upload bot retries failed uploads to storage",
+                json!({"name": "upload-retrier", "purpose": "Retries failed uploads", "roi": 2.5}),
+            ),
+        ),
+        (
+            "bots",
+            record(
+                "bot",
+                "b2",
+                "test fixer bot repairs failing tests",
+                json!({"name": "test-fixer", "purpose": "Repairs failing tests", "deploy_count": 4}),
+            ),
+        ),
+        (
+            "workflows",
+            record(
+                "workflow",
+                "w1",
+                "workflow to resume an upload that failed halfway",
+                json!({"title": "Resumable upload", "description": "Resume an upload after a failure", "usage": 12}),
+            ),
+        ),
+        (
+            "code",
+            record(
+                "code",
+                "c1",
+                "retry upload with exponential backoff on failure",
+                json!({"summary": "upload_with_retry(): retries with backoff", "patch_success": 0.8}),
+            ),
+        ),
+    ];
+    for (db, record) in records {
+        store.upsert(db, record);
+    }
+}
