@@ -1,7 +1,7 @@
 //! `wasi:logging` from the component, as `tracing` events with structured fields.
 //!
 //! The guest sends its fields as a JSON object in the `context` argument; the well-known ones
-//! become typed `tracing` fields, and the whole object is kept as `fields` so nothing is lost.
+//! become typed `tracing` fields, and the rest is kept as JSON in `fields` so nothing is lost.
 //! Events use the target `vector_service::guest`.
 
 use serde_json::{Map, Value};
@@ -13,20 +13,24 @@ pub const GUEST_TARGET: &str = "vector_service::guest";
 
 /// Emit one guest log line for `tenant`.
 pub fn emit(tenant: &str, level: Level, context: &str, message: &str) {
-    let fields = match serde_json::from_str::<Value>(context) {
+    let mut fields = match serde_json::from_str::<Value>(context) {
         Ok(Value::Object(map)) => map,
         // A plain context string is a logger name, as wasi:logging intends.
         _ => Map::from_iter([("logger".to_string(), Value::from(context))]),
     };
-    let text = |key: &str| fields.get(key).and_then(Value::as_str).unwrap_or_default();
-    let number = |key: &str| fields.get(key).and_then(Value::as_f64);
-    let session_id = text("session_id");
-    let function = text("function");
-    let logger = text("logger");
-    let error = text("error");
-    let latency_seconds = number("latency_seconds");
-    let result_size = number("result_size");
-    let all = Value::Object(fields.clone());
+    let mut take_text = |key: &str| match fields.remove(key) {
+        Some(Value::String(text)) => Some(text),
+        Some(other) => Some(other.to_string()),
+        None => None,
+    };
+    let session_id = take_text("session_id").unwrap_or_default();
+    let function = take_text("function");
+    let logger = take_text("logger");
+    let error = take_text("error");
+    let latency_seconds = fields.remove("latency_seconds").and_then(|v| v.as_f64());
+    let result_size = fields.remove("result_size").and_then(|v| v.as_u64());
+    // Whatever else the guest sent (timestamp, database, batch counts, ...), kept verbatim.
+    let extra = (!fields.is_empty()).then(|| Value::Object(fields).to_string());
 
     macro_rules! event {
         ($level:expr) => {
@@ -40,7 +44,7 @@ pub fn emit(tenant: &str, level: Level, context: &str, message: &str) {
                 latency_seconds,
                 result_size,
                 error,
-                fields = %all,
+                fields = extra,
                 "{message}"
             )
         };
