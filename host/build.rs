@@ -60,6 +60,9 @@ fn main() {
         .and_then(|encoder| encoder.validate(true).encode())
         .unwrap_or_else(|e| fail(&format!("turning the guest into a component: {e:#}")));
 
+    let wit_package = wit_package(&root.join("wit/vector-service.wit"));
+    println!("cargo:rustc-env=VECTOR_SERVICE_WIT_PACKAGE={wit_package}");
+
     let out =
         PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("vector_service.wasm");
     fs::write(&out, &component)
@@ -154,6 +157,21 @@ fn build_guest(toolchain: &Toolchain, guest_dir: &Path, target_dir: &Path) -> Pa
         ));
     }
     target_dir.join(TARGET).join("release").join(GUEST_ARTIFACT)
+}
+
+/// The `package` declaration of the world file, e.g. `vector-service:plugin@0.1.0`.
+fn wit_package(world_file: &Path) -> String {
+    let text = fs::read_to_string(world_file)
+        .unwrap_or_else(|e| fail(&format!("reading {}: {e}", world_file.display())));
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("package "))
+        .map(|rest| rest.trim_end_matches(';').trim().to_string())
+        .unwrap_or_else(|| {
+            fail(&format!(
+                "{} has no package declaration",
+                world_file.display()
+            ))
+        })
 }
 
 fn command_output(command: &mut Command) -> Option<String> {

@@ -18,6 +18,9 @@ use crate::state::CallState;
 pub static BUILTIN_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/vector_service.wasm"));
 
+/// The WIT package (name and version) the built-in component implements, read from `wit/`.
+pub const WIT_PACKAGE: &str = env!("VECTOR_SERVICE_WIT_PACKAGE");
+
 /// How often the epoch advances; call deadlines are whole multiples of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 

@@ -1,0 +1,149 @@
+//! What the component costs: one search through the component against the same in-memory
+//! backend called directly, on a warm instance and with a fresh instance per call.
+//!
+//! ```text
+//! cargo bench --bench overhead
+//! ```
+//! Prints one table per corpus size: ns per call for each path and its difference from the
+//! direct call. Figures go to BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use vector_service_host::api::SearchRequest;
+use vector_service_host::backends::memory::{MemoryStore, Record};
+use vector_service_host::backends::{Backends, EmbeddingStore, Retriever};
+use vector_service_host::{Plugin, ServiceConfig, Telemetry, VectorService};
+
+const QUERIES: [&str; 4] = [
+    "upload failed",
+    "fix failing tests",
+    "payment timeout",
+    "retry storage write",
+];
+const MEASURE_FOR: Duration = Duration::from_secs(2);
+const WORDS: [&str; 12] = [
+    "upload", "storage", "timeout", "payment", "retry", "test", "deploy", "queue", "cache",
+    "index", "worker", "network",
+];
+
+fn corpus(records: usize) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let origins = [
+        ("bots", "bot"),
+        ("workflows", "workflow"),
+        ("errors", "error"),
+        ("code", "code"),
+    ];
+    for i in 0..records {
+        let (db, origin) = origins[i % origins.len()];
+        let text = format!(
+            "{} {} failed in {} after {} retries",
+            WORDS[i % WORDS.len()],
+            WORDS[(i / 3) % WORDS.len()],
+            WORDS[(i / 7) % WORDS.len()],
+            i % 5
+        );
+        store.upsert(
+            db,
+            Record {
+                origin_db: origin.into(),
+                id: format!("{origin}-{i}"),
+                text,
+                metadata: json!({"name": format!("record {i}"), "roi": i % 10}),
+            },
+        );
+    }
+    for db in store.databases().expect("memory registry") {
+        let ids = store.pending(&db, None, u32::MAX).expect("pending ids");
+        store.embed(&db, &ids).expect("embedding");
+    }
+    store
+}
+
+/// Mean ns per call of `call`, run for `MEASURE_FOR` after a short warm-up.
+fn ns_per_call(mut call: impl FnMut(usize)) -> f64 {
+    for i in 0..50 {
+        call(i);
+    }
+    let started = Instant::now();
+    let mut calls = 0usize;
+    while started.elapsed() < MEASURE_FOR {
+        for _ in 0..16 {
+            call(calls);
+            calls += 1;
+        }
+    }
+    started.elapsed().as_nanos() as f64 / calls as f64
+}
+
+fn request(i: usize) -> SearchRequest {
+    SearchRequest {
+        query: QUERIES[i % QUERIES.len()].into(),
+        top_k: Some(5),
+        similarity_threshold: Some(0.0),
+        origins: vec![],
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let compile_started = Instant::now();
+    let plugin = Arc::new(Plugin::builtin()?);
+    println!(
+        "component: {} bytes, compiled in {:.0} ms",
+        plugin.component_size(),
+        compile_started.elapsed().as_secs_f64() * 1e3
+    );
+
+    for records in [100, 1_000] {
+        let store = corpus(records);
+        let config = ServiceConfig {
+            tenant: "bench".into(),
+            ..ServiceConfig::default()
+        };
+        let service = VectorService::new(
+            plugin.clone(),
+            Backends::memory(store.clone()),
+            Telemetry::new(),
+            config,
+        );
+        let mut warm = service.instance()?;
+
+        let direct = ns_per_call(|i| {
+            black_box(
+                store
+                    .search(QUERIES[i % QUERIES.len()], 5, &[])
+                    .expect("direct search"),
+            );
+        });
+        let warm_ns = ns_per_call(|i| {
+            black_box(warm.search("bench", &request(i)).expect("warm search"));
+        });
+        let fresh = ns_per_call(|i| {
+            black_box(service.search("bench", &request(i)).expect("fresh search"));
+        });
+        let instantiate = ns_per_call(|_| {
+            black_box(service.instance().expect("instance"));
+        });
+
+        println!(
+            "\nsearch, top 5 of {records} records (384-d hashing embedder), mean of {} s each:",
+            MEASURE_FOR.as_secs()
+        );
+        println!("| path | ns/call | minus direct |");
+        println!("|---|---:|---:|");
+        println!("| backend called directly | {direct:.0} | - |");
+        println!(
+            "| component, warm instance | {warm_ns:.0} | {:+.0} |",
+            warm_ns - direct
+        );
+        println!(
+            "| component, fresh instance per call | {fresh:.0} | {:+.0} |",
+            fresh - direct
+        );
+        println!("| instantiate only (fresh store + instance) | {instantiate:.0} | |");
+    }
+    Ok(())
+}
