@@ -2,12 +2,17 @@
 
 use serde_json::{Map, Value};
 
+/// The metadata as an object, when it is one.
+pub fn parse_object(metadata: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_str::<Value>(metadata) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
 /// The metadata as an object; anything that is not a JSON object reads as empty.
 pub fn object(metadata: &str) -> Map<String, Value> {
-    match serde_json::from_str::<Value>(metadata) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
+    parse_object(metadata).unwrap_or_default()
 }
 
 /// The first of `keys` that is present and not null, with its value.

@@ -132,10 +132,13 @@ fn best_score(hits: &[BackendHit]) -> f64 {
     hits.iter().map(|hit| hit.score).fold(0.0, f64::max)
 }
 
-/// A backend hit in the caller's shape, with the record id read from its metadata.
+/// A backend hit in the caller's shape, with the record id read from its metadata. Valid
+/// metadata passes through as the backend wrote it; anything but a JSON object reads as `{}`.
 fn to_hit(hit: BackendHit) -> Hit {
-    let metadata = json::object(&hit.metadata);
-    let record_id = json::first_present(&metadata, &RECORD_ID_KEYS)
+    let parsed = json::parse_object(&hit.metadata);
+    let record_id = parsed
+        .as_ref()
+        .and_then(|metadata| json::first_present(metadata, &RECORD_ID_KEYS))
         .and_then(json::scalar_text)
         .unwrap_or(hit.id);
     Hit {
@@ -143,7 +146,11 @@ fn to_hit(hit: BackendHit) -> Hit {
         record_id: Some(record_id),
         score: hit.score,
         reason: hit.reason,
-        metadata: serde_json::Value::Object(metadata).to_string(),
+        metadata: if parsed.is_some() {
+            hit.metadata
+        } else {
+            "{}".to_string()
+        },
     }
 }
 

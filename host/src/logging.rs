@@ -13,6 +13,19 @@ pub const GUEST_TARGET: &str = "vector_service::guest";
 
 /// Emit one guest log line for `tenant`.
 pub fn emit(tenant: &str, level: Level, context: &str, message: &str) {
+    let enabled = match level {
+        Level::Trace => tracing::enabled!(target: GUEST_TARGET, tracing::Level::TRACE),
+        Level::Debug => tracing::enabled!(target: GUEST_TARGET, tracing::Level::DEBUG),
+        Level::Info => tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO),
+        Level::Warn => tracing::enabled!(target: GUEST_TARGET, tracing::Level::WARN),
+        Level::Error | Level::Critical => {
+            tracing::enabled!(target: GUEST_TARGET, tracing::Level::ERROR)
+        }
+    };
+    // Parsing the fields is the expensive part: skip it when nobody listens.
+    if !enabled {
+        return;
+    }
     let mut fields = match serde_json::from_str::<Value>(context) {
         Ok(Value::Object(map)) => map,
         // A plain context string is a logger name, as wasi:logging intends.
