@@ -44,6 +44,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
 
     // One guest target dir for every host profile, so std is compiled once.
     let target_dir = env::var_os("CARGO_TARGET_DIR")
@@ -127,6 +128,17 @@ impl Toolchain {
             }
         }
         command.env("RUSTC", rustc);
+        // Panic locations embed source paths: map the machine-specific ones to fixed names so
+        // the component's digest does not depend on where the registry lives.
+        let cargo_home = env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+        if let Some(cargo_home) = cargo_home {
+            command.env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
+            );
+        }
         if let Toolchain::Debian = self {
             command
                 .env("RUSTC_BOOTSTRAP", "1")

@@ -9,3 +9,4 @@ mod logs_and_metrics;
 mod patch_logger;
 mod retriever;
 mod sandbox;
+mod wit_contract;
