@@ -6,6 +6,7 @@ mod support;
 mod context_builder;
 mod embedding_backfill;
 mod logs_and_metrics;
+mod node_host;
 mod patch_logger;
 mod retriever;
 mod sandbox;
