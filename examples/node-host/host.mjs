@@ -123,7 +123,7 @@ const imports = {
   'vector-service:plugin/embedding-store': embeddingStore,
 };
 
-// jco looks imports up by interface name without the version (it links semver-compatibly).
+// jco looks imports up by interface name without the version.
 const dir = resolve(generatedDir);
 const { instantiate } = await import(pathToFileURL(join(dir, 'vector-service.js')).href);
 const component = await instantiate(
