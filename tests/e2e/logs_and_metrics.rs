@@ -145,24 +145,9 @@ fn the_exposition_has_the_named_families_with_types_labels_and_values() {
         ),
         1.0
     );
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "success")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "failure")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        metrics.counter("embedding_backfill_runs_total", &[("status", "success")]),
-        1.0
-    );
+    assert_eq!(metrics.patch_tracked("success"), 1.0);
+    assert_eq!(metrics.patch_tracked("failure"), 0.0);
+    assert_eq!(metrics.backfill_runs("success"), 1.0);
 
     // Labels are bounded: tenant plus the family's own; never a session id.
     let mut label_names = BTreeSet::new();

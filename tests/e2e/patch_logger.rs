@@ -157,20 +157,8 @@ fn a_failing_primary_falls_back_and_nothing_is_lost() {
     );
     assert_eq!(store.vector_outcomes().len(), 1);
     let metrics = metrics(&telemetry);
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "success")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "error")]
-        ),
-        0.0
-    );
+    assert_eq!(metrics.patch_tracked("success"), 1.0);
+    assert_eq!(metrics.patch_tracked("error"), 0.0);
 }
 
 #[test]
@@ -188,20 +176,8 @@ fn both_databases_failing_is_an_error_for_the_caller() {
         other => panic!("expected a backend error, got {other:?}"),
     }
     let metrics = metrics(&telemetry);
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "error")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "success")]
-        ),
-        0.0
-    );
+    assert_eq!(metrics.patch_tracked("error"), 1.0);
+    assert_eq!(metrics.patch_tracked("success"), 0.0);
     assert_eq!(
         metrics.histogram_count(
             "patch_logger_track_contributors_duration_seconds",
@@ -249,11 +225,5 @@ fn bad_input_is_rejected_and_writes_nothing() {
     }
     assert!(store.patch_outcomes().is_empty() && store.vector_outcomes().is_empty());
     let metrics = metrics(&telemetry);
-    assert_eq!(
-        metrics.counter(
-            "patch_logger_track_contributors_total",
-            &[("status", "error")]
-        ),
-        2.0
-    );
+    assert_eq!(metrics.patch_tracked("error"), 2.0);
 }

@@ -319,6 +319,19 @@ impl Metrics {
         }
     }
 
+    /// `patch_logger_track_contributors_total{status}` (any tenant).
+    pub fn patch_tracked(&self, status: &str) -> f64 {
+        self.counter(
+            "patch_logger_track_contributors_total",
+            &[("status", status)],
+        )
+    }
+
+    /// `embedding_backfill_runs_total{status}` (any tenant).
+    pub fn backfill_runs(&self, status: &str) -> f64 {
+        self.counter("embedding_backfill_runs_total", &[("status", status)])
+    }
+
     /// Every label set a family has.
     pub fn label_sets(&self, name: &str) -> Vec<BTreeMap<String, String>> {
         self.scrape
