@@ -33,11 +33,38 @@ struct Entry {
     last_used: u64,
 }
 
-/// Entries and a use counter that orders them by recency.
+/// Entries (one map per kind, so lookups borrow the key) and a use counter that orders them
+/// by recency.
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<(u8, String), Entry>,
+    maps: [HashMap<String, Entry>; 2],
     clock: u64,
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        self.maps.iter().map(HashMap::len).sum()
+    }
+
+    /// Drop expired entries; if still full, the least recently used one.
+    fn make_room(&mut self, time_to_live: Duration, capacity: usize) {
+        for map in &mut self.maps {
+            map.retain(|_, entry| entry.written.elapsed() <= time_to_live);
+        }
+        if self.len() < capacity {
+            return;
+        }
+        let oldest = self
+            .maps
+            .iter()
+            .enumerate()
+            .flat_map(|(kind, map)| map.iter().map(move |(key, e)| (e.last_used, kind, key)))
+            .min()
+            .map(|(_, kind, key)| (kind, key.clone()));
+        if let Some((kind, key)) = oldest {
+            self.maps[kind].remove(&key);
+        }
+    }
 }
 
 /// A bounded, expiring map from (kind, key) to the guest's JSON text.
@@ -47,7 +74,7 @@ pub struct ResultCache {
     entries: Mutex<Entries>,
 }
 
-fn kind_index(kind: CacheKind) -> u8 {
+fn kind_index(kind: CacheKind) -> usize {
     match kind {
         CacheKind::Search => 0,
         CacheKind::Context => 1,
@@ -66,10 +93,10 @@ impl ResultCache {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.clock += 1;
         let now = entries.clock;
-        let map_key = (kind_index(kind), key.to_string());
-        let entry = entries.map.get_mut(&map_key)?;
+        let map = &mut entries.maps[kind_index(kind)];
+        let entry = map.get_mut(key)?;
         if entry.written.elapsed() > self.config.time_to_live {
-            entries.map.remove(&map_key);
+            map.remove(key);
             return None;
         }
         entry.last_used = now;
@@ -82,32 +109,65 @@ impl ResultCache {
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.clock += 1;
-        let map_key = (kind_index(kind), key.to_string());
-        if !entries.map.contains_key(&map_key) && entries.map.len() >= self.config.capacity {
-            // Expired entries go first, else the least recently used one.
-            let ttl = self.config.time_to_live;
-            entries
-                .map
-                .retain(|_, entry| entry.written.elapsed() <= ttl);
-            if entries.map.len() >= self.config.capacity {
-                let oldest = entries
-                    .map
-                    .iter()
-                    .min_by_key(|(_, e)| e.last_used)
-                    .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    entries.map.remove(&oldest);
-                }
-            }
+        let index = kind_index(kind);
+        if !entries.maps[index].contains_key(key) && entries.len() >= self.config.capacity {
+            entries.make_room(self.config.time_to_live, self.config.capacity);
         }
         let last_used = entries.clock;
-        entries.map.insert(
-            map_key,
+        entries.maps[index].insert(
+            key.to_string(),
             Entry {
                 value,
                 written: Instant::now(),
                 last_used,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(capacity: usize, time_to_live: Duration) -> ResultCache {
+        ResultCache::new(CacheConfig {
+            capacity,
+            time_to_live,
+        })
+    }
+
+    #[test]
+    fn kinds_are_separate_and_the_least_recently_used_entry_goes_first() {
+        let cache = cache(2, Duration::from_secs(60));
+        cache.put(CacheKind::Search, "q", "search".into());
+        cache.put(CacheKind::Context, "q", "context".into());
+        assert_eq!(cache.get(CacheKind::Search, "q").as_deref(), Some("search"));
+        // Full: the context entry was used least recently.
+        cache.put(CacheKind::Search, "other", "new".into());
+        assert_eq!(cache.get(CacheKind::Context, "q"), None);
+        assert_eq!(cache.get(CacheKind::Search, "q").as_deref(), Some("search"));
+        assert_eq!(
+            cache.get(CacheKind::Search, "other").as_deref(),
+            Some("new")
+        );
+        // Replacing a key does not evict.
+        cache.put(CacheKind::Search, "q", "again".into());
+        assert_eq!(
+            cache.get(CacheKind::Search, "other").as_deref(),
+            Some("new")
+        );
+        assert_eq!(cache.get(CacheKind::Search, "q").as_deref(), Some("again"));
+    }
+
+    #[test]
+    fn expired_entries_are_never_returned_and_capacity_zero_stores_nothing() {
+        let expiring = cache(4, Duration::ZERO);
+        expiring.put(CacheKind::Search, "q", "v".into());
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(expiring.get(CacheKind::Search, "q"), None);
+
+        let disabled = cache(0, Duration::from_secs(60));
+        disabled.put(CacheKind::Search, "q", "v".into());
+        assert_eq!(disabled.get(CacheKind::Search, "q"), None);
     }
 }

@@ -66,6 +66,11 @@ fn render(resolve: &Resolve, ty: &Type) -> String {
     }
 }
 
+/// `items` rendered by `show`, comma-separated.
+fn comma_list<T>(items: impl IntoIterator<Item = T>, show: impl Fn(T) -> String) -> String {
+    items.into_iter().map(show).collect::<Vec<_>>().join(", ")
+}
+
 fn describe_def(resolve: &Resolve, kind: &TypeDefKind) -> String {
     let opt = |t: &Option<Type>| {
         t.as_ref()
@@ -75,44 +80,19 @@ fn describe_def(resolve: &Resolve, kind: &TypeDefKind) -> String {
     match kind {
         TypeDefKind::Record(r) => format!(
             "record {{{}}}",
-            r.fields
-                .iter()
-                .map(|f| format!("{}: {}", f.name, render(resolve, &f.ty)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(&r.fields, |f| format!(
+                "{}: {}",
+                f.name,
+                render(resolve, &f.ty)
+            ))
         ),
         TypeDefKind::Variant(v) => format!(
             "variant {{{}}}",
-            v.cases
-                .iter()
-                .map(|c| format!("{}({})", c.name, opt(&c.ty)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(&v.cases, |c| format!("{}({})", c.name, opt(&c.ty)))
         ),
-        TypeDefKind::Enum(e) => format!(
-            "enum {{{}}}",
-            e.cases
-                .iter()
-                .map(|c| c.name.clone())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        TypeDefKind::Flags(f) => format!(
-            "flags {{{}}}",
-            f.flags
-                .iter()
-                .map(|c| c.name.clone())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        TypeDefKind::Tuple(t) => format!(
-            "tuple<{}>",
-            t.types
-                .iter()
-                .map(|t| render(resolve, t))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        TypeDefKind::Enum(e) => format!("enum {{{}}}", comma_list(&e.cases, |c| c.name.clone())),
+        TypeDefKind::Flags(f) => format!("flags {{{}}}", comma_list(&f.flags, |c| c.name.clone())),
+        TypeDefKind::Tuple(t) => format!("tuple<{}>", comma_list(&t.types, |t| render(resolve, t))),
         TypeDefKind::Option(t) => format!("option<{}>", render(resolve, t)),
         TypeDefKind::Result(r) => format!("result<{}, {}>", opt(&r.ok), opt(&r.err)),
         TypeDefKind::List(t) => format!("list<{}>", render(resolve, t)),

@@ -2,6 +2,8 @@
 //! can be swapped (in-memory here; SQLite and PostgreSQL implement the same traits) without
 //! the WIT layer knowing which database is underneath.
 
+use std::sync::Arc;
+
 pub mod hashing_embedder;
 pub mod memory;
 
@@ -56,15 +58,15 @@ pub trait EmbeddingStore: Send + Sync {
 /// One implementation per import; usually several slots share one store.
 #[derive(Clone)]
 pub struct Backends {
-    pub retriever: std::sync::Arc<dyn Retriever>,
-    pub metrics_db: std::sync::Arc<dyn MetricsDb>,
-    pub vector_metrics_db: std::sync::Arc<dyn VectorMetricsDb>,
-    pub embedding_store: std::sync::Arc<dyn EmbeddingStore>,
+    pub retriever: Arc<dyn Retriever>,
+    pub metrics_db: Arc<dyn MetricsDb>,
+    pub vector_metrics_db: Arc<dyn VectorMetricsDb>,
+    pub embedding_store: Arc<dyn EmbeddingStore>,
 }
 
 impl Backends {
     /// Every slot served by one in-memory store.
-    pub fn memory(store: std::sync::Arc<memory::MemoryStore>) -> Self {
+    pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
         Self {
             retriever: store.clone(),
             metrics_db: store.clone(),
