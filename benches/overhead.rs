@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vector_service_host::api::{BackendError, BackendHit, BackendHits, SearchRequest};
-use vector_service_host::backends::memory::{MemoryStore, Record};
+use vector_service_host::backends::memory::MemoryStore;
+use vector_service_host::backends::Record;
 use vector_service_host::backends::{Backends, EmbeddingStore, Retriever};
 use vector_service_host::{Plugin, ServiceConfig, Telemetry, VectorService};
 

@@ -10,4 +10,5 @@ mod node_host;
 mod patch_logger;
 mod retriever;
 mod sandbox;
+mod sqlite_backend;
 mod wit_contract;

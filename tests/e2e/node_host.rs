@@ -11,7 +11,8 @@ use vector_service_host::api::{
     BackendError, BackendHit, BackendHits, BackfillRequest, ContextRequest, SearchRequest,
     TrackRequest,
 };
-use vector_service_host::backends::memory::{MemoryStore, Record};
+use vector_service_host::backends::memory::MemoryStore;
+use vector_service_host::backends::Record;
 use vector_service_host::backends::{Backends, Retriever};
 
 use crate::support::*;

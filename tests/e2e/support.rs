@@ -14,7 +14,8 @@ use vector_service_host::api::{
     BackendError, BackendHit, BackendHits, BackfillRequest, ContextRequest, SearchRequest,
     TrackRequest,
 };
-use vector_service_host::backends::memory::{MemoryStore, Record};
+use vector_service_host::backends::memory::MemoryStore;
+use vector_service_host::backends::Record;
 use vector_service_host::backends::{Backends, Retriever};
 use vector_service_host::{Plugin, SandboxLimits, ServiceConfig, Telemetry, VectorService};
 
@@ -348,9 +349,20 @@ impl Metrics {
     }
 }
 
-/// A small realistic corpus across the bucketed origins.
-pub fn seed_corpus(store: &MemoryStore) {
-    let records = [
+/// A fresh, empty directory under the system temp dir, unique per call.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("vector-service-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a temp dir");
+    dir
+}
+
+/// The records of [`seed_corpus`], with their database names.
+pub fn corpus_records() -> Vec<(&'static str, Record)> {
+    vec![
         (
             "errors",
             record(
@@ -405,8 +417,12 @@ pub fn seed_corpus(store: &MemoryStore) {
                 json!({"summary": "upload_with_retry(): retries with backoff", "patch_success": 0.8}),
             ),
         ),
-    ];
-    for (db, record) in records {
+    ]
+}
+
+/// A small realistic corpus across the bucketed origins.
+pub fn seed_corpus(store: &MemoryStore) {
+    for (db, record) in corpus_records() {
         store.upsert(db, record);
     }
 }

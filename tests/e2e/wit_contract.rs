@@ -166,7 +166,7 @@ fn the_built_component_implements_exactly_the_world_in_wit() {
 
 #[test]
 fn an_edited_wit_without_a_rebuild_is_caught() {
-    let copy = tempdir();
+    let copy = crate::support::temp_dir("wit");
     copy_dir(&wit_dir(), &copy);
     let world_file = copy.join("vector-service.wit");
     let text = std::fs::read_to_string(&world_file).unwrap();
@@ -191,16 +191,6 @@ fn an_edited_wit_without_a_rebuild_is_caught() {
         drift[0]
     );
     std::fs::remove_dir_all(copy).ok();
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vector-service-wit-{}-{}",
-        std::process::id(),
-        line!()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -7,48 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
 use super::hashing_embedder;
-use super::{EmbeddingStore, MetricsDb, Retriever, VectorMetricsDb};
+use super::{
+    EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats, VectorMetricsDb,
+};
 use crate::api::{
     BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
     VectorRef,
 };
-
-/// A record of an embeddable database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// The origin its hits report (`bot`, `workflow`, `error`, `code`, `discrepancy`, ...).
-    pub origin_db: String,
-    pub id: String,
-    /// The text that is embedded.
-    pub text: String,
-    /// A JSON object: the fields the context builder reads (name, roi, frequency, ...).
-    pub metadata: Value,
-}
-
-/// One row of the primary database's `patch_outcomes` table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PatchOutcomeRow {
-    pub patch_id: String,
-    pub session_id: String,
-    pub origin_db: Option<String>,
-    pub vector_id: Option<String>,
-    pub success: bool,
-    pub reverted: bool,
-    pub label: String,
-    pub roi_tag: String,
-    pub ts_ms: u64,
-}
-
-/// Wins and regrets of one origin in `retriever_stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RetrieverStats {
-    pub wins: u64,
-    pub regrets: u64,
-}
 
 #[derive(Debug)]
 struct StoredRecord {
@@ -242,11 +208,7 @@ fn rates<'a>(outcomes: impl Iterator<Item = &'a VectorOutcome>) -> Option<Rates>
     let (samples, wins, regrets) = outcomes.fold((0u64, 0u64, 0u64), |(n, w, r), o| {
         (n + 1, w + u64::from(o.win), r + u64::from(o.regret))
     });
-    (samples > 0).then(|| Rates {
-        win_rate: wins as f64 / samples as f64,
-        regret_rate: regrets as f64 / samples as f64,
-        samples,
-    })
+    super::rates(samples, wins, regrets)
 }
 
 impl VectorMetricsDb for MemoryStore {

@@ -4,8 +4,14 @@
 
 use std::sync::Arc;
 
+pub mod embedder;
 pub mod hashing_embedder;
 pub mod memory;
+mod records;
+pub mod sqlite;
+
+pub use embedder::{Embedder, HashingEmbedder};
+pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats};
 
 use crate::api::{
     BackendError, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome, VectorRef,

@@ -1,0 +1,591 @@
+//! Every backend in one SQLite file (WAL): records and their embeddings, the primary metrics
+//! tables and the vector metrics table. A tenant's data is its own file.
+//!
+//! Search is an exact cosine scan over the current embeddings, which is what small corpora
+//! want; an approximate index for large ones plugs in behind the same `Retriever` trait.
+//! Each `embed` call commits its batch in one transaction, so a backfill killed half-way
+//! resumes where it stopped, with nothing duplicated or half-written.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::hashing_embedder::cosine;
+use super::{
+    rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
+    VectorMetricsDb,
+};
+use crate::api::{
+    BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
+    VectorRef,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE databases (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE records (
+    db TEXT NOT NULL REFERENCES databases(name),
+    id TEXT NOT NULL,
+    origin_db TEXT NOT NULL,
+    text TEXT NOT NULL,
+    text_hash INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (db, id)
+) WITHOUT ROWID;
+CREATE TABLE embeddings (
+    db TEXT NOT NULL,
+    id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    text_hash INTEGER NOT NULL,
+    embedding_version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (db, id),
+    FOREIGN KEY (db, id) REFERENCES records(db, id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE patch_outcomes (
+    patch_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    origin_db TEXT,
+    vector_id TEXT,
+    success INTEGER NOT NULL,
+    reverted INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    roi_tag TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE TABLE retriever_stats (
+    origin_db TEXT PRIMARY KEY,
+    wins INTEGER NOT NULL DEFAULT 0,
+    regrets INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE vector_outcomes (
+    session_id TEXT NOT NULL,
+    origin_db TEXT NOT NULL,
+    vector_id TEXT NOT NULL,
+    contribution REAL NOT NULL,
+    win INTEGER NOT NULL,
+    regret INTEGER NOT NULL,
+    patch_id TEXT NOT NULL,
+    roi_tag TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE INDEX vector_outcomes_by_vector ON vector_outcomes(origin_db, vector_id);
+"#];
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// The file could not be opened or configured.
+    #[error("opening {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A schema migration failed (the file is left at the last good version).
+    #[error("migrating {path} to schema version {version}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The version that failed.
+        version: usize,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer vector-service.
+    #[error("{path} has schema version {found}, newer than this build's {supported}")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: usize,
+        /// Newest version this build knows.
+        supported: usize,
+    },
+}
+
+/// Counts for `vector-service stats`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StoreStats {
+    /// (database, records, records with a current embedding)
+    pub databases: Vec<(String, u64, u64)>,
+    /// Rows in `patch_outcomes`.
+    pub patch_outcomes: u64,
+    /// Rows in `vector_outcomes`.
+    pub vector_outcomes: u64,
+    /// The embedder whose vectors count as current.
+    pub embedding_version: String,
+}
+
+/// A SQLite-backed implementation of every backend trait.
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+    embedder: Arc<dyn Embedder>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// FNV-1a of the text: detects changed records without keeping a second copy of the text.
+fn text_hash(text: &str) -> i64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) as i64
+}
+
+/// SQLite errors as the component sees them: a busy or locked database is retryable.
+fn backend_error(error: rusqlite::Error) -> BackendError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            BackendError::Unavailable(format!("sqlite: {error}"))
+        }
+        _ => BackendError::Failed(format!("sqlite: {error}")),
+    }
+}
+
+/// A non-negative integer column (SQLite integers are signed).
+fn unsigned(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    row.get::<_, i64>(index).map(|value| value.max(0) as u64)
+}
+
+fn vector_to_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_to_vector(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store at `path`, in WAL mode, migrated to the newest schema.
+    pub fn open(path: &Path, embedder: Arc<dyn Embedder>) -> Result<Self, SqliteError> {
+        let open_error = |source| SqliteError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut connection = Connection::open(path).map_err(open_error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|_| connection.pragma_update(None, "foreign_keys", "ON"))
+            .and_then(|_| connection.busy_timeout(Duration::from_secs(5)))
+            .map_err(open_error)?;
+        migrate(&mut connection, path)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+            embedder,
+        })
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Register an (empty) embeddable database.
+    pub fn register_database(&self, db: &str) -> Result<(), BackendError> {
+        self.connection()
+            .execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
+            .map(drop)
+            .map_err(backend_error)
+    }
+
+    /// Insert or replace records of `db` in one transaction; returns how many were new or changed.
+    /// A changed text makes the record's embedding stale.
+    pub fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        tx.execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
+            .map_err(backend_error)?;
+        let mut changed = 0;
+        {
+            let mut statement = tx
+                .prepare_cached(
+                    "INSERT INTO records (db, id, origin_db, text, text_hash, metadata, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (db, id) DO UPDATE SET
+                        origin_db = excluded.origin_db, text = excluded.text,
+                        text_hash = excluded.text_hash, metadata = excluded.metadata,
+                        updated_at = excluded.updated_at
+                     WHERE records.text_hash != excluded.text_hash
+                        OR records.metadata != excluded.metadata
+                        OR records.origin_db != excluded.origin_db",
+                )
+                .map_err(backend_error)?;
+            for record in records {
+                changed += statement
+                    .execute(params![
+                        db,
+                        record.id,
+                        record.origin_db,
+                        record.text,
+                        text_hash(&record.text),
+                        record.metadata.to_string(),
+                        now_ms()
+                    ])
+                    .map_err(backend_error)?;
+            }
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(changed)
+    }
+
+    /// Record, embedding and outcome counts.
+    pub fn stats(&self) -> Result<StoreStats, BackendError> {
+        let connection = self.connection();
+        let version = self.embedder.version();
+        let mut statement = connection
+            .prepare(
+                "SELECT d.name, COUNT(r.id),
+                        COUNT(CASE WHEN e.embedding_version = ?1 AND e.text_hash = r.text_hash THEN 1 END)
+                 FROM databases d
+                 LEFT JOIN records r ON r.db = d.name
+                 LEFT JOIN embeddings e ON e.db = r.db AND e.id = r.id
+                 GROUP BY d.name ORDER BY d.name",
+            )
+            .map_err(backend_error)?;
+        let databases = statement
+            .query_map([version], |row| {
+                Ok((row.get(0)?, unsigned(row, 1)?, unsigned(row, 2)?))
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)?;
+        let count = |table: &str| -> Result<u64, BackendError> {
+            connection
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    unsigned(row, 0)
+                })
+                .map_err(backend_error)
+        };
+        Ok(StoreStats {
+            databases,
+            patch_outcomes: count("patch_outcomes")?,
+            vector_outcomes: count("vector_outcomes")?,
+            embedding_version: version.to_string(),
+        })
+    }
+
+    /// Every `patch_outcomes` row, oldest first.
+    pub fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms
+                 FROM patch_outcomes ORDER BY rowid",
+            )
+            .map_err(backend_error)?;
+        statement
+            .query_map([], |row| {
+                Ok(PatchOutcomeRow {
+                    patch_id: row.get(0)?,
+                    session_id: row.get(1)?,
+                    origin_db: row.get(2)?,
+                    vector_id: row.get(3)?,
+                    success: row.get(4)?,
+                    reverted: row.get(5)?,
+                    label: row.get(6)?,
+                    roi_tag: row.get(7)?,
+                    ts_ms: unsigned(row, 8)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+
+    /// Wins and regrets per origin.
+    pub fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT origin_db, wins, regrets FROM retriever_stats ORDER BY origin_db")
+            .map_err(backend_error)?;
+        statement
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    RetrieverStats {
+                        wins: unsigned(row, 1)?,
+                        regrets: unsigned(row, 2)?,
+                    },
+                ))
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), SqliteError> {
+    let open_error = |source| SqliteError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let current = connection
+        .pragma_query_value(None, "user_version", |row| unsigned(row, 0))
+        .map_err(open_error)? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(SqliteError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = index + 1;
+        let migrate_error = |source| SqliteError::Migrate {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        let tx = connection.transaction().map_err(migrate_error)?;
+        tx.execute_batch(migration).map_err(migrate_error)?;
+        tx.pragma_update(None, "user_version", version as i64)
+            .map_err(migrate_error)?;
+        tx.commit().map_err(migrate_error)?;
+    }
+    Ok(())
+}
+
+/// Rates from `vector_outcomes` rows matching `filter` (a SQL condition on ?1, ?2).
+fn outcome_rates(
+    tx: &Transaction<'_>,
+    filter: &str,
+    a: &str,
+    b: Option<&str>,
+) -> rusqlite::Result<Option<Rates>> {
+    let (samples, wins, regrets): (u64, u64, u64) = tx.query_row(
+        &format!("SELECT COUNT(*), COALESCE(SUM(win), 0), COALESCE(SUM(regret), 0) FROM vector_outcomes WHERE {filter}"),
+        params![a, b],
+        |row| Ok((unsigned(row, 0)?, unsigned(row, 1)?, unsigned(row, 2)?)),
+    )?;
+    Ok(rates(samples, wins, regrets))
+}
+
+impl Retriever for SqliteStore {
+    fn search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<BackendHits, BackendError> {
+        let query_vector = self
+            .embedder
+            .embed(&[query])?
+            .pop()
+            .ok_or_else(|| BackendError::Failed("the embedder returned no vector".into()))?;
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT r.origin_db, r.id, r.metadata, e.vector
+                 FROM embeddings e JOIN records r ON r.db = e.db AND r.id = e.id
+                 WHERE e.embedding_version = ?1",
+            )
+            .map_err(backend_error)?;
+        let mut scored: Vec<BackendHit> = Vec::new();
+        let rows = statement
+            .query_map([self.embedder.version()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .map_err(backend_error)?;
+        for row in rows {
+            let (origin_db, id, metadata, blob) = row.map_err(backend_error)?;
+            if !origins.is_empty() && !origins.contains(&origin_db) {
+                continue;
+            }
+            let score = cosine(&query_vector, &blob_to_vector(&blob));
+            scored.push(BackendHit {
+                origin_db,
+                id,
+                score,
+                reason: "cosine similarity".into(),
+                metadata,
+            });
+        }
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        scored.truncate(top_k as usize);
+        Ok(BackendHits {
+            hits: scored,
+            confidence: None,
+        })
+    }
+}
+
+impl MetricsDb for SqliteStore {
+    fn available(&self) -> bool {
+        true
+    }
+
+    fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        let ts = now_ms();
+        for row in &outcome.contributors {
+            tx.execute(
+                "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![outcome.patch_id, outcome.session_id, row.origin_db, row.vector_id, outcome.success, outcome.reverted, outcome.label, outcome.roi_tag, ts],
+            )
+            .map_err(backend_error)?;
+        }
+        for origin in &outcome.credited_origins {
+            tx.execute(
+                "INSERT INTO retriever_stats (origin_db, wins, regrets) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (origin_db) DO UPDATE SET wins = wins + excluded.wins, regrets = regrets + excluded.regrets",
+                params![origin, i64::from(outcome.success), i64::from(!outcome.success)],
+            )
+            .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)
+    }
+}
+
+impl VectorMetricsDb for SqliteStore {
+    fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        let ts = now_ms();
+        for o in outcomes {
+            tx.execute(
+                "INSERT INTO vector_outcomes (session_id, origin_db, vector_id, contribution, win, regret, patch_id, roi_tag, ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![o.session_id, o.vector.origin_db, o.vector.vector_id, o.contribution, o.win, o.regret, o.patch_id, o.roi_tag, ts],
+            )
+            .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)
+    }
+
+    fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        vectors
+            .iter()
+            .map(|v| {
+                outcome_rates(
+                    &tx,
+                    "origin_db = ?1 AND vector_id = ?2",
+                    &v.origin_db,
+                    Some(&v.vector_id),
+                )
+            })
+            .collect::<rusqlite::Result<_>>()
+            .map_err(backend_error)
+    }
+
+    fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        origins
+            .iter()
+            .map(|origin| outcome_rates(&tx, "origin_db = ?1 AND ?2 IS NULL", origin, None))
+            .collect::<rusqlite::Result<_>>()
+            .map_err(backend_error)
+    }
+}
+
+impl EmbeddingStore for SqliteStore {
+    fn databases(&self) -> Result<Vec<String>, BackendError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare_cached("SELECT name FROM databases ORDER BY name")
+            .map_err(backend_error)?;
+        statement
+            .query_map([], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+
+    fn pending(
+        &self,
+        db: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError> {
+        let connection = self.connection();
+        let known: Option<String> = connection
+            .query_row("SELECT name FROM databases WHERE name = ?1", [db], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(backend_error)?;
+        if known.is_none() {
+            return Err(BackendError::Failed(format!("unknown database {db:?}")));
+        }
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT r.id FROM records r
+                 LEFT JOIN embeddings e ON e.db = r.db AND e.id = r.id
+                 WHERE r.db = ?1 AND (?2 IS NULL OR r.id > ?2)
+                   AND (e.id IS NULL OR e.text_hash != r.text_hash OR e.embedding_version != ?3)
+                 ORDER BY r.id LIMIT ?4",
+            )
+            .map_err(backend_error)?;
+        statement
+            .query_map(params![db, after, self.embedder.version(), limit], |row| {
+                row.get(0)
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+
+    fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError> {
+        // Read, embed outside the lock, then write the whole batch in one transaction.
+        let mut texts: Vec<(String, String, i64)> = Vec::with_capacity(ids.len());
+        {
+            let connection = self.connection();
+            let mut statement = connection
+                .prepare_cached("SELECT text, text_hash FROM records WHERE db = ?1 AND id = ?2")
+                .map_err(backend_error)?;
+            for id in ids {
+                let row: Option<(String, i64)> = statement
+                    .query_row(params![db, id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(backend_error)?;
+                if let Some((text, hash)) = row.filter(|(text, _)| !text.trim().is_empty()) {
+                    texts.push((id.clone(), text, hash));
+                }
+            }
+        }
+        let skipped = (ids.len() - texts.len()) as u32;
+        let inputs: Vec<&str> = texts.iter().map(|(_, text, _)| text.as_str()).collect();
+        let vectors = self.embedder.embed(&inputs)?;
+        if vectors.len() != texts.len() {
+            return Err(BackendError::Failed(format!(
+                "the embedder returned {} vectors for {} texts",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        let created_at = now_ms();
+        for ((id, _, hash), vector) in texts.iter().zip(&vectors) {
+            tx.execute(
+                "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6)",
+                params![db, id, vector_to_blob(vector), hash, self.embedder.version(), created_at],
+            )
+            .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(EmbedReport {
+            embedded: texts.len() as u32,
+            skipped,
+        })
+    }
+}

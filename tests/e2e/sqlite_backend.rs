@@ -1,0 +1,200 @@
+//! The SQLite backend through the real component, on a real database file: backfill, search,
+//! context, patch outcomes, durability across reopen, staleness, embedder changes, migrations.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use vector_service_host::api::{BackendError, Destination};
+use vector_service_host::backends::sqlite::{SqliteError, SqliteStore};
+use vector_service_host::backends::{Backends, Embedder, HashingEmbedder};
+
+use crate::support::*;
+
+fn open(path: &std::path::Path) -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(path, Arc::new(HashingEmbedder)).expect("the store opens"))
+}
+
+fn backends(store: &Arc<SqliteStore>) -> Backends {
+    Backends {
+        retriever: store.clone(),
+        metrics_db: store.clone(),
+        vector_metrics_db: store.clone(),
+        embedding_store: store.clone(),
+    }
+}
+
+fn ingest(store: &SqliteStore) {
+    for (db, record) in corpus_records() {
+        store.upsert(db, &[record]).unwrap();
+    }
+}
+
+#[test]
+fn records_are_backfilled_searched_and_outcomes_persist_across_reopen() {
+    let path = temp_dir("sqlite").join("tenant.sqlite3");
+    {
+        let store = open(&path);
+        ingest(&store);
+        let (service, _) = service(backends(&store));
+        let report = service.backfill("s", &backfill(Some(2), &[])).unwrap();
+        let embedded: u64 = report.databases.iter().map(|d| d.embedded).sum();
+        assert_eq!(embedded, 6);
+
+        let found = service.search("s", &search("upload failed")).unwrap();
+        let mut top: Vec<_> = found
+            .hits
+            .iter()
+            .take(3)
+            .map(|h| h.record_id.clone().unwrap())
+            .collect();
+        top.sort();
+        assert_eq!(top, ["b1", "e1", "w1"]);
+
+        let context = service
+            .build_context("s", &context("upload failed"))
+            .unwrap();
+        assert!(
+            context.context.starts_with(r#"{"errors":[{"id":"e1""#),
+            "{}",
+            context.context
+        );
+
+        let tracked = service
+            .track_contributors("s", &track(&["bot:b1", "error:e1"], true, "p-1"))
+            .unwrap();
+        assert_eq!(tracked.written_to, Destination::Primary);
+    }
+    // Everything acknowledged is in the file.
+    let store = open(&path);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.patch_outcomes, 2);
+    assert!(stats
+        .databases
+        .iter()
+        .all(|(_, records, embedded)| records == embedded));
+    let rows = store.patch_outcomes().unwrap();
+    assert_eq!(
+        (rows[0].origin_db.as_deref(), rows[0].vector_id.as_deref()),
+        (Some("bot"), Some("b1"))
+    );
+    let retriever_stats = store.retriever_stats().unwrap();
+    assert_eq!(retriever_stats.len(), 2);
+    assert!(retriever_stats
+        .iter()
+        .all(|(_, s)| s.wins == 1 && s.regrets == 0));
+    let (service, _) = service(backends(&store));
+    assert_eq!(
+        service
+            .backfill("s", &backfill(None, &[]))
+            .unwrap()
+            .databases
+            .iter()
+            .map(|d| d.embedded)
+            .sum::<u64>(),
+        0
+    );
+}
+
+#[test]
+fn changed_text_and_a_new_embedder_make_embeddings_stale() {
+    let path = temp_dir("sqlite").join("tenant.sqlite3");
+    let store = open(&path);
+    ingest(&store);
+    let (service, _) = service(backends(&store));
+    service.backfill("s", &backfill(None, &[])).unwrap();
+
+    // Same text again: nothing changes. New text: one record is pending again.
+    assert_eq!(store.upsert("bots", &[record("bot", "b1", "upload bot retries failed uploads to storage", json!({"name": "upload-retrier", "purpose": "Retries failed uploads", "roi": 2.5}))]).unwrap(), 0);
+    assert_eq!(
+        store
+            .upsert(
+                "bots",
+                &[record("bot", "b1", "a rewritten description", json!({}))]
+            )
+            .unwrap(),
+        1
+    );
+    let again = service.backfill("s", &backfill(None, &["bots"])).unwrap();
+    assert_eq!(again.databases[0].embedded, 1);
+
+    // Another embedder version re-embeds everything, and searches only see its vectors.
+    struct Renamed;
+    impl Embedder for Renamed {
+        fn version(&self) -> &str {
+            "renamed-v2"
+        }
+        fn dimensions(&self) -> usize {
+            HashingEmbedder.dimensions()
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BackendError> {
+            HashingEmbedder.embed(texts)
+        }
+    }
+    let renamed = Arc::new(SqliteStore::open(&path, Arc::new(Renamed)).unwrap());
+    let (renamed_service, _) = crate::support::service(backends(&renamed));
+    assert!(renamed_service
+        .search("s", &search("upload failed"))
+        .unwrap()
+        .fallback
+        .is_some());
+    let report = renamed_service.backfill("s", &backfill(None, &[])).unwrap();
+    assert_eq!(report.databases.iter().map(|d| d.embedded).sum::<u64>(), 6);
+    assert!(renamed_service
+        .search("s", &search("upload failed"))
+        .unwrap()
+        .fallback
+        .is_none());
+}
+
+#[test]
+fn outcomes_and_rates_in_the_vector_metrics_table() {
+    use vector_service_host::backends::VectorMetricsDb;
+    let store = open(&temp_dir("sqlite").join("tenant.sqlite3"));
+    // A primary that is down sends every outcome to the SQLite vector metrics table.
+    let primary = Arc::new(vector_service_host::backends::memory::MemoryStore::new());
+    primary.set_primary_available(false);
+    let mut backends = backends(&store);
+    backends.metrics_db = primary;
+    let (service, _) = service(backends);
+    service
+        .track_contributors("s", &track(&["bot:b1"], true, "p1"))
+        .unwrap();
+    service
+        .track_contributors("s", &track(&["bot:b1", "bot:b2"], false, "p2"))
+        .unwrap();
+    let vectors = [vector_service_host::api::VectorRef {
+        origin_db: "bot".into(),
+        vector_id: "b1".into(),
+    }];
+    let rates = store.vector_rates(&vectors).unwrap()[0].unwrap();
+    assert_eq!(
+        (rates.win_rate, rates.regret_rate, rates.samples),
+        (0.5, 0.5, 2)
+    );
+    let origin = store.origin_rates(&["bot".into(), "code".into()]).unwrap();
+    assert_eq!(origin[0].unwrap().samples, 3);
+    assert!(origin[1].is_none());
+}
+
+#[test]
+fn migrations_are_idempotent_and_a_newer_file_is_refused() {
+    let path = temp_dir("sqlite").join("tenant.sqlite3");
+    drop(open(&path));
+    drop(open(&path));
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    match SqliteStore::open(&path, Arc::new(HashingEmbedder)) {
+        Err(SqliteError::TooNew {
+            found: 99,
+            supported: 1,
+            ..
+        }) => {}
+        Err(other) => panic!("expected TooNew, got {other}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
