@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: install what is missing, build the component and a
-# host, and run the four operations, printing results and Prometheus metrics.
+# The main job on the embedded default: install what is missing, build, ingest the sample
+# corpus into a SQLite file, backfill its embeddings, then search, build a context and track
+# a patch through the component, printing results and Prometheus metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-toolchain.sh
-cargo run --locked --example embed
+cargo build --locked --release --bin vector-service
+
+DATA_DIR=${VECTOR_SERVICE_DATA_DIR:-"$PWD/target/demo-data"}
+cli() { target/release/vector-service --data-dir "$DATA_DIR" "$@"; }
+
+echo "== data dir: $DATA_DIR"
+cli info
+echo; echo "== ingest examples/data/records.jsonl"
+cli ingest examples/data/records.jsonl
+echo; echo "== backfill"
+cli backfill --batch-size 50
+echo; echo "== search \"upload failed\""
+cli search "upload failed" --top-k 5
+echo; echo "== context \"fix failing tests\""
+cli context "fix failing tests" --top-k 2
+echo; echo "== stats"
+cli stats
+echo; echo "== track a successful patch, with the Prometheus metrics of that call (buckets left out)"
+cli track --patch-id demo-patch-1 --roi-tag high-roi bot:bot-005 workflow:wf-008 --metrics | grep -v '_bucket'

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cli;
 mod context_builder;
 mod embedding_backfill;
 mod logs_and_metrics;

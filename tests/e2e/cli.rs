@@ -1,0 +1,170 @@
+//! The `vector-service` command line end to end: a real process, a real SQLite file, the
+//! sample corpus, JSON output, and a backfill killed mid-run that resumes without duplicates.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vector_service_host::backends::sqlite::SqliteStore;
+use vector_service_host::backends::HashingEmbedder;
+
+use crate::support::temp_dir;
+
+fn cli(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vector-service"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn json(command: &mut Command) -> Value {
+    let output = command.arg("--json").output().expect("the CLI starts");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+fn sample_corpus() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl")
+}
+
+#[test]
+fn ingest_backfill_search_context_track_and_stats() {
+    let dir = temp_dir("cli");
+    let ingested = json(cli(&dir).arg("ingest").arg(sample_corpus()));
+    let total: u64 = ingested
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["records"].as_u64().unwrap())
+        .sum();
+    assert!(total >= 150, "{ingested}");
+
+    let backfill =
+        json(cli(&dir).args(["backfill", "--batch-size", "25", "--session-id", "cli-1"]));
+    assert_eq!(backfill["status"], "success");
+    assert_eq!(backfill["session_id"], "cli-1");
+    let embedded: u64 = backfill["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["embedded"].as_u64().unwrap())
+        .sum();
+    assert_eq!(embedded, total);
+
+    let search = json(cli(&dir).args(["search", "upload failed", "--top-k", "5"]));
+    let hits = search["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(
+        hits.iter()
+            .all(|h| h["metadata"].as_str().unwrap().contains("upload")),
+        "{search:#}"
+    );
+
+    let context = json(cli(&dir).args(["context", "fix failing tests", "--top-k", "2"]));
+    let text = context["context"].as_str().unwrap();
+    assert!(
+        text.contains("Fix failing tests") && text.contains("test-fixer"),
+        "{text}"
+    );
+
+    let tracked = json(cli(&dir).args([
+        "track",
+        "--patch-id",
+        "p-1",
+        "bot:bot-005",
+        "workflow:wf-008",
+    ]));
+    assert_eq!(
+        (tracked["status"].as_str(), tracked["rows"].as_u64()),
+        (Some("success"), Some(2))
+    );
+
+    let stats = json(cli(&dir).arg("stats"));
+    assert_eq!(stats["patch_outcomes"], 2);
+    assert!(stats["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d[1] == d[2]));
+
+    let output = cli(&dir)
+        .args(["search", " ", "--metrics"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("query must be a non-empty string"));
+}
+
+#[test]
+fn a_malformed_file_is_rejected_with_its_line_and_nothing_is_written() {
+    let dir = temp_dir("cli");
+    let file = dir.join("records.jsonl");
+    std::fs::write(&file, "{\"db\": \"bots\", \"id\": \"b1\", \"text\": \"ok\"}\n{\"db\": \"bots\", \"text\": \"no id\"}\n").unwrap();
+    let output = cli(&dir).arg("ingest").arg(&file).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("records.jsonl:2") && stderr.contains("\"id\""),
+        "{stderr}"
+    );
+    let stats = json(cli(&dir).arg("stats"));
+    assert_eq!(stats["databases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_killed_backfill_resumes_without_duplicates_or_half_written_batches() {
+    let dir = temp_dir("cli");
+    let file = dir.join("many.jsonl");
+    let lines: String = (0..3000)
+        .map(|i| format!("{{\"db\": \"errors\", \"id\": \"e{i:05}\", \"text\": \"error number {i} while uploading part {} of file {}\"}}\n", i % 17, i % 101))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    json(cli(&dir).arg("ingest").arg(&file));
+
+    let mut child = cli(&dir)
+        .args(["backfill", "--batch-size", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some, but not all, batches are committed.
+    let store = SqliteStore::open(
+        &dir.join("default.sqlite3"),
+        std::sync::Arc::new(HashingEmbedder),
+    )
+    .unwrap();
+    let embedded = || store.stats().unwrap().databases.first().map_or(0, |d| d.2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while embedded() < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after_kill = embedded();
+    assert!(
+        (50..3000).contains(&after_kill),
+        "killed after {after_kill} embeddings"
+    );
+    assert_eq!(after_kill % 10, 0, "only whole batches are committed");
+
+    let resumed = json(cli(&dir).args(["backfill", "--batch-size", "500"]));
+    assert_eq!(
+        resumed["databases"][0]["embedded"].as_u64().unwrap(),
+        3000 - after_kill
+    );
+    let stats = json(cli(&dir).arg("stats"));
+    assert_eq!(
+        (
+            stats["databases"][0][1].as_u64(),
+            stats["databases"][0][2].as_u64()
+        ),
+        (Some(3000), Some(3000))
+    );
+}
