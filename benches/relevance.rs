@@ -1,0 +1,177 @@
+//! Relevance of the default retrieval on the sample corpus: the hashing embedder alone, BM25
+//! alone, and both fused with reciprocal-rank fusion (RRF, k = 60).
+//!
+//! ```text
+//! cargo bench --bench relevance
+//! ```
+//! Queries and their relevant record ids: `examples/data/queries.jsonl` (labelled for this
+//! project over `examples/data/records.jsonl`). Prints recall@5, precision@5 and nDCG@10.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context as _;
+use serde_json::Value;
+use vector_service_host::backends::hashing_embedder::{cosine, embed};
+
+struct Doc {
+    id: String,
+    text: String,
+}
+
+fn tokens(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Okapi BM25 (k1 = 1.2, b = 0.75) over whitespace-and-punctuation tokens.
+struct Bm25 {
+    docs: Vec<HashMap<String, f64>>,
+    lengths: Vec<f64>,
+    document_frequency: HashMap<String, f64>,
+    average_length: f64,
+}
+
+impl Bm25 {
+    fn new(docs: &[Doc]) -> Self {
+        let mut document_frequency = HashMap::new();
+        let mut term_counts = Vec::new();
+        let mut lengths = Vec::new();
+        for doc in docs {
+            let terms = tokens(&doc.text);
+            lengths.push(terms.len() as f64);
+            let mut counts: HashMap<String, f64> = HashMap::new();
+            for term in terms {
+                *counts.entry(term).or_default() += 1.0;
+            }
+            for term in counts.keys() {
+                *document_frequency.entry(term.clone()).or_default() += 1.0;
+            }
+            term_counts.push(counts);
+        }
+        let average_length = lengths.iter().sum::<f64>() / lengths.len().max(1) as f64;
+        Self {
+            docs: term_counts,
+            lengths,
+            document_frequency,
+            average_length,
+        }
+    }
+
+    fn score(&self, query: &str, index: usize) -> f64 {
+        let n = self.docs.len() as f64;
+        tokens(query)
+            .iter()
+            .map(|term| {
+                let tf = self.docs[index].get(term).copied().unwrap_or(0.0);
+                let df = self.document_frequency.get(term).copied().unwrap_or(0.0);
+                let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+                idf * tf * 2.2
+                    / (tf + 1.2 * (0.25 + 0.75 * self.lengths[index] / self.average_length))
+            })
+            .sum()
+    }
+}
+
+/// Document indexes, best first.
+fn ranking(scores: Vec<f64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order
+}
+
+fn rrf(rankings: &[Vec<usize>]) -> Vec<usize> {
+    let mut fused = vec![0.0; rankings[0].len()];
+    for ranking in rankings {
+        for (rank, &doc) in ranking.iter().enumerate() {
+            fused[doc] += 1.0 / (60.0 + rank as f64 + 1.0);
+        }
+    }
+    ranking(fused)
+}
+
+fn ndcg_at(k: usize, ranked: &[&str], relevant: &HashSet<String>) -> f64 {
+    let dcg: f64 = ranked
+        .iter()
+        .take(k)
+        .enumerate()
+        .filter(|(_, id)| relevant.contains(**id))
+        .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    let ideal: f64 = (0..k.min(relevant.len()))
+        .map(|i| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    dcg / ideal
+}
+
+fn read_jsonl(path: &str) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    text.lines()
+        .map(|l| serde_json::from_str(l).context("a JSON line"))
+        .collect()
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let docs: Vec<Doc> = read_jsonl(&format!("{root}/examples/data/records.jsonl"))?
+        .into_iter()
+        .map(|r| Doc {
+            id: r["id"].as_str().unwrap_or_default().into(),
+            text: r["text"].as_str().unwrap_or_default().into(),
+        })
+        .collect();
+    let queries = read_jsonl(&format!("{root}/examples/data/queries.jsonl"))?;
+    let vectors: Vec<Vec<f32>> = docs.iter().map(|d| embed(&d.text)).collect();
+    let bm25 = Bm25::new(&docs);
+
+    let mut totals: HashMap<&str, [f64; 3]> = HashMap::new();
+    for query in &queries {
+        let text = query["query"].as_str().unwrap_or_default();
+        let relevant: HashSet<String> = query["relevant"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        let q = embed(text);
+        let dense = ranking(vectors.iter().map(|v| cosine(&q, v)).collect());
+        let lexical = ranking((0..docs.len()).map(|i| bm25.score(text, i)).collect());
+        let fused = rrf(&[dense.clone(), lexical.clone()]);
+        for (name, order) in [
+            ("hashing embedder", &dense),
+            ("BM25", &lexical),
+            ("hashing + BM25 (RRF)", &fused),
+        ] {
+            let ranked: Vec<&str> = order.iter().map(|&i| docs[i].id.as_str()).collect();
+            let found5 = ranked
+                .iter()
+                .take(5)
+                .filter(|id| relevant.contains(**id))
+                .count() as f64;
+            let entry = totals.entry(name).or_default();
+            entry[0] += found5 / relevant.len() as f64;
+            entry[1] += found5 / 5.0;
+            entry[2] += ndcg_at(10, &ranked, &relevant);
+        }
+    }
+    let n = queries.len() as f64;
+    println!(
+        "{} queries over {} records (examples/data)",
+        queries.len(),
+        docs.len()
+    );
+    println!("| retrieval | recall@5 | precision@5 | nDCG@10 |");
+    println!("|---|---:|---:|---:|");
+    for name in ["hashing embedder", "BM25", "hashing + BM25 (RRF)"] {
+        let [recall, precision, ndcg] = totals[name];
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} |",
+            recall / n,
+            precision / n,
+            ndcg / n
+        );
+    }
+    Ok(())
+}
