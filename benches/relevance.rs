@@ -5,7 +5,8 @@
 //! cargo bench --bench relevance
 //! ```
 //! Queries and their relevant record ids: `examples/data/queries.jsonl` (labelled for this
-//! project over `examples/data/records.jsonl`). Prints recall@5, precision@5 and nDCG@10.
+//! project over `examples/data/records.jsonl`), then BEIR SciFact from `../shared/data/scifact`
+//! when that directory exists. Prints recall@5, precision@5, nDCG@10 and recall@100.
 
 use std::collections::{HashMap, HashSet};
 
@@ -113,65 +114,138 @@ fn read_jsonl(path: &str) -> anyhow::Result<Vec<Value>> {
         .collect()
 }
 
-fn main() -> anyhow::Result<()> {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let docs: Vec<Doc> = read_jsonl(&format!("{root}/examples/data/records.jsonl"))?
+/// A labelled query.
+struct Query {
+    text: String,
+    relevant: HashSet<String>,
+}
+
+/// Rank every document for every query three ways and print the table.
+fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
+    let vectors: Vec<Vec<f32>> = docs.iter().map(|d| embed(&d.text)).collect();
+    let bm25 = Bm25::new(docs);
+    let methods = ["hashing embedder", "BM25", "hashing + BM25 (RRF)"];
+    let mut totals: HashMap<&str, [f64; 4]> = HashMap::new();
+    for query in queries {
+        let q = embed(&query.text);
+        let dense = ranking(vectors.iter().map(|v| cosine(&q, v)).collect());
+        let lexical = ranking(
+            (0..docs.len())
+                .map(|i| bm25.score(&query.text, i))
+                .collect(),
+        );
+        let fused = rrf(&[dense.clone(), lexical.clone()]);
+        for (name, order) in methods.iter().zip([&dense, &lexical, &fused]) {
+            let ranked: Vec<&str> = order.iter().map(|&i| docs[i].id.as_str()).collect();
+            let found = |k: usize| {
+                ranked
+                    .iter()
+                    .take(k)
+                    .filter(|id| query.relevant.contains(**id))
+                    .count() as f64
+            };
+            let entry = totals.entry(name).or_default();
+            entry[0] += found(5) / query.relevant.len() as f64;
+            entry[1] += found(5) / 5.0;
+            entry[2] += ndcg_at(10, &ranked, &query.relevant);
+            entry[3] += found(100) / query.relevant.len() as f64;
+        }
+    }
+    let n = queries.len() as f64;
+    println!(
+        "\n{title}: {} queries over {} documents",
+        queries.len(),
+        docs.len()
+    );
+    println!("| retrieval | recall@5 | precision@5 | nDCG@10 | recall@100 |");
+    println!("|---|---:|---:|---:|---:|");
+    for name in methods {
+        let [recall, precision, ndcg, recall100] = totals[name];
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            recall / n,
+            precision / n,
+            ndcg / n,
+            recall100 / n
+        );
+    }
+}
+
+fn sample_corpus(root: &str) -> anyhow::Result<(Vec<Doc>, Vec<Query>)> {
+    let docs = read_jsonl(&format!("{root}/examples/data/records.jsonl"))?
         .into_iter()
         .map(|r| Doc {
             id: r["id"].as_str().unwrap_or_default().into(),
             text: r["text"].as_str().unwrap_or_default().into(),
         })
         .collect();
-    let queries = read_jsonl(&format!("{root}/examples/data/queries.jsonl"))?;
-    let vectors: Vec<Vec<f32>> = docs.iter().map(|d| embed(&d.text)).collect();
-    let bm25 = Bm25::new(&docs);
+    let queries = read_jsonl(&format!("{root}/examples/data/queries.jsonl"))?
+        .into_iter()
+        .map(|q| Query {
+            text: q["query"].as_str().unwrap_or_default().into(),
+            relevant: q["relevant"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        })
+        .collect();
+    Ok((docs, queries))
+}
 
-    let mut totals: HashMap<&str, [f64; 3]> = HashMap::new();
-    for query in &queries {
-        let text = query["query"].as_str().unwrap_or_default();
-        let relevant: HashSet<String> = query["relevant"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
-        let q = embed(text);
-        let dense = ranking(vectors.iter().map(|v| cosine(&q, v)).collect());
-        let lexical = ranking((0..docs.len()).map(|i| bm25.score(text, i)).collect());
-        let fused = rrf(&[dense.clone(), lexical.clone()]);
-        for (name, order) in [
-            ("hashing embedder", &dense),
-            ("BM25", &lexical),
-            ("hashing + BM25 (RRF)", &fused),
-        ] {
-            let ranked: Vec<&str> = order.iter().map(|&i| docs[i].id.as_str()).collect();
-            let found5 = ranked
-                .iter()
-                .take(5)
-                .filter(|id| relevant.contains(**id))
-                .count() as f64;
-            let entry = totals.entry(name).or_default();
-            entry[0] += found5 / relevant.len() as f64;
-            entry[1] += found5 / 5.0;
-            entry[2] += ndcg_at(10, &ranked, &relevant);
+/// BEIR SciFact (test split): title + abstract per document, claims as queries.
+fn scifact(dir: &str) -> anyhow::Result<(Vec<Doc>, Vec<Query>)> {
+    let docs = read_jsonl(&format!("{dir}/corpus.jsonl"))?
+        .into_iter()
+        .map(|d| Doc {
+            id: d["_id"].as_str().unwrap_or_default().into(),
+            text: format!(
+                "{} {}",
+                d["title"].as_str().unwrap_or_default(),
+                d["text"].as_str().unwrap_or_default()
+            ),
+        })
+        .collect();
+    let qrels =
+        std::fs::read_to_string(format!("{dir}/qrels_test.tsv")).context("reading qrels")?;
+    let mut relevant: HashMap<String, HashSet<String>> = HashMap::new();
+    for line in qrels.lines().skip(1) {
+        let mut fields = line.split('\t');
+        if let (Some(query), Some(doc)) = (fields.next(), fields.next()) {
+            relevant.entry(query.into()).or_default().insert(doc.into());
         }
     }
-    let n = queries.len() as f64;
-    println!(
-        "{} queries over {} records (examples/data)",
-        queries.len(),
-        docs.len()
-    );
-    println!("| retrieval | recall@5 | precision@5 | nDCG@10 |");
-    println!("|---|---:|---:|---:|");
-    for name in ["hashing embedder", "BM25", "hashing + BM25 (RRF)"] {
-        let [recall, precision, ndcg] = totals[name];
-        println!(
-            "| {name} | {:.3} | {:.3} | {:.3} |",
-            recall / n,
-            precision / n,
-            ndcg / n
+    let queries = read_jsonl(&format!("{dir}/queries.jsonl"))?
+        .into_iter()
+        .filter_map(|q| {
+            let relevant = relevant.remove(q["_id"].as_str()?)?;
+            Some(Query {
+                text: q["text"].as_str()?.into(),
+                relevant,
+            })
+        })
+        .collect();
+    Ok((docs, queries))
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (docs, queries) = sample_corpus(root)?;
+    evaluate("sample corpus (examples/data)", &docs, &queries);
+    let scifact_dir = format!("{root}/../shared/data/scifact");
+    if std::path::Path::new(&scifact_dir)
+        .join("corpus.jsonl")
+        .exists()
+    {
+        let (docs, queries) = scifact(&scifact_dir)?;
+        evaluate(
+            "BEIR SciFact test (../shared/data/scifact)",
+            &docs,
+            &queries,
         );
+    } else {
+        println!("\nSciFact not measured: {scifact_dir} is not there (it is not part of the repository).");
     }
     Ok(())
 }
