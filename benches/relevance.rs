@@ -12,7 +12,11 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 use serde_json::Value;
+use std::sync::Arc;
+
 use vector_service_host::backends::hashing_embedder::{cosine, embed};
+use vector_service_host::backends::sqlite::SqliteStore;
+use vector_service_host::backends::{HashingEmbedder, Record, Retriever};
 
 struct Doc {
     id: String,
@@ -124,7 +128,14 @@ struct Query {
 fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
     let vectors: Vec<Vec<f32>> = docs.iter().map(|d| embed(&d.text)).collect();
     let bm25 = Bm25::new(docs);
-    let methods = ["hashing embedder", "BM25", "hashing + BM25 (RRF)"];
+    let methods = [
+        "hashing embedder",
+        "BM25",
+        "hashing + BM25 (RRF)",
+        "SQLite FTS5 (the product's default)",
+    ];
+    let sqlite = product_store(docs);
+    let mut latencies = Vec::new();
     let mut totals: HashMap<&str, [f64; 4]> = HashMap::new();
     for query in queries {
         let q = embed(&query.text);
@@ -135,8 +146,19 @@ fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
                 .collect(),
         );
         let fused = rrf(&[dense.clone(), lexical.clone()]);
-        for (name, order) in methods.iter().zip([&dense, &lexical, &fused]) {
-            let ranked: Vec<&str> = order.iter().map(|&i| docs[i].id.as_str()).collect();
+        let started = std::time::Instant::now();
+        let product = sqlite
+            .search(&query.text, 100, &[])
+            .map(|found| found.hits)
+            .unwrap_or_default();
+        latencies.push(started.elapsed());
+        let product: Vec<&str> = product.iter().map(|hit| hit.id.as_str()).collect();
+        let rankings: Vec<Vec<&str>> = [&dense, &lexical, &fused]
+            .iter()
+            .map(|order| order.iter().map(|&i| docs[i].id.as_str()).collect())
+            .chain([product])
+            .collect();
+        for (name, ranked) in methods.iter().zip(&rankings) {
             let found = |k: usize| {
                 ranked
                     .iter()
@@ -147,7 +169,7 @@ fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
             let entry = totals.entry(name).or_default();
             entry[0] += found(5) / query.relevant.len() as f64;
             entry[1] += found(5) / 5.0;
-            entry[2] += ndcg_at(10, &ranked, &query.relevant);
+            entry[2] += ndcg_at(10, ranked, &query.relevant);
             entry[3] += found(100) / query.relevant.len() as f64;
         }
     }
@@ -169,6 +191,37 @@ fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
             recall100 / n
         );
     }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "SQLite FTS5 search latency (top 100): p50 {:.2} ms, p99 {:.2} ms",
+        at(0.5),
+        at(0.99)
+    );
+}
+
+/// The documents in a real SQLite store (temporary file), searched the way the product does.
+fn product_store(docs: &[Doc]) -> SqliteStore {
+    let path = std::env::temp_dir().join(format!(
+        "vector-service-relevance-{}-{}.sqlite3",
+        std::process::id(),
+        docs.len()
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).expect("a temporary store");
+    let records: Vec<Record> = docs
+        .iter()
+        .map(|d| Record {
+            origin_db: "doc".into(),
+            id: d.id.clone(),
+            text: d.text.clone(),
+            metadata: Value::Object(Default::default()),
+        })
+        .collect();
+    store.upsert("docs", &records).expect("ingest");
+    store
 }
 
 fn sample_corpus(root: &str) -> anyhow::Result<(Vec<Doc>, Vec<Query>)> {

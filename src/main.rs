@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use vector_service_host::api::{
     BackfillRequest, ContextRequest, Destination, SearchRequest, TrackRequest,
 };
-use vector_service_host::backends::sqlite::SqliteStore;
+use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
 use vector_service_host::backends::{Backends, HashingEmbedder};
 use vector_service_host::{
     Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT, WIT_PACKAGE,
@@ -50,6 +50,16 @@ struct Global {
     /// Print the Prometheus metrics text after the command.
     #[arg(long, global = true)]
     metrics: bool,
+    /// How search ranks records: BM25 over the text (needs no backfill; the better of the two
+    /// on real text, see BENCHMARKS.md) or cosine over the embeddings.
+    #[arg(long, global = true, value_enum, default_value_t = Retrieval::Lexical)]
+    retrieval: Retrieval,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Retrieval {
+    Lexical,
+    Vector,
 }
 
 #[derive(Subcommand)]
@@ -149,7 +159,12 @@ fn open_tenant(global: &Global) -> anyhow::Result<Tenant> {
     let dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{}.sqlite3", global.tenant));
-    let store = Arc::new(SqliteStore::open(&path, Arc::new(HashingEmbedder))?);
+    let mode = match global.retrieval {
+        Retrieval::Lexical => SearchMode::Lexical,
+        Retrieval::Vector => SearchMode::Vector,
+    };
+    let store =
+        Arc::new(SqliteStore::open(&path, Arc::new(HashingEmbedder))?.with_search_mode(mode));
     let backends = Backends {
         retriever: store.clone(),
         metrics_db: store.clone(),

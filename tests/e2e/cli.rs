@@ -67,10 +67,18 @@ fn ingest_backfill_search_context_track_and_stats() {
         "{search:#}"
     );
 
+    let by_vector = json(cli(&dir).args(["search", "upload failed", "--retrieval", "vector"]));
+    assert!(by_vector["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["reason"] == "cosine similarity"));
+    assert!(hits.iter().all(|h| h["reason"] == "bm25"));
+
     let context = json(cli(&dir).args(["context", "fix failing tests", "--top-k", "2"]));
     let text = context["context"].as_str().unwrap();
     assert!(
-        text.contains("Fix failing tests") && text.contains("test-fixer"),
+        text.contains("Fix failing tests") && text.contains("tests failing"),
         "{text}"
     );
 

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use serde_json::json;
 use vector_service_host::api::{BackendError, Destination};
-use vector_service_host::backends::sqlite::{SqliteError, SqliteStore};
+use vector_service_host::backends::sqlite::{SearchMode, SqliteError, SqliteStore};
 use vector_service_host::backends::{Backends, Embedder, HashingEmbedder};
 
 use crate::support::*;
 
+/// A store that searches by embeddings (these tests are about the embedding paths).
 fn open(path: &std::path::Path) -> Arc<SqliteStore> {
-    Arc::new(SqliteStore::open(path, Arc::new(HashingEmbedder)).expect("the store opens"))
+    let store = SqliteStore::open(path, Arc::new(HashingEmbedder)).expect("the store opens");
+    Arc::new(store.with_search_mode(SearchMode::Vector))
 }
 
 fn backends(store: &Arc<SqliteStore>) -> Backends {
@@ -130,7 +132,11 @@ fn changed_text_and_a_new_embedder_make_embeddings_stale() {
             HashingEmbedder.embed(texts)
         }
     }
-    let renamed = Arc::new(SqliteStore::open(&path, Arc::new(Renamed)).unwrap());
+    let renamed = Arc::new(
+        SqliteStore::open(&path, Arc::new(Renamed))
+            .unwrap()
+            .with_search_mode(SearchMode::Vector),
+    );
     let (renamed_service, _) = crate::support::service(backends(&renamed));
     assert!(renamed_service
         .search("s", &search("upload failed"))
@@ -197,4 +203,60 @@ fn migrations_are_idempotent_and_a_newer_file_is_refused() {
         Err(other) => panic!("expected TooNew, got {other}"),
         Ok(_) => panic!("a newer schema must be refused"),
     }
+}
+
+#[test]
+fn lexical_search_needs_no_backfill_and_honours_origins() {
+    let store = Arc::new(
+        SqliteStore::open(
+            &temp_dir("sqlite").join("tenant.sqlite3"),
+            Arc::new(HashingEmbedder),
+        )
+        .unwrap(),
+    );
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl");
+    for line in std::fs::read_to_string(corpus).unwrap().lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let db = value["db"].as_str().unwrap().to_string();
+        store
+            .upsert(&db, &[serde_json::from_value(value).unwrap()])
+            .unwrap();
+    }
+    let (service, _) = service(backends(&store));
+    let found = service
+        .search("s", &search("TLS certificate expired"))
+        .unwrap();
+    assert!(found.fallback.is_none());
+    assert!(found
+        .hits
+        .iter()
+        .all(|h| h.reason == "bm25" && h.score > 0.0 && h.score < 1.0));
+    assert!(
+        found.hits[0].metadata.contains("TLS") || found.hits[0].metadata.contains("certificate"),
+        "{:?}",
+        found.hits[0]
+    );
+
+    let mut bots_only = search("TLS certificate expired");
+    bots_only.origins = vec!["bot".into()];
+    let bots = service.search("s", &bots_only).unwrap();
+    assert!(!bots.hits.is_empty() && bots.hits.iter().all(|h| h.origin_db == "bot"));
+    assert!(
+        bots.hits[0].metadata.contains("cert-renewer"),
+        "{:?}",
+        bots.hits[0]
+    );
+
+    // Words only, no FTS syntax: punctuation alone finds nothing and quotes cannot inject.
+    assert!(service
+        .search("s", &search("?!"))
+        .unwrap()
+        .fallback
+        .is_some());
+    assert!(service
+        .search("s", &search("\"upload\" OR NEAR("))
+        .unwrap()
+        .fallback
+        .is_none());
 }
