@@ -1,4 +1,4 @@
-//! Reading records to ingest: JSON lines, one record per line.
+//! Reading records to ingest: JSON lines (one record per line) or CSV with a header row.
 //!
 //! `{"db": "bots", "origin_db": "bot", "id": "bot-1", "text": "...", "metadata": {...}}`.
 //! `db` may come from `--db`; `origin_db` defaults to the singular of a known database name;
@@ -35,27 +35,82 @@ fn default_origin(db: &str) -> Option<&'static str> {
     })
 }
 
-/// Records grouped by database, in file order within each.
+/// Records grouped by database, in file order within each. `.csv` files are CSV with a header
+/// row; anything else is JSON lines. A bad line stops the read before anything is written.
 pub fn read_records(
     path: &Path,
     default_db: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_csv = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
+    let lines = if is_csv {
+        csv_lines(path)?
+    } else {
+        json_lines(path)?
+    };
     let mut by_db: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-    for (index, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line_no = index + 1;
-        let value: Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{line_no}: not JSON", path.display()))?;
+    for (line_no, value) in lines {
         let (db, record) =
             record(value, default_db).with_context(|| format!("{}:{line_no}", path.display()))?;
         by_db.entry(db).or_default().push(record);
     }
     Ok(by_db)
+}
+
+/// (line number, JSON value) of every non-blank line.
+fn json_lines(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            let value = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not JSON", path.display(), index + 1))?;
+            Ok((index + 1, value))
+        })
+        .collect()
+}
+
+/// CSV rows as the JSON-lines shape: `db`, `origin_db`, `id` and `text` columns as they are,
+/// every other non-empty cell into `metadata` (numbers as numbers).
+fn csv_lines(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{}: no header row", path.display()))?
+        .clone();
+    let mut rows = Vec::new();
+    for (index, row) in reader.records().enumerate() {
+        let line_no = index + 2;
+        let row = row.with_context(|| format!("{}:{line_no}: not CSV", path.display()))?;
+        let mut object = Map::new();
+        let mut metadata = Map::new();
+        for (header, cell) in headers
+            .iter()
+            .zip(row.iter())
+            .filter(|(_, cell)| !cell.trim().is_empty())
+        {
+            match header {
+                "db" | "origin_db" | "id" | "text" => {
+                    object.insert(header.to_string(), Value::from(cell));
+                }
+                _ => {
+                    let value = cell
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map_or_else(|| Value::from(cell), Value::Number);
+                    metadata.insert(header.to_string(), value);
+                }
+            }
+        }
+        object.insert("metadata".to_string(), Value::Object(metadata));
+        rows.push((line_no, Value::Object(object)));
+    }
+    Ok(rows)
 }
 
 fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

@@ -176,3 +176,20 @@ fn a_killed_backfill_resumes_without_duplicates_or_half_written_batches() {
         (Some(3000), Some(3000))
     );
 }
+
+#[test]
+fn csv_rows_become_records_with_typed_metadata() {
+    let dir = temp_dir("cli");
+    let file = dir.join("bots.csv");
+    std::fs::write(&file, "db,id,name,purpose,roi\nbots,b-1,uploader,Retries failed uploads,1.5\nbots,b-2,test-fixer,Repairs failing tests,\n").unwrap();
+    let ingested = json(cli(&dir).arg("ingest").arg(&file));
+    assert_eq!(ingested[0]["records"], 2);
+    let found = json(cli(&dir).args(["search", "failed uploads", "--top-k", "1"]));
+    let hit = &found["hits"][0];
+    assert_eq!(hit["record_id"], "b-1");
+    let metadata: Value = serde_json::from_str(hit["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        metadata,
+        serde_json::json!({"name": "uploader", "purpose": "Retries failed uploads", "roi": 1.5})
+    );
+}

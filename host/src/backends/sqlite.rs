@@ -422,11 +422,18 @@ impl Retriever for SqliteStore {
     }
 }
 
-/// A BM25 score (0 to unbounded) mapped into [0, 1) keeping the order, so that the
-/// retriever's similarity threshold means the same in both modes: 1 -> 0.5, 3 -> 0.75.
-fn saturate(bm25: f64) -> f64 {
-    let bm25 = bm25.max(0.0);
-    bm25 / (bm25 + 1.0)
+/// BM25 scores relative to the query's best hit (1.0), in order. FTS5's idf is clamped near
+/// zero for words in half or more of the records, so on small tables the absolute scores are
+/// tiny whatever the match; relative scores keep the retriever's threshold meaningful there.
+fn relative_to_best(hits: &mut [BackendHit]) {
+    let best = hits.first().map_or(0.0, |hit| hit.score);
+    for hit in hits.iter_mut() {
+        hit.score = if best > 0.0 {
+            (hit.score / best).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+    }
 }
 
 /// An FTS5 query matching any of the query's words (each quoted, so no syntax leaks in).
@@ -467,12 +474,16 @@ impl SqliteStore {
                     origin_db: row.get(0)?,
                     id: row.get(1)?,
                     metadata: row.get(2)?,
-                    score: saturate(row.get(3)?),
+                    score: row.get(3)?,
                     reason: "bm25".into(),
                 })
             })
-            .and_then(Iterator::collect)
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             .map_err(backend_error)
+            .map(|mut hits| {
+                relative_to_best(&mut hits);
+                hits
+            })
     }
 
     fn vector_search(
