@@ -5,27 +5,22 @@ use std::sync::Arc;
 
 use serde_json::json;
 use vector_service_host::api::{BackendError, Destination};
-use vector_service_host::backends::sqlite::{SearchMode, SqliteError, SqliteStore};
+use vector_service_host::backends::sqlite::{SearchMode, SqliteError, SqliteStore, SCHEMA_VERSION};
 use vector_service_host::backends::{Backends, Embedder, HashingEmbedder};
 
 use crate::support::*;
 
 /// A store that searches by embeddings (these tests are about the embedding paths).
-fn open(path: &std::path::Path) -> Arc<SqliteStore> {
+pub(crate) fn open(path: &std::path::Path) -> Arc<SqliteStore> {
     let store = SqliteStore::open(path, Arc::new(HashingEmbedder)).expect("the store opens");
     Arc::new(store.with_search_mode(SearchMode::Vector))
 }
 
 fn backends(store: &Arc<SqliteStore>) -> Backends {
-    Backends {
-        retriever: store.clone(),
-        metrics_db: store.clone(),
-        vector_metrics_db: store.clone(),
-        embedding_store: store.clone(),
-    }
+    Backends::single(store.clone())
 }
 
-fn ingest(store: &SqliteStore) {
+pub(crate) fn ingest(store: &SqliteStore) {
     for (db, record) in corpus_records() {
         store.upsert(db, &[record]).unwrap();
     }
@@ -191,13 +186,13 @@ fn migrations_are_idempotent_and_a_newer_file_is_refused() {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version as usize, SCHEMA_VERSION);
     connection.pragma_update(None, "user_version", 99).unwrap();
     drop(connection);
     match SqliteStore::open(&path, Arc::new(HashingEmbedder)) {
         Err(SqliteError::TooNew {
             found: 99,
-            supported: 1,
+            supported: SCHEMA_VERSION,
             ..
         }) => {}
         Err(other) => panic!("expected TooNew, got {other}"),
@@ -214,15 +209,7 @@ fn lexical_search_needs_no_backfill_and_honours_origins() {
         )
         .unwrap(),
     );
-    let corpus =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl");
-    for line in std::fs::read_to_string(corpus).unwrap().lines() {
-        let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        let db = value["db"].as_str().unwrap().to_string();
-        store
-            .upsert(&db, &[serde_json::from_value(value).unwrap()])
-            .unwrap();
-    }
+    ingest_sample_corpus(&store);
     let (service, _) = service(backends(&store));
     let found = service
         .search("s", &search("TLS certificate expired"))
@@ -243,7 +230,8 @@ fn lexical_search_needs_no_backfill_and_honours_origins() {
     let bots = service.search("s", &bots_only).unwrap();
     assert!(!bots.hits.is_empty() && bots.hits.iter().all(|h| h.origin_db == "bot"));
     assert!(
-        bots.hits[0].metadata.contains("cert-renewer"),
+        bots.hits[0].metadata.contains("cert-renewer")
+            || bots.hits[0].metadata.contains("cert-expiry-watcher"),
         "{:?}",
         bots.hits[0]
     );

@@ -426,3 +426,31 @@ pub fn seed_corpus(store: &MemoryStore) {
         store.upsert(db, record);
     }
 }
+
+fn example_data(file: &str) -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/data")
+        .join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+/// Load `examples/data/records.jsonl` (the sample corpus) into a SQLite store.
+pub fn ingest_sample_corpus(store: &vector_service_host::backends::sqlite::SqliteStore) {
+    for value in example_data("records.jsonl") {
+        let db = value["db"].as_str().expect("a db field").to_string();
+        let record: Record = serde_json::from_value(value).expect("a record");
+        store.upsert(&db, &[record]).expect("upsert");
+    }
+}
+
+/// The queries of `examples/data/queries.jsonl`.
+pub fn sample_queries() -> Vec<String> {
+    example_data("queries.jsonl")
+        .into_iter()
+        .map(|value| value["query"].as_str().expect("a query").to_string())
+        .collect()
+}

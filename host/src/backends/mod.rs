@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 pub mod embedder;
 pub mod hashing_embedder;
+pub mod http_embedder;
 pub mod memory;
 mod records;
 pub mod sqlite;
+mod sqlite_index;
+pub mod vector_index;
 
 pub use embedder::{Embedder, HashingEmbedder};
 pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats};
@@ -73,6 +76,14 @@ pub struct Backends {
 impl Backends {
     /// Every slot served by one in-memory store.
     pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
+        Self::single(store)
+    }
+
+    /// Every slot served by one store that implements them all (memory, SQLite, ...).
+    pub fn single<S>(store: Arc<S>) -> Self
+    where
+        S: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + 'static,
+    {
         Self {
             retriever: store.clone(),
             metrics_db: store.clone(),

@@ -1,10 +1,11 @@
 //! Every backend in one SQLite file (WAL): records and their embeddings, the primary metrics
 //! tables and the vector metrics table. A tenant's data is its own file.
 //!
-//! Search is an exact cosine scan over the current embeddings, which is what small corpora
-//! want; an approximate index for large ones plugs in behind the same `Retriever` trait.
-//! Each `embed` call commits its batch in one transaction, so a backfill killed half-way
-//! resumes where it stopped, with nothing duplicated or half-written.
+//! Search is lexical (FTS5 BM25) by default, or by vector similarity through a
+//! [`VectorIndex`] kept beside the file as a snapshot and replayed from the table
+//! (see [`sqlite_index`](super::sqlite_index)). Each `embed` call commits its batch in one
+//! transaction, so a backfill killed half-way resumes where it stopped, with nothing
+//! duplicated or half-written.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::hashing_embedder::cosine;
+use super::sqlite_index::{next_seq, IndexedVectors};
+use super::vector_index::IndexParams;
 use super::{
     rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
     VectorMetricsDb,
@@ -22,8 +24,12 @@ use crate::api::{
     VectorRef,
 };
 
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE databases (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE records (
     db TEXT NOT NULL REFERENCES databases(name),
@@ -89,7 +95,27 @@ CREATE TABLE vector_outcomes (
     ts_ms INTEGER NOT NULL
 );
 CREATE INDEX vector_outcomes_by_vector ON vector_outcomes(origin_db, vector_id);
-"#];
+"#,
+    r#"
+-- Change tracking for the vector index snapshot: every embedding write and record deletion
+-- takes the next `seq`, so an index that reflects `seq` N replays exactly what followed.
+CREATE TABLE change_clock (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL);
+INSERT INTO change_clock VALUES (1, 0);
+ALTER TABLE embeddings ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX embeddings_by_seq ON embeddings(seq);
+CREATE TABLE index_tombstones (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TRIGGER records_tombstone AFTER DELETE ON records BEGIN
+    UPDATE change_clock SET seq = seq + 1;
+    INSERT OR REPLACE INTO index_tombstones (key, seq) SELECT old.rowid, seq FROM change_clock;
+END;
+-- A record moved to another origin is replayed so filtered searches see the move.
+CREATE TRIGGER records_origin_moved AFTER UPDATE OF origin_db ON records
+WHEN old.origin_db != new.origin_db BEGIN
+    UPDATE change_clock SET seq = seq + 1;
+    UPDATE embeddings SET seq = (SELECT seq FROM change_clock) WHERE db = new.db AND id = new.id;
+END;
+"#,
+];
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +179,10 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     embedder: Arc<dyn Embedder>,
     search_mode: SearchMode,
+    /// Loaded on the first vector search (or [`SqliteStore::sync_index`]), then kept current.
+    index: Mutex<Option<IndexedVectors>>,
+    index_snapshot: PathBuf,
+    index_params: IndexParams,
 }
 
 fn now_ms() -> i64 {
@@ -187,7 +217,7 @@ fn vector_to_blob(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn blob_to_vector(blob: &[u8]) -> Vec<f32> {
+pub(super) fn blob_to_vector(blob: &[u8]) -> Vec<f32> {
     blob.chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
@@ -212,6 +242,9 @@ impl SqliteStore {
             connection: Mutex::new(connection),
             embedder,
             search_mode: SearchMode::default(),
+            index: Mutex::new(None),
+            index_snapshot: PathBuf::from(format!("{}.usearch", path.display())),
+            index_params: IndexParams::default(),
         })
     }
 
@@ -219,6 +252,60 @@ impl SqliteStore {
     pub fn with_search_mode(mut self, mode: SearchMode) -> Self {
         self.search_mode = mode;
         self
+    }
+
+    /// The same store with other vector index parameters (a snapshot built with different
+    /// ones is rebuilt on load).
+    pub fn with_index_params(mut self, params: IndexParams) -> Self {
+        self.index_params = params;
+        self
+    }
+
+    /// Bring the vector index up to date with the table and snapshot it if it changed.
+    /// Returns how many changes were applied. A backfill calls this so that the first vector
+    /// search does not pay for building the index.
+    pub fn sync_index(&self) -> Result<usize, BackendError> {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = self.current_index(&mut index)?;
+        if let Some(indexed) = index.as_mut() {
+            indexed.save_if_changed()?;
+        }
+        Ok(applied)
+    }
+
+    /// Load the index if needed and apply changes made since (by this or another process).
+    fn current_index(&self, index: &mut Option<IndexedVectors>) -> Result<usize, BackendError> {
+        let connection = self.connection();
+        if index.is_none() {
+            *index = Some(IndexedVectors::open(
+                &connection,
+                self.index_snapshot.clone(),
+                self.embedder.version(),
+                self.embedder.dimensions(),
+                self.index_params,
+            )?);
+        }
+        match index.as_mut() {
+            Some(indexed) => indexed.catch_up(&connection),
+            None => Ok(0),
+        }
+    }
+
+    /// Delete records of `db` (their embeddings go with them); returns how many existed.
+    pub fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(backend_error)?;
+        let mut deleted = 0;
+        for id in ids {
+            deleted += tx
+                .execute(
+                    "DELETE FROM records WHERE db = ?1 AND id = ?2",
+                    params![db, id],
+                )
+                .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(deleted)
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -497,42 +584,60 @@ impl SqliteStore {
             .embed(&[query])?
             .pop()
             .ok_or_else(|| BackendError::Failed("the embedder returned no vector".into()))?;
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        self.current_index(&mut index)?;
+        let Some(indexed) = index.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let keep = |key: u64| {
+            indexed
+                .origins
+                .get(&key)
+                .is_some_and(|origin| origins.contains(origin))
+        };
+        let nearest = indexed
+            .index
+            .search(
+                &query_vector,
+                top_k as usize,
+                (!origins.is_empty()).then_some(&keep as &dyn Fn(u64) -> bool),
+            )
+            .map_err(|e| BackendError::Failed(e.to_string()))?;
         let connection = self.connection();
         let mut statement = connection
-            .prepare_cached(
-                "SELECT r.origin_db, r.id, r.metadata, e.vector
-                 FROM embeddings e JOIN records r ON r.db = e.db AND r.id = e.id
-                 WHERE e.embedding_version = ?1",
-            )
+            .prepare_cached("SELECT origin_db, id, metadata FROM records WHERE rowid = ?1")
             .map_err(backend_error)?;
-        let mut scored: Vec<BackendHit> = Vec::new();
-        let rows = statement
-            .query_map([self.embedder.version()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Vec<u8>>(3)?,
-                ))
-            })
-            .map_err(backend_error)?;
-        for row in rows {
-            let (origin_db, id, metadata, blob) = row.map_err(backend_error)?;
-            if !origins.is_empty() && !origins.contains(&origin_db) {
-                continue;
+        let mut hits = Vec::with_capacity(nearest.len());
+        for (key, similarity) in nearest {
+            let record = statement
+                .query_row([key as i64], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+                .map_err(backend_error)?;
+            // Another process may have deleted the record since the index caught up.
+            if let Some((origin_db, id, metadata)) = record {
+                hits.push(BackendHit {
+                    origin_db,
+                    id,
+                    score: f64::from(similarity),
+                    reason: "cosine similarity".into(),
+                    metadata,
+                });
             }
-            let score = cosine(&query_vector, &blob_to_vector(&blob));
-            scored.push(BackendHit {
-                origin_db,
-                id,
-                score,
-                reason: "cosine similarity".into(),
-                metadata,
-            });
         }
-        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        scored.truncate(top_k as usize);
-        Ok(scored)
+        Ok(hits)
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Snapshot the index on the way out so the next process replays nothing.
+    fn drop(&mut self) {
+        if let Some(indexed) = self.index.get_mut().ok().and_then(Option::as_mut) {
+            if let Err(error) = indexed.save_if_changed() {
+                tracing::warn!(%error, "the vector index snapshot was not saved");
+            }
+        }
     }
 }
 
@@ -685,11 +790,12 @@ impl EmbeddingStore for SqliteStore {
         let mut connection = self.connection();
         let tx = connection.transaction().map_err(backend_error)?;
         let created_at = now_ms();
+        let seq = next_seq(&tx)?;
         for ((id, _, hash), vector) in texts.iter().zip(&vectors) {
             tx.execute(
-                "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6)",
-                params![db, id, vector_to_blob(vector), hash, self.embedder.version(), created_at],
+                "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6, ?7)",
+                params![db, id, vector_to_blob(vector), hash, self.embedder.version(), created_at, seq],
             )
             .map_err(backend_error)?;
         }

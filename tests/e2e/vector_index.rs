@@ -1,0 +1,151 @@
+//! The vector index beside a SQLite file: built by catching up with the table, snapshotted,
+//! replayed after changes from another process, corrupted snapshots rebuilt, deletes and origin
+//! moves honoured, and the approximate path agreeing with exact search.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
+use vector_service_host::backends::vector_index::IndexParams;
+use vector_service_host::backends::{EmbeddingStore, HashingEmbedder, Record, Retriever};
+
+use crate::sqlite_backend::{ingest, open};
+use crate::support::*;
+
+fn embed_everything(store: &SqliteStore) {
+    for db in store.databases().unwrap() {
+        let ids = store.pending(&db, None, 10_000).unwrap();
+        store.embed(&db, &ids).unwrap();
+    }
+}
+
+fn ids(store: &SqliteStore, query: &str, top_k: u32, origins: &[&str]) -> Vec<String> {
+    let origins: Vec<String> = origins.iter().map(|o| o.to_string()).collect();
+    store
+        .search(query, top_k, &origins)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|hit| hit.id)
+        .collect()
+}
+
+#[test]
+fn the_snapshot_is_reused_and_only_new_changes_are_replayed() {
+    let path = temp_dir("index").join("tenant.sqlite3");
+    let first = open(&path);
+    ingest(&first);
+    embed_everything(&first);
+    assert_eq!(first.sync_index().unwrap(), 6, "built from the table");
+    assert!(Path::new(&format!("{}.usearch", path.display())).exists());
+    let before = ids(&first, "upload failed", 3, &[]);
+    drop(first);
+
+    // A second process adds a record; the reopened store loads the snapshot and replays one.
+    let writer = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    let extra: Record = serde_json::from_value(serde_json::json!({
+        "id": "e9", "origin_db": "error",
+        "text": "upload failed again: storage bucket quota exceeded",
+        "metadata": {"message": "Upload failed: quota exceeded"}
+    }))
+    .unwrap();
+    writer.upsert("errors", &[extra]).unwrap();
+    writer.embed("errors", &["e9".into()]).unwrap();
+    drop(writer);
+
+    let reopened = open(&path);
+    assert_eq!(reopened.sync_index().unwrap(), 1, "only the new vector");
+    let after = ids(&reopened, "upload failed", 4, &[]);
+    assert!(after.contains(&"e9".to_string()), "{after:?}");
+    assert!(
+        before.iter().all(|id| after.contains(id)),
+        "{before:?} {after:?}"
+    );
+    assert_eq!(reopened.sync_index().unwrap(), 0, "nothing left to replay");
+}
+
+#[test]
+fn deleted_records_and_moved_origins_reach_the_index() {
+    let path = temp_dir("index").join("tenant.sqlite3");
+    let store = open(&path);
+    ingest(&store);
+    embed_everything(&store);
+    assert!(ids(&store, "upload failed", 6, &[]).contains(&"e1".to_string()));
+
+    // Deleted through another handle: the live index catches up on its next search.
+    let other = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    assert_eq!(
+        other
+            .delete("errors", &["e1".into(), "nope".into()])
+            .unwrap(),
+        1
+    );
+    let remaining = ids(&store, "upload failed", 6, &[]);
+    assert!(!remaining.contains(&"e1".to_string()), "{remaining:?}");
+    assert_eq!(remaining.len(), 5);
+
+    // b1 moves from origin "bot" to "workflow" without a text change: filters follow it.
+    let moved: Record = serde_json::from_value(serde_json::json!({
+        "id": "b1", "origin_db": "workflow",
+        "text": "upload bot retries failed uploads to storage",
+        "metadata": {"name": "upload-retrier"}
+    }))
+    .unwrap();
+    other.upsert("bots", &[moved]).unwrap();
+    assert!(!ids(&store, "upload", 6, &["bot"]).contains(&"b1".to_string()));
+    assert!(ids(&store, "upload", 6, &["workflow"]).contains(&"b1".to_string()));
+}
+
+#[test]
+fn a_corrupt_snapshot_is_rebuilt_from_the_table() {
+    let path = temp_dir("index").join("tenant.sqlite3");
+    let store = open(&path);
+    ingest(&store);
+    embed_everything(&store);
+    store.sync_index().unwrap();
+    let expected = ids(&store, "fix failing tests", 3, &[]);
+    drop(store);
+    std::fs::write(format!("{}.usearch", path.display()), b"not an index").unwrap();
+
+    let reopened = open(&path);
+    assert_eq!(reopened.sync_index().unwrap(), 6, "rebuilt in full");
+    assert_eq!(ids(&reopened, "fix failing tests", 3, &[]), expected);
+}
+
+#[test]
+fn the_graph_agrees_with_exact_search_on_the_sample_corpus() {
+    let dir = temp_dir("index");
+    let exact = SqliteStore::open(&dir.join("exact.sqlite3"), Arc::new(HashingEmbedder))
+        .unwrap()
+        .with_search_mode(SearchMode::Vector)
+        .with_index_params(IndexParams {
+            exact_below: usize::MAX,
+            ..IndexParams::default()
+        });
+    let graph = SqliteStore::open(&dir.join("graph.sqlite3"), Arc::new(HashingEmbedder))
+        .unwrap()
+        .with_search_mode(SearchMode::Vector)
+        .with_index_params(IndexParams {
+            exact_below: 0,
+            ..IndexParams::default()
+        });
+    for store in [&exact, &graph] {
+        ingest_sample_corpus(store);
+        embed_everything(store);
+    }
+    let queries = sample_queries();
+    assert!(queries.len() >= 10);
+    let (mut found, mut total) = (0, 0);
+    for query in &queries {
+        let truth = ids(&exact, query, 10, &[]);
+        let approximate = ids(&graph, query, 10, &[]);
+        total += truth.len();
+        found += truth.iter().filter(|id| approximate.contains(id)).count();
+    }
+    let recall = found as f64 / total as f64;
+    assert!(
+        recall >= 0.95,
+        "recall@10 {recall:.3} over {} queries",
+        queries.len()
+    );
+}
