@@ -2,6 +2,7 @@
 //! sandbox; storage is the embedded default, one SQLite file per tenant under `--data-dir`.
 
 mod ingest;
+mod progress;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use sha2::{Digest, Sha256};
 use vector_service_host::api::{
     BackfillRequest, ContextRequest, Destination, SearchRequest, TrackRequest,
 };
+use vector_service_host::backends::http_embedder::{HttpEmbedder, HttpEmbedderConfig};
 use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
-use vector_service_host::backends::{Backends, HashingEmbedder};
+use vector_service_host::backends::{Backends, Embedder, EmbeddingStore, HashingEmbedder};
 use vector_service_host::{
     Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT, WIT_PACKAGE,
 };
@@ -54,6 +56,38 @@ struct Global {
     /// on real text, see BENCHMARKS.md) or cosine over the embeddings.
     #[arg(long, global = true, value_enum, default_value_t = Retrieval::Lexical)]
     retrieval: Retrieval,
+    /// What turns text into vectors: `hashing` (offline, deterministic) or the base URL of an
+    /// OpenAI-compatible endpoint up to `/v1` (TEI, vLLM, Ollama, OpenAI); its API key is read
+    /// from $VECTOR_SERVICE_EMBEDDING_API_KEY. Changing it re-embeds on the next backfill.
+    #[arg(long, global = true, default_value = "hashing")]
+    embedder: String,
+    /// The model name sent to an HTTP embedder.
+    #[arg(long, global = true)]
+    embedding_model: Option<String>,
+    /// Vector length of an HTTP embedder's model (checked on every response).
+    #[arg(long, global = true, default_value_t = 384)]
+    embedding_dimensions: usize,
+}
+
+/// The embedder named by `--embedder`.
+fn embedder(global: &Global) -> anyhow::Result<Arc<dyn Embedder>> {
+    let spec = global.embedder.as_str();
+    if spec == "hashing" {
+        return Ok(Arc::new(HashingEmbedder));
+    }
+    if spec.starts_with("http://") || spec.starts_with("https://") {
+        let model = global
+            .embedding_model
+            .clone()
+            .context("an HTTP embedder needs --embedding-model")?;
+        let config = HttpEmbedderConfig {
+            api_key: std::env::var("VECTOR_SERVICE_EMBEDDING_API_KEY").ok(),
+            dimensions: global.embedding_dimensions,
+            ..HttpEmbedderConfig::new(spec, model)
+        };
+        return Ok(Arc::new(HttpEmbedder::new(config)));
+    }
+    anyhow::bail!("unknown --embedder {spec:?}: expected `hashing` or an http(s):// base URL")
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -116,6 +150,13 @@ enum Command {
         roi_tag: Option<String>,
         vector_ids: Vec<String>,
     },
+    /// Delete records (and their embeddings) from a database.
+    Delete {
+        #[arg(long)]
+        db: String,
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// Record, embedding and outcome counts of the tenant's database.
     Stats,
 }
@@ -148,41 +189,59 @@ fn default_data_dir() -> PathBuf {
     data_home.join("vector-service")
 }
 
-/// The tenant's store and a service over it.
+/// The tenant's store, and what is needed to run the component over it.
 struct Tenant {
     store: Arc<SqliteStore>,
-    service: VectorService,
+    plugin: Arc<Plugin>,
     telemetry: Telemetry,
+    config: ServiceConfig,
 }
 
-fn open_tenant(global: &Global) -> anyhow::Result<Tenant> {
-    let dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("{}.sqlite3", global.tenant));
-    let mode = match global.retrieval {
-        Retrieval::Lexical => SearchMode::Lexical,
-        Retrieval::Vector => SearchMode::Vector,
-    };
-    let store =
-        Arc::new(SqliteStore::open(&path, Arc::new(HashingEmbedder))?.with_search_mode(mode));
-    let backends = Backends {
-        retriever: store.clone(),
-        metrics_db: store.clone(),
-        vector_metrics_db: store.clone(),
-        embedding_store: store.clone(),
-    };
-    let plugin = Arc::new(Plugin::builtin()?);
-    let telemetry = Telemetry::new();
-    let config = ServiceConfig {
-        tenant: global.tenant.clone(),
-        ..ServiceConfig::default()
-    };
-    let service = VectorService::new(plugin, backends, telemetry.clone(), config);
-    Ok(Tenant {
-        store,
-        service,
-        telemetry,
-    })
+impl Tenant {
+    fn open(global: &Global) -> anyhow::Result<Self> {
+        let dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{}.sqlite3", global.tenant));
+        let mode = match global.retrieval {
+            Retrieval::Lexical => SearchMode::Lexical,
+            Retrieval::Vector => SearchMode::Vector,
+        };
+        let store = Arc::new(SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode));
+        Ok(Self {
+            store,
+            plugin: Arc::new(Plugin::builtin()?),
+            telemetry: Telemetry::new(),
+            config: ServiceConfig {
+                tenant: global.tenant.clone(),
+                ..ServiceConfig::default()
+            },
+        })
+    }
+
+    /// The component over the tenant's store, optionally with another embedding store in front.
+    fn service(&self, embedding_store: Option<Arc<dyn EmbeddingStore>>) -> VectorService {
+        let mut backends = Backends::single(self.store.clone());
+        if let Some(embedding_store) = embedding_store {
+            backends.embedding_store = embedding_store;
+        }
+        VectorService::new(
+            self.plugin.clone(),
+            backends,
+            self.telemetry.clone(),
+            self.config.clone(),
+        )
+    }
+
+    /// Records without a current embedding (what a backfill has to do).
+    fn pending_records(&self, databases: &[String]) -> anyhow::Result<u64> {
+        let stats = self.store.stats()?;
+        Ok(stats
+            .databases
+            .iter()
+            .filter(|(db, _, _)| databases.is_empty() || databases.contains(db))
+            .map(|(_, records, embedded)| records.saturating_sub(*embedded))
+            .sum())
+    }
 }
 
 /// JSON for `--json`, else the human rendering.
@@ -231,7 +290,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The commands that need the tenant's database.
 fn run(global: &Global, command: Command) -> anyhow::Result<()> {
-    let tenant = open_tenant(global)?;
+    let tenant = Tenant::open(global)?;
     let session = global.session_id.as_str();
     match command {
         Command::Info | Command::Component(_) => unreachable!("handled without a tenant"),
@@ -257,14 +316,26 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
             batch_size,
             databases,
         } => {
-            let response = tenant.service.backfill(
+            let total = tenant.pending_records(&databases)?;
+            let progress = progress::ProgressStore::for_terminal(tenant.store.clone(), total);
+            let service = tenant.service(progress.clone().map(|p| p as Arc<dyn EmbeddingStore>));
+            let response = service.backfill(
                 session,
                 &BackfillRequest {
                     batch_size,
                     databases,
                 },
             )?;
-            emit(global, &response, |r| {
+            if let Some(progress) = progress {
+                progress.finish();
+            }
+            // Leave the vector index current so the first vector search pays nothing.
+            let started = std::time::Instant::now();
+            let indexed = tenant.store.sync_index()?;
+            let mut report = serde_json::to_value(&response)?;
+            report["index_changes"] = indexed.into();
+            emit(global, &report, |_| {
+                let r = &response;
                 println!("backfill {} (session {})", r.status, r.session_id);
                 for d in &r.databases {
                     let error = d
@@ -277,6 +348,10 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                         d.name, d.embedded, d.skipped, d.batches
                     );
                 }
+                println!(
+                    "vector index: {indexed} change(s) applied in {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
             })?;
         }
         Command::Search {
@@ -291,7 +366,7 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 similarity_threshold: threshold,
                 origins,
             };
-            let response = tenant.service.search(session, &request)?;
+            let response = tenant.service(None).search(session, &request)?;
             emit(global, &response, |r| {
                 if let Some(fallback) = &r.fallback {
                     println!(
@@ -322,7 +397,7 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 max_tokens,
                 db_weights: vec![],
             };
-            let response = tenant.service.build_context(session, &request)?;
+            let response = tenant.service(None).build_context(session, &request)?;
             emit(global, &response, |r| {
                 println!("{}", r.context);
                 for e in &r.entries {
@@ -356,7 +431,7 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 contribution,
                 roi_tag,
             };
-            let response = tenant.service.track_contributors(session, &request)?;
+            let response = tenant.service(None).track_contributors(session, &request)?;
             emit(global, &response, |r| {
                 let destination = match r.written_to {
                     Destination::Primary => "primary metrics db",
@@ -369,6 +444,13 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 for warning in &r.warnings {
                     println!("  warning: {warning}");
                 }
+            })?;
+        }
+        Command::Delete { db, ids } => {
+            let deleted = tenant.store.delete(&db, &ids)?;
+            let report = serde_json::json!({"db": db, "requested": ids.len(), "deleted": deleted});
+            emit(global, &report, |_| {
+                println!("{db}: deleted {deleted} of {} record(s)", ids.len());
             })?;
         }
         Command::Stats => {

@@ -27,10 +27,36 @@ impl Embedder for HashingEmbedder {
         hashing_embedder::DIMENSIONS
     }
 
+    /// Large batches are split across the machine's cores (each text is independent).
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BackendError> {
-        Ok(texts
-            .iter()
-            .map(|text| hashing_embedder::embed(text))
-            .collect())
+        const PER_THREAD: usize = 64;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads == 1 || texts.len() < 2 * PER_THREAD {
+            return Ok(texts
+                .iter()
+                .map(|text| hashing_embedder::embed(text))
+                .collect());
+        }
+        let chunk = texts.len().div_ceil(threads).max(PER_THREAD);
+        Ok(std::thread::scope(|scope| {
+            let workers: Vec<_> = texts
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|text| hashing_embedder::embed(text))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        }))
     }
 }
