@@ -1,5 +1,7 @@
-//! Relevance of the default retrieval on the sample corpus: the hashing embedder alone, BM25
-//! alone, and both fused with reciprocal-rank fusion (RRF, k = 60).
+//! Relevance of each retrieval: BM25 (this bench's own and the product's SQLite FTS5), each
+//! embedder alone (hashing; all-MiniLM-L6-v2 when scripts/fetch-minilm.sh has fetched it),
+//! and each embedder fused with FTS5 by reciprocal rank (RRF, k = 60: the product's
+//! `--retrieval hybrid`).
 //!
 //! ```text
 //! cargo bench --bench relevance
@@ -7,6 +9,7 @@
 //! Queries and their relevant record ids: `examples/data/queries.jsonl` (labelled for this
 //! project over `examples/data/records.jsonl`), then BEIR SciFact from `../shared/data/scifact`
 //! when that directory exists. Prints recall@5, precision@5, nDCG@10 and recall@100.
+//! MiniLM vectors of a corpus are cached under `target/bench-cache/` (SciFact takes minutes).
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,9 +17,10 @@ use anyhow::Context as _;
 use serde_json::Value;
 use std::sync::Arc;
 
-use vector_service_host::backends::hashing_embedder::{cosine, embed};
+use vector_service_host::backends::hashing_embedder::cosine;
+use vector_service_host::backends::minilm_embedder::MiniLmEmbedder;
 use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::{HashingEmbedder, Record, Retriever};
+use vector_service_host::backends::{Embedder, HashingEmbedder, Record, Retriever};
 
 struct Doc {
     id: String,
@@ -87,8 +91,10 @@ fn ranking(scores: Vec<f64>) -> Vec<usize> {
     order
 }
 
-fn rrf(rankings: &[Vec<usize>]) -> Vec<usize> {
-    let mut fused = vec![0.0; rankings[0].len()];
+/// Reciprocal-rank fusion of partial rankings over `documents` documents; documents in no
+/// ranking come last.
+fn rrf(rankings: &[Vec<usize>], documents: usize) -> Vec<usize> {
+    let mut fused = vec![0.0; documents];
     for ranking in rankings {
         for (rank, &doc) in ranking.iter().enumerate() {
             fused[doc] += 1.0 / (60.0 + rank as f64 + 1.0);
@@ -124,41 +130,130 @@ struct Query {
     relevant: HashSet<String>,
 }
 
-/// Rank every document for every query three ways and print the table.
-fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
-    let vectors: Vec<Vec<f32>> = docs.iter().map(|d| embed(&d.text)).collect();
+/// Vectors of `docs`, read from the cache when this embedder already embedded this corpus.
+fn corpus_vectors(corpus: &str, embedder: &dyn Embedder, docs: &[Doc]) -> Vec<Vec<f32>> {
+    // Keyed by corpus content too, so an edited corpus is embedded again.
+    let content = docs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, d| {
+        d.text
+            .bytes()
+            .chain(d.id.bytes())
+            .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    });
+    let name: String = format!("{corpus}-{content:016x}-{}", embedder.version())
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
+        .collect();
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-cache")
+        .join(name);
+    let dims = embedder.dimensions();
+    if let Ok(bytes) = std::fs::read(&cache) {
+        if bytes.len() == docs.len() * dims * 4 {
+            return bytes
+                .chunks_exact(dims * 4)
+                .map(|row| {
+                    row.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect()
+                })
+                .collect();
+        }
+    }
+    let started = std::time::Instant::now();
+    let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+    let vectors = embedder.embed(&texts).expect("embedding the corpus");
+    println!(
+        "embedded {} documents with {} in {:.1} s ({:.1} documents/s)",
+        docs.len(),
+        embedder.version(),
+        started.elapsed().as_secs_f64(),
+        docs.len() as f64 / started.elapsed().as_secs_f64()
+    );
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let bytes: Vec<u8> = vectors
+        .iter()
+        .flatten()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let _ = std::fs::write(&cache, bytes);
+    vectors
+}
+
+/// An embedder's name, its document vectors and its query vectors.
+type Dense<'a> = (&'a str, Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// Rank every document for every query each way and print the table.
+fn evaluate(
+    title: &str,
+    corpus: &str,
+    docs: &[Doc],
+    queries: &[Query],
+    embedders: &[(&str, &dyn Embedder)],
+) {
     let bm25 = Bm25::new(docs);
-    let methods = [
-        "hashing embedder",
-        "BM25",
-        "hashing + BM25 (RRF)",
-        "SQLite FTS5 (the product's default)",
-    ];
     let sqlite = product_store(docs);
+    let dense: Vec<Dense> = embedders
+        .iter()
+        .map(|(name, embedder)| {
+            let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+            let query_vectors = embedder.embed(&texts).expect("embedding the queries");
+            (
+                *name,
+                corpus_vectors(corpus, *embedder, docs),
+                query_vectors,
+            )
+        })
+        .collect();
+    let mut methods: Vec<String> = vec![
+        "BM25 (this bench)".into(),
+        "SQLite FTS5 (the product's default)".into(),
+    ];
+    for (name, _, _) in &dense {
+        methods.push(format!("{name} (cosine)"));
+        methods.push(format!("FTS5 + {name} (RRF, the product's hybrid)"));
+    }
+    let index_of: HashMap<&str, usize> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
     let mut latencies = Vec::new();
-    let mut totals: HashMap<&str, [f64; 4]> = HashMap::new();
-    for query in queries {
-        let q = embed(&query.text);
-        let dense = ranking(vectors.iter().map(|v| cosine(&q, v)).collect());
+    let mut totals: HashMap<String, [f64; 4]> = HashMap::new();
+    for (query_index, query) in queries.iter().enumerate() {
         let lexical = ranking(
             (0..docs.len())
                 .map(|i| bm25.score(&query.text, i))
                 .collect(),
         );
-        let fused = rrf(&[dense.clone(), lexical.clone()]);
         let started = std::time::Instant::now();
         let product = sqlite
             .search(&query.text, 100, &[])
             .map(|found| found.hits)
             .unwrap_or_default();
         latencies.push(started.elapsed());
-        let product: Vec<&str> = product.iter().map(|hit| hit.id.as_str()).collect();
-        let rankings: Vec<Vec<&str>> = [&dense, &lexical, &fused]
+        let product: Vec<usize> = product
             .iter()
-            .map(|order| order.iter().map(|&i| docs[i].id.as_str()).collect())
-            .chain([product])
+            .filter_map(|hit| index_of.get(hit.id.as_str()).copied())
             .collect();
-        for (name, ranked) in methods.iter().zip(&rankings) {
+        let mut rankings: Vec<Vec<usize>> = vec![lexical, product.clone()];
+        for (_, vectors, query_vectors) in &dense {
+            let q = &query_vectors[query_index];
+            let by_cosine = ranking(vectors.iter().map(|v| cosine(q, v)).collect());
+            let mut fused = rrf(
+                &[
+                    product.clone(),
+                    by_cosine[..100.min(by_cosine.len())].to_vec(),
+                ],
+                docs.len(),
+            );
+            fused.truncate(100);
+            rankings.push(by_cosine);
+            rankings.push(fused);
+        }
+        for (name, order) in methods.iter().zip(&rankings) {
+            let ranked: Vec<&str> = order.iter().map(|&i| docs[i].id.as_str()).collect();
             let found = |k: usize| {
                 ranked
                     .iter()
@@ -166,10 +261,10 @@ fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
                     .filter(|id| query.relevant.contains(**id))
                     .count() as f64
             };
-            let entry = totals.entry(name).or_default();
+            let entry = totals.entry(name.clone()).or_default();
             entry[0] += found(5) / query.relevant.len() as f64;
             entry[1] += found(5) / 5.0;
-            entry[2] += ndcg_at(10, ranked, &query.relevant);
+            entry[2] += ndcg_at(10, &ranked, &query.relevant);
             entry[3] += found(100) / query.relevant.len() as f64;
         }
     }
@@ -181,7 +276,7 @@ fn evaluate(title: &str, docs: &[Doc], queries: &[Query]) {
     );
     println!("| retrieval | recall@5 | precision@5 | nDCG@10 | recall@100 |");
     println!("|---|---:|---:|---:|---:|");
-    for name in methods {
+    for name in &methods {
         let [recall, precision, ndcg, recall100] = totals[name];
         println!(
             "| {name} | {:.3} | {:.3} | {:.3} | {:.3} |",
@@ -284,8 +379,24 @@ fn scifact(dir: &str) -> anyhow::Result<(Vec<Doc>, Vec<Query>)> {
 
 fn main() -> anyhow::Result<()> {
     let root = env!("CARGO_MANIFEST_DIR");
+    let minilm_dir = MiniLmEmbedder::default_dir();
+    let minilm = MiniLmEmbedder::load(&minilm_dir).ok();
+    let mut embedders: Vec<(&str, &dyn Embedder)> = vec![("hashing", &HashingEmbedder)];
+    match &minilm {
+        Some(model) => embedders.push(("MiniLM", model)),
+        None => println!(
+            "MiniLM not measured: no model in {} (scripts/fetch-minilm.sh)",
+            minilm_dir.display()
+        ),
+    }
     let (docs, queries) = sample_corpus(root)?;
-    evaluate("sample corpus (examples/data)", &docs, &queries);
+    evaluate(
+        "sample corpus (examples/data)",
+        "sample",
+        &docs,
+        &queries,
+        &embedders,
+    );
     let scifact_dir = format!("{root}/../shared/data/scifact");
     if std::path::Path::new(&scifact_dir)
         .join("corpus.jsonl")
@@ -294,8 +405,10 @@ fn main() -> anyhow::Result<()> {
         let (docs, queries) = scifact(&scifact_dir)?;
         evaluate(
             "BEIR SciFact test (../shared/data/scifact)",
+            "scifact",
             &docs,
             &queries,
+            &embedders,
         );
     } else {
         println!("\nSciFact not measured: {scifact_dir} is not there (it is not part of the repository).");

@@ -52,13 +52,16 @@ struct Global {
     /// Print the Prometheus metrics text after the command.
     #[arg(long, global = true)]
     metrics: bool,
-    /// How search ranks records: BM25 over the text (needs no backfill; the better of the two
-    /// on real text, see BENCHMARKS.md) or cosine over the embeddings.
+    /// How search ranks records: `lexical` (BM25, needs no backfill; best with the hashing
+    /// embedder), `vector` (cosine over the embeddings) or `hybrid` (both fused by rank; best
+    /// with `--embedder minilm`). Measured in BENCHMARKS.md.
     #[arg(long, global = true, value_enum, default_value_t = Retrieval::Lexical)]
     retrieval: Retrieval,
-    /// What turns text into vectors: `hashing` (offline, deterministic) or the base URL of an
-    /// OpenAI-compatible endpoint up to `/v1` (TEI, vLLM, Ollama, OpenAI); its API key is read
-    /// from $VECTOR_SERVICE_EMBEDDING_API_KEY. Changing it re-embeds on the next backfill.
+    /// What turns text into vectors: `hashing` (offline, deterministic); `minilm` or
+    /// `minilm:DIR` (all-MiniLM-L6-v2 on the CPU; default DIR from scripts/fetch-minilm.sh);
+    /// or the base URL of an OpenAI-compatible endpoint up to `/v1` (TEI, vLLM, Ollama,
+    /// OpenAI), whose API key is read from $VECTOR_SERVICE_EMBEDDING_API_KEY. Changing it
+    /// re-embeds on the next backfill.
     #[arg(long, global = true, default_value = "hashing")]
     embedder: String,
     /// The model name sent to an HTTP embedder.
@@ -87,13 +90,31 @@ fn embedder(global: &Global) -> anyhow::Result<Arc<dyn Embedder>> {
         };
         return Ok(Arc::new(HttpEmbedder::new(config)));
     }
-    anyhow::bail!("unknown --embedder {spec:?}: expected `hashing` or an http(s):// base URL")
+    if let Some(dir) = spec.strip_prefix("minilm") {
+        return minilm(dir.strip_prefix(':'));
+    }
+    anyhow::bail!(
+        "unknown --embedder {spec:?}: expected `hashing`, `minilm[:DIR]` or an http(s):// base URL"
+    )
+}
+
+#[cfg(feature = "neural")]
+fn minilm(dir: Option<&str>) -> anyhow::Result<Arc<dyn Embedder>> {
+    use vector_service_host::backends::minilm_embedder::MiniLmEmbedder;
+    let dir = dir.map_or_else(MiniLmEmbedder::default_dir, PathBuf::from);
+    Ok(Arc::new(MiniLmEmbedder::load(&dir)?))
+}
+
+#[cfg(not(feature = "neural"))]
+fn minilm(_dir: Option<&str>) -> anyhow::Result<Arc<dyn Embedder>> {
+    anyhow::bail!("this build has no neural embedder: rebuild with the `neural` feature")
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Retrieval {
     Lexical,
     Vector,
+    Hybrid,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +226,7 @@ impl Tenant {
         let mode = match global.retrieval {
             Retrieval::Lexical => SearchMode::Lexical,
             Retrieval::Vector => SearchMode::Vector,
+            Retrieval::Hybrid => SearchMode::Hybrid,
         };
         let store = Arc::new(SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode));
         Ok(Self {

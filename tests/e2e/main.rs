@@ -8,6 +8,8 @@ mod context_builder;
 mod embedding_backfill;
 mod http_embedder;
 mod logs_and_metrics;
+#[cfg(feature = "neural")]
+mod minilm_embedder;
 mod node_host;
 mod patch_logger;
 mod retriever;

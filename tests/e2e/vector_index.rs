@@ -149,3 +149,31 @@ fn the_graph_agrees_with_exact_search_on_the_sample_corpus() {
         queries.len()
     );
 }
+
+#[test]
+fn hybrid_search_fuses_bm25_and_vectors_by_rank() {
+    let store = SqliteStore::open(
+        &temp_dir("index").join("hybrid.sqlite3"),
+        Arc::new(HashingEmbedder),
+    )
+    .unwrap()
+    .with_search_mode(SearchMode::Hybrid);
+    ingest_sample_corpus(&store);
+    embed_everything(&store);
+    let hits = store.search("upload failed", 10, &[]).unwrap().hits;
+    assert_eq!(hits.len(), 10);
+    assert_eq!(hits[0].score, 1.0);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(
+        hits.iter().any(|h| h.reason == "bm25 + cosine (rrf)"),
+        "records both rankings found are marked: {hits:?}"
+    );
+    assert!(hits
+        .iter()
+        .all(|h| h.metadata.to_lowercase().contains("upload")));
+    let bots = store
+        .search("upload failed", 5, &["bot".into()])
+        .unwrap()
+        .hits;
+    assert!(!bots.is_empty() && bots.iter().all(|h| h.origin_db == "bot"));
+}

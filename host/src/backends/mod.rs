@@ -8,6 +8,8 @@ pub mod embedder;
 pub mod hashing_embedder;
 pub mod http_embedder;
 pub mod memory;
+#[cfg(feature = "neural")]
+pub mod minilm_embedder;
 mod records;
 pub mod sqlite;
 mod sqlite_index;
