@@ -44,30 +44,59 @@ pub fn read_records(
     let is_csv = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
+    let source = path.display().to_string();
     let lines = if is_csv {
         csv_lines(path)?
     } else {
-        json_lines(path)?
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+        json_lines(&text, &source)?
     };
+    group(lines, &source, default_db)
+}
+
+/// Records from a request body or any text: a JSON array of records, or JSON lines.
+/// `source` names the text in errors (`source:line`, or `source[index]` for an array).
+pub fn parse_records(
+    text: &str,
+    source: &str,
+    default_db: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
+    let lines = if text.trim_start().starts_with('[') {
+        let values: Vec<Value> =
+            serde_json::from_str(text).with_context(|| format!("{source}: not a JSON array"))?;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i + 1, v))
+            .collect()
+    } else {
+        json_lines(text, source)?
+    };
+    group(lines, source, default_db)
+}
+
+fn group(
+    lines: Vec<(usize, Value)>,
+    source: &str,
+    default_db: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
     let mut by_db: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     for (line_no, value) in lines {
         let (db, record) =
-            record(value, default_db).with_context(|| format!("{}:{line_no}", path.display()))?;
+            record(value, default_db).with_context(|| format!("{source}:{line_no}"))?;
         by_db.entry(db).or_default().push(record);
     }
     Ok(by_db)
 }
 
 /// (line number, JSON value) of every non-blank line.
-fn json_lines(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+fn json_lines(text: &str, source: &str) -> anyhow::Result<Vec<(usize, Value)>> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(index, line)| {
             let value = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}: not JSON", path.display(), index + 1))?;
+                .with_context(|| format!("{source}:{}: not JSON", index + 1))?;
             Ok((index + 1, value))
         })
         .collect()

@@ -3,6 +3,7 @@
 
 mod ingest;
 mod progress;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,6 +181,22 @@ enum Command {
     },
     /// Record, embedding and outcome counts of the tenant's database.
     Stats,
+    /// Serve the JSON API for every tenant (see the README's "Server" section).
+    Serve {
+        /// Address to bind; port 0 picks a free port (the address is printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Tenants file (TOML): names, hashed API keys, limits. Without one: a single
+        /// `default` tenant, no authentication, loopback only.
+        #[arg(long)]
+        tenants: Option<PathBuf>,
+        /// Serve this component file instead of the built-in one (reloads re-read it).
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Largest request body accepted (bytes); larger ones get 413.
+        #[arg(long, default_value_t = 8 << 20)]
+        max_body_bytes: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,17 +235,24 @@ struct Tenant {
     config: ServiceConfig,
 }
 
+/// The store of `tenant` under the data directory, with the configured embedder and retrieval.
+fn open_store(global: &Global, tenant: &str) -> anyhow::Result<Arc<SqliteStore>> {
+    let dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{tenant}.sqlite3"));
+    let mode = match global.retrieval {
+        Retrieval::Lexical => SearchMode::Lexical,
+        Retrieval::Vector => SearchMode::Vector,
+        Retrieval::Hybrid => SearchMode::Hybrid,
+    };
+    Ok(Arc::new(
+        SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode),
+    ))
+}
+
 impl Tenant {
     fn open(global: &Global) -> anyhow::Result<Self> {
-        let dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{}.sqlite3", global.tenant));
-        let mode = match global.retrieval {
-            Retrieval::Lexical => SearchMode::Lexical,
-            Retrieval::Vector => SearchMode::Vector,
-            Retrieval::Hybrid => SearchMode::Hybrid,
-        };
-        let store = Arc::new(SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode));
+        let store = open_store(global, &global.tenant)?;
         Ok(Self {
             store,
             plugin: Arc::new(Plugin::builtin()?),
@@ -278,6 +302,31 @@ fn emit<T: Serialize>(global: &Global, value: &T, human: impl FnOnce(&T)) -> any
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Serve {
+        listen,
+        tenants,
+        component,
+        max_body_bytes,
+    }) = cli.command
+    {
+        // A server logs JSON lines (info and up unless RUST_LOG says otherwise).
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .init();
+        let global = &cli.global;
+        let options = server::ServeOptions {
+            listen,
+            tenants,
+            component,
+            max_body_bytes,
+        };
+        return server::serve(options, |tenant| open_store(global, tenant));
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
@@ -315,7 +364,9 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     let tenant = Tenant::open(global)?;
     let session = global.session_id.as_str();
     match command {
-        Command::Info | Command::Component(_) => unreachable!("handled without a tenant"),
+        Command::Info | Command::Component(_) | Command::Serve { .. } => {
+            unreachable!("handled without a tenant")
+        }
         Command::Ingest { file, db } => {
             let by_db = ingest::read_records(&file, db.as_deref())?;
             let mut report = Vec::new();

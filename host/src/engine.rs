@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
 
@@ -89,6 +89,38 @@ impl Plugin {
 impl Drop for Plugin {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The component every service of a process runs, swappable while calls are in flight: a call
+/// keeps the [`Plugin`] it started on until it ends; calls that start after
+/// [`PluginHandle::replace`] get the new one.
+#[derive(Clone)]
+pub struct PluginHandle(Arc<RwLock<Arc<Plugin>>>);
+
+impl PluginHandle {
+    /// A handle serving `plugin`.
+    pub fn new(plugin: Arc<Plugin>) -> Self {
+        Self(Arc::new(RwLock::new(plugin)))
+    }
+
+    /// The plugin new calls use.
+    pub fn current(&self) -> Arc<Plugin> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serve `plugin` from now on; returns the one it replaces.
+    pub fn replace(&self, plugin: Arc<Plugin>) -> Arc<Plugin> {
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            plugin,
+        )
+    }
+}
+
+impl From<Arc<Plugin>> for PluginHandle {
+    fn from(plugin: Arc<Plugin>) -> Self {
+        Self::new(plugin)
     }
 }
 

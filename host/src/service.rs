@@ -10,7 +10,7 @@ use crate::api::{
 use crate::backends::Backends;
 use crate::bindings::VectorService as World;
 use crate::cache::{CacheConfig, ResultCache};
-use crate::engine::{deadline_ticks, Plugin};
+use crate::engine::{deadline_ticks, Plugin, PluginHandle};
 use crate::limits::{CallLimiter, SandboxLimits};
 use crate::state::{CallState, TenantContext};
 use crate::telemetry::{SandboxFailure, Telemetry};
@@ -63,15 +63,16 @@ pub enum ServiceError {
 /// A tenant's view of the plugin: its backends, limits, cache and metrics.
 #[derive(Clone)]
 pub struct VectorService {
-    plugin: Arc<Plugin>,
+    plugin: PluginHandle,
     context: Arc<TenantContext>,
     limits: SandboxLimits,
 }
 
 impl VectorService {
-    /// A service for `config.tenant`, registering its metric series in `telemetry`.
+    /// A service for `config.tenant`, registering its metric series in `telemetry`. Pass a
+    /// [`PluginHandle`] shared by several services to swap their component at once.
     pub fn new(
-        plugin: Arc<Plugin>,
+        plugin: impl Into<PluginHandle>,
         backends: Backends,
         telemetry: Telemetry,
         config: ServiceConfig,
@@ -85,7 +86,7 @@ impl VectorService {
             retry_backoff: config.retry_backoff,
         };
         Self {
-            plugin,
+            plugin: plugin.into(),
             context: Arc::new(context),
             limits: config.limits,
         }
@@ -141,14 +142,15 @@ impl VectorService {
     /// each method of [`VectorService`] uses a fresh one.
     pub fn instance(&self) -> Result<Instance, ServiceError> {
         let started = Instant::now();
+        let plugin = self.plugin.current();
         let state = CallState {
             context: self.context.clone(),
             limiter: CallLimiter::new(&self.limits),
         };
-        let mut store = wasmtime::Store::new(self.plugin.engine(), state);
+        let mut store = wasmtime::Store::new(plugin.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
-        let result = self.plugin.pre().instantiate(&mut store);
+        let result = plugin.pre().instantiate(&mut store);
         let bindings = match result {
             Ok(bindings) => bindings,
             Err(error) => return Err(self.sandbox_error(&store, error)),
@@ -161,6 +163,7 @@ impl VectorService {
             store,
             bindings,
             trapped: false,
+            _plugin: plugin,
         })
     }
 
@@ -199,6 +202,9 @@ pub struct Instance {
     store: wasmtime::Store<CallState>,
     bindings: World,
     trapped: bool,
+    /// Keeps the plugin (and its epoch ticker) alive while this instance runs, even if the
+    /// service has moved on to a reloaded one. Declared last: dropped after the store.
+    _plugin: Arc<Plugin>,
 }
 
 impl Instance {

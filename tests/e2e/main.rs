@@ -14,6 +14,7 @@ mod node_host;
 mod patch_logger;
 mod retriever;
 mod sandbox;
+mod server;
 mod sqlite_backend;
 mod vector_index;
 mod wit_contract;

@@ -1,0 +1,150 @@
+//! Every error the API returns: JSON `{"error": {"kind", "message"}}` with the status that
+//! tells a client what to do (fix the request, authenticate, slow down, retry later).
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use vector_service_host::api::Error as ComponentError;
+use vector_service_host::{SandboxFailure, ServiceError};
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable kind.
+    pub kind: &'static str,
+    /// For humans.
+    pub message: String,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request cannot be used as sent.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    /// 401, saying nothing about which part was wrong.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <key>` is required",
+        )
+    }
+
+    /// 404.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "no such route")
+    }
+
+    /// 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "this route does not take that method",
+        )
+    }
+
+    /// 413.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// 429 from the tenant's request rate.
+    pub fn rate_limited(wait: Duration) -> Self {
+        Self {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "the tenant's request rate is exceeded",
+            )
+        }
+    }
+
+    /// 503: every slot of the tenant stayed busy for the queue wait.
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "all of the tenant's call slots are busy",
+            )
+        }
+    }
+
+    /// 500: a bug, ours or the component's.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Rejected(error) => match error {
+                ComponentError::MalformedPrompt(m) => {
+                    Self::new(StatusCode::BAD_REQUEST, "malformed-prompt", m)
+                }
+                ComponentError::RateLimited(m) => Self {
+                    retry_after: Some(1),
+                    ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", m)
+                },
+                ComponentError::Backend(m) => Self::new(StatusCode::BAD_GATEWAY, "backend", m),
+                ComponentError::LimitExceeded(m) => {
+                    Self::new(StatusCode::PAYLOAD_TOO_LARGE, "limit-exceeded", m)
+                }
+                ComponentError::Unavailable(m) => Self {
+                    retry_after: Some(1),
+                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+                },
+            },
+            ServiceError::Sandbox { reason, detail } => match reason {
+                SandboxFailure::Deadline => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "deadline-exceeded",
+                    format!("the call ran past the tenant's deadline: {detail}"),
+                ),
+                SandboxFailure::Memory => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "memory-limit",
+                    format!("the call hit the tenant's memory cap: {detail}"),
+                ),
+                SandboxFailure::Trap => Self::internal(format!("the component trapped: {detail}")),
+            },
+            ServiceError::Host(error) => Self::internal(format!("{error:#}")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"kind": self.kind, "message": self.message}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,124 @@
+//! The server's own metrics, in the same registry as the component's: requests by tenant,
+//! route and status, their latency, and calls in flight. Label values are bounded: routes are
+//! the fixed route names, tenants come from the tenants file (`unauthenticated` otherwise).
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Tenant label of requests that did not authenticate.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
+
+/// Request counters, latency and in-flight gauges.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    in_flight: IntGaugeVec,
+    reloads: IntCounterVec,
+}
+
+impl HttpMetrics {
+    /// Register the families in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "vector_service_http_requests_total",
+                "HTTP requests by tenant, route and status code.",
+            ),
+            &["tenant", "route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "vector_service_http_request_duration_seconds",
+                "HTTP request latency by tenant and route, admission wait included.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["tenant", "route"],
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "vector_service_calls_in_flight",
+                "Component calls running now, per tenant (admission slots taken).",
+            ),
+            &["tenant"],
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "vector_service_component_reloads_total",
+                "Component reloads by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        for outcome in ["success", "refused"] {
+            reloads.with_label_values(&[outcome]);
+        }
+        Ok(Self {
+            requests,
+            latency,
+            in_flight,
+            reloads,
+        })
+    }
+
+    /// One finished request.
+    pub fn request(&self, tenant: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[tenant, route, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[tenant, route])
+            .observe(seconds);
+    }
+
+    /// Set a tenant's calls in flight.
+    pub fn in_flight(&self, tenant: &str, calls: usize) {
+        self.in_flight
+            .with_label_values(&[tenant])
+            .set(calls as i64);
+    }
+
+    /// One reload attempt.
+    pub fn reload(&self, success: bool) {
+        self.reloads
+            .with_label_values(&[if success { "success" } else { "refused" }])
+            .inc();
+    }
+}
+
+/// Only the lines of `text` (Prometheus exposition) that belong to `tenant`, with the
+/// `# HELP`/`# TYPE` lines of the families that keep at least one sample.
+pub fn for_tenant(text: &str, tenant: &str) -> String {
+    let label = format!("tenant=\"{tenant}\"");
+    let mut out = String::new();
+    let mut header = String::new();
+    for line in text.lines() {
+        if line.starts_with("# HELP") {
+            header = format!("{line}\n");
+        } else if line.starts_with("# TYPE") {
+            header.push_str(line);
+            header.push('\n');
+        } else if line.contains(&label) {
+            out.push_str(&std::mem::take(&mut header));
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_tenant_sees_only_its_series() {
+        let text = "# HELP x_total X.\n# TYPE x_total counter\nx_total{tenant=\"a\"} 1\nx_total{tenant=\"b\"} 2\n# HELP y Y.\n# TYPE y gauge\ny{tenant=\"b\"} 3\n";
+        assert_eq!(
+            super::for_tenant(text, "a"),
+            "# HELP x_total X.\n# TYPE x_total counter\nx_total{tenant=\"a\"} 1\n"
+        );
+    }
+}

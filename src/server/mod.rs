@@ -1,0 +1,546 @@
+//! `vector-service serve`: the component behind an HTTP JSON API for many tenants. Each
+//! request is authenticated to a tenant, admitted by that tenant's rate and concurrency
+//! limits, and run on a fresh sandboxed instance with the tenant's memory cap and deadline
+//! against the tenant's own database. The component can be reloaded without a restart.
+
+mod admission;
+mod error;
+mod metrics;
+mod routes;
+pub mod tenants;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vector_service_host::backends::sqlite::SqliteStore;
+use vector_service_host::backends::Backends;
+use vector_service_host::{
+    Plugin, PluginHandle, ServiceConfig, ServiceError, Telemetry, VectorService,
+};
+
+use admission::Admission;
+use error::ApiError;
+use metrics::{HttpMetrics, UNAUTHENTICATED};
+use routes::{BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
+use tenants::Tenants;
+
+/// How to run the server.
+pub struct ServeOptions {
+    /// Address to bind (port 0 picks a free one; the chosen address is printed).
+    pub listen: SocketAddr,
+    /// The tenants file; `None` runs one `default` tenant without keys, on loopback only.
+    pub tenants: Option<PathBuf>,
+    /// A component file to serve instead of the built-in one (reloads re-read it).
+    pub component: Option<PathBuf>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// One tenant's live state.
+struct TenantState {
+    name: String,
+    service: VectorService,
+    store: Arc<SqliteStore>,
+    admission: Admission,
+}
+
+struct AppState {
+    tenants: Tenants,
+    live: Vec<TenantState>,
+    plugin: PluginHandle,
+    component: Option<PathBuf>,
+    telemetry: Telemetry,
+    http: HttpMetrics,
+    max_body_bytes: usize,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+type Shared = Arc<AppState>;
+
+fn load_plugin(component: Option<&PathBuf>) -> anyhow::Result<Plugin> {
+    match component {
+        Some(path) => Plugin::from_file(path),
+        None => Plugin::builtin(),
+    }
+}
+
+/// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the component.
+pub fn serve(
+    options: ServeOptions,
+    open_store: impl Fn(&str) -> anyhow::Result<Arc<SqliteStore>>,
+) -> anyhow::Result<()> {
+    let tenants = match &options.tenants {
+        Some(path) => Tenants::load(path)?,
+        None => {
+            anyhow::ensure!(
+                options.listen.ip().is_loopback(),
+                "without --tenants the server has no authentication, so it binds to loopback only; {} is not loopback",
+                options.listen
+            );
+            eprintln!("no tenants file: serving one `default` tenant without authentication, on loopback only");
+            Tenants::single_default()
+        }
+    };
+    let plugin = PluginHandle::new(Arc::new(load_plugin(options.component.as_ref())?));
+    let telemetry = Telemetry::new();
+    let http = HttpMetrics::register(telemetry.registry()).context("registering HTTP metrics")?;
+    let mut live = Vec::new();
+    for entry in &tenants.entries {
+        let store = open_store(&entry.name)
+            .with_context(|| format!("opening the store of tenant {:?}", entry.name))?;
+        let config = ServiceConfig {
+            tenant: entry.name.clone(),
+            limits: entry.limits.sandbox(),
+            ..ServiceConfig::default()
+        };
+        let service = VectorService::new(
+            plugin.clone(),
+            Backends::single(store.clone()),
+            telemetry.clone(),
+            config,
+        );
+        http.in_flight(&entry.name, 0);
+        live.push(TenantState {
+            name: entry.name.clone(),
+            service,
+            store,
+            admission: Admission::new(&entry.limits),
+        });
+    }
+    let state = Arc::new(AppState {
+        tenants,
+        live,
+        plugin,
+        component: options.component,
+        telemetry,
+        http,
+        max_body_bytes: options.max_body_bytes,
+        reloading: tokio::sync::Mutex::new(()),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(state, options.listen))
+}
+
+async fn run(state: Shared, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let address = listener.local_addr()?;
+    // Machines (and the tests) read this line to find the port.
+    println!("listening on http://{address}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    tracing::info!(%address, tenants = state.live.len(), "serving");
+    tokio::spawn(reload_on_sighup(state.clone()));
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+fn router(state: Shared) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/v1/search", post(search))
+        .route("/v1/context", post(context))
+        .route("/v1/contributors", post(contributors))
+        .route("/v1/backfill", post(backfill))
+        .route("/v1/records", post(records))
+        .route("/metrics", get(metrics))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/admin/reload", post(reload))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn reload_on_sighup(state: Shared) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let path = state.component.clone();
+        if let Err(error) = swap_component(&state, path).await {
+            tracing::error!(error = %error.message, "SIGHUP reload refused; the old component keeps serving");
+        }
+    }
+}
+
+/// The bearer key of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+impl AppState {
+    /// The tenant a request is for.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<&TenantState, ApiError> {
+        if !self.tenants.authenticated {
+            return Ok(&self.live[0]);
+        }
+        bearer(headers)
+            .and_then(|key| self.tenants.by_key(key))
+            .map(|index| &self.live[index])
+            .ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Whether the request carries the admin key (or needs none: single-tenant loopback).
+    fn is_admin(&self, headers: &HeaderMap) -> bool {
+        !self.tenants.authenticated || bearer(headers).is_some_and(|k| self.tenants.is_admin(k))
+    }
+}
+
+fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request(rejection.body_text())
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+}
+
+/// Count, time and log a finished request.
+fn finish(
+    state: &AppState,
+    tenant: &str,
+    route: &'static str,
+    session_id: &str,
+    started: Instant,
+    result: Result<Response, ApiError>,
+) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    state.http.request(tenant, route, status, seconds);
+    tracing::info!(
+        target: "vector_service::http",
+        tenant,
+        route,
+        status,
+        session_id,
+        latency_ms = seconds * 1e3,
+        "request"
+    );
+    response
+}
+
+/// Authenticate, parse, admit, run `operation` on the blocking pool, answer JSON.
+async fn operation<B, R>(
+    state: Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    route: &'static str,
+    run: fn(&VectorService, &str, B) -> Result<R, ServiceError>,
+) -> Response
+where
+    B: DeserializeOwned + Session + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    let started = Instant::now();
+    let tenant = match state.authenticate(&headers) {
+        Ok(tenant) => tenant,
+        Err(error) => return finish(&state, UNAUTHENTICATED, route, "", started, Err(error)),
+    };
+    let name = tenant.name.clone();
+    let request: B = match parse(body, state.max_body_bytes) {
+        Ok(request) => request,
+        Err(error) => return finish(&state, &name, route, "", started, Err(error)),
+    };
+    let mut session_id = request.session_id();
+    let result = async {
+        let permit = tenant.admission.admit().await?;
+        state.http.in_flight(&name, tenant.admission.busy());
+        let service = tenant.service.clone();
+        let session = session_id.clone();
+        let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
+        drop(permit);
+        state.http.in_flight(&name, tenant.admission.busy());
+        let value =
+            outcome.map_err(|e| ApiError::internal(format!("the call panicked: {e}")))??;
+        let value = serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(value)
+    }
+    .await
+    .map(|value: serde_json::Value| {
+        // The component generates a session id when the caller sent none: log that one.
+        if let Some(generated) = value["session_id"].as_str() {
+            session_id = generated.to_string();
+        }
+        Json(value).into_response()
+    });
+    finish(&state, &name, route, &session_id, started, result)
+}
+
+async fn search(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    operation(
+        state,
+        headers,
+        body,
+        "search",
+        |service, session, body: SearchBody| service.search(session, &body.into()),
+    )
+    .await
+}
+
+async fn context(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    operation(
+        state,
+        headers,
+        body,
+        "context",
+        |service, session, body: ContextBody| service.build_context(session, &body.into()),
+    )
+    .await
+}
+
+async fn contributors(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    operation(
+        state,
+        headers,
+        body,
+        "contributors",
+        |service, session, body: ContributorsBody| {
+            service.track_contributors(session, &body.into())
+        },
+    )
+    .await
+}
+
+async fn backfill(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    operation(
+        state,
+        headers,
+        body,
+        "backfill",
+        |service, session, body: BackfillBody| service.backfill(session, &body.into()),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct RecordsQuery {
+    db: Option<String>,
+}
+
+/// `POST /v1/records[?db=NAME]`: a JSON array of records or JSON lines, written in one
+/// transaction per database; a bad record refuses the whole body (400, with its position).
+async fn records(
+    State(state): State<Shared>,
+    Query(query): Query<RecordsQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match state.authenticate(&headers) {
+        Ok(tenant) => tenant,
+        Err(error) => return finish(&state, UNAUTHENTICATED, "records", "", started, Err(error)),
+    };
+    let name = tenant.name.clone();
+    let result = async {
+        let bytes = body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(state.max_body_bytes)
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+        let by_db = crate::ingest::parse_records(text, "request body", query.db.as_deref())
+            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+        let _permit = tenant.admission.admit().await?;
+        let store = tenant.store.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let mut report = Vec::new();
+            for (db, records) in &by_db {
+                let changed = store.upsert(db, records)?;
+                report.push(serde_json::json!({"db": db, "records": records.len(), "new_or_changed": changed}));
+            }
+            Ok::<_, vector_service_host::api::BackendError>(report)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the ingest panicked: {e}")))?
+        .map_err(|e| ApiError::from(ServiceError::Rejected(vector_service_host::api::Error::Backend(e.to_string()))))?;
+        Ok(Json(serde_json::json!({"databases": report})).into_response())
+    }
+    .await;
+    finish(&state, &name, "records", "", started, result)
+}
+
+/// `GET /metrics`: every tenant's series for the admin key (or single-tenant mode), only its
+/// own for a tenant key.
+async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let text = state.telemetry.render();
+    let visible = if state.is_admin(&headers) {
+        text
+    } else {
+        match state.authenticate(&headers) {
+            Ok(tenant) => metrics::for_tenant(&text, &tenant.name),
+            Err(error) => return error.into_response(),
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        visible,
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    let stores_ok = state.live.iter().all(|tenant| tenant.store.stats().is_ok());
+    if stores_ok {
+        Json(serde_json::json!({"status": "ready", "tenants": state.live.len()})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not ready", "reason": "a tenant store is unreadable"})),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    /// A component file; default: the one the server was started with.
+    component: Option<PathBuf>,
+}
+
+/// `POST /admin/reload`: load, validate against the WIT and swap in a component; calls in
+/// flight finish on the old one. A component that does not fit is refused (400) and the old
+/// one keeps serving.
+async fn reload(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    if !state.is_admin(&headers) {
+        return finish(
+            &state,
+            UNAUTHENTICATED,
+            "reload",
+            "",
+            started,
+            Err(ApiError::unauthorized()),
+        );
+    }
+    let result = async {
+        let bytes = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let request: ReloadBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+            ReloadBody::default()
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?
+        };
+        let path = request.component.or_else(|| state.component.clone());
+        let loaded = swap_component(&state, path).await?;
+        Ok(Json(loaded).into_response())
+    }
+    .await;
+    finish(&state, "admin", "reload", "", started, result)
+}
+
+/// Load and swap; the JSON answer names what is now serving.
+async fn swap_component(
+    state: &AppState,
+    path: Option<PathBuf>,
+) -> Result<serde_json::Value, ApiError> {
+    let _one_at_a_time = state.reloading.lock().await;
+    let source = path
+        .as_ref()
+        .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
+    let loaded = tokio::task::spawn_blocking(move || {
+        let bytes = match &path {
+            Some(path) => {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            None => vector_service_host::BUILTIN_COMPONENT.to_vec(),
+        };
+        let plugin = Plugin::from_bytes(&bytes)?;
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok::<_, anyhow::Error>((plugin, digest, bytes.len()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the reload panicked: {e}")))?;
+    match loaded {
+        Ok((plugin, sha256, size)) => {
+            state.plugin.replace(Arc::new(plugin));
+            state.http.reload(true);
+            tracing::info!(component = %source, %sha256, size, "component reloaded");
+            Ok(
+                serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size}),
+            )
+        }
+        Err(error) => {
+            state.http.reload(false);
+            Err(ApiError::bad_request(format!(
+                "component {source} refused, the old one keeps serving: {error:#}"
+            )))
+        }
+    }
+}

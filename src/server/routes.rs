@@ -1,0 +1,113 @@
+//! The JSON API: request bodies as the HTTP contract names them, turned into component
+//! requests. Every operation runs on the blocking pool, inside the tenant's admission gate.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use vector_service_host::api::{BackfillRequest, ContextRequest, SearchRequest, TrackRequest};
+
+/// `POST /v1/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    pub query: String,
+    pub session_id: Option<String>,
+    pub top_k: Option<u32>,
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub origins: Vec<String>,
+}
+
+impl From<SearchBody> for SearchRequest {
+    fn from(body: SearchBody) -> Self {
+        SearchRequest {
+            query: body.query,
+            top_k: body.top_k,
+            similarity_threshold: body.threshold,
+            origins: body.origins,
+        }
+    }
+}
+
+/// `POST /v1/context`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextBody {
+    pub task: String,
+    pub session_id: Option<String>,
+    pub top_k: Option<u32>,
+    pub max_tokens: Option<u32>,
+    /// Score weight per origin database, e.g. `{"bot": 2.0}`.
+    #[serde(default)]
+    pub db_weights: BTreeMap<String, f64>,
+}
+
+impl From<ContextBody> for ContextRequest {
+    fn from(body: ContextBody) -> Self {
+        ContextRequest {
+            task: body.task,
+            top_k: body.top_k,
+            max_tokens: body.max_tokens,
+            db_weights: body.db_weights.into_iter().collect(),
+        }
+    }
+}
+
+/// `POST /v1/contributors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContributorsBody {
+    pub vector_ids: Vec<String>,
+    pub success: bool,
+    pub patch_id: String,
+    pub session_id: Option<String>,
+    pub contribution: Option<f64>,
+    pub roi_tag: Option<String>,
+}
+
+impl From<ContributorsBody> for TrackRequest {
+    fn from(body: ContributorsBody) -> Self {
+        TrackRequest {
+            vector_ids: body.vector_ids,
+            success: body.success,
+            patch_id: body.patch_id,
+            contribution: body.contribution,
+            roi_tag: body.roi_tag,
+        }
+    }
+}
+
+/// `POST /v1/backfill`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillBody {
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub dbs: Vec<String>,
+    pub batch_size: Option<u32>,
+}
+
+impl From<BackfillBody> for BackfillRequest {
+    fn from(body: BackfillBody) -> Self {
+        BackfillRequest {
+            batch_size: body.batch_size,
+            databases: body.dbs,
+        }
+    }
+}
+
+/// Bodies that may carry the caller's session id.
+pub trait Session {
+    fn session_id(&self) -> String;
+}
+
+macro_rules! session {
+    ($($body:ty),*) => {$(
+        impl Session for $body {
+            fn session_id(&self) -> String {
+                self.session_id.clone().unwrap_or_default()
+            }
+        }
+    )*};
+}
+session!(SearchBody, ContextBody, ContributorsBody, BackfillBody);

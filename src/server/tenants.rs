@@ -1,0 +1,300 @@
+//! Who may call the server: the tenants file (TOML). Each tenant has a name (also its data
+//! namespace: `<data-dir>/<name>.sqlite3`), the SHA-256 of its API key (the key itself is
+//! never stored), and limits. Without a file the server runs one `default` tenant with no key,
+//! on loopback only.
+//!
+//! ```toml
+//! admin_key_sha256 = "…"           # optional: enables POST /admin/reload and all-tenant /metrics
+//! [[tenant]]
+//! name = "acme"
+//! api_key_sha256 = "…"             # printf %s "$KEY" | sha256sum
+//! [tenant.limits]                  # every field optional; defaults shown
+//! memory_mib = 64
+//! call_deadline_ms = 10000
+//! max_concurrent = 4
+//! requests_per_second = 50000.0
+//! queue_wait_ms = 1000
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use vector_service_host::SandboxLimits;
+
+/// Per-tenant limits.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Guest linear memory cap per call.
+    pub memory_mib: u64,
+    /// CPU/wall deadline per call.
+    pub call_deadline_ms: u64,
+    /// Calls running at once; more wait up to `queue_wait_ms`, then get 503.
+    pub max_concurrent: u32,
+    /// Sustained request rate (burst: one second's worth); beyond it, 429.
+    pub requests_per_second: f64,
+    /// How long a request may wait for a free slot.
+    pub queue_wait_ms: u64,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            memory_mib: 64,
+            call_deadline_ms: 10_000,
+            max_concurrent: 4,
+            requests_per_second: 50_000.0,
+            queue_wait_ms: 1_000,
+        }
+    }
+}
+
+impl TenantLimits {
+    /// The sandbox part of the limits.
+    pub fn sandbox(&self) -> SandboxLimits {
+        SandboxLimits {
+            memory_bytes: (self.memory_mib as usize) << 20,
+            call_deadline: Duration::from_millis(self.call_deadline_ms),
+        }
+    }
+}
+
+/// One tenant as configured.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    /// Name, metric label and data namespace.
+    pub name: String,
+    /// Hex SHA-256 of the tenant's API key; `None` only for the implicit `default` tenant.
+    pub api_key_sha256: Option<String>,
+    /// Limits; defaults when absent.
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantsFile {
+    admin_key_sha256: Option<String>,
+    #[serde(default, rename = "tenant")]
+    tenants: Vec<TenantEntry>,
+}
+
+/// Why a tenants file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    /// Unreadable file.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or unknown or mistyped fields.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// Valid TOML with a bad value.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The tenants and how to find one from a bearer key.
+#[derive(Debug, Clone)]
+pub struct Tenants {
+    /// In file order.
+    pub entries: Vec<TenantEntry>,
+    by_key_hash: HashMap<String, usize>,
+    admin_key_sha256: Option<String>,
+    /// False for the implicit single tenant: no key is asked for.
+    pub authenticated: bool,
+}
+
+/// Hex SHA-256 of `key`.
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn valid_hash(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Tenants {
+    /// The implicit single tenant `default`, with no key.
+    pub fn single_default() -> Self {
+        Self {
+            entries: vec![TenantEntry {
+                name: "default".into(),
+                api_key_sha256: None,
+                limits: TenantLimits::default(),
+            }],
+            by_key_hash: HashMap::new(),
+            admin_key_sha256: None,
+            authenticated: false,
+        }
+    }
+
+    /// Read and check a tenants file.
+    pub fn load(path: &Path) -> Result<Self, TenantsError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TenantsError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Check tenants from TOML text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Self, TenantsError> {
+        let file: TenantsFile = toml::from_str(text).map_err(|e| TenantsError::Parse {
+            path: source.to_string(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| TenantsError::Invalid {
+            path: source.to_string(),
+            message,
+        };
+        if file.tenants.is_empty() {
+            return Err(invalid("no [[tenant]] entries".into()));
+        }
+        let mut by_key_hash = HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        for (index, tenant) in file.tenants.iter().enumerate() {
+            if !valid_name(&tenant.name) {
+                return Err(invalid(format!(
+                    "tenant name {:?}: use 1-64 of a-z, 0-9, '-', '_'",
+                    tenant.name
+                )));
+            }
+            if !names.insert(tenant.name.clone()) {
+                return Err(invalid(format!("tenant {:?} appears twice", tenant.name)));
+            }
+            let hash = tenant
+                .api_key_sha256
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .filter(|hash| valid_hash(hash))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "tenant {:?}: api_key_sha256 must be 64 hex digits",
+                        tenant.name
+                    ))
+                })?;
+            if by_key_hash.insert(hash, index).is_some() {
+                return Err(invalid(format!(
+                    "tenant {:?} shares its API key with another tenant",
+                    tenant.name
+                )));
+            }
+            let limits = &tenant.limits;
+            if limits.max_concurrent == 0
+                || limits.requests_per_second <= 0.0
+                || limits.memory_mib == 0
+                || limits.call_deadline_ms == 0
+            {
+                return Err(invalid(format!(
+                    "tenant {:?}: limits must be positive",
+                    tenant.name
+                )));
+            }
+        }
+        let admin_key_sha256 = match file.admin_key_sha256 {
+            Some(hash) if valid_hash(&hash) => Some(hash.to_ascii_lowercase()),
+            Some(_) => return Err(invalid("admin_key_sha256 must be 64 hex digits".into())),
+            None => None,
+        };
+        Ok(Self {
+            entries: file.tenants,
+            by_key_hash,
+            admin_key_sha256,
+            authenticated: true,
+        })
+    }
+
+    /// The tenant a bearer key belongs to (index into `entries`).
+    pub fn by_key(&self, key: &str) -> Option<usize> {
+        self.by_key_hash.get(&key_hash(key)).copied()
+    }
+
+    /// Whether `key` is the admin key.
+    pub fn is_admin(&self, key: &str) -> bool {
+        self.admin_key_sha256
+            .as_deref()
+            .is_some_and(|hash| hash == key_hash(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(name: &str, key: &str) -> String {
+        format!(
+            "[[tenant]]\nname = \"{name}\"\napi_key_sha256 = \"{}\"\n",
+            key_hash(key)
+        )
+    }
+
+    #[test]
+    fn keys_find_their_tenant_and_limits_default() {
+        let text = format!(
+            "admin_key_sha256 = \"{}\"\n{}{}[tenant.limits]\nmax_concurrent = 2\n",
+            key_hash("root"),
+            tenant("a", "ka"),
+            tenant("b", "kb")
+        );
+        let tenants = Tenants::parse(&text, "t.toml").unwrap();
+        assert_eq!(tenants.by_key("kb"), Some(1));
+        assert_eq!(tenants.by_key("nope"), None);
+        assert!(tenants.is_admin("root") && !tenants.is_admin("ka"));
+        assert_eq!(tenants.entries[0].limits, TenantLimits::default());
+        assert_eq!(tenants.entries[1].limits.max_concurrent, 2);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let cases = [
+            (String::new(), "no [[tenant]]"),
+            (tenant("Bad Name", "k"), "tenant name"),
+            (tenant("a", "k") + &tenant("a", "k2"), "appears twice"),
+            (tenant("a", "k") + &tenant("b", "k"), "shares its API key"),
+            (
+                "[[tenant]]\nname = \"a\"\napi_key_sha256 = \"xyz\"\n".into(),
+                "64 hex",
+            ),
+            (tenant("a", "k") + "colour = \"red\"\n", "unknown field"),
+            (
+                tenant("a", "k") + "[tenant.limits]\nmax_concurrent = 0\n",
+                "positive",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = Tenants::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(error.contains(expected), "{error} should say {expected}");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! `vector-service serve` as a real process on a loopback port, driven by a real HTTP client:
+//! every route and error status, two tenants isolated from each other, limits (429, 503),
+//! the exposition checked by promtool, and component reloads under load.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::temp_dir;
+
+/// A running server, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vector-service"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build(),
+        );
+        Self { child, url, agent }
+    }
+
+    /// POST `body` (JSON text) to `path` with an optional bearer key: (status, JSON, Retry-After).
+    fn post(&self, path: &str, key: Option<&str>, body: &str) -> (u16, Value, Option<String>) {
+        let mut request = self.agent.post(format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut response = request
+            .header("Content-Type", "application/json")
+            .send(body)
+            .expect("the server answers");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = response.body_mut().read_to_string().unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (response.status().as_u16(), value, retry_after)
+    }
+
+    fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
+        let mut request = self.agent.get(format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut response = request.call().expect("the server answers");
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sample_corpus() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl"),
+    )
+    .unwrap()
+}
+
+fn promtool() -> Option<PathBuf> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/prometheus/usr/bin/promtool");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED promtool check: {} is missing (scripts/fetch-prometheus.sh)",
+            path.display()
+        );
+        None
+    }
+}
+
+fn error_kind(value: &Value) -> &str {
+    value["error"]["kind"].as_str().unwrap_or("<no error kind>")
+}
+
+#[test]
+fn every_route_and_error_status_on_the_default_tenant() {
+    let server = Server::start(&temp_dir("server"), &["--max-body-bytes", "200000"]);
+    assert_eq!(server.get("/healthz", None).0, 200);
+    assert_eq!(server.get("/readyz", None).0, 200);
+
+    let (status, ingested, _) = server.post("/v1/records", None, &sample_corpus());
+    assert_eq!(status, 200, "{ingested}");
+    let total: u64 = ingested["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 300);
+    // A JSON array with ?db= works too; a bad record refuses the whole body, naming it.
+    let (status, _, _) = server.post(
+        "/v1/records?db=bots",
+        None,
+        r#"[{"id": "bot-900", "text": "uploads checker bot"}]"#,
+    );
+    assert_eq!(status, 200);
+    let (status, refused, _) = server.post(
+        "/v1/records",
+        None,
+        "{\"db\": \"bots\", \"id\": \"bot-901\", \"text\": \"fine\"}\n{\"db\": \"bots\", \"text\": \"no id\"}\n",
+    );
+    assert_eq!((status, error_kind(&refused)), (400, "bad-request"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("request body:2"),
+        "{refused}"
+    );
+
+    let (status, backfill, _) = server.post(
+        "/v1/backfill",
+        None,
+        r#"{"session_id": "s-1", "batch_size": 50}"#,
+    );
+    assert_eq!(
+        (status, backfill["status"].as_str()),
+        (200, Some("success")),
+        "{backfill}"
+    );
+    assert_eq!(backfill["session_id"], "s-1");
+
+    let (status, found, _) = server.post(
+        "/v1/search",
+        None,
+        r#"{"query": "upload failed", "top_k": 3, "origins": ["error"]}"#,
+    );
+    assert_eq!(status, 200, "{found}");
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().all(|h| h["origin_db"] == "error"));
+    assert!(
+        !found["session_id"].as_str().unwrap().is_empty(),
+        "generated"
+    );
+
+    let (status, context, _) = server.post(
+        "/v1/context",
+        None,
+        r#"{"task": "fix failing tests", "top_k": 2, "db_weights": {"workflow": 2.0}}"#,
+    );
+    assert_eq!(status, 200, "{context}");
+    assert!(context["context"]
+        .as_str()
+        .unwrap()
+        .contains("Fix failing tests"));
+
+    let (status, tracked, _) = server.post(
+        "/v1/contributors",
+        None,
+        r#"{"vector_ids": ["bot:bot-005", "workflow:wf-008"], "success": true, "patch_id": "p-1"}"#,
+    );
+    assert_eq!(status, 200, "{tracked}");
+    assert_eq!(
+        (tracked["status"].as_str(), tracked["rows"].as_u64()),
+        (Some("success"), Some(2))
+    );
+
+    // Every error status the contract names, each with a JSON body.
+    for (path, body, status, kind) in [
+        ("/v1/search", "{not json", 400, "bad-request"),
+        (
+            "/v1/search",
+            r#"{"query": "x", "colour": 1}"#,
+            400,
+            "bad-request",
+        ),
+        ("/v1/search", r#"{"query": "  "}"#, 400, "malformed-prompt"),
+        (
+            "/v1/contributors",
+            r#"{"vector_ids": [], "success": true, "patch_id": " "}"#,
+            400,
+            "malformed-prompt",
+        ),
+        ("/v1/nowhere", "{}", 404, "not-found"),
+    ] {
+        let (got, value, _) = server.post(path, None, body);
+        assert_eq!(
+            (got, error_kind(&value)),
+            (status, kind),
+            "{path} {body}: {value}"
+        );
+    }
+    let too_big = format!(r#"{{"query": "{}"}}"#, "x".repeat(300_000));
+    let (status, value, _) = server.post("/v1/search", None, &too_big);
+    assert_eq!((status, error_kind(&value)), (413, "too-large"));
+    let (status, body) = server.get("/v1/search", None);
+    assert_eq!(status, 405, "{body}");
+
+    // The exposition parses, passes promtool, and counts what happened.
+    let (status, text) = server.get("/metrics", None);
+    assert_eq!(status, 200);
+    let metrics = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let count = |route: &str, code: &str| -> f64 {
+        metrics
+            .samples
+            .iter()
+            .filter(|s| s.metric == "vector_service_http_requests_total")
+            .filter(|s| {
+                s.labels.get("route") == Some(route) && s.labels.get("status") == Some(code)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(count("search", "200"), 1.0);
+    assert_eq!(count("search", "400"), 3.0);
+    assert_eq!(count("search", "413"), 1.0);
+    assert_eq!(count("records", "400"), 1.0);
+    assert!(!text.contains("s-1"), "session ids never become labels");
+    if let Some(promtool) = promtool() {
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let output = check.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn tenants_file(dir: &Path) -> PathBuf {
+    let hash = |key: &str| vector_service_tenant_hash(key);
+    let path = dir.join("tenants.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"admin_key_sha256 = "{}"
+
+[[tenant]]
+name = "acme"
+api_key_sha256 = "{}"
+[tenant.limits]
+max_concurrent = 1
+queue_wait_ms = 1
+
+[[tenant]]
+name = "globex"
+api_key_sha256 = "{}"
+[tenant.limits]
+requests_per_second = 2.0
+"#,
+            hash("admin-key"),
+            hash("acme-key"),
+            hash("globex-key")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The hash the tenants file stores (`printf %s KEY | sha256sum`).
+fn vector_service_tenant_hash(key: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn tenants_are_authenticated_isolated_and_limited() {
+    let dir = temp_dir("server-tenants");
+    let tenants = tenants_file(&dir);
+    let server = Server::start(&dir, &["--tenants", tenants.to_str().unwrap()]);
+
+    // No key and a wrong key get the same answer.
+    let (none, a, _) = server.post("/v1/search", None, r#"{"query": "x"}"#);
+    let (wrong, b, _) = server.post("/v1/search", Some("guess"), r#"{"query": "x"}"#);
+    assert_eq!((none, wrong), (401, 401));
+    assert_eq!(a, b);
+
+    // acme's records are invisible to globex, in search and in metrics.
+    let (status, _, _) = server.post("/v1/records", Some("acme-key"), &sample_corpus());
+    assert_eq!(status, 200);
+    let (_, acme, _) = server.post(
+        "/v1/search",
+        Some("acme-key"),
+        r#"{"query": "upload failed"}"#,
+    );
+    assert!(!acme["hits"].as_array().unwrap().is_empty());
+    let (status, globex, _) = server.post(
+        "/v1/search",
+        Some("globex-key"),
+        r#"{"query": "upload failed"}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        globex["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["record_id"].is_null()),
+        "only the no-results fallback: {globex}"
+    );
+    assert!(dir.join("acme.sqlite3").exists() && dir.join("globex.sqlite3").exists());
+
+    let (_, globex_metrics) = server.get("/metrics", Some("globex-key"));
+    assert!(globex_metrics.contains("tenant=\"globex\""));
+    assert!(
+        !globex_metrics.contains("tenant=\"acme\""),
+        "{globex_metrics}"
+    );
+    let (_, all) = server.get("/metrics", Some("admin-key"));
+    assert!(all.contains("tenant=\"acme\"") && all.contains("tenant=\"globex\""));
+    assert_eq!(server.get("/metrics", None).0, 401);
+    assert_eq!(
+        server.post("/admin/reload", Some("acme-key"), "").0,
+        401,
+        "tenants cannot reload"
+    );
+
+    // globex: 2 requests a second, burst 2; the third at once is 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (status, _, retry) = server.post("/v1/search", Some("globex-key"), r#"{"query": "x"}"#);
+        if status == 429 {
+            assert!(retry.is_some());
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // acme: one call at a time with no queue; while a long backfill holds the slot, 503.
+    let many: String = (0..20_000)
+        .map(|i| format!("{{\"db\": \"errors\", \"id\": \"bulk-{i}\", \"text\": \"bulk error {i} while uploading part {}\"}}\n", i % 97))
+        .collect();
+    assert_eq!(server.post("/v1/records", Some("acme-key"), &many).0, 200);
+    let server = Arc::new(server);
+    let running = Arc::new(AtomicBool::new(true));
+    let backfill = {
+        let (server, running) = (server.clone(), running.clone());
+        std::thread::spawn(move || {
+            // The searches below may hold the slot when the backfill arrives: try again.
+            let answer = loop {
+                let answer = server.post("/v1/backfill", Some("acme-key"), "{}");
+                if answer.0 != 503 {
+                    break answer;
+                }
+            };
+            running.store(false, Ordering::SeqCst);
+            answer
+        })
+    };
+    let mut overloaded = None;
+    while running.load(Ordering::SeqCst) && overloaded.is_none() {
+        let (status, value, retry) =
+            server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
+        if status == 503 {
+            overloaded = Some((error_kind(&value).to_string(), retry));
+        }
+    }
+    assert_eq!(
+        overloaded,
+        Some(("overloaded".to_string(), Some("1".to_string()))),
+        "a search while the backfill held acme's only slot"
+    );
+    let (status, report, _) = backfill.join().unwrap();
+    assert_eq!(status, 200, "{report}");
+    let (status, _, _) = server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
+    assert_eq!(status, 200, "served again once the slot is free");
+}
+
+#[test]
+fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
+    let dir = temp_dir("server-reload");
+    let component = dir.join("vector-service.wasm");
+    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    let server = Arc::new(Server::start(
+        &dir,
+        &["--component", component.to_str().unwrap()],
+    ));
+    assert_eq!(server.post("/v1/records", None, &sample_corpus()).0, 200);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (server, stop, served, failed) =
+                (server.clone(), stop.clone(), served.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let (status, _, _) =
+                        server.post("/v1/search", None, r#"{"query": "upload failed"}"#);
+                    let counter = if status == 200 { &served } else { &failed };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        let (status, answer, _) = server.post("/admin/reload", None, "");
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "reloaded");
+    }
+    // Not a component: refused, and the old one keeps serving.
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x01\0\0\0 definitely not a component").unwrap();
+    let (status, refused, _) = server.post(
+        "/admin/reload",
+        None,
+        &json!({"component": junk}).to_string(),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("old one keeps serving"));
+    stop.store(true, Ordering::SeqCst);
+    for thread in load {
+        thread.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    assert!(served.load(Ordering::SeqCst) > 0);
+    let (_, text) = server.get("/metrics", None);
+    assert!(
+        text.contains("vector_service_component_reloads_total{outcome=\"success\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("vector_service_component_reloads_total{outcome=\"refused\"} 1"));
+}
