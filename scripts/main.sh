@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: install what is missing, build, ingest the sample
 # corpus into a SQLite file, backfill its embeddings, then search, build a context and track
-# a patch through the component, printing results and Prometheus metrics.
+# a patch through the component, printing results and Prometheus metrics; then serve the same
+# data over HTTP on 127.0.0.1:8080 (VECTOR_SERVICE_LISTEN) and print curl lines to try.
+# MAIN_NO_SERVE=1 stops after the command-line part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +27,17 @@ echo; echo "== stats"
 cli stats
 echo; echo "== track a successful patch, with the Prometheus metrics of that call (buckets left out)"
 cli track --patch-id demo-patch-1 --roi-tag high-roi bot:bot-005 workflow:wf-008 --metrics | grep -v '_bucket'
+
+[[ "${MAIN_NO_SERVE:-}" == 1 ]] && exit 0
+LISTEN=${VECTOR_SERVICE_LISTEN:-127.0.0.1:8080}
+cat <<EOF
+
+== serving the same data on http://$LISTEN (Ctrl-C stops). Try:
+curl -s -X POST http://$LISTEN/v1/search -d '{"query": "upload failed", "top_k": 3}'
+curl -s -X POST http://$LISTEN/v1/context -d '{"task": "fix failing tests", "top_k": 2}'
+curl -s -X POST http://$LISTEN/v1/contributors -d '{"vector_ids": ["bot:bot-005"], "success": true, "patch_id": "p-2"}'
+curl -s -X POST http://$LISTEN/v1/records --data-binary @examples/data/records.jsonl
+curl -s -X POST http://$LISTEN/v1/backfill -d '{}'
+curl -s http://$LISTEN/metrics | grep -v _bucket
+EOF
+exec target/release/vector-service --data-dir "$DATA_DIR" serve --listen "$LISTEN"

@@ -228,17 +228,22 @@ impl AppState {
     }
 }
 
-fn parse<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<T, ApiError> {
-    let bytes = body.map_err(|rejection| {
+/// The body's bytes, or 413 / 400.
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(limit)
         } else {
             ApiError::bad_request(rejection.body_text())
         }
-    })?;
+    })
+}
+
+fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = body_bytes(body, limit)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
 
@@ -314,67 +319,35 @@ where
     finish(&state, &name, route, &session_id, started, result)
 }
 
-async fn search(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    operation(
-        state,
-        headers,
-        body,
-        "search",
-        |service, session, body: SearchBody| service.search(session, &body.into()),
-    )
-    .await
+/// One handler per operation: the route name, the body type and the service method.
+macro_rules! operation_handler {
+    ($handler:ident, $route:literal, $body:ty, $method:ident) => {
+        async fn $handler(
+            State(state): State<Shared>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Response {
+            operation(
+                state,
+                headers,
+                body,
+                $route,
+                |service, session, body: $body| service.$method(session, &body.into()),
+            )
+            .await
+        }
+    };
 }
 
-async fn context(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    operation(
-        state,
-        headers,
-        body,
-        "context",
-        |service, session, body: ContextBody| service.build_context(session, &body.into()),
-    )
-    .await
-}
-
-async fn contributors(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    operation(
-        state,
-        headers,
-        body,
-        "contributors",
-        |service, session, body: ContributorsBody| {
-            service.track_contributors(session, &body.into())
-        },
-    )
-    .await
-}
-
-async fn backfill(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    operation(
-        state,
-        headers,
-        body,
-        "backfill",
-        |service, session, body: BackfillBody| service.backfill(session, &body.into()),
-    )
-    .await
-}
+operation_handler!(search, "search", SearchBody, search);
+operation_handler!(context, "context", ContextBody, build_context);
+operation_handler!(
+    contributors,
+    "contributors",
+    ContributorsBody,
+    track_contributors
+);
+operation_handler!(backfill, "backfill", BackfillBody, backfill);
 
 #[derive(Deserialize)]
 struct RecordsQuery {
@@ -396,13 +369,7 @@ async fn records(
     };
     let name = tenant.name.clone();
     let result = async {
-        let bytes = body.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large(state.max_body_bytes)
-            } else {
-                ApiError::bad_request(rejection.body_text())
-            }
-        })?;
+        let bytes = body_bytes(body, state.max_body_bytes)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
         let by_db = crate::ingest::parse_records(text, "request body", query.db.as_deref())
             .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;

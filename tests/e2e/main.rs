@@ -15,6 +15,7 @@ mod patch_logger;
 mod retriever;
 mod sandbox;
 mod server;
+mod server_process;
 mod sqlite_backend;
 mod vector_index;
 mod wit_contract;

@@ -2,52 +2,40 @@
 //! every route and error status, two tenants isolated from each other, limits (429, 503),
 //! the exposition checked by promtool, and component reloads under load.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::server_process::ServerProcess;
 use crate::support::temp_dir;
 
-/// A running server, killed when dropped.
+/// A running server and a client for it.
 struct Server {
-    child: Child,
+    _process: ServerProcess,
     url: String,
     agent: ureq::Agent,
 }
 
 impl Server {
     fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vector-service"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let extra: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
+        let process = ServerProcess::start(data_dir, &extra);
+        let url = process.url.clone();
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
                 .build(),
         );
-        Self { child, url, agent }
+        Self {
+            _process: process,
+            url,
+            agent,
+        }
     }
 
     /// POST `body` (JSON text) to `path` with an optional bearer key: (status, JSON, Retry-After).
@@ -79,13 +67,6 @@ impl Server {
             response.status().as_u16(),
             response.body_mut().read_to_string().unwrap(),
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
