@@ -16,7 +16,9 @@ use vector_service_host::api::{BackendError, BackendHit, BackendHits, SearchRequ
 use vector_service_host::backends::memory::MemoryStore;
 use vector_service_host::backends::Record;
 use vector_service_host::backends::{Backends, EmbeddingStore, Retriever};
-use vector_service_host::{Plugin, ServiceConfig, Telemetry, VectorService};
+use vector_service_host::{
+    Allocation, Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT,
+};
 
 const QUERIES: [&str; 4] = [
     "upload failed",
@@ -119,6 +121,15 @@ fn main() -> anyhow::Result<()> {
         compile_started.elapsed().as_secs_f64() * 1e3
     );
 
+    let pooled_plugin = Arc::new(Plugin::from_bytes_with(
+        BUILTIN_COMPONENT,
+        Allocation::Pooling {
+            instances: 16,
+            memory_bytes: 64 << 20,
+        },
+    )?);
+    println!("pooled engine: {:?}", pooled_plugin.allocation());
+
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
     // own cost; then the in-memory index at two sizes.
     for records in [0, 100, 1_000] {
@@ -134,6 +145,12 @@ fn main() -> anyhow::Result<()> {
             tenant: "bench".into(),
             ..ServiceConfig::default()
         };
+        let pooled = VectorService::new(
+            pooled_plugin.clone(),
+            backends.clone(),
+            Telemetry::new(),
+            config.clone(),
+        );
         let service = VectorService::new(plugin.clone(), backends, Telemetry::new(), config);
         let mut warm = service.instance()?;
 
@@ -152,6 +169,16 @@ fn main() -> anyhow::Result<()> {
         });
         let instantiate = ns_per_call(|_| {
             black_box(service.instance().expect("instance"));
+        });
+        let fresh_pooled = ns_per_call(|i| {
+            black_box(
+                pooled
+                    .search("bench", &request(i))
+                    .expect("fresh pooled search"),
+            );
+        });
+        let instantiate_pooled = ns_per_call(|_| {
+            black_box(pooled.instance().expect("pooled instance"));
         });
 
         let backend = if records == 0 {
@@ -174,7 +201,12 @@ fn main() -> anyhow::Result<()> {
             "| component, fresh instance per call | {fresh:.0} | {:+.0} |",
             fresh - direct
         );
+        println!(
+            "| component, fresh instance per call, pooling allocator | {fresh_pooled:.0} | {:+.0} |",
+            fresh_pooled - direct
+        );
         println!("| instantiate only (fresh store + instance) | {instantiate:.0} | |");
+        println!("| instantiate only, pooling allocator | {instantiate_pooled:.0} | |");
     }
     Ok(())
 }

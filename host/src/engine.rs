@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::{VectorService as World, VectorServicePre};
 use crate::state::CallState;
@@ -24,12 +24,62 @@ pub const WIT_PACKAGE: &str = env!("VECTOR_SERVICE_WIT_PACKAGE");
 /// How often the epoch advances; call deadlines are whole multiples of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// How instances get their memory and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Map and unmap per instance: right for one-shot processes.
+    #[default]
+    OnDemand,
+    /// Reserve `instances` slots of up to `memory_bytes` linear memory once; instantiating
+    /// then reuses a slot instead of mapping memory (the server's choice: BENCHMARKS.md).
+    /// More instances alive at once than slots fail to instantiate, so size it to the
+    /// concurrency limits.
+    Pooling {
+        /// Component instances alive at once.
+        instances: u32,
+        /// Largest linear memory of one instance (at least every tenant's memory cap).
+        memory_bytes: usize,
+    },
+}
+
 /// A component compiled and linked against the host's imports, ready to instantiate cheaply.
 pub struct Plugin {
     engine: Engine,
     pre: VectorServicePre<CallState>,
     size: usize,
+    allocation: Allocation,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// An engine for `allocation`; a pool that cannot be reserved (e.g. a small address-space
+/// limit) falls back to on-demand allocation, with a warning.
+fn engine_for(allocation: Allocation) -> anyhow::Result<(Engine, Allocation)> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    if let Allocation::Pooling {
+        instances,
+        memory_bytes,
+    } = allocation
+    {
+        let mut pool = PoolingAllocationConfig::new();
+        // A component instantiates a few core instances (the module, its shims).
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .max_memory_size(memory_bytes);
+        let mut pooled = config.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, allocation)),
+            Err(error) => tracing::warn!(
+                error = %format!("{error:#}"),
+                "the instance pool could not be reserved; allocating on demand"
+            ),
+        }
+    }
+    let engine = anyhow_result(Engine::new(&config)).context("configuring wasmtime")?;
+    Ok((engine, Allocation::OnDemand))
 }
 
 impl Plugin {
@@ -47,9 +97,12 @@ impl Plugin {
 
     /// Compile `bytes` and check that the component fits the `vector-service` world.
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        let engine = anyhow_result(Engine::new(&config)).context("configuring wasmtime")?;
+        Self::from_bytes_with(bytes, Allocation::OnDemand)
+    }
+
+    /// [`Plugin::from_bytes`] with a choice of instance allocation.
+    pub fn from_bytes_with(bytes: &[u8], allocation: Allocation) -> anyhow::Result<Self> {
+        let (engine, allocation) = engine_for(allocation)?;
         let component =
             anyhow_result(Component::new(&engine, bytes)).context("compiling the component")?;
         let mut linker = Linker::<CallState>::new(&engine);
@@ -68,6 +121,7 @@ impl Plugin {
             engine,
             pre,
             size: bytes.len(),
+            allocation,
             ticker_stop,
         })
     }
@@ -78,6 +132,11 @@ impl Plugin {
 
     pub(crate) fn pre(&self) -> &VectorServicePre<CallState> {
         &self.pre
+    }
+
+    /// The allocation actually in use (a pool that could not be reserved reads `OnDemand`).
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
     }
 
     /// Size of the component binary in bytes.

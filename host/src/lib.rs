@@ -60,7 +60,7 @@ pub mod api {
 }
 
 pub use cache::CacheConfig;
-pub use engine::{Plugin, PluginHandle, BUILTIN_COMPONENT, EPOCH_TICK, WIT_PACKAGE};
+pub use engine::{Allocation, Plugin, PluginHandle, BUILTIN_COMPONENT, EPOCH_TICK, WIT_PACKAGE};
 pub use limits::SandboxLimits;
 pub use logging::GUEST_TARGET;
 pub use service::{Instance, ServiceConfig, ServiceError, VectorService};

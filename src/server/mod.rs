@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use vector_service_host::backends::sqlite::SqliteStore;
 use vector_service_host::backends::Backends;
 use vector_service_host::{
-    Plugin, PluginHandle, ServiceConfig, ServiceError, Telemetry, VectorService,
+    Allocation, Plugin, PluginHandle, ServiceConfig, ServiceError, Telemetry, VectorService,
 };
 
 use admission::Admission;
@@ -62,6 +62,7 @@ struct AppState {
     live: Vec<TenantState>,
     plugin: PluginHandle,
     component: Option<PathBuf>,
+    allocation: Allocation,
     telemetry: Telemetry,
     http: HttpMetrics,
     max_body_bytes: usize,
@@ -71,10 +72,41 @@ struct AppState {
 
 type Shared = Arc<AppState>;
 
-fn load_plugin(component: Option<&PathBuf>) -> anyhow::Result<Plugin> {
-    match component {
-        Some(path) => Plugin::from_file(path),
-        None => Plugin::builtin(),
+/// The component at `path` (or the built-in one) with the server's instance pool, and its
+/// sha256 and size.
+fn load_plugin(
+    path: Option<&PathBuf>,
+    allocation: Allocation,
+) -> anyhow::Result<(Plugin, String, usize)> {
+    let bytes = match path {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        None => vector_service_host::BUILTIN_COMPONENT.to_vec(),
+    };
+    let plugin = Plugin::from_bytes_with(&bytes, allocation)?;
+    let digest = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((plugin, digest, bytes.len()))
+}
+
+/// A pool slot for every call the tenants may run at once, twice over (a reload briefly
+/// runs two components), and room for the largest memory cap.
+fn pool_for(tenants: &Tenants) -> Allocation {
+    let calls: u32 = tenants
+        .entries
+        .iter()
+        .map(|t| t.limits.max_concurrent)
+        .sum();
+    let memory = tenants
+        .entries
+        .iter()
+        .map(|t| (t.limits.memory_mib as usize) << 20)
+        .max()
+        .unwrap_or(64 << 20);
+    Allocation::Pooling {
+        instances: calls.saturating_mul(2).max(8),
+        memory_bytes: memory,
     }
 }
 
@@ -95,7 +127,10 @@ pub fn serve(
             Tenants::single_default()
         }
     };
-    let plugin = PluginHandle::new(Arc::new(load_plugin(options.component.as_ref())?));
+    let allocation = pool_for(&tenants);
+    let (plugin, sha256, _) = load_plugin(options.component.as_ref(), allocation)?;
+    tracing::info!(%sha256, allocation = ?plugin.allocation(), "component loaded");
+    let plugin = PluginHandle::new(Arc::new(plugin));
     let telemetry = Telemetry::new();
     let http = HttpMetrics::register(telemetry.registry()).context("registering HTTP metrics")?;
     let mut live = Vec::new();
@@ -126,6 +161,7 @@ pub fn serve(
         live,
         plugin,
         component: options.component,
+        allocation,
         telemetry,
         http,
         max_body_bytes: options.max_body_bytes,
@@ -478,22 +514,10 @@ async fn swap_component(
     let source = path
         .as_ref()
         .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
-    let loaded = tokio::task::spawn_blocking(move || {
-        let bytes = match &path {
-            Some(path) => {
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
-            }
-            None => vector_service_host::BUILTIN_COMPONENT.to_vec(),
-        };
-        let plugin = Plugin::from_bytes(&bytes)?;
-        let digest: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok::<_, anyhow::Error>((plugin, digest, bytes.len()))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the reload panicked: {e}")))?;
+    let allocation = state.allocation;
+    let loaded = tokio::task::spawn_blocking(move || load_plugin(path.as_ref(), allocation))
+        .await
+        .map_err(|e| ApiError::internal(format!("the reload panicked: {e}")))?;
     match loaded {
         Ok((plugin, sha256, size)) => {
             state.plugin.replace(Arc::new(plugin));

@@ -82,3 +82,38 @@ fn an_exhausted_deadline_stops_the_call_and_the_next_call_is_served() {
         1.0
     );
 }
+
+#[test]
+fn a_pooled_engine_serves_calls_and_refuses_instances_beyond_its_slots() {
+    use vector_service_host::{Allocation, Plugin, Telemetry, VectorService, BUILTIN_COMPONENT};
+    let plugin = Plugin::from_bytes_with(
+        BUILTIN_COMPONENT,
+        Allocation::Pooling {
+            instances: 2,
+            memory_bytes: 64 << 20,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        plugin.allocation(),
+        Allocation::Pooling { instances: 2, .. }
+    ));
+    let (backends, _) = with_retriever(ScriptedRetriever::new(vec![]));
+    let service = VectorService::new(Arc::new(plugin), backends, Telemetry::new(), config("acme"));
+    for _ in 0..10 {
+        assert!(
+            service.search("s", &search("pooled")).is_ok(),
+            "slots are reused"
+        );
+    }
+    let held = [service.instance().unwrap(), service.instance().unwrap()];
+    match service.instance() {
+        Err(ServiceError::Host(error)) => {
+            assert!(format!("{error:#}").contains("limit"), "{error:#}")
+        }
+        Err(other) => panic!("expected a host error for an exhausted pool, got {other}"),
+        Ok(_) => panic!("a third live instance in a pool of two"),
+    }
+    drop(held);
+    assert!(service.search("s", &search("after")).is_ok());
+}
