@@ -458,3 +458,74 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     );
     assert!(text.contains("vector_service_component_reloads_total{outcome=\"refused\"} 1"));
 }
+
+/// A real Prometheus (Debian's 2.42, unpacked by scripts/fetch-prometheus.sh) scrapes the
+/// server on loopback, and a series the server exported is queried back from it.
+#[test]
+fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
+    let bin =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/prometheus/usr/bin/prometheus");
+    if !bin.is_file() {
+        eprintln!(
+            "SKIPPED: {} is missing (scripts/fetch-prometheus.sh)",
+            bin.display()
+        );
+        return;
+    }
+    let dir = temp_dir("server-prometheus");
+    let server = Server::start(&dir, &[]);
+    assert_eq!(
+        server
+            .post("/v1/search", None, r#"{"query": "upload failed"}"#)
+            .0,
+        200
+    );
+
+    let target = server.url.trim_start_matches("http://").to_string();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: vector-service\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut prometheus = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let query = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=vector_service_http_requests_total%7Broute%3D%22search%22%7D"
+    );
+    let mut answer = Value::Null;
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(mut response) = server.agent.get(&query).call() else {
+            continue;
+        };
+        answer = serde_json::from_str(&response.body_mut().read_to_string().unwrap())
+            .unwrap_or_default();
+        if answer["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            break;
+        }
+    }
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    let result = &answer["data"]["result"][0];
+    assert_eq!(result["metric"]["tenant"], "default", "{answer}");
+    assert_eq!(result["metric"]["job"], "vector-service");
+    assert_eq!(result["value"][1], "1", "{answer}");
+}
