@@ -92,6 +92,11 @@ impl ApiError {
         }
     }
 
+    /// 502: a backend (the tenant's store) failed.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "backend", message)
+    }
+
     /// 500: a bug, ours or the component's.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -109,7 +114,7 @@ impl From<ServiceError> for ApiError {
                     retry_after: Some(1),
                     ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", m)
                 },
-                ComponentError::Backend(m) => Self::new(StatusCode::BAD_GATEWAY, "backend", m),
+                ComponentError::Backend(m) => Self::backend(m),
                 ComponentError::LimitExceeded(m) => {
                     Self::new(StatusCode::PAYLOAD_TOO_LARGE, "limit-exceeded", m)
                 }

@@ -421,7 +421,7 @@ async fn records(
         })
         .await
         .map_err(|e| ApiError::internal(format!("the ingest panicked: {e}")))?
-        .map_err(|e| ApiError::from(ServiceError::Rejected(vector_service_host::api::Error::Backend(e.to_string()))))?;
+        .map_err(|e| ApiError::backend(e.to_string()))?;
         Ok(Json(serde_json::json!({"databases": report})).into_response())
     }
     .await;

@@ -52,7 +52,8 @@ fn add_feature(vector: &mut [f32], hash: u64, weight: f32) {
     vector[index] += sign * weight;
 }
 
-fn normalise(vector: &mut [f32]) {
+/// Scale `vector` to unit length (a zero vector stays zero).
+pub(crate) fn normalise(vector: &mut [f32]) {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         vector.iter_mut().for_each(|x| *x /= norm);

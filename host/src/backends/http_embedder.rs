@@ -204,10 +204,7 @@ impl HttpEmbedder {
                         self.config.dimensions
                     )));
                 }
-                let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    vector.iter_mut().for_each(|x| *x /= norm);
-                }
+                super::hashing_embedder::normalise(&mut vector);
                 Ok(vector)
             })
             .collect()

@@ -236,7 +236,7 @@ fn text_hash(text: &str) -> i64 {
 }
 
 /// SQLite errors as the component sees them: a busy or locked database is retryable.
-fn backend_error(error: rusqlite::Error) -> BackendError {
+pub(super) fn backend_error(error: rusqlite::Error) -> BackendError {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             BackendError::Unavailable(format!("sqlite: {error}"))

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::sqlite::backend_error;
 use super::vector_index::{IndexError, IndexParams, VectorIndex};
 use crate::api::BackendError;
 
@@ -40,10 +41,6 @@ fn index_error(error: IndexError) -> BackendError {
     BackendError::Failed(error.to_string())
 }
 
-fn sql_error(error: rusqlite::Error) -> BackendError {
-    BackendError::Failed(format!("sqlite: {error}"))
-}
-
 fn header_path(snapshot: &Path) -> PathBuf {
     snapshot.with_extension("usearch.json")
 }
@@ -52,7 +49,7 @@ fn header_path(snapshot: &Path) -> PathBuf {
 pub(super) fn current_seq(connection: &Connection) -> Result<i64, BackendError> {
     connection
         .query_row("SELECT seq FROM change_clock", [], |row| row.get(0))
-        .map_err(sql_error)
+        .map_err(backend_error)
 }
 
 /// Advance the change counter inside `tx` and return the new value.
@@ -62,7 +59,7 @@ pub(super) fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64, BackendErr
         [],
         |row| row.get(0),
     )
-    .map_err(sql_error)
+    .map_err(backend_error)
 }
 
 impl IndexedVectors {
@@ -123,14 +120,14 @@ impl IndexedVectors {
                  JOIN records r ON r.db = e.db AND r.id = e.id
                  WHERE e.embedding_version = ?1 AND e.seq <= ?2",
             )
-            .map_err(sql_error)?;
+            .map_err(backend_error)?;
         let rows = statement
             .query_map(params![self.header.embedding_version, self.seq], |row| {
                 Ok((row.get::<_, i64>(0)? as u64, row.get::<_, String>(1)?))
             })
-            .map_err(sql_error)?;
+            .map_err(backend_error)?;
         for row in rows {
-            let (key, origin) = row.map_err(sql_error)?;
+            let (key, origin) = row.map_err(backend_error)?;
             self.origins.insert(key, origin);
         }
         Ok(())
@@ -145,11 +142,11 @@ impl IndexedVectors {
         let mut applied = 0;
         let mut tombstones = connection
             .prepare_cached("SELECT key FROM index_tombstones WHERE seq > ?1")
-            .map_err(sql_error)?;
+            .map_err(backend_error)?;
         let removed: Vec<i64> = tombstones
             .query_map([self.seq], |row| row.get(0))
             .and_then(Iterator::collect)
-            .map_err(sql_error)?;
+            .map_err(backend_error)?;
         for key in removed {
             self.index.remove(key as u64).map_err(index_error)?;
             self.origins.remove(&(key as u64));
@@ -161,7 +158,7 @@ impl IndexedVectors {
                  JOIN records r ON r.db = e.db AND r.id = e.id
                  WHERE e.seq > ?1 AND e.seq <= ?2 AND e.embedding_version = ?3",
             )
-            .map_err(sql_error)?;
+            .map_err(backend_error)?;
         let rows = changed
             .query_map(
                 params![self.seq, newest, self.header.embedding_version],
@@ -173,8 +170,10 @@ impl IndexedVectors {
                     ))
                 },
             )
-            .map_err(sql_error)?;
-        let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?;
+            .map_err(backend_error)?;
+        let rows: Vec<_> = rows
+            .collect::<rusqlite::Result<_>>()
+            .map_err(backend_error)?;
         self.insert_in_parallel(&rows)?;
         applied += rows.len();
         for (key, origin, _) in rows {
