@@ -139,6 +139,14 @@ impl Plugin {
         self.allocation
     }
 
+    /// Instance slots reserved by the pool; 0 when allocating on demand.
+    pub fn instance_slots(&self) -> u32 {
+        match self.allocation {
+            Allocation::Pooling { instances, .. } => instances,
+            Allocation::OnDemand => 0,
+        }
+    }
+
     /// Size of the component binary in bytes.
     pub fn component_size(&self) -> usize {
         self.size

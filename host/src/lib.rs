@@ -26,6 +26,7 @@
 mod bindings;
 mod cache;
 mod engine;
+mod host_calls;
 mod limits;
 mod logging;
 mod service;
@@ -61,6 +62,7 @@ pub mod api {
 
 pub use cache::CacheConfig;
 pub use engine::{Allocation, Plugin, PluginHandle, BUILTIN_COMPONENT, EPOCH_TICK, WIT_PACKAGE};
+pub use host_calls::HostCallBytesExceeded;
 pub use limits::SandboxLimits;
 pub use logging::GUEST_TARGET;
 pub use service::{Instance, ServiceConfig, ServiceError, VectorService};

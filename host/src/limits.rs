@@ -1,5 +1,6 @@
-//! Per-call sandbox limits: a memory cap (wasmtime's `StoreLimits`) and a CPU deadline
-//! (epoch interruption), plus the bookkeeping that tells a memory-cap trap from a guest bug.
+//! Per-call sandbox limits: a memory cap (wasmtime's `StoreLimits`), a CPU deadline (epoch
+//! interruption) and a cap on bytes passed to host calls, plus the bookkeeping that tells a
+//! memory-cap trap from a guest bug and remembers the memory high-water mark.
 
 use std::time::Duration;
 
@@ -12,22 +13,28 @@ pub struct SandboxLimits {
     pub memory_bytes: usize,
     /// Wall-clock budget of one call, enforced at epoch ticks (host calls count too).
     pub call_deadline: Duration,
+    /// Bytes of import arguments (log lines, queries, ids, cache values) one call may pass to
+    /// the host; more traps the call (see [`crate::HostCallBytesExceeded`]).
+    pub host_call_bytes: usize,
 }
 
 impl Default for SandboxLimits {
-    /// 64 MiB of memory and 10 seconds per call.
+    /// 64 MiB of memory, 10 seconds and 16 MiB of host-call arguments per call.
     fn default() -> Self {
         Self {
             memory_bytes: 64 << 20,
             call_deadline: Duration::from_secs(10),
+            host_call_bytes: 16 << 20,
         }
     }
 }
 
-/// `StoreLimits` that remember whether they refused a memory growth.
+/// `StoreLimits` that remember whether they refused a memory growth, and the largest linear
+/// memory they granted.
 pub(crate) struct CallLimiter {
     limits: StoreLimits,
     pub(crate) memory_refused: bool,
+    pub(crate) memory_peak: usize,
 }
 
 impl CallLimiter {
@@ -38,6 +45,7 @@ impl CallLimiter {
                 .instances(16)
                 .build(),
             memory_refused: false,
+            memory_peak: 0,
         }
     }
 }
@@ -51,6 +59,9 @@ impl ResourceLimiter for CallLimiter {
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         self.memory_refused |= !allowed;
+        if allowed {
+            self.memory_peak = self.memory_peak.max(desired);
+        }
         Ok(allowed)
     }
 

@@ -11,6 +11,7 @@ use crate::backends::Backends;
 use crate::bindings::VectorService as World;
 use crate::cache::{CacheConfig, ResultCache};
 use crate::engine::{deadline_ticks, Plugin, PluginHandle};
+use crate::host_calls::{HostCallBudget, HostCallBytesExceeded};
 use crate::limits::{CallLimiter, SandboxLimits};
 use crate::state::{CallState, TenantContext};
 use crate::telemetry::{SandboxFailure, Telemetry};
@@ -146,6 +147,7 @@ impl VectorService {
         let state = CallState {
             context: self.context.clone(),
             limiter: CallLimiter::new(&self.limits),
+            budget: HostCallBudget::new(self.limits.host_call_bytes),
         };
         let mut store = wasmtime::Store::new(plugin.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -155,9 +157,9 @@ impl VectorService {
             Ok(bindings) => bindings,
             Err(error) => return Err(self.sandbox_error(&store, error)),
         };
-        self.context
-            .telemetry
-            .instantiated(&self.context.tenant, started.elapsed().as_secs_f64());
+        let telemetry = &self.context.telemetry;
+        telemetry.instantiated(&self.context.tenant, started.elapsed().as_secs_f64());
+        telemetry.instance_alive(&self.context.tenant, 1);
         Ok(Instance {
             service: self.clone(),
             store,
@@ -174,6 +176,8 @@ impl VectorService {
     ) -> ServiceError {
         let reason = if store.data().limiter.memory_refused {
             SandboxFailure::Memory
+        } else if error.downcast_ref::<HostCallBytesExceeded>().is_some() {
+            SandboxFailure::HostCallBytes
         } else if matches!(
             error.downcast_ref::<wasmtime::Trap>(),
             Some(wasmtime::Trap::Interrupt)
@@ -272,6 +276,7 @@ impl Instance {
         }
         self.store
             .set_epoch_deadline(deadline_ticks(self.service.limits.call_deadline));
+        self.store.data_mut().budget.reset();
         match invoke(&self.bindings, &mut self.store) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ServiceError::Rejected(error)),
@@ -280,5 +285,15 @@ impl Instance {
                 Err(self.service.sandbox_error(&self.store, error))
             }
         }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let context = &self.service.context;
+        context
+            .telemetry
+            .memory_peak(&context.tenant, self.store.data().limiter.memory_peak);
+        context.telemetry.instance_alive(&context.tenant, -1);
     }
 }

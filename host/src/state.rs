@@ -11,6 +11,7 @@ use crate::bindings::vector_service::plugin::{
 };
 use crate::bindings::wasi::logging::logging;
 use crate::cache::ResultCache;
+use crate::host_calls::HostCallBudget;
 use crate::limits::CallLimiter;
 use crate::telemetry::Telemetry;
 use types::{BackendError, Rates, VectorRef};
@@ -28,6 +29,7 @@ pub(crate) struct TenantContext {
 pub struct CallState {
     pub(crate) context: Arc<TenantContext>,
     pub(crate) limiter: CallLimiter,
+    pub(crate) budget: HostCallBudget,
 }
 
 fn process_start() -> Instant {
@@ -36,53 +38,79 @@ fn process_start() -> Instant {
 }
 
 impl logging::Host for CallState {
-    fn log(&mut self, level: logging::Level, context: String, message: String) {
+    fn log(
+        &mut self,
+        level: logging::Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        self.budget.charge(&(&context, &message))?;
         crate::logging::emit(&self.context.tenant, level, &context, &message);
+        Ok(())
     }
 }
 
 impl clock::Host for CallState {
-    fn monotonic_now(&mut self) -> u64 {
-        process_start().elapsed().as_nanos() as u64
+    fn monotonic_now(&mut self) -> wasmtime::Result<u64> {
+        Ok(process_start().elapsed().as_nanos() as u64)
     }
 
-    fn wall_now_ms(&mut self) -> u64 {
-        SystemTime::now()
+    fn wall_now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+            .map_or(0, |d| d.as_millis() as u64))
     }
 
-    fn backoff(&mut self, attempt: u32) {
+    fn backoff(&mut self, attempt: u32) -> wasmtime::Result<()> {
+        self.budget.charge(&())?;
         let factor = 1u32 << attempt.clamp(1, 6).saturating_sub(1);
         std::thread::sleep(self.context.retry_backoff.saturating_mul(factor));
+        Ok(())
     }
 }
 
 impl ids::Host for CallState {
-    fn new_session_id(&mut self) -> String {
-        uuid::Uuid::new_v4().to_string()
+    fn new_session_id(&mut self) -> wasmtime::Result<String> {
+        Ok(uuid::Uuid::new_v4().to_string())
     }
 }
 
 impl telemetry::Host for CallState {
-    fn observe(&mut self, sample: telemetry::Sample) {
+    fn observe(&mut self, sample: telemetry::Sample) -> wasmtime::Result<()> {
+        self.budget.charge(&())?;
         self.context
             .telemetry
             .observe(&self.context.tenant, &sample);
+        Ok(())
     }
 }
 
 impl result_cache::Host for CallState {
-    fn get(&mut self, kind: result_cache::CacheKind, key: String) -> Option<String> {
-        self.context.cache.get(kind, &key)
+    fn get(
+        &mut self,
+        kind: result_cache::CacheKind,
+        key: String,
+    ) -> wasmtime::Result<Option<String>> {
+        self.budget.charge(&key)?;
+        Ok(self.context.cache.get(kind, &key))
     }
 
-    fn put(&mut self, kind: result_cache::CacheKind, key: String, value: String) {
+    fn put(
+        &mut self,
+        kind: result_cache::CacheKind,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<()> {
+        self.budget.charge(&(&key, &value))?;
         self.context.cache.put(kind, &key, value);
+        Ok(())
     }
 }
 
 impl types::Host for CallState {}
+
+/// What a backend import returns to the guest: its own typed error, or a trap.
+type BackendResult<T> = wasmtime::Result<Result<T, BackendError>>;
 
 impl retriever_backend::Host for CallState {
     fn search(
@@ -90,21 +118,24 @@ impl retriever_backend::Host for CallState {
         query: String,
         top_k: u32,
         origins: Vec<String>,
-    ) -> Result<retriever_backend::BackendHits, BackendError> {
-        self.context
+    ) -> BackendResult<retriever_backend::BackendHits> {
+        self.budget.charge(&(&query, &origins))?;
+        Ok(self
+            .context
             .backends
             .retriever
-            .search(&query, top_k, &origins)
+            .search(&query, top_k, &origins))
     }
 }
 
 impl metrics_db::Host for CallState {
-    fn available(&mut self) -> bool {
-        self.context.backends.metrics_db.available()
+    fn available(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.context.backends.metrics_db.available())
     }
 
-    fn log_patch_outcome(&mut self, outcome: metrics_db::PatchOutcome) -> Result<(), BackendError> {
-        self.context.backends.metrics_db.log_patch_outcome(&outcome)
+    fn log_patch_outcome(&mut self, outcome: metrics_db::PatchOutcome) -> BackendResult<()> {
+        self.budget.charge(&outcome)?;
+        Ok(self.context.backends.metrics_db.log_patch_outcome(&outcome))
     }
 }
 
@@ -112,34 +143,38 @@ impl vector_metrics_db::Host for CallState {
     fn record_outcomes(
         &mut self,
         outcomes: Vec<vector_metrics_db::VectorOutcome>,
-    ) -> Result<(), BackendError> {
-        self.context
+    ) -> BackendResult<()> {
+        self.budget.charge(&outcomes)?;
+        Ok(self
+            .context
             .backends
             .vector_metrics_db
-            .record_outcomes(&outcomes)
+            .record_outcomes(&outcomes))
     }
 
-    fn vector_rates(
-        &mut self,
-        vectors: Vec<VectorRef>,
-    ) -> Result<Vec<Option<Rates>>, BackendError> {
-        self.context
+    fn vector_rates(&mut self, vectors: Vec<VectorRef>) -> BackendResult<Vec<Option<Rates>>> {
+        self.budget.charge(&vectors)?;
+        Ok(self
+            .context
             .backends
             .vector_metrics_db
-            .vector_rates(&vectors)
+            .vector_rates(&vectors))
     }
 
-    fn origin_rates(&mut self, origins: Vec<String>) -> Result<Vec<Option<Rates>>, BackendError> {
-        self.context
+    fn origin_rates(&mut self, origins: Vec<String>) -> BackendResult<Vec<Option<Rates>>> {
+        self.budget.charge(&origins)?;
+        Ok(self
+            .context
             .backends
             .vector_metrics_db
-            .origin_rates(&origins)
+            .origin_rates(&origins))
     }
 }
 
 impl embedding_store::Host for CallState {
-    fn databases(&mut self) -> Result<Vec<String>, BackendError> {
-        self.context.backends.embedding_store.databases()
+    fn databases(&mut self) -> BackendResult<Vec<String>> {
+        self.budget.charge(&())?;
+        Ok(self.context.backends.embedding_store.databases())
     }
 
     fn pending(
@@ -147,18 +182,21 @@ impl embedding_store::Host for CallState {
         db: String,
         after: Option<String>,
         limit: u32,
-    ) -> Result<Vec<String>, BackendError> {
-        self.context
+    ) -> BackendResult<Vec<String>> {
+        self.budget.charge(&(&db, &after))?;
+        Ok(self
+            .context
             .backends
             .embedding_store
-            .pending(&db, after.as_deref(), limit)
+            .pending(&db, after.as_deref(), limit))
     }
 
     fn embed(
         &mut self,
         db: String,
         ids: Vec<String>,
-    ) -> Result<embedding_store::EmbedReport, BackendError> {
-        self.context.backends.embedding_store.embed(&db, &ids)
+    ) -> BackendResult<embedding_store::EmbedReport> {
+        self.budget.charge(&(&db, &ids))?;
+        Ok(self.context.backends.embedding_store.embed(&db, &ids))
     }
 }

@@ -3,8 +3,8 @@
 //! Label values come from closed WIT enums, so no call can create an unbounded series.
 
 use prometheus::{
-    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, Opts, Registry,
-    TextEncoder,
+    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::bindings::vector_service::plugin::telemetry::{
@@ -60,6 +60,8 @@ pub enum SandboxFailure {
     Deadline,
     /// The guest tried to grow its memory past the cap.
     Memory,
+    /// The guest passed more bytes to host calls than its cap allows.
+    HostCallBytes,
     /// Any other trap (a guest bug).
     Trap,
 }
@@ -70,6 +72,7 @@ impl SandboxFailure {
         match self {
             SandboxFailure::Deadline => "deadline",
             SandboxFailure::Memory => "memory",
+            SandboxFailure::HostCallBytes => "host-call-bytes",
             SandboxFailure::Trap => "trap",
         }
     }
@@ -89,6 +92,9 @@ pub struct Telemetry {
     backfill_duration: HistogramVec,
     sandbox_failures: CounterVec,
     instantiate: HistogramVec,
+    memory_peak: HistogramVec,
+    live_instances: IntGaugeVec,
+    instance_slots: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
@@ -108,6 +114,22 @@ fn histogram(
 ) -> HistogramVec {
     let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .expect("valid histogram definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid gauge definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric names are unique");
@@ -147,6 +169,9 @@ impl Telemetry {
             backfill_duration: histogram(r, "embedding_backfill_run_duration_seconds", "Duration of an embedding backfill run.", &["tenant"], seconds_buckets()),
             sandbox_failures: counter(r, "vector_service_sandbox_failures_total", "Calls the sandbox stopped, by reason.", &["tenant", "reason"]),
             instantiate: histogram(r, "vector_service_instantiate_seconds", "Time to instantiate the component for a call.", &["tenant"], exponential_buckets(0.000_001, 4.0, 10).expect("valid buckets")),
+            memory_peak: histogram(r, "vector_service_memory_peak_bytes", "Largest linear memory an instance reached (its high-water mark), observed when it is dropped.", &["tenant"], exponential_buckets(65_536.0, 4.0, 9).expect("valid buckets")),
+            live_instances: gauge_vec(r, "vector_service_instances_live", "Component instances alive now (pool slots in use, when pooling).", &["tenant"]),
+            instance_slots: gauge(r, "vector_service_instance_slots", "Instance slots the pooling allocator reserved (0: allocating on demand)."),
             registry,
         }
     }
@@ -175,6 +200,8 @@ impl Telemetry {
         self.patch_duration.with_label_values(&[tenant]);
         self.backfill_duration.with_label_values(&[tenant]);
         self.instantiate.with_label_values(&[tenant]);
+        self.memory_peak.with_label_values(&[tenant]);
+        self.live_instances.with_label_values(&[tenant]);
     }
 
     /// Record one sample the component sent for `tenant`.
@@ -230,6 +257,24 @@ impl Telemetry {
         self.instantiate
             .with_label_values(&[tenant])
             .observe(seconds);
+    }
+
+    /// An instance of `tenant` was created (`+1`) or dropped (`-1`).
+    pub(crate) fn instance_alive(&self, tenant: &str, delta: i64) {
+        self.live_instances.with_label_values(&[tenant]).add(delta);
+    }
+
+    /// Record the memory high-water mark of a dropped instance.
+    pub(crate) fn memory_peak(&self, tenant: &str, bytes: usize) {
+        self.memory_peak
+            .with_label_values(&[tenant])
+            .observe(bytes as f64);
+    }
+
+    /// Publish how many instance slots the pool holds (a host calls this after loading a
+    /// [`crate::Plugin`]; see [`crate::Plugin::instance_slots`]).
+    pub fn set_instance_slots(&self, slots: u32) {
+        self.instance_slots.set(i64::from(slots));
     }
 
     /// The registry, to add a host's own metrics or gather them another way.

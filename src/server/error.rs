@@ -134,6 +134,11 @@ impl From<ServiceError> for ApiError {
                     "memory-limit",
                     format!("the call hit the tenant's memory cap: {detail}"),
                 ),
+                SandboxFailure::HostCallBytes => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "host-call-limit",
+                    format!("the call passed too much data to the host: {detail}"),
+                ),
                 SandboxFailure::Trap => Self::internal(format!("the component trapped: {detail}")),
             },
             ServiceError::Host(error) => Self::internal(format!("{error:#}")),

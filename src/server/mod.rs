@@ -130,8 +130,9 @@ pub fn serve(
     let allocation = pool_for(&tenants);
     let (plugin, sha256, _) = load_plugin(options.component.as_ref(), allocation)?;
     tracing::info!(%sha256, allocation = ?plugin.allocation(), "component loaded");
-    let plugin = PluginHandle::new(Arc::new(plugin));
     let telemetry = Telemetry::new();
+    telemetry.set_instance_slots(plugin.instance_slots());
+    let plugin = PluginHandle::new(Arc::new(plugin));
     let http = HttpMetrics::register(telemetry.registry()).context("registering HTTP metrics")?;
     let mut live = Vec::new();
     for entry in &tenants.entries {
@@ -520,6 +521,7 @@ async fn swap_component(
         .map_err(|e| ApiError::internal(format!("the reload panicked: {e}")))?;
     match loaded {
         Ok((plugin, sha256, size)) => {
+            state.telemetry.set_instance_slots(plugin.instance_slots());
             state.plugin.replace(Arc::new(plugin));
             state.http.reload(true);
             tracing::info!(component = %source, %sha256, size, "component reloaded");

@@ -14,6 +14,7 @@
 //! max_concurrent = 4
 //! requests_per_second = 50000.0
 //! queue_wait_ms = 1000
+//! host_call_mib = 16
 //! ```
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct TenantLimits {
     pub requests_per_second: f64,
     /// How long a request may wait for a free slot.
     pub queue_wait_ms: u64,
+    /// Bytes one call may pass to the host through imports (log lines, queries, ids).
+    pub host_call_mib: u64,
 }
 
 impl Default for TenantLimits {
@@ -48,6 +51,7 @@ impl Default for TenantLimits {
             max_concurrent: 4,
             requests_per_second: 50_000.0,
             queue_wait_ms: 1_000,
+            host_call_mib: 16,
         }
     }
 }
@@ -58,6 +62,7 @@ impl TenantLimits {
         SandboxLimits {
             memory_bytes: (self.memory_mib as usize) << 20,
             call_deadline: Duration::from_millis(self.call_deadline_ms),
+            host_call_bytes: (self.host_call_mib as usize) << 20,
         }
     }
 }
@@ -215,6 +220,7 @@ impl Tenants {
                 || limits.requests_per_second <= 0.0
                 || limits.memory_mib == 0
                 || limits.call_deadline_ms == 0
+                || limits.host_call_mib == 0
             {
                 return Err(invalid(format!(
                     "tenant {:?}: limits must be positive",

@@ -10,6 +10,7 @@ mod http_embedder;
 mod logs_and_metrics;
 #[cfg(feature = "neural")]
 mod minilm_embedder;
+mod misbehaving;
 mod node_host;
 mod patch_logger;
 mod retriever;

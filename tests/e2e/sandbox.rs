@@ -1,5 +1,5 @@
-//! The sandbox: a memory cap or an exhausted deadline stops one call with a typed error,
-//! is counted, and never poisons the next call.
+//! The sandbox: a memory cap, an exhausted deadline or the host-call byte cap stops one call
+//! with a typed error, is counted, and never poisons the next call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +80,47 @@ fn an_exhausted_deadline_stops_the_call_and_the_next_call_is_served() {
             &[("reason", "deadline")]
         ),
         1.0
+    );
+}
+
+#[test]
+fn the_host_call_byte_cap_stops_a_call_that_hands_the_host_too_much() {
+    let retriever = ScriptedRetriever::new(vec![]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let limits = SandboxLimits {
+        host_call_bytes: 256 << 10,
+        ..SandboxLimits::default()
+    };
+    let (service, telemetry) = service_with(backends, limited(limits));
+    // The guest forwards the query to the retriever import: 1 MiB of it is over the cap.
+    let long_query = "word ".repeat(200_000);
+    match service.search("s", &search(&long_query)) {
+        Err(ServiceError::Sandbox { reason, detail }) => {
+            assert_eq!(reason, SandboxFailure::HostCallBytes);
+            assert!(detail.contains("262144 bytes"), "{detail}");
+        }
+        other => panic!("expected the host-call cap to stop the call, got {other:?}"),
+    }
+    assert!(
+        retriever.calls().is_empty(),
+        "the backend never saw the oversized query"
+    );
+    assert!(service.search("s", &search("short")).is_ok());
+    let metrics = metrics(&telemetry);
+    assert_eq!(
+        metrics.counter(
+            "vector_service_sandbox_failures_total",
+            &[("reason", "host-call-bytes")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.gauge("vector_service_instances_live", &[("tenant", "acme")]),
+        0.0
+    );
+    assert_eq!(
+        metrics.histogram_count("vector_service_memory_peak_bytes", &[("tenant", "acme")]),
+        2.0
     );
 }
 

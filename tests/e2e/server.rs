@@ -14,14 +14,14 @@ use crate::server_process::ServerProcess;
 use crate::support::temp_dir;
 
 /// A running server and a client for it.
-struct Server {
+pub(crate) struct Server {
     _process: ServerProcess,
     url: String,
     agent: ureq::Agent,
 }
 
 impl Server {
-    fn start(data_dir: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
         let extra: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
         let process = ServerProcess::start(data_dir, &extra);
         let url = process.url.clone();
@@ -39,7 +39,12 @@ impl Server {
     }
 
     /// POST `body` (JSON text) to `path` with an optional bearer key: (status, JSON, Retry-After).
-    fn post(&self, path: &str, key: Option<&str>, body: &str) -> (u16, Value, Option<String>) {
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (u16, Value, Option<String>) {
         let mut request = self.agent.post(format!("{}{path}", self.url));
         if let Some(key) = key {
             request = request.header("Authorization", format!("Bearer {key}"));
@@ -57,7 +62,7 @@ impl Server {
         (response.status().as_u16(), value, retry_after)
     }
 
-    fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
         let mut request = self.agent.get(format!("{}{path}", self.url));
         if let Some(key) = key {
             request = request.header("Authorization", format!("Bearer {key}"));
@@ -91,7 +96,7 @@ fn promtool() -> Option<PathBuf> {
     }
 }
 
-fn error_kind(value: &Value) -> &str {
+pub(crate) fn error_kind(value: &Value) -> &str {
     value["error"]["kind"].as_str().unwrap_or("<no error kind>")
 }
 
@@ -289,7 +294,7 @@ requests_per_second = 2.0
 }
 
 /// The hash the tenants file stores (`printf %s KEY | sha256sum`).
-fn vector_service_tenant_hash(key: &str) -> String {
+pub(crate) fn vector_service_tenant_hash(key: &str) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(key.as_bytes())
         .iter()

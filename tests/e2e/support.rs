@@ -272,13 +272,17 @@ pub struct Metrics {
 }
 
 pub fn metrics(telemetry: &Telemetry) -> Metrics {
-    let text = telemetry.render();
-    let scrape =
-        Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid exposition text");
-    Metrics { text, scrape }
+    Metrics::parse(telemetry.render())
 }
 
 impl Metrics {
+    /// Parse an exposition (e.g. a server's `/metrics` answer).
+    pub fn parse(text: String) -> Self {
+        let scrape =
+            Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid exposition text");
+        Metrics { text, scrape }
+    }
+
     /// The `# TYPE` of a family.
     pub fn family_type(&self, family: &str) -> Option<&str> {
         let prefix = format!("# TYPE {family} ");
@@ -301,6 +305,17 @@ impl Metrics {
             Some(PromValue::Counter(value)) => *value,
             other => panic!(
                 "counter {name}{labels:?} not found (got {other:?}) in\n{}",
+                self.text
+            ),
+        }
+    }
+
+    /// A gauge's value; panics when the series is missing.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.find(name, labels) {
+            Some(PromValue::Gauge(value)) => *value,
+            other => panic!(
+                "gauge {name}{labels:?} not found (got {other:?}) in\n{}",
                 self.text
             ),
         }

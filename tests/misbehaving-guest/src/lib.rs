@@ -1,0 +1,96 @@
+//! A component that fits the `vector-service` world and misbehaves when a search asks it to.
+//! The tests load it into the real server to show that each misbehaviour stays inside the call
+//! that caused it. `Retriever.search` reads its query as a command:
+//! - `trap`: panics, which aborts with a wasm trap (a guest bug);
+//! - `spin`: loops forever (the call deadline stops it);
+//! - `hoard`: allocates until the memory cap refuses to grow;
+//! - `flood`: sends 1 MiB log lines until the host-call byte cap stops it;
+//! - anything else: answers normally with no hits.
+//!
+//! The other operations answer `unavailable`: this component exists to misbehave in search.
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "vector-service:plugin/vector-service",
+        generate_all,
+    });
+}
+
+use bindings::exports::vector_service::plugin::{
+    context_builder as ctx, embedding_backfill as backfill, patch_logger as patch, retriever as ret,
+};
+use bindings::vector_service::plugin::types::Error;
+use bindings::wasi::logging::logging::{log, Level};
+
+struct Component;
+
+fn not_here() -> Error {
+    Error::Unavailable("the misbehaving test component only implements search".to_string())
+}
+
+fn hoard() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Touch every page so the allocation is real, not just reserved.
+        hoard.push(vec![1u8; 1 << 20]);
+        core::hint::black_box(&hoard);
+    }
+}
+
+fn flood() -> ! {
+    let line = "x".repeat(1 << 20);
+    loop {
+        log(Level::Info, "flood", &line);
+    }
+}
+
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = core::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+impl ret::Guest for Component {
+    fn search(
+        session_id: String,
+        request: ret::SearchRequest,
+    ) -> Result<ret::SearchResponse, Error> {
+        match request.query.as_str() {
+            "trap" => panic!("asked to trap"),
+            "spin" => spin(),
+            "hoard" => hoard(),
+            "flood" => flood(),
+            _ => Ok(ret::SearchResponse {
+                session_id,
+                hits: Vec::new(),
+                fallback: None,
+                from_cache: false,
+            }),
+        }
+    }
+}
+
+impl ctx::Guest for Component {
+    fn build(_: String, _: ctx::ContextRequest) -> Result<ctx::ContextResponse, Error> {
+        Err(not_here())
+    }
+}
+
+impl patch::Guest for Component {
+    fn track_contributors(
+        _: String,
+        _: patch::TrackRequest,
+    ) -> Result<patch::TrackResponse, Error> {
+        Err(not_here())
+    }
+}
+
+impl backfill::Guest for Component {
+    fn run(_: String, _: backfill::BackfillRequest) -> Result<backfill::BackfillResponse, Error> {
+        Err(not_here())
+    }
+}
+
+bindings::export!(Component with_types_in bindings);
