@@ -1,6 +1,7 @@
 //! `POST /v1/search` under load: the release server on loopback, the sample corpus loaded for
 //! each tenant, closed-loop clients with keep-alive (one per thread), for 1 and 10 tenants.
-//! Prints req/s, p50/p99 latency, the server's idle RSS and RSS under load.
+//! Prints req/s, p50/p99 latency, the server's CPU time per request (and what the server could
+//! answer with every core to itself), its idle RSS and RSS under load.
 //!
 //! ```text
 //! cargo bench --bench load
@@ -39,6 +40,24 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) the process has used, from `/proc/PID/stat` (clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 #[path = "../tests/e2e/server_process.rs"]
@@ -94,6 +113,7 @@ fn run(tenants: usize, clients: usize, seconds: u64) {
         "disk is full",
         "queue is stuck",
     ];
+    let cpu_before = cpu_seconds(server.child.id());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..clients)
         .map(|c| {
@@ -140,13 +160,19 @@ fn run(tenants: usize, clients: usize, seconds: u64) {
         latencies.append(&mut l);
         errors += e;
     }
+    let server_cpu = cpu_seconds(server.child.id()) - cpu_before;
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    let requests = latencies.len() as f64;
+    let cpu_per_request = server_cpu / requests;
     println!(
-        "| {tenants} | {clients} | {:.0} | {:.2} | {:.2} | {errors} | {:.1} | {:.1} |",
-        latencies.len() as f64 / seconds as f64,
+        "| {tenants} | {clients} | {:.0} | {:.2} | {:.2} | {errors} | {:.0} | {:.0} | {:.1} | {:.1} |",
+        requests / seconds as f64,
         at(0.5),
         at(0.99),
+        cpu_per_request * 1e6,
+        // What the server alone could answer with the machine's cores to itself.
+        available_cores() as f64 / cpu_per_request,
         idle as f64 / 1024.0,
         loaded as f64 / 1024.0
     );
@@ -154,14 +180,18 @@ fn run(tenants: usize, clients: usize, seconds: u64) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn main() {
     let seconds = env_number("LOAD_SECONDS", 5);
     let clients = env_number("LOAD_CLIENTS", 4) as usize;
     println!("POST /v1/search, sample corpus per tenant, {seconds} s per row, keep-alive clients");
     println!(
-        "| tenants | clients | req/s | p50 ms | p99 ms | errors | idle RSS MiB | loaded RSS MiB |"
+        "| tenants | clients | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server-only req/s | idle RSS MiB | loaded RSS MiB |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for tenants in [1, 10] {
         run(tenants, clients.max(tenants.min(10)), seconds);
     }

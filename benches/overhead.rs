@@ -1,5 +1,7 @@
-//! What the component costs: one search through the component against the same in-memory
-//! backend called directly, on a warm instance and with a fresh instance per call.
+//! What the component costs: one search through the component against the same backend called
+//! directly, on a warm instance and with a fresh instance per call. Backends: five fixed hits
+//! (the component's own cost), the in-memory index at two sizes, and the sample corpus in a
+//! SQLite file (FTS5, the embedded default).
 //!
 //! ```text
 //! cargo bench --bench overhead
@@ -14,8 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vector_service_host::api::{BackendError, BackendHit, BackendHits, SearchRequest};
 use vector_service_host::backends::memory::MemoryStore;
+use vector_service_host::backends::sqlite::SqliteStore;
 use vector_service_host::backends::Record;
-use vector_service_host::backends::{Backends, EmbeddingStore, Retriever};
+use vector_service_host::backends::{Backends, EmbeddingStore, HashingEmbedder, Retriever};
 use vector_service_host::{
     Allocation, Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT,
 };
@@ -87,6 +90,25 @@ impl Retriever for FixedHits {
     }
 }
 
+/// The sample corpus (`examples/data/records.jsonl`) in a fresh SQLite file.
+fn sample_corpus_in_sqlite() -> anyhow::Result<Arc<SqliteStore>> {
+    let dir = std::env::temp_dir().join(format!("vs-overhead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bench.sqlite3");
+    let _ = std::fs::remove_file(&path);
+    let store = SqliteStore::open(&path, Arc::new(HashingEmbedder))?;
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl"),
+    )?;
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        let db = value["db"].as_str().unwrap_or("records").to_string();
+        let record: Record = serde_json::from_value(value)?;
+        store.upsert(&db, &[record])?;
+    }
+    Ok(Arc::new(store))
+}
+
 /// Mean ns per call of `call`, run for `MEASURE_FOR` after a short warm-up.
 fn ns_per_call(mut call: impl FnMut(usize)) -> f64 {
     for i in 0..50 {
@@ -131,13 +153,14 @@ fn main() -> anyhow::Result<()> {
     println!("pooled engine: {:?}", pooled_plugin.allocation());
 
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
-    // own cost; then the in-memory index at two sizes.
-    for records in [0, 100, 1_000] {
-        let store = corpus(records);
-        let retriever: Arc<dyn Retriever> = if records == 0 {
-            Arc::new(FixedHits)
-        } else {
-            store.clone()
+    // own cost; then the in-memory index at two sizes; then SQLite (usize::MAX marks it).
+    let sqlite = sample_corpus_in_sqlite()?;
+    for records in [0, 100, 1_000, usize::MAX] {
+        let store = corpus(records.min(1_000));
+        let retriever: Arc<dyn Retriever> = match records {
+            0 => Arc::new(FixedHits),
+            usize::MAX => sqlite.clone(),
+            _ => store.clone(),
         };
         let mut backends = Backends::memory(store);
         backends.retriever = retriever.clone();
@@ -181,10 +204,10 @@ fn main() -> anyhow::Result<()> {
             black_box(pooled.instance().expect("pooled instance"));
         });
 
-        let backend = if records == 0 {
-            "a backend returning 5 fixed hits".to_string()
-        } else {
-            format!("top 5 of {records} records (384-d hashing embedder)")
+        let backend = match records {
+            0 => "a backend returning 5 fixed hits".to_string(),
+            usize::MAX => "top 5 of the 300-record sample corpus in SQLite (FTS5)".to_string(),
+            _ => format!("top 5 of {records} records (384-d hashing embedder)"),
         };
         println!(
             "\nsearch, {backend}, mean of {} s each:",

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use vector_service_host::backends::sqlite::SqliteStore;
 use vector_service_host::backends::Backends;
@@ -34,7 +34,7 @@ use vector_service_host::{
 use admission::Admission;
 use error::ApiError;
 use metrics::{HttpMetrics, UNAUTHENTICATED};
-use routes::{BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
+use routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
 use tenants::Tenants;
 
 /// How to run the server.
@@ -319,7 +319,7 @@ async fn operation<B, R>(
 ) -> Response
 where
     B: DeserializeOwned + Session + Send + 'static,
-    R: Serialize + Send + 'static,
+    R: Answer + Send + 'static,
 {
     let started = Instant::now();
     let tenant = match state.authenticate(&headers) {
@@ -340,18 +340,15 @@ where
         let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
         drop(permit);
         state.http.in_flight(&name, tenant.admission.busy());
-        let value =
-            outcome.map_err(|e| ApiError::internal(format!("the call panicked: {e}")))??;
-        let value = serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(value)
+        Ok(outcome.map_err(|e| ApiError::internal(format!("the call panicked: {e}")))??)
     }
     .await
-    .map(|value: serde_json::Value| {
+    .map(|answer: R| {
         // The component generates a session id when the caller sent none: log that one.
-        if let Some(generated) = value["session_id"].as_str() {
-            session_id = generated.to_string();
+        if session_id.is_empty() {
+            session_id = answer.session_id().to_string();
         }
-        Json(value).into_response()
+        Json(answer).into_response()
     });
     finish(&state, &name, route, &session_id, started, result)
 }

@@ -111,3 +111,25 @@ macro_rules! session {
     )*};
 }
 session!(SearchBody, ContextBody, ContributorsBody, BackfillBody);
+
+/// Answers of the component: each names the session id it ran under (the caller's, or the one
+/// the component generated), which the request log records.
+pub trait Answer: serde::Serialize {
+    fn session_id(&self) -> &str;
+}
+
+macro_rules! answer {
+    ($($response:ty),*) => {$(
+        impl Answer for $response {
+            fn session_id(&self) -> &str {
+                &self.session_id
+            }
+        }
+    )*};
+}
+answer!(
+    vector_service_host::api::SearchResponse,
+    vector_service_host::api::ContextResponse,
+    vector_service_host::api::TrackResponse,
+    vector_service_host::api::BackfillResponse
+);

@@ -274,6 +274,8 @@ impl SqliteStore {
             .and_then(|_| connection.pragma_update(None, "foreign_keys", "ON"))
             .and_then(|_| connection.busy_timeout(Duration::from_secs(5)))
             .map_err(open_error)?;
+        // Room for every statement variant (search limits x filter shapes) plus the rest.
+        connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection, path)?;
         Ok(Self {
             connection: Mutex::new(connection),
@@ -591,34 +593,48 @@ impl SqliteStore {
         let Some(matching) = fts_query(query) else {
             return Ok(Vec::new());
         };
-        let origins =
-            (!origins.is_empty()).then(|| serde_json::to_string(origins).unwrap_or_default());
+        // bm25 is computed once per matching row (materialised). The LIMIT is a literal: SQLite
+        // re-prepares a statement whose LIMIT is a bound parameter on every run (measured: it
+        // doubled the cost of a search). Rounding it up to a power of two keeps the number of
+        // cached statement variants small; the extra rows are cut below.
+        const MATCHED: &str = "WITH matched AS MATERIALIZED (
+                 SELECT rowid, bm25(records_fts) AS rank FROM records_fts WHERE records_fts MATCH ?1)
+             SELECT r.origin_db, r.id, r.metadata, -m.rank
+             FROM matched m JOIN records r ON r.rowid = m.rowid";
+        let limit = top_k.max(1).checked_next_power_of_two().unwrap_or(u32::MAX);
+        let order = format!(" ORDER BY m.rank, r.id LIMIT {limit}");
         let connection = self.connection();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT r.origin_db, r.id, r.metadata, -bm25(records_fts)
-                 FROM records_fts JOIN records r ON r.rowid = records_fts.rowid
-                 WHERE records_fts MATCH ?1
-                   AND (?2 IS NULL OR r.origin_db IN (SELECT value FROM json_each(?2)))
-                 ORDER BY bm25(records_fts), r.id LIMIT ?3",
+        let (sql, filter) = if origins.is_empty() {
+            (format!("{MATCHED}{order}"), None)
+        } else {
+            (
+                format!("{MATCHED} WHERE r.origin_db IN (SELECT value FROM json_each(?2)){order}"),
+                Some(serde_json::to_string(origins).unwrap_or_default()),
             )
-            .map_err(backend_error)?;
-        statement
-            .query_map(params![matching, origins, top_k], |row| {
-                Ok(BackendHit {
-                    origin_db: row.get(0)?,
-                    id: row.get(1)?,
-                    metadata: row.get(2)?,
-                    score: row.get(3)?,
-                    reason: "bm25".into(),
-                })
+        };
+        let mut statement = connection.prepare_cached(&sql).map_err(backend_error)?;
+        let row_to_hit = |row: &rusqlite::Row<'_>| {
+            Ok(BackendHit {
+                origin_db: row.get(0)?,
+                id: row.get(1)?,
+                metadata: row.get(2)?,
+                score: row.get(3)?,
+                reason: "bm25".into(),
             })
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
-            .map_err(backend_error)
-            .map(|mut hits| {
-                relative_to_best(&mut hits);
-                hits
-            })
+        };
+        let rows = match &filter {
+            None => statement.query_map(params![matching], row_to_hit),
+            Some(origins) => statement.query_map(params![matching, origins], row_to_hit),
+        };
+        rows.and_then(|rows| {
+            rows.take(top_k as usize)
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend_error)
+        .map(|mut hits| {
+            relative_to_best(&mut hits);
+            hits
+        })
     }
 
     fn vector_search(
