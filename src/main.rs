@@ -1,5 +1,6 @@
 //! `vector-service`: the command line. Every operation goes through the component in its
-//! sandbox; storage is the embedded default, one SQLite file per tenant under `--data-dir`.
+//! sandbox; storage is the embedded default, one SQLite file per tenant under `--data-dir`, or
+//! PostgreSQL with pgvector, one schema per tenant (`--database postgres://...`).
 
 mod ingest;
 mod progress;
@@ -16,8 +17,11 @@ use vector_service_host::api::{
     BackfillRequest, ContextRequest, Destination, SearchRequest, TrackRequest,
 };
 use vector_service_host::backends::http_embedder::{HttpEmbedder, HttpEmbedderConfig};
-use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
-use vector_service_host::backends::{Backends, Embedder, EmbeddingStore, HashingEmbedder};
+use vector_service_host::backends::postgres::PostgresStore;
+use vector_service_host::backends::sqlite::SqliteStore;
+use vector_service_host::backends::{
+    Backends, Embedder, EmbeddingStore, HashingEmbedder, SearchMode, Store,
+};
 use vector_service_host::{
     Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT, WIT_PACKAGE,
 };
@@ -41,7 +45,12 @@ struct Global {
     /// $XDG_DATA_HOME/vector-service, else ~/.local/share/vector-service.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// The tenant whose database (<data-dir>/<tenant>.sqlite3) is used.
+    /// Where tenants' data lives: `sqlite:DIR`, one file per tenant (`DIR/<tenant>.sqlite3`;
+    /// the default is `sqlite:<data-dir>`), or a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`,
+    /// pgvector installed), one schema per tenant (`vs_<tenant>`), shared by any number of hosts.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// The tenant whose database (SQLite file or PostgreSQL schema) is used.
     #[arg(long, global = true, default_value = "default")]
     tenant: String,
     /// Carried into every log line; generated when empty.
@@ -229,30 +238,65 @@ fn default_data_dir() -> PathBuf {
 
 /// The tenant's store, and what is needed to run the component over it.
 struct Tenant {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     plugin: Arc<Plugin>,
     telemetry: Telemetry,
     config: ServiceConfig,
 }
 
-/// The store of `tenant` under the data directory, with the configured embedder and retrieval.
-fn open_store(global: &Global, tenant: &str) -> anyhow::Result<Arc<SqliteStore>> {
-    let dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("{tenant}.sqlite3"));
+/// Where the data lives (`--database`).
+enum Database {
+    /// One SQLite file per tenant in this directory.
+    Sqlite(PathBuf),
+    /// One schema per tenant in this PostgreSQL database.
+    Postgres(String),
+}
+
+impl Database {
+    fn from_flags(global: &Global) -> anyhow::Result<Self> {
+        match global.database.as_deref() {
+            None => Ok(Self::Sqlite(
+                global.data_dir.clone().unwrap_or_else(default_data_dir),
+            )),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Self::Postgres(url.to_string()))
+            }
+            Some(spec) => match spec.strip_prefix("sqlite:") {
+                Some(dir) if !dir.is_empty() => Ok(Self::Sqlite(PathBuf::from(dir))),
+                _ => anyhow::bail!(
+                    "unknown --database {spec:?}: expected `sqlite:DIR` or `postgres://USER@HOST:PORT/DB`"
+                ),
+            },
+        }
+    }
+}
+
+/// The store of `tenant` with the configured embedder and retrieval; `connections` bounds a
+/// PostgreSQL store's pool.
+fn open_store(global: &Global, tenant: &str, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
     let mode = match global.retrieval {
         Retrieval::Lexical => SearchMode::Lexical,
         Retrieval::Vector => SearchMode::Vector,
         Retrieval::Hybrid => SearchMode::Hybrid,
     };
-    Ok(Arc::new(
-        SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode),
-    ))
+    match Database::from_flags(global)? {
+        Database::Sqlite(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(format!("{tenant}.sqlite3"));
+            Ok(Arc::new(
+                SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode),
+            ))
+        }
+        Database::Postgres(url) => Ok(Arc::new(
+            PostgresStore::connect(&url, tenant, embedder(global)?, connections)?
+                .with_search_mode(mode),
+        )),
+    }
 }
 
 impl Tenant {
     fn open(global: &Global) -> anyhow::Result<Self> {
-        let store = open_store(global, &global.tenant)?;
+        let store = open_store(global, &global.tenant, 2)?;
         Ok(Self {
             store,
             plugin: Arc::new(Plugin::builtin()?),
@@ -266,7 +310,7 @@ impl Tenant {
 
     /// The component over the tenant's store, optionally with another embedding store in front.
     fn service(&self, embedding_store: Option<Arc<dyn EmbeddingStore>>) -> VectorService {
-        let mut backends = Backends::single(self.store.clone());
+        let mut backends = Backends::store(self.store.clone());
         if let Some(embedding_store) = embedding_store {
             backends.embedding_store = embedding_store;
         }
@@ -325,7 +369,9 @@ fn main() -> anyhow::Result<()> {
             component,
             max_body_bytes,
         };
-        return server::serve(options, |tenant| open_store(global, tenant));
+        return server::serve(options, |tenant, connections| {
+            open_store(global, tenant, connections)
+        });
     }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()

@@ -25,8 +25,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::Backends;
+use vector_service_host::backends::{Backends, Store};
 use vector_service_host::{
     Allocation, Plugin, PluginHandle, ServiceConfig, ServiceError, Telemetry, VectorService,
 };
@@ -53,7 +52,7 @@ pub struct ServeOptions {
 struct TenantState {
     name: String,
     service: VectorService,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     admission: Admission,
 }
 
@@ -113,7 +112,7 @@ fn pool_for(tenants: &Tenants) -> Allocation {
 /// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the component.
 pub fn serve(
     options: ServeOptions,
-    open_store: impl Fn(&str) -> anyhow::Result<Arc<SqliteStore>>,
+    open_store: impl Fn(&str, u32) -> anyhow::Result<Arc<dyn Store>>,
 ) -> anyhow::Result<()> {
     let tenants = match &options.tenants {
         Some(path) => Tenants::load(path)?,
@@ -136,7 +135,8 @@ pub fn serve(
     let http = HttpMetrics::register(telemetry.registry()).context("registering HTTP metrics")?;
     let mut live = Vec::new();
     for entry in &tenants.entries {
-        let store = open_store(&entry.name)
+        // A connection per call slot, and one for ingest and readiness checks.
+        let store = open_store(&entry.name, entry.limits.max_concurrent.saturating_add(1))
             .with_context(|| format!("opening the store of tenant {:?}", entry.name))?;
         let config = ServiceConfig {
             tenant: entry.name.clone(),
@@ -145,7 +145,7 @@ pub fn serve(
         };
         let service = VectorService::new(
             plugin.clone(),
-            Backends::single(store.clone()),
+            Backends::store(store.clone()),
             telemetry.clone(),
             config,
         );

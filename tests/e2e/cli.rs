@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::HashingEmbedder;
+use vector_service_host::backends::{HashingEmbedder, Store};
 
 use crate::support::temp_dir;
 
@@ -223,5 +223,63 @@ fn csv_rows_become_records_with_typed_metadata() {
     assert_eq!(
         metadata,
         serde_json::json!({"name": "uploader", "purpose": "Retries failed uploads", "roi": 1.5})
+    );
+}
+
+/// The same commands with `--database`: PostgreSQL (one schema per tenant), and an explicit
+/// `sqlite:DIR`; a bad `--database` is refused with the accepted forms.
+#[test]
+fn the_same_commands_run_on_postgres_and_on_an_explicit_sqlite_dir() {
+    let dir = temp_dir("cli-database");
+    let sqlite = format!("sqlite:{}", dir.join("tenants").display());
+    for database in [
+        crate::postgres_server::postgres().url.as_str(),
+        sqlite.as_str(),
+    ] {
+        let run = |args: &[&str]| {
+            json(
+                cli(&dir)
+                    .args(["--database", database, "--tenant", "cli_db"])
+                    .args(args),
+            )
+        };
+        let ingested = run(&["ingest", sample_corpus().to_str().unwrap()]);
+        let total: u64 = ingested
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["records"].as_u64().unwrap())
+            .sum();
+        let backfill = run(&["backfill"]);
+        assert_eq!(backfill["status"], "success", "{database}: {backfill}");
+        let found = run(&[
+            "--retrieval",
+            "hybrid",
+            "search",
+            "upload failed out of memory",
+        ]);
+        assert!(
+            !found["hits"].as_array().unwrap().is_empty(),
+            "{database}: {found}"
+        );
+        let stats = run(&["stats"]);
+        let current: u64 = stats["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d[2].as_u64().unwrap())
+            .sum();
+        assert_eq!(current, total, "{database}: {stats}");
+    }
+    assert!(dir.join("tenants/cli_db.sqlite3").is_file());
+    let output = cli(&dir)
+        .args(["--database", "mysql://nope", "stats"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("sqlite:DIR") && stderr.contains("postgres://"),
+        "{stderr}"
     );
 }

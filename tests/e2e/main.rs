@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod conformance;
 mod context_builder;
 mod embedding_backfill;
 mod http_embedder;
@@ -13,8 +14,10 @@ mod minilm_embedder;
 mod misbehaving;
 mod node_host;
 mod patch_logger;
+mod postgres_server;
 mod retriever;
 mod sandbox;
+mod scale_out;
 mod server;
 mod server_process;
 mod sqlite_backend;

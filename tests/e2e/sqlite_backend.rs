@@ -209,7 +209,7 @@ fn lexical_search_needs_no_backfill_and_honours_origins() {
         )
         .unwrap(),
     );
-    ingest_sample_corpus(&store);
+    ingest_sample_corpus(store.as_ref());
     let (service, _) = service(backends(&store));
     let found = service
         .search("s", &search("TLS certificate expired"))

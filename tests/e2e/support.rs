@@ -16,6 +16,7 @@ use vector_service_host::api::{
 };
 use vector_service_host::backends::memory::MemoryStore;
 use vector_service_host::backends::Record;
+pub use vector_service_host::backends::Store;
 use vector_service_host::backends::{Backends, Retriever};
 use vector_service_host::{Plugin, SandboxLimits, ServiceConfig, Telemetry, VectorService};
 
@@ -453,13 +454,22 @@ fn example_data(file: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Load `examples/data/records.jsonl` (the sample corpus) into a SQLite store.
-pub fn ingest_sample_corpus(store: &vector_service_host::backends::sqlite::SqliteStore) {
-    for value in example_data("records.jsonl") {
-        let db = value["db"].as_str().expect("a db field").to_string();
-        let record: Record = serde_json::from_value(value).expect("a record");
-        store.upsert(&db, &[record]).expect("upsert");
+/// Load `examples/data/records.jsonl` (the sample corpus) into a store of either kind; returns
+/// the records with their databases, in file order.
+pub fn ingest_sample_corpus(store: &dyn Store) -> Vec<(String, Record)> {
+    let corpus: Vec<(String, Record)> = example_data("records.jsonl")
+        .into_iter()
+        .map(|value| {
+            let db = value["db"].as_str().expect("a db field").to_string();
+            (db, serde_json::from_value(value).expect("a record"))
+        })
+        .collect();
+    for (db, record) in &corpus {
+        store
+            .upsert(db, std::slice::from_ref(record))
+            .expect("upsert");
     }
+    corpus
 }
 
 /// The queries of `examples/data/queries.jsonl`.

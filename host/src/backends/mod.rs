@@ -10,13 +10,16 @@ pub mod http_embedder;
 pub mod memory;
 #[cfg(feature = "neural")]
 pub mod minilm_embedder;
+pub mod postgres;
+mod ranking;
 mod records;
 pub mod sqlite;
 mod sqlite_index;
 pub mod vector_index;
 
 pub use embedder::{Embedder, HashingEmbedder};
-pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats};
+pub use ranking::SearchMode;
+pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats, StoreStats};
 
 use crate::api::{
     BackendError, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome, VectorRef,
@@ -66,6 +69,29 @@ pub trait EmbeddingStore: Send + Sync {
     fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError>;
 }
 
+/// A tenant's whole store (SQLite file or PostgreSQL schema): every import's backend plus what
+/// the CLI and the server do around calls (ingest, delete, counts, reading outcomes back).
+pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore {
+    /// Insert or replace records of `db` in one transaction; returns how many were new or
+    /// changed. A changed text makes the record's embedding stale.
+    fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError>;
+    /// Delete records of `db` (their embeddings go with them); returns how many existed.
+    fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError>;
+    /// Register an (empty) embeddable database.
+    fn register_database(&self, db: &str) -> Result<(), BackendError>;
+    /// Record, embedding and outcome counts.
+    fn stats(&self) -> Result<StoreStats, BackendError>;
+    /// Every `patch_outcomes` row, oldest first.
+    fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError>;
+    /// Wins and regrets per origin, by origin.
+    fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError>;
+    /// Bring a vector index kept outside the database up to date; returns the changes applied.
+    /// Stores whose database maintains its own index have nothing to do.
+    fn sync_index(&self) -> Result<usize, BackendError> {
+        Ok(0)
+    }
+}
+
 /// One implementation per import; usually several slots share one store.
 #[derive(Clone)]
 pub struct Backends {
@@ -86,6 +112,16 @@ impl Backends {
     where
         S: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + 'static,
     {
+        Self {
+            retriever: store.clone(),
+            metrics_db: store.clone(),
+            vector_metrics_db: store.clone(),
+            embedding_store: store,
+        }
+    }
+
+    /// Every slot served by one tenant store of either kind.
+    pub fn store(store: Arc<dyn Store>) -> Self {
         Self {
             retriever: store.clone(),
             metrics_db: store.clone(),

@@ -46,3 +46,30 @@ pub fn rates(samples: u64, wins: u64, regrets: u64) -> Option<Rates> {
         samples,
     })
 }
+
+/// Counts for `vector-service stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    /// (database, records, records with a current embedding)
+    pub databases: Vec<(String, u64, u64)>,
+    /// Rows in `patch_outcomes`.
+    pub patch_outcomes: u64,
+    /// Rows in `vector_outcomes`.
+    pub vector_outcomes: u64,
+    /// The embedder whose vectors count as current.
+    pub embedding_version: String,
+}
+
+/// Milliseconds since the Unix epoch, as SQL backends store timestamps.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// FNV-1a of the text: detects changed records without keeping a second copy of the text.
+pub(crate) fn text_hash(text: &str) -> i64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) as i64
+}

@@ -9,15 +9,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+pub use super::ranking::SearchMode;
+use super::ranking::{fts_query, reciprocal_rank_fusion, relative_to_best};
+pub use super::records::StoreStats;
+use super::records::{now_ms, text_hash};
 use super::sqlite_index::{next_seq, IndexedVectors};
 use super::vector_index::IndexParams;
 use super::{
     rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
-    VectorMetricsDb,
+    Store, VectorMetricsDb,
 };
 use crate::api::{
     BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
@@ -150,67 +154,6 @@ pub enum SqliteError {
     },
 }
 
-/// Counts for `vector-service stats`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct StoreStats {
-    /// (database, records, records with a current embedding)
-    pub databases: Vec<(String, u64, u64)>,
-    /// Rows in `patch_outcomes`.
-    pub patch_outcomes: u64,
-    /// Rows in `vector_outcomes`.
-    pub vector_outcomes: u64,
-    /// The embedder whose vectors count as current.
-    pub embedding_version: String,
-}
-
-/// How `search` ranks records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SearchMode {
-    /// BM25 over the record text (FTS5). The default: on BEIR SciFact it scores nDCG@10 0.663
-    /// against 0.373 for the hashing embedder (BENCHMARKS.md). Needs no backfill.
-    #[default]
-    Lexical,
-    /// Cosine similarity over the current embeddings (the vector index).
-    Vector,
-    /// Both, fused by reciprocal rank (RRF, k = 60). Helps with a neural embedder (SciFact
-    /// nDCG@10 in BENCHMARKS.md); hurts with the hashing embedder, whose vectors add little
-    /// that BM25 does not already know.
-    Hybrid,
-}
-
-/// RRF's rank offset (the usual 60).
-const RRF_K: f64 = 60.0;
-
-/// Fuse rankings by reciprocal rank; scores are relative to the best fused score.
-fn reciprocal_rank_fusion(rankings: [Vec<BackendHit>; 2], top_k: usize) -> Vec<BackendHit> {
-    let mut fused: Vec<(f64, BackendHit)> = Vec::new();
-    for ranking in rankings {
-        for (rank, hit) in ranking.into_iter().enumerate() {
-            let score = 1.0 / (RRF_K + rank as f64 + 1.0);
-            match fused
-                .iter_mut()
-                .find(|(_, seen)| seen.id == hit.id && seen.origin_db == hit.origin_db)
-            {
-                Some((total, seen)) => {
-                    *total += score;
-                    seen.reason = "bm25 + cosine (rrf)".into();
-                }
-                None => fused.push((score, hit)),
-            }
-        }
-    }
-    fused.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
-    fused.truncate(top_k);
-    let best = fused.first().map_or(1.0, |(score, _)| *score);
-    fused
-        .into_iter()
-        .map(|(score, mut hit)| {
-            hit.score = score / best;
-            hit
-        })
-        .collect()
-}
-
 /// A SQLite-backed implementation of every backend trait.
 pub struct SqliteStore {
     connection: Mutex<Connection>,
@@ -220,19 +163,6 @@ pub struct SqliteStore {
     index: Mutex<Option<IndexedVectors>>,
     index_snapshot: PathBuf,
     index_params: IndexParams,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// FNV-1a of the text: detects changed records without keeping a second copy of the text.
-fn text_hash(text: &str) -> i64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    }) as i64
 }
 
 /// SQLite errors as the component sees them: a busy or locked database is retryable.
@@ -300,18 +230,6 @@ impl SqliteStore {
         self
     }
 
-    /// Bring the vector index up to date with the table and snapshot it if it changed.
-    /// Returns how many changes were applied. A backfill calls this so that the first vector
-    /// search does not pay for building the index.
-    pub fn sync_index(&self) -> Result<usize, BackendError> {
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        let applied = self.current_index(&mut index)?;
-        if let Some(indexed) = index.as_mut() {
-            indexed.save_if_changed()?;
-        }
-        Ok(applied)
-    }
-
     /// Load the index if needed and apply changes made since (by this or another process).
     fn current_index(&self, index: &mut Option<IndexedVectors>) -> Result<usize, BackendError> {
         let connection = self.connection();
@@ -330,8 +248,24 @@ impl SqliteStore {
         }
     }
 
-    /// Delete records of `db` (their embeddings go with them); returns how many existed.
-    pub fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn sync_index(&self) -> Result<usize, BackendError> {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = self.current_index(&mut index)?;
+        if let Some(indexed) = index.as_mut() {
+            indexed.save_if_changed()?;
+        }
+        Ok(applied)
+    }
+
+    fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
         let mut connection = self.connection();
         let tx = connection.transaction().map_err(backend_error)?;
         let mut deleted = 0;
@@ -347,23 +281,14 @@ impl SqliteStore {
         Ok(deleted)
     }
 
-    fn connection(&self) -> MutexGuard<'_, Connection> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Register an (empty) embeddable database.
-    pub fn register_database(&self, db: &str) -> Result<(), BackendError> {
+    fn register_database(&self, db: &str) -> Result<(), BackendError> {
         self.connection()
             .execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
             .map(drop)
             .map_err(backend_error)
     }
 
-    /// Insert or replace records of `db` in one transaction; returns how many were new or changed.
-    /// A changed text makes the record's embedding stale.
-    pub fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
+    fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
         let mut connection = self.connection();
         let tx = connection.transaction().map_err(backend_error)?;
         tx.execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
@@ -401,8 +326,7 @@ impl SqliteStore {
         Ok(changed)
     }
 
-    /// Record, embedding and outcome counts.
-    pub fn stats(&self) -> Result<StoreStats, BackendError> {
+    fn stats(&self) -> Result<StoreStats, BackendError> {
         let connection = self.connection();
         let version = self.embedder.version();
         let mut statement = connection
@@ -436,8 +360,7 @@ impl SqliteStore {
         })
     }
 
-    /// Every `patch_outcomes` row, oldest first.
-    pub fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError> {
+    fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError> {
         let connection = self.connection();
         let mut statement = connection
             .prepare(
@@ -463,8 +386,7 @@ impl SqliteStore {
             .map_err(backend_error)
     }
 
-    /// Wins and regrets per origin.
-    pub fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError> {
+    fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError> {
         let connection = self.connection();
         let mut statement = connection
             .prepare("SELECT origin_db, wins, regrets FROM retriever_stats ORDER BY origin_db")
@@ -557,30 +479,6 @@ impl Retriever for SqliteStore {
             confidence: None,
         })
     }
-}
-
-/// BM25 scores relative to the query's best hit (1.0), in order. FTS5's idf is clamped near
-/// zero for words in half or more of the records, so on small tables the absolute scores are
-/// tiny whatever the match; relative scores keep the retriever's threshold meaningful there.
-fn relative_to_best(hits: &mut [BackendHit]) {
-    let best = hits.first().map_or(0.0, |hit| hit.score);
-    for hit in hits.iter_mut() {
-        hit.score = if best > 0.0 {
-            (hit.score / best).clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-    }
-}
-
-/// An FTS5 query matching any of the query's words (each quoted, so no syntax leaks in).
-fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(|word| format!("\"{word}\""))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
 }
 
 impl SqliteStore {
