@@ -22,7 +22,7 @@ use postgres::{NoTls, Transaction};
 use r2d2::{CustomizeConnection, Pool};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::ranking::{query_words, reciprocal_rank_fusion, relative_to_best, SearchMode};
+use super::ranking::{query_words, relative_to_best, search_by_mode, Rankings, SearchMode};
 use super::records::{now_ms, text_hash};
 use super::{
     rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
@@ -396,6 +396,12 @@ impl PostgresStore {
         tx.commit().map_err(AttemptError::Commit)?;
         Ok(value)
     }
+}
+
+impl Rankings for PostgresStore {
+    fn search_mode(&self) -> SearchMode {
+        self.search_mode
+    }
 
     fn lexical_search(
         &self,
@@ -619,24 +625,7 @@ impl Retriever for PostgresStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<BackendHits, BackendError> {
-        let hits = match self.search_mode {
-            SearchMode::Lexical => self.lexical_search(query, top_k, origins)?,
-            SearchMode::Vector => self.vector_search(query, top_k, origins)?,
-            SearchMode::Hybrid => {
-                let depth = top_k.saturating_mul(4).max(50);
-                reciprocal_rank_fusion(
-                    [
-                        self.lexical_search(query, depth, origins)?,
-                        self.vector_search(query, depth, origins)?,
-                    ],
-                    top_k as usize,
-                )
-            }
-        };
-        Ok(BackendHits {
-            hits,
-            confidence: None,
-        })
+        search_by_mode(self, query, top_k, origins)
     }
 }
 

@@ -2,7 +2,7 @@
 //! hybrid search, scores relative to the best hit, and query words safe to hand to a
 //! full-text engine.
 
-use crate::api::BackendHit;
+use crate::api::{BackendError, BackendHit, BackendHits};
 
 /// How `search` ranks records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,4 +82,52 @@ pub(crate) fn fts_query(query: &str) -> Option<String> {
         .map(|word| format!("\"{word}\""))
         .collect();
     (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// The two rankings a SQL backend provides; [`search_by_mode`] combines them.
+pub(crate) trait Rankings {
+    /// How this store ranks searches.
+    fn search_mode(&self) -> SearchMode;
+    /// BM25-like full-text ranking, scores relative to the best hit.
+    fn lexical_search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError>;
+    /// Cosine similarity over the current embeddings.
+    fn vector_search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError>;
+}
+
+/// `retriever-backend.search` for a store with both rankings, by its search mode.
+pub(crate) fn search_by_mode(
+    store: &impl Rankings,
+    query: &str,
+    top_k: u32,
+    origins: &[String],
+) -> Result<BackendHits, BackendError> {
+    let hits = match store.search_mode() {
+        SearchMode::Lexical => store.lexical_search(query, top_k, origins)?,
+        SearchMode::Vector => store.vector_search(query, top_k, origins)?,
+        SearchMode::Hybrid => {
+            // Each side looks deeper than top_k so fusion can promote what both agree on.
+            let depth = top_k.saturating_mul(4).max(50);
+            reciprocal_rank_fusion(
+                [
+                    store.lexical_search(query, depth, origins)?,
+                    store.vector_search(query, depth, origins)?,
+                ],
+                top_k as usize,
+            )
+        }
+    };
+    Ok(BackendHits {
+        hits,
+        confidence: None,
+    })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 pub use super::ranking::SearchMode;
-use super::ranking::{fts_query, reciprocal_rank_fusion, relative_to_best};
+use super::ranking::{fts_query, relative_to_best, search_by_mode, Rankings};
 pub use super::records::StoreStats;
 use super::records::{now_ms, text_hash};
 use super::sqlite_index::{next_seq, IndexedVectors};
@@ -459,29 +459,15 @@ impl Retriever for SqliteStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<BackendHits, BackendError> {
-        let hits = match self.search_mode {
-            SearchMode::Lexical => self.lexical_search(query, top_k, origins)?,
-            SearchMode::Vector => self.vector_search(query, top_k, origins)?,
-            SearchMode::Hybrid => {
-                // Each side looks deeper than top_k so fusion can promote what both agree on.
-                let depth = top_k.saturating_mul(4).max(50);
-                reciprocal_rank_fusion(
-                    [
-                        self.lexical_search(query, depth, origins)?,
-                        self.vector_search(query, depth, origins)?,
-                    ],
-                    top_k as usize,
-                )
-            }
-        };
-        Ok(BackendHits {
-            hits,
-            confidence: None,
-        })
+        search_by_mode(self, query, top_k, origins)
     }
 }
 
-impl SqliteStore {
+impl Rankings for SqliteStore {
+    fn search_mode(&self) -> SearchMode {
+        self.search_mode
+    }
+
     fn lexical_search(
         &self,
         query: &str,
