@@ -75,7 +75,7 @@ fn start(dir: &Path, tenants: usize) -> ServerProcess {
         })
         .collect();
     std::fs::write(&file, entries).expect("tenants file");
-    ServerProcess::start(dir, &["--tenants".as_ref(), file.as_os_str()])
+    ServerProcess::start_with_globals(dir, &[], &["--tenants".as_ref(), file.as_os_str()])
 }
 
 fn agent() -> ureq::Agent {
@@ -100,6 +100,7 @@ fn run(tenants: usize, clients: usize, seconds: u64) {
         let status = setup
             .post(format!("{}/v1/records", server.url))
             .header("Authorization", format!("Bearer key-{t}"))
+            .header("Content-Type", "application/x-ndjson")
             .send(&corpus)
             .expect("ingest")
             .status();
@@ -135,6 +136,7 @@ fn run(tenants: usize, clients: usize, seconds: u64) {
                     let ok = agent
                         .post(&url)
                         .header("Authorization", &key)
+                        .header("Content-Type", "application/json")
                         .send(body.as_str())
                         .map(|mut r| {
                             let _ = r.body_mut().read_to_vec();

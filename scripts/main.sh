@@ -33,11 +33,11 @@ LISTEN=${VECTOR_SERVICE_LISTEN:-127.0.0.1:8080}
 cat <<EOF
 
 == serving the same data on http://$LISTEN (Ctrl-C stops). Try:
-curl -s -X POST http://$LISTEN/v1/search -d '{"query": "upload failed", "top_k": 3}'
-curl -s -X POST http://$LISTEN/v1/context -d '{"task": "fix failing tests", "top_k": 2}'
-curl -s -X POST http://$LISTEN/v1/contributors -d '{"vector_ids": ["bot:bot-005"], "success": true, "patch_id": "p-2"}'
-curl -s -X POST http://$LISTEN/v1/records --data-binary @examples/data/records.jsonl
-curl -s -X POST http://$LISTEN/v1/backfill -d '{}'
+curl -s -X POST http://$LISTEN/v1/search -H 'Content-Type: application/json' -d '{"query": "upload failed", "top_k": 3}'
+curl -s -X POST http://$LISTEN/v1/context -H 'Content-Type: application/json' -d '{"task": "fix failing tests", "top_k": 2}'
+curl -s -X POST http://$LISTEN/v1/contributors -H 'Content-Type: application/json' -d '{"vector_ids": ["bot:bot-005"], "success": true, "patch_id": "p-2"}'
+curl -s -X POST http://$LISTEN/v1/records -H 'Content-Type: application/x-ndjson' --data-binary @examples/data/records.jsonl
+curl -s -X POST http://$LISTEN/v1/backfill -H 'Content-Type: application/json' -d '{}'
 curl -s http://$LISTEN/metrics | grep -v _bucket
 EOF
 exec target/release/vector-service --data-dir "$DATA_DIR" serve --listen "$LISTEN"

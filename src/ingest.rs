@@ -142,6 +142,20 @@ fn csv_lines(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
     Ok(rows)
 }
 
+/// Longest database, origin or record id, in bytes (the component's bound on names).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Largest metadata object, serialised.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Longest record text.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
+fn check_size(what: &str, bytes: usize, max: usize) -> anyhow::Result<()> {
+    if bytes > max {
+        bail!("{what} is {bytes} bytes; at most {max} are accepted");
+    }
+    Ok(())
+}
+
 fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     object
         .get(key)
@@ -182,6 +196,15 @@ fn record(value: Value, default_db: Option<&str>) -> anyhow::Result<(String, Rec
                 .join(". ")
         }
     };
+    check_size("\"db\"", db.len(), MAX_NAME_BYTES)?;
+    check_size("\"origin_db\"", origin_db.len(), MAX_NAME_BYTES)?;
+    check_size("\"id\"", id.len(), MAX_NAME_BYTES)?;
+    check_size("\"text\"", text.len(), MAX_TEXT_BYTES)?;
+    check_size(
+        "\"metadata\"",
+        metadata.to_string().len(),
+        MAX_METADATA_BYTES,
+    )?;
     Ok((
         db,
         Record {

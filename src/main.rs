@@ -50,8 +50,9 @@ struct Global {
     /// pgvector installed), one schema per tenant (`vs_<tenant>`), shared by any number of hosts.
     #[arg(long, global = true)]
     database: Option<String>,
-    /// The tenant whose database (SQLite file or PostgreSQL schema) is used.
-    #[arg(long, global = true, default_value = "default")]
+    /// The tenant whose database (SQLite file or PostgreSQL schema) is used: 1-64 of a-z,
+    /// 0-9, '-', '_'.
+    #[arg(long, global = true, default_value = "default", value_parser = server::tenants::check_name)]
     tenant: String,
     /// Carried into every log line; generated when empty.
     #[arg(long, global = true, default_value = "")]
@@ -205,6 +206,14 @@ enum Command {
         /// Largest request body accepted (bytes); larger ones get 413.
         #[arg(long, default_value_t = 8 << 20)]
         max_body_bytes: usize,
+        /// Open connections at most; past it new connections are closed at once (counted in
+        /// vector_service_connections_refused_total). Keep it under the descriptor limit.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// Milliseconds a client has to send a request's headers; a kept-alive connection
+        /// idle this long is closed.
+        #[arg(long, default_value_t = 10_000)]
+        header_timeout_ms: u64,
     },
 }
 
@@ -284,7 +293,9 @@ fn open_store(global: &Global, tenant: &str, connections: u32) -> anyhow::Result
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(format!("{tenant}.sqlite3"));
             Ok(Arc::new(
-                SqliteStore::open(&path, embedder(global)?)?.with_search_mode(mode),
+                SqliteStore::open(&path, embedder(global)?)?
+                    .with_connections(connections as usize)
+                    .with_search_mode(mode),
             ))
         }
         Database::Postgres(url) => Ok(Arc::new(
@@ -351,6 +362,8 @@ fn main() -> anyhow::Result<()> {
         tenants,
         component,
         max_body_bytes,
+        max_connections,
+        header_timeout_ms,
     }) = cli.command
     {
         // A server logs JSON lines (info and up unless RUST_LOG says otherwise).
@@ -368,6 +381,8 @@ fn main() -> anyhow::Result<()> {
             tenants,
             component,
             max_body_bytes,
+            max_connections,
+            header_timeout: std::time::Duration::from_millis(header_timeout_ms),
         };
         return server::serve(options, |tenant, connections| {
             open_store(global, tenant, connections)
@@ -472,6 +487,21 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                     started.elapsed().as_secs_f64()
                 );
             })?;
+            // A database that could not be backfilled (unreadable, damaged, embedder down) is
+            // a failure for scripts and cron jobs, even though the others were done.
+            let failed: Vec<&str> = response
+                .databases
+                .iter()
+                .filter(|d| d.error.is_some())
+                .map(|d| d.name.as_str())
+                .collect();
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "backfill failed for {} database(s): {}",
+                    failed.len(),
+                    failed.join(", ")
+                );
+            }
         }
         Command::Search {
             query,

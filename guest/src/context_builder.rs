@@ -15,7 +15,7 @@ use crate::bindings::vector_service::plugin::types::{BackendError, Error, Rates,
 use crate::bindings::vector_service::plugin::vector_metrics_db;
 use crate::bindings::wasi::logging::logging::Level;
 use crate::instrument::{event, instrumented};
-use crate::{errors, json, retriever};
+use crate::{bounds, errors, json, retriever};
 
 const DEFAULT_TOP_K: u32 = 5;
 const DEFAULT_MAX_TOKENS: u32 = 800;
@@ -117,13 +117,13 @@ pub fn build(session_id: String, request: ContextRequest) -> Result<ContextRespo
 }
 
 fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<ContextResponse, Error> {
-    if request.task.trim().is_empty() {
-        return Err(errors::malformed("task must be a non-empty string"));
-    }
-    let top_k = request.top_k.unwrap_or(DEFAULT_TOP_K);
-    if top_k == 0 {
-        return Err(errors::malformed("top_k must be at least 1"));
-    }
+    bounds::text("task", &request.task)?;
+    let top_k = bounds::top_k(request.top_k.unwrap_or(DEFAULT_TOP_K))?;
+    bounds::names(
+        "db_weights",
+        request.db_weights.iter().map(|(origin, _)| origin.as_str()),
+        bounds::MAX_LIST_ENTRIES,
+    )?;
     if let Some((origin, weight)) = request.db_weights.iter().find(|(_, w)| !w.is_finite()) {
         return Err(errors::malformed(format!(
             "db weight of {origin:?} must be a finite number, got {weight}"

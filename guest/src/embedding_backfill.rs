@@ -13,8 +13,8 @@ use crate::bindings::vector_service::plugin::telemetry::{
 };
 use crate::bindings::vector_service::plugin::types::Error;
 use crate::bindings::wasi::logging::logging::Level;
-use crate::errors;
 use crate::instrument::{event, instrumented, seconds_since};
+use crate::{bounds, errors};
 
 const OPERATION: Operation = Operation::EmbeddingBackfillRun;
 const DEFAULT_BATCH_SIZE: u32 = 100;
@@ -42,10 +42,12 @@ pub fn run(session_id: String, request: BackfillRequest) -> Result<BackfillRespo
 }
 
 fn run_in_session(session_id: &str, request: &BackfillRequest) -> Result<BackfillResponse, Error> {
-    let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-    if batch_size == 0 {
-        return Err(errors::malformed("batch_size must be at least 1"));
-    }
+    let batch_size = bounds::batch_size(request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE))?;
+    bounds::names(
+        "dbs",
+        request.databases.iter().map(String::as_str),
+        bounds::MAX_LIST_ENTRIES,
+    )?;
     let registered = embedding_store::databases().map_err(errors::from_backend)?;
     if let Some(unknown) = request
         .databases

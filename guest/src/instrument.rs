@@ -8,7 +8,7 @@ use crate::bindings::vector_service::plugin::telemetry::{
 use crate::bindings::vector_service::plugin::types::Error;
 use crate::bindings::vector_service::plugin::{clock, ids};
 use crate::bindings::wasi::logging::logging::{log, Level};
-use crate::errors;
+use crate::{bounds, errors};
 
 /// The logger name every event carries (the original module's logger).
 const LOGGER: &str = "vector_service";
@@ -58,7 +58,13 @@ pub fn instrumented<T>(
     result_size: impl FnOnce(&T) -> u32,
     body: impl FnOnce(&str) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let session_id = resolve_session_id(session_id);
+    // An oversized session id is refused, and never copied into a log line: the call's logs
+    // carry a fresh id instead.
+    let bounded = bounds::name("session_id", &session_id);
+    let session_id = match bounded {
+        Ok(()) => resolve_session_id(session_id),
+        Err(_) => ids::new_session_id(),
+    };
     let name = operation_name(operation);
     let started = clock::monotonic_now();
     event(
@@ -69,7 +75,7 @@ pub fn instrumented<T>(
         json!({}),
     );
 
-    let result = body(&session_id);
+    let result = bounded.and_then(|()| body(&session_id));
     let latency_seconds = seconds_since(started);
     let size = match &result {
         Ok(value) => {

@@ -13,6 +13,7 @@ mod bindings {
     });
 }
 
+mod bounds;
 mod context_builder;
 mod embedding_backfill;
 mod errors;

@@ -15,8 +15,8 @@ use crate::bindings::vector_service::plugin::telemetry::{
 use crate::bindings::vector_service::plugin::types::{Error, VectorRef};
 use crate::bindings::vector_service::plugin::vector_metrics_db::{self, VectorOutcome};
 use crate::bindings::wasi::logging::logging::Level;
-use crate::errors;
 use crate::instrument::{event, instrumented, seconds_since};
+use crate::{bounds, errors};
 
 const OPERATION: Operation = Operation::PatchLoggerTrackContributors;
 /// The ROI tags the metrics databases know; anything else is recorded as the first.
@@ -67,6 +67,15 @@ pub fn parse_vector_id(vector_id: &str) -> VectorRef {
 fn track_in_session(session_id: &str, request: &TrackRequest) -> Result<TrackResponse, Error> {
     if request.patch_id.trim().is_empty() {
         return Err(errors::malformed("patch_id must be a non-empty string"));
+    }
+    bounds::name("patch_id", &request.patch_id)?;
+    bounds::names(
+        "vector_ids",
+        request.vector_ids.iter().map(String::as_str),
+        bounds::MAX_VECTOR_IDS,
+    )?;
+    if let Some(tag) = &request.roi_tag {
+        bounds::name("roi_tag", tag)?;
     }
     let contribution = request.contribution.unwrap_or(0.0);
     if !contribution.is_finite() {

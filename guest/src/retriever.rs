@@ -10,7 +10,7 @@ use crate::bindings::vector_service::plugin::retriever_backend::{self, BackendHi
 use crate::bindings::vector_service::plugin::telemetry::Operation;
 use crate::bindings::vector_service::plugin::types::Error;
 use crate::instrument::instrumented;
-use crate::{errors, json};
+use crate::{bounds, errors, json};
 
 const DEFAULT_TOP_K: u32 = 5;
 const DEFAULT_SIMILARITY_THRESHOLD: f64 = 0.1;
@@ -35,13 +35,13 @@ enum Outcome {
 }
 
 fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<SearchResponse, Error> {
-    if request.query.trim().is_empty() {
-        return Err(errors::malformed("query must be a non-empty string"));
-    }
-    let top_k = request.top_k.unwrap_or(DEFAULT_TOP_K);
-    if top_k == 0 {
-        return Err(errors::malformed("top_k must be at least 1"));
-    }
+    bounds::text("query", &request.query)?;
+    let top_k = bounds::top_k(request.top_k.unwrap_or(DEFAULT_TOP_K))?;
+    bounds::names(
+        "origins",
+        request.origins.iter().map(String::as_str),
+        bounds::MAX_LIST_ENTRIES,
+    )?;
     let threshold = request
         .similarity_threshold
         .unwrap_or(DEFAULT_SIMILARITY_THRESHOLD);

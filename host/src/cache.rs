@@ -1,7 +1,8 @@
 //! The `result-cache` import: a bounded LRU with expiry, one per tenant. It outlives guest
-//! instances, which are short-lived by design.
+//! instances, which are short-lived by design. Bounded twice: by entries and by bytes (keys and
+//! values), since a caller chooses how large a query (the key) and its answer are.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,15 +13,19 @@ use crate::bindings::vector_service::plugin::result_cache::CacheKind;
 pub struct CacheConfig {
     /// Entries kept per tenant (both kinds together); the least recently used goes first.
     pub capacity: usize,
+    /// Bytes of keys and values kept per tenant; the least recently used go first, and an
+    /// entry larger than an eighth of this is not kept at all.
+    pub max_bytes: usize,
     /// Entries older than this are never returned.
     pub time_to_live: Duration,
 }
 
 impl Default for CacheConfig {
-    /// 1024 entries, 10 minutes.
+    /// 1024 entries, 16 MiB, 10 minutes.
     fn default() -> Self {
         Self {
             capacity: 1024,
+            max_bytes: 16 << 20,
             time_to_live: Duration::from_secs(600),
         }
     }
@@ -33,37 +38,56 @@ struct Entry {
     last_used: u64,
 }
 
-/// Entries (one map per kind, so lookups borrow the key) and a use counter that orders them
-/// by recency.
+/// What the bookkeeping charges for an entry besides its text: map slots, `String` headers.
+const ENTRY_OVERHEAD: usize = 96;
+
+fn entry_bytes(key: &str, value: &str) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
+}
+
+/// Entries (one map per kind, so lookups borrow the key), their recency order and their size.
 #[derive(Debug, Default)]
 struct Entries {
     maps: [HashMap<String, Entry>; 2],
+    /// `last_used` -> (kind, key), oldest first.
+    recency: BTreeMap<u64, (usize, String)>,
     clock: u64,
+    bytes: usize,
 }
 
 impl Entries {
     fn len(&self) -> usize {
-        self.maps.iter().map(HashMap::len).sum()
+        self.recency.len()
     }
 
-    /// Drop expired entries; if still full, the least recently used one.
-    fn make_room(&mut self, time_to_live: Duration, capacity: usize) {
-        for map in &mut self.maps {
-            map.retain(|_, entry| entry.written.elapsed() <= time_to_live);
+    fn remove(&mut self, kind: usize, key: &str) {
+        if let Some(entry) = self.maps[kind].remove(key) {
+            self.recency.remove(&entry.last_used);
+            self.bytes -= entry_bytes(key, &entry.value);
         }
-        if self.len() < capacity {
-            return;
+    }
+
+    /// Drop the least recently used entry; false when empty.
+    fn evict_oldest(&mut self) -> bool {
+        match self.recency.pop_first() {
+            Some((_, (kind, key))) => {
+                if let Some(entry) = self.maps[kind].remove(&key) {
+                    self.bytes -= entry_bytes(&key, &entry.value);
+                }
+                true
+            }
+            None => false,
         }
-        let oldest = self
-            .maps
-            .iter()
-            .enumerate()
-            .flat_map(|(kind, map)| map.iter().map(move |(key, e)| (e.last_used, kind, key)))
-            .min()
-            .map(|(_, kind, key)| (kind, key.clone()));
-        if let Some((kind, key)) = oldest {
-            self.maps[kind].remove(&key);
-        }
+    }
+
+    fn touch(&mut self, kind: usize, key: &str) -> Option<&Entry> {
+        self.clock += 1;
+        let now = self.clock;
+        let entry = self.maps[kind].get_mut(key)?;
+        let (_, slot) = self.recency.remove_entry(&entry.last_used)?;
+        entry.last_used = now;
+        self.recency.insert(now, slot);
+        self.maps[kind].get(key)
     }
 }
 
@@ -81,6 +105,15 @@ fn kind_index(kind: CacheKind) -> usize {
     }
 }
 
+/// Entries and bytes held, for the cache gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSize {
+    /// Entries held.
+    pub entries: usize,
+    /// Bytes of keys, values and bookkeeping held.
+    pub bytes: usize,
+}
+
 impl ResultCache {
     pub fn new(config: CacheConfig) -> Self {
         Self {
@@ -89,39 +122,53 @@ impl ResultCache {
         }
     }
 
-    pub fn get(&self, kind: CacheKind, key: &str) -> Option<String> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.clock += 1;
-        let now = entries.clock;
-        let map = &mut entries.maps[kind_index(kind)];
-        let entry = map.get_mut(key)?;
-        if entry.written.elapsed() > self.config.time_to_live {
-            map.remove(key);
-            return None;
-        }
-        entry.last_used = now;
-        Some(entry.value.clone())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn put(&self, kind: CacheKind, key: &str, value: String) {
-        if self.config.capacity == 0 {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.clock += 1;
+    pub fn get(&self, kind: CacheKind, key: &str) -> Option<String> {
+        let mut entries = self.lock();
         let index = kind_index(kind);
-        if !entries.maps[index].contains_key(key) && entries.len() >= self.config.capacity {
-            entries.make_room(self.config.time_to_live, self.config.capacity);
+        let expired = entries.maps[index].get(key)?.written.elapsed() > self.config.time_to_live;
+        if expired {
+            entries.remove(index, key);
+            return None;
         }
-        let last_used = entries.clock;
-        entries.maps[index].insert(
-            key.to_string(),
-            Entry {
-                value,
-                written: Instant::now(),
-                last_used,
-            },
-        );
+        entries.touch(index, key).map(|entry| entry.value.clone())
+    }
+
+    /// Keep `value` under `key`, evicting the least recently used entries until both bounds
+    /// hold; returns the size afterwards.
+    pub fn put(&self, kind: CacheKind, key: &str, value: String) -> CacheSize {
+        let mut entries = self.lock();
+        let index = kind_index(kind);
+        entries.remove(index, key);
+        let bytes = entry_bytes(key, &value);
+        if self.config.capacity > 0 && bytes <= self.config.max_bytes / 8 {
+            while entries.len() >= self.config.capacity
+                || entries.bytes + bytes > self.config.max_bytes
+            {
+                if !entries.evict_oldest() {
+                    break;
+                }
+            }
+            entries.clock += 1;
+            let last_used = entries.clock;
+            entries.recency.insert(last_used, (index, key.to_string()));
+            entries.bytes += bytes;
+            entries.maps[index].insert(
+                key.to_string(),
+                Entry {
+                    value,
+                    written: Instant::now(),
+                    last_used,
+                },
+            );
+        }
+        CacheSize {
+            entries: entries.len(),
+            bytes: entries.bytes,
+        }
     }
 }
 
@@ -133,6 +180,7 @@ mod tests {
         ResultCache::new(CacheConfig {
             capacity,
             time_to_live,
+            ..CacheConfig::default()
         })
     }
 
@@ -169,5 +217,31 @@ mod tests {
         let disabled = cache(0, Duration::from_secs(60));
         disabled.put(CacheKind::Search, "q", "v".into());
         assert_eq!(disabled.get(CacheKind::Search, "q"), None);
+    }
+
+    #[test]
+    fn the_byte_budget_holds_whatever_the_callers_send() {
+        let max_bytes = 64 * 1024;
+        let cache = ResultCache::new(CacheConfig {
+            capacity: 1024,
+            max_bytes,
+            time_to_live: Duration::from_secs(60),
+        });
+        // 1,000 distinct 4 KiB answers: far more than the budget.
+        let mut size = CacheSize {
+            entries: 0,
+            bytes: 0,
+        };
+        for i in 0..1000 {
+            size = cache.put(CacheKind::Search, &format!("q{i}"), "x".repeat(4096));
+            assert!(size.bytes <= max_bytes, "{size:?} after {i}");
+        }
+        assert!(size.entries >= 10, "the budget is used: {size:?}");
+        assert_eq!(cache.get(CacheKind::Search, "q0"), None, "oldest evicted");
+        assert!(cache.get(CacheKind::Search, "q999").is_some());
+        // An entry over an eighth of the budget is not kept, and evicts nothing.
+        let after = cache.put(CacheKind::Search, "big", "x".repeat(max_bytes / 8));
+        assert_eq!(after, size);
+        assert_eq!(cache.get(CacheKind::Search, "big"), None);
     }
 }

@@ -24,7 +24,9 @@
 
 #[allow(missing_docs)]
 mod bindings;
+pub mod bounds;
 mod cache;
+pub mod deadline;
 mod engine;
 mod host_calls;
 mod limits;

@@ -10,6 +10,7 @@ use crate::api::{
 use crate::backends::Backends;
 use crate::bindings::VectorService as World;
 use crate::cache::{CacheConfig, ResultCache};
+use crate::deadline::HostDeadlineExceeded;
 use crate::engine::{deadline_ticks, Plugin, PluginHandle};
 use crate::host_calls::{HostCallBudget, HostCallBytesExceeded};
 use crate::limits::{CallLimiter, SandboxLimits};
@@ -148,6 +149,7 @@ impl VectorService {
             context: self.context.clone(),
             limiter: CallLimiter::new(&self.limits),
             budget: HostCallBudget::new(self.limits.host_call_bytes),
+            deadline: started + self.limits.call_deadline,
         };
         let mut store = wasmtime::Store::new(plugin.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -178,10 +180,12 @@ impl VectorService {
             SandboxFailure::Memory
         } else if error.downcast_ref::<HostCallBytesExceeded>().is_some() {
             SandboxFailure::HostCallBytes
-        } else if matches!(
-            error.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        ) {
+        } else if error.downcast_ref::<HostDeadlineExceeded>().is_some()
+            || matches!(
+                error.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            )
+        {
             SandboxFailure::Deadline
         } else if error.downcast_ref::<wasmtime::Trap>().is_some() {
             SandboxFailure::Trap
@@ -276,7 +280,9 @@ impl Instance {
         }
         self.store
             .set_epoch_deadline(deadline_ticks(self.service.limits.call_deadline));
-        self.store.data_mut().budget.reset();
+        let state = self.store.data_mut();
+        state.budget.reset();
+        state.deadline = Instant::now() + self.service.limits.call_deadline;
         match invoke(&self.bindings, &mut self.store) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ServiceError::Rejected(error)),

@@ -10,7 +10,9 @@ use crate::bindings::vector_service::plugin::{
     vector_metrics_db,
 };
 use crate::bindings::wasi::logging::logging;
+use crate::bounds::{self, count_error, query_error};
 use crate::cache::ResultCache;
+use crate::deadline::{self, HostDeadlineExceeded};
 use crate::host_calls::HostCallBudget;
 use crate::limits::CallLimiter;
 use crate::telemetry::Telemetry;
@@ -30,6 +32,34 @@ pub struct CallState {
     pub(crate) context: Arc<TenantContext>,
     pub(crate) limiter: CallLimiter,
     pub(crate) budget: HostCallBudget,
+    /// When the current call must end; host work done for it stops there too.
+    pub(crate) deadline: Instant,
+}
+
+/// What a backend import returns to the guest: its own typed error, or a trap.
+type BackendResult<T> = wasmtime::Result<Result<T, BackendError>>;
+
+impl CallState {
+    /// Run backend work for the current call under its deadline. Work that ran past it traps
+    /// the call ([`HostDeadlineExceeded`]), whatever the backend answered; a request over the
+    /// host's bounds is refused with a typed error before any backend sees it.
+    fn backend<T>(
+        &self,
+        refused: Option<String>,
+        work: impl FnOnce(&Backends) -> Result<T, BackendError>,
+    ) -> BackendResult<T> {
+        if let Some(reason) = refused {
+            return Ok(Err(BackendError::Failed(reason)));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(HostDeadlineExceeded.into());
+        }
+        let result = deadline::within(self.deadline, || work(&self.context.backends));
+        if Instant::now() >= self.deadline {
+            return Err(HostDeadlineExceeded.into());
+        }
+        Ok(result)
+    }
 }
 
 fn process_start() -> Instant {
@@ -64,7 +94,12 @@ impl clock::Host for CallState {
     fn backoff(&mut self, attempt: u32) -> wasmtime::Result<()> {
         self.budget.charge(&())?;
         let factor = 1u32 << attempt.clamp(1, 6).saturating_sub(1);
-        std::thread::sleep(self.context.retry_backoff.saturating_mul(factor));
+        let wanted = self.context.retry_backoff.saturating_mul(factor);
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(wanted.min(left));
+        if wanted >= left {
+            return Err(HostDeadlineExceeded.into());
+        }
         Ok(())
     }
 }
@@ -102,15 +137,15 @@ impl result_cache::Host for CallState {
         value: String,
     ) -> wasmtime::Result<()> {
         self.budget.charge(&(&key, &value))?;
-        self.context.cache.put(kind, &key, value);
+        let size = self.context.cache.put(kind, &key, value);
+        self.context
+            .telemetry
+            .cache_size(&self.context.tenant, size);
         Ok(())
     }
 }
 
 impl types::Host for CallState {}
-
-/// What a backend import returns to the guest: its own typed error, or a trap.
-type BackendResult<T> = wasmtime::Result<Result<T, BackendError>>;
 
 impl retriever_backend::Host for CallState {
     fn search(
@@ -120,22 +155,28 @@ impl retriever_backend::Host for CallState {
         origins: Vec<String>,
     ) -> BackendResult<retriever_backend::BackendHits> {
         self.budget.charge(&(&query, &origins))?;
-        Ok(self
-            .context
-            .backends
-            .retriever
-            .search(&query, top_k, &origins))
+        let refused = query_error(&query)
+            .or_else(|| count_error("hits", top_k as usize, bounds::MAX_BACKEND_TOP_K as usize));
+        self.backend(refused, |b| b.retriever.search(&query, top_k, &origins))
     }
 }
 
 impl metrics_db::Host for CallState {
     fn available(&mut self) -> wasmtime::Result<bool> {
-        Ok(self.context.backends.metrics_db.available())
+        self.budget.charge(&())?;
+        Ok(self
+            .backend(None, |b| Ok(b.metrics_db.available()))?
+            .unwrap_or(false))
     }
 
     fn log_patch_outcome(&mut self, outcome: metrics_db::PatchOutcome) -> BackendResult<()> {
         self.budget.charge(&outcome)?;
-        Ok(self.context.backends.metrics_db.log_patch_outcome(&outcome))
+        let refused = count_error(
+            "contributors",
+            outcome.contributors.len(),
+            bounds::MAX_LOOKUP,
+        );
+        self.backend(refused, |b| b.metrics_db.log_patch_outcome(&outcome))
     }
 }
 
@@ -145,36 +186,27 @@ impl vector_metrics_db::Host for CallState {
         outcomes: Vec<vector_metrics_db::VectorOutcome>,
     ) -> BackendResult<()> {
         self.budget.charge(&outcomes)?;
-        Ok(self
-            .context
-            .backends
-            .vector_metrics_db
-            .record_outcomes(&outcomes))
+        let refused = count_error("outcomes", outcomes.len(), bounds::MAX_LOOKUP);
+        self.backend(refused, |b| b.vector_metrics_db.record_outcomes(&outcomes))
     }
 
     fn vector_rates(&mut self, vectors: Vec<VectorRef>) -> BackendResult<Vec<Option<Rates>>> {
         self.budget.charge(&vectors)?;
-        Ok(self
-            .context
-            .backends
-            .vector_metrics_db
-            .vector_rates(&vectors))
+        let refused = count_error("vectors", vectors.len(), bounds::MAX_LOOKUP);
+        self.backend(refused, |b| b.vector_metrics_db.vector_rates(&vectors))
     }
 
     fn origin_rates(&mut self, origins: Vec<String>) -> BackendResult<Vec<Option<Rates>>> {
         self.budget.charge(&origins)?;
-        Ok(self
-            .context
-            .backends
-            .vector_metrics_db
-            .origin_rates(&origins))
+        let refused = count_error("origins", origins.len(), bounds::MAX_LOOKUP);
+        self.backend(refused, |b| b.vector_metrics_db.origin_rates(&origins))
     }
 }
 
 impl embedding_store::Host for CallState {
     fn databases(&mut self) -> BackendResult<Vec<String>> {
         self.budget.charge(&())?;
-        Ok(self.context.backends.embedding_store.databases())
+        self.backend(None, |b| b.embedding_store.databases())
     }
 
     fn pending(
@@ -184,11 +216,10 @@ impl embedding_store::Host for CallState {
         limit: u32,
     ) -> BackendResult<Vec<String>> {
         self.budget.charge(&(&db, &after))?;
-        Ok(self
-            .context
-            .backends
-            .embedding_store
-            .pending(&db, after.as_deref(), limit))
+        let refused = count_error("pending ids", limit as usize, bounds::MAX_BATCH);
+        self.backend(refused, |b| {
+            b.embedding_store.pending(&db, after.as_deref(), limit)
+        })
     }
 
     fn embed(
@@ -197,6 +228,7 @@ impl embedding_store::Host for CallState {
         ids: Vec<String>,
     ) -> BackendResult<embedding_store::EmbedReport> {
         self.budget.charge(&(&db, &ids))?;
-        Ok(self.context.backends.embedding_store.embed(&db, &ids))
+        let refused = count_error("records to embed", ids.len(), bounds::MAX_BATCH);
+        self.backend(refused, |b| b.embedding_store.embed(&db, &ids))
     }
 }

@@ -10,12 +10,21 @@ use prometheus::{
 use crate::bindings::vector_service::plugin::telemetry::{
     ErrorKind, Operation, PatchStatus, RunStatus, Sample,
 };
+use crate::cache::CacheSize;
 
 const OPERATIONS: [Operation; 4] = [
     Operation::RetrieverSearch,
     Operation::ContextBuilderBuild,
     Operation::PatchLoggerTrackContributors,
     Operation::EmbeddingBackfillRun,
+];
+
+const ERROR_KINDS: [ErrorKind; 5] = [
+    ErrorKind::MalformedPrompt,
+    ErrorKind::RateLimited,
+    ErrorKind::Backend,
+    ErrorKind::LimitExceeded,
+    ErrorKind::Unavailable,
 ];
 
 /// The `function` label: the original module's `Class.method` names.
@@ -56,7 +65,7 @@ fn run_status_label(status: RunStatus) -> &'static str {
 /// Why the host stopped a call (`vector_service_sandbox_failures_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxFailure {
-    /// The epoch deadline (CPU time per call) ran out.
+    /// The call's deadline passed, in guest code (epoch) or in host work done for it.
     Deadline,
     /// The guest tried to grow its memory past the cap.
     Memory,
@@ -67,6 +76,14 @@ pub enum SandboxFailure {
 }
 
 impl SandboxFailure {
+    /// Every reason, for creating the series at zero.
+    pub const ALL: [SandboxFailure; 4] = [
+        SandboxFailure::Deadline,
+        SandboxFailure::Memory,
+        SandboxFailure::HostCallBytes,
+        SandboxFailure::Trap,
+    ];
+
     /// The `reason` label value.
     pub fn label(self) -> &'static str {
         match self {
@@ -95,6 +112,8 @@ pub struct Telemetry {
     memory_peak: HistogramVec,
     live_instances: IntGaugeVec,
     instance_slots: IntGauge,
+    cache_entries: IntGaugeVec,
+    cache_bytes: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
@@ -171,6 +190,8 @@ impl Telemetry {
             instantiate: histogram(r, "vector_service_instantiate_seconds", "Time to instantiate the component for a call.", &["tenant"], exponential_buckets(0.000_001, 4.0, 10).expect("valid buckets")),
             memory_peak: histogram(r, "vector_service_memory_peak_bytes", "Largest linear memory an instance reached (its high-water mark), observed when it is dropped.", &["tenant"], exponential_buckets(65_536.0, 4.0, 9).expect("valid buckets")),
             live_instances: gauge_vec(r, "vector_service_instances_live", "Component instances alive now (pool slots in use, when pooling).", &["tenant"]),
+            cache_entries: gauge_vec(r, "vector_service_cache_entries", "Entries in the tenant's result cache.", &["tenant"]),
+            cache_bytes: gauge_vec(r, "vector_service_cache_bytes", "Bytes (keys, values, bookkeeping) in the tenant's result cache; bounded by its byte budget.", &["tenant"]),
             instance_slots: gauge(r, "vector_service_instance_slots", "Instance slots the pooling allocator reserved (0: allocating on demand)."),
             registry,
         }
@@ -202,6 +223,31 @@ impl Telemetry {
         self.instantiate.with_label_values(&[tenant]);
         self.memory_peak.with_label_values(&[tenant]);
         self.live_instances.with_label_values(&[tenant]);
+        self.cache_entries.with_label_values(&[tenant]);
+        self.cache_bytes.with_label_values(&[tenant]);
+        for operation in OPERATIONS {
+            for kind in ERROR_KINDS {
+                self.errors.with_label_values(&[
+                    tenant,
+                    function_label(operation),
+                    error_kind_label(kind),
+                ]);
+            }
+        }
+        for failure in SandboxFailure::ALL {
+            self.sandbox_failures
+                .with_label_values(&[tenant, failure.label()]);
+        }
+    }
+
+    /// Publish the size of `tenant`'s result cache.
+    pub(crate) fn cache_size(&self, tenant: &str, size: CacheSize) {
+        self.cache_entries
+            .with_label_values(&[tenant])
+            .set(size.entries as i64);
+        self.cache_bytes
+            .with_label_values(&[tenant])
+            .set(size.bytes as i64);
     }
 
     /// Record one sample the component sent for `tenant`.

@@ -68,6 +68,30 @@ impl ApiError {
         )
     }
 
+    /// 415: a body that is not of a media type the route takes.
+    pub fn unsupported_media_type(accepted: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("the body must be sent with Content-Type {accepted}"),
+        )
+    }
+
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            format!("the body did not arrive within {} s", limit.as_secs()),
+        )
+    }
+
+    /// 403: the request may not be made from where it comes from (a browser page, a name
+    /// that is not this machine's), or the route is switched off.
+    pub fn forbidden(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, kind, message)
+    }
+
     /// 429 from the tenant's request rate.
     pub fn rate_limited(wait: Duration) -> Self {
         Self {
@@ -123,25 +147,29 @@ impl From<ServiceError> for ApiError {
                     ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
                 },
             },
-            ServiceError::Sandbox { reason, detail } => match reason {
+            // The sandbox's detail (a wasm backtrace) went to the log; callers get the reason.
+            ServiceError::Sandbox { reason, .. } => match reason {
                 SandboxFailure::Deadline => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "deadline-exceeded",
-                    format!("the call ran past the tenant's deadline: {detail}"),
+                    "the call ran past the tenant's deadline",
                 ),
                 SandboxFailure::Memory => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "memory-limit",
-                    format!("the call hit the tenant's memory cap: {detail}"),
+                    "the call hit the tenant's memory cap",
                 ),
                 SandboxFailure::HostCallBytes => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "host-call-limit",
-                    format!("the call passed too much data to the host: {detail}"),
+                    "the call passed more data to the host than the tenant's cap allows",
                 ),
-                SandboxFailure::Trap => Self::internal(format!("the component trapped: {detail}")),
+                SandboxFailure::Trap => Self::internal("the component trapped"),
             },
-            ServiceError::Host(error) => Self::internal(format!("{error:#}")),
+            ServiceError::Host(error) => {
+                tracing::error!(error = %format!("{error:#}"), "the host could not run a call");
+                Self::internal("the host could not run the call")
+            }
         }
     }
 }

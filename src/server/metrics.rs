@@ -2,7 +2,9 @@
 //! route and status, their latency, and calls in flight. Label values are bounded: routes are
 //! the fixed route names, tenants come from the tenants file (`unauthenticated` otherwise).
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Tenant label of requests that did not authenticate.
 pub const UNAUTHENTICATED: &str = "unauthenticated";
@@ -14,6 +16,9 @@ pub struct HttpMetrics {
     latency: HistogramVec,
     in_flight: IntGaugeVec,
     reloads: IntCounterVec,
+    connections_open: IntGauge,
+    connections_refused: IntCounter,
+    accept_errors: IntCounter,
 }
 
 impl HttpMetrics {
@@ -50,6 +55,21 @@ impl HttpMetrics {
             ),
             &["outcome"],
         )?;
+        let connections_open = IntGauge::new(
+            "vector_service_connections_open",
+            "HTTP connections open now.",
+        )?;
+        let connections_refused = IntCounter::new(
+            "vector_service_connections_refused_total",
+            "Connections closed on arrival because the connection cap was reached.",
+        )?;
+        let accept_errors = IntCounter::new(
+            "vector_service_accept_errors_total",
+            "Failures to accept a connection (e.g. out of file descriptors).",
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(accept_errors.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -62,7 +82,30 @@ impl HttpMetrics {
             latency,
             in_flight,
             reloads,
+            connections_open,
+            connections_refused,
+            accept_errors,
         })
+    }
+
+    /// A connection was accepted.
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// A connection ended.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// A connection was closed on arrival: the cap was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Accepting a connection failed.
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     /// One finished request.

@@ -4,21 +4,24 @@
 //! against the tenant's own database. The component can be reloaded without a restart.
 
 mod admission;
+mod body;
+mod connections;
 mod error;
+mod loopback;
 mod metrics;
+mod readiness;
 mod routes;
 pub mod tenants;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,8 +34,11 @@ use vector_service_host::{
 };
 
 use admission::Admission;
+use body::Accepts;
+use connections::ConnectionLimits;
 use error::ApiError;
 use metrics::{HttpMetrics, UNAUTHENTICATED};
+use readiness::Readiness;
 use routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
 use tenants::Tenants;
 
@@ -46,6 +52,10 @@ pub struct ServeOptions {
     pub component: Option<PathBuf>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and most a connection stays idle).
+    pub header_timeout: Duration,
 }
 
 /// One tenant's live state.
@@ -54,6 +64,7 @@ struct TenantState {
     service: VectorService,
     store: Arc<dyn Store>,
     admission: Admission,
+    readiness: Readiness,
 }
 
 struct AppState {
@@ -155,8 +166,21 @@ pub fn serve(
             service,
             store,
             admission: Admission::new(&entry.limits),
+            readiness: Readiness::default(),
         });
     }
+    let limits = ConnectionLimits {
+        max_connections: options.max_connections,
+        header_timeout: options.header_timeout,
+        // Calls in flight end by their deadline; a little more for their answers.
+        shutdown_grace: tenants
+            .entries
+            .iter()
+            .map(|t| Duration::from_millis(t.limits.call_deadline_ms))
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(2),
+    };
     let state = Arc::new(AppState {
         tenants,
         live,
@@ -172,10 +196,20 @@ pub fn serve(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(state, options.listen))
+    let result = runtime.block_on(run(state, options.listen, limits));
+    // A call still running past the grace period is abandoned, not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
-async fn run(state: Shared, listen: SocketAddr) -> anyhow::Result<()> {
+async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> anyhow::Result<()> {
+    for tenant in &state.live {
+        tenant
+            .readiness
+            .probe(&tenant.name, tenant.store.clone())
+            .await;
+    }
+    tokio::spawn(check_readiness(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -186,15 +220,27 @@ async fn run(state: Shared, listen: SocketAddr) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     tracing::info!(%address, tenants = state.live.len(), "serving");
     tokio::spawn(reload_on_sighup(state.clone()));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+    let http = state.http.clone();
+    connections::serve(listener, router(state), limits, http, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Probe every tenant's store, forever, one after the other.
+async fn check_readiness(state: Shared) {
+    loop {
+        tokio::time::sleep(readiness::CHECK_INTERVAL).await;
+        for tenant in &state.live {
+            tenant
+                .readiness
+                .probe(&tenant.name, tenant.store.clone())
+                .await;
+        }
+    }
 }
 
 fn router(state: Shared) -> Router {
-    let limit = state.max_body_bytes;
-    Router::new()
+    let authenticated = state.tenants.authenticated;
+    let router = Router::new()
         .route("/v1/search", post(search))
         .route("/v1/context", post(context))
         .route("/v1/contributors", post(contributors))
@@ -209,8 +255,12 @@ fn router(state: Shared) -> Router {
         .route("/admin/reload", post(reload))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    if authenticated {
+        router
+    } else {
+        router.layer(axum::middleware::from_fn(loopback::only_from_this_machine))
+    }
 }
 
 async fn shutdown_signal() {
@@ -221,7 +271,7 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }
 
 async fn reload_on_sighup(state: Shared) {
@@ -259,30 +309,49 @@ impl AppState {
             .ok_or_else(ApiError::unauthorized)
     }
 
-    /// Whether the request carries the admin key (or needs none: single-tenant loopback).
-    fn is_admin(&self, headers: &HeaderMap) -> bool {
-        !self.tenants.authenticated || bearer(headers).is_some_and(|k| self.tenants.is_admin(k))
+    /// The admin key, checked: admin routes are off unless a tenants file configures one.
+    fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if !self.tenants.has_admin_key() {
+            return Err(ApiError::forbidden(
+                "admin-disabled",
+                "admin routes are off: set admin_key_sha256 in the tenants file",
+            ));
+        }
+        match bearer(headers) {
+            Some(key) if self.tenants.is_admin(key) => Ok(()),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// Whether the request may read every tenant's metrics: the admin key, or the single
+    /// unauthenticated tenant (loopback only) that owns them all.
+    fn reads_all_metrics(&self, headers: &HeaderMap) -> bool {
+        !self.tenants.authenticated || self.admin(headers).is_ok()
     }
 }
 
-/// The body's bytes, or 413 / 400.
-fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(limit)
-        } else {
-            ApiError::bad_request(rejection.body_text())
-        }
-    })
-}
-
-fn parse<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
+/// The request's JSON body as `T`: read only after authentication, bounded.
+async fn parse<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = body_bytes(body, limit)?;
+    let bytes = body::read(headers, body, state.max_body_bytes, Accepts::Json).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
+
+/// Session ids go into the request log; one over the component's bound (which refuses it)
+/// is not copied there.
+fn loggable_session_id(session_id: String) -> String {
+    if session_id.len() > MAX_LOGGED_SESSION_ID {
+        String::new()
+    } else {
+        session_id
+    }
+}
+
+/// The component's bound on session ids (`wit/vector-service.wit`).
+const MAX_LOGGED_SESSION_ID: usize = 256;
 
 /// Count, time and log a finished request.
 fn finish(
@@ -313,7 +382,7 @@ fn finish(
 async fn operation<B, R>(
     state: Shared,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     route: &'static str,
     run: fn(&VectorService, &str, B) -> Result<R, ServiceError>,
 ) -> Response
@@ -327,16 +396,16 @@ where
         Err(error) => return finish(&state, UNAUTHENTICATED, route, "", started, Err(error)),
     };
     let name = tenant.name.clone();
-    let request: B = match parse(body, state.max_body_bytes) {
+    let request: B = match parse(&state, &headers, body).await {
         Ok(request) => request,
         Err(error) => return finish(&state, &name, route, "", started, Err(error)),
     };
-    let mut session_id = request.session_id();
+    let session = request.session_id();
+    let mut session_id = loggable_session_id(session.clone());
     let result = async {
         let permit = tenant.admission.admit().await?;
         state.http.in_flight(&name, tenant.admission.busy());
         let service = tenant.service.clone();
-        let session = session_id.clone();
         let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
         drop(permit);
         state.http.in_flight(&name, tenant.admission.busy());
@@ -356,11 +425,7 @@ where
 /// One handler per operation: the route name, the body type and the service method.
 macro_rules! operation_handler {
     ($handler:ident, $route:literal, $body:ty, $method:ident) => {
-        async fn $handler(
-            State(state): State<Shared>,
-            headers: HeaderMap,
-            body: Result<Bytes, BytesRejection>,
-        ) -> Response {
+        async fn $handler(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
             operation(
                 state,
                 headers,
@@ -392,9 +457,9 @@ struct RecordsQuery {
 /// transaction per database; a bad record refuses the whole body (400, with its position).
 async fn records(
     State(state): State<Shared>,
-    Query(query): Query<RecordsQuery>,
+    uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
     let tenant = match state.authenticate(&headers) {
@@ -403,7 +468,9 @@ async fn records(
     };
     let name = tenant.name.clone();
     let result = async {
-        let bytes = body_bytes(body, state.max_body_bytes)?;
+        let Query(query) = Query::<RecordsQuery>::try_from_uri(&uri)
+            .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))?;
+        let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Records).await?;
         let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
         let by_db = crate::ingest::parse_records(text, "request body", query.db.as_deref())
             .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
@@ -430,7 +497,7 @@ async fn records(
 /// own for a tenant key.
 async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let text = state.telemetry.render();
-    let visible = if state.is_admin(&headers) {
+    let visible = if state.reads_all_metrics(&headers) {
         text
     } else {
         match state.authenticate(&headers) {
@@ -448,14 +515,25 @@ async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+/// `GET /readyz`: from the flags the background check keeps; never touches a store.
 async fn readyz(State(state): State<Shared>) -> Response {
-    let stores_ok = state.live.iter().all(|tenant| tenant.store.stats().is_ok());
-    if stores_ok {
-        Json(serde_json::json!({"status": "ready", "tenants": state.live.len()})).into_response()
+    let tenants = state.live.len();
+    let ready = state
+        .live
+        .iter()
+        .filter(|tenant| tenant.readiness.is_ready())
+        .count();
+    if ready == tenants {
+        Json(serde_json::json!({"status": "ready", "tenants": tenants})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not ready", "reason": "a tenant store is unreadable"})),
+            Json(serde_json::json!({
+                "status": "not ready",
+                "tenants": tenants,
+                "not_ready": tenants - ready,
+                "reason": "a tenant store failed its health check",
+            })),
         )
             .into_response()
     }
@@ -471,24 +549,13 @@ struct ReloadBody {
 /// `POST /admin/reload`: load, validate against the WIT and swap in a component; calls in
 /// flight finish on the old one. A component that does not fit is refused (400) and the old
 /// one keeps serving.
-async fn reload(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn reload(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    if !state.is_admin(&headers) {
-        return finish(
-            &state,
-            UNAUTHENTICATED,
-            "reload",
-            "",
-            started,
-            Err(ApiError::unauthorized()),
-        );
+    if let Err(error) = state.admin(&headers) {
+        return finish(&state, UNAUTHENTICATED, "reload", "", started, Err(error));
     }
     let result = async {
-        let bytes = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Json).await?;
         let request: ReloadBody = if bytes.iter().all(u8::is_ascii_whitespace) {
             ReloadBody::default()
         } else {

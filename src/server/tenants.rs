@@ -136,12 +136,52 @@ pub fn key_hash(key: &str) -> String {
         .collect()
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
+/// A tenant name, checked: it names files (`<name>.sqlite3`), schemas and metric labels, so
+/// one safe character set everywhere (the CLI's `--tenant` too).
+pub fn check_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "tenant name {name:?}: use 1-64 of a-z, 0-9, '-', '_'"
+        ))
+    }
+}
+
+impl TenantLimits {
+    /// Why these limits are refused, if they are: each must be finite and inside its range,
+    /// so no value switches a limit off or overflows it.
+    pub fn check(&self) -> Result<(), String> {
+        let ranges: [(&str, f64, f64, f64); 6] = [
+            ("memory_mib", self.memory_mib as f64, 1.0, 4096.0),
+            (
+                "call_deadline_ms",
+                self.call_deadline_ms as f64,
+                1.0,
+                3_600_000.0,
+            ),
+            (
+                "max_concurrent",
+                f64::from(self.max_concurrent),
+                1.0,
+                1024.0,
+            ),
+            ("requests_per_second", self.requests_per_second, 0.001, 1e9),
+            ("queue_wait_ms", self.queue_wait_ms as f64, 0.0, 60_000.0),
+            ("host_call_mib", self.host_call_mib as f64, 1.0, 1024.0),
+        ];
+        for (name, value, low, high) in ranges {
+            if !(value.is_finite() && (low..=high).contains(&value)) {
+                return Err(format!("{name} = {value} is outside {low}..={high}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn valid_hash(hash: &str) -> bool {
@@ -189,12 +229,7 @@ impl Tenants {
         let mut by_key_hash = HashMap::new();
         let mut names = std::collections::HashSet::new();
         for (index, tenant) in file.tenants.iter().enumerate() {
-            if !valid_name(&tenant.name) {
-                return Err(invalid(format!(
-                    "tenant name {:?}: use 1-64 of a-z, 0-9, '-', '_'",
-                    tenant.name
-                )));
-            }
+            check_name(&tenant.name).map_err(invalid)?;
             if !names.insert(tenant.name.clone()) {
                 return Err(invalid(format!("tenant {:?} appears twice", tenant.name)));
             }
@@ -215,18 +250,10 @@ impl Tenants {
                     tenant.name
                 )));
             }
-            let limits = &tenant.limits;
-            if limits.max_concurrent == 0
-                || limits.requests_per_second <= 0.0
-                || limits.memory_mib == 0
-                || limits.call_deadline_ms == 0
-                || limits.host_call_mib == 0
-            {
-                return Err(invalid(format!(
-                    "tenant {:?}: limits must be positive",
-                    tenant.name
-                )));
-            }
+            tenant
+                .limits
+                .check()
+                .map_err(|reason| invalid(format!("tenant {:?}: {reason}", tenant.name)))?;
         }
         let admin_key_sha256 = match file.admin_key_sha256 {
             Some(hash) if valid_hash(&hash) => Some(hash.to_ascii_lowercase()),
@@ -244,6 +271,11 @@ impl Tenants {
     /// The tenant a bearer key belongs to (index into `entries`).
     pub fn by_key(&self, key: &str) -> Option<usize> {
         self.by_key_hash.get(&key_hash(key)).copied()
+    }
+
+    /// Whether an admin key is configured (admin routes are off without one).
+    pub fn has_admin_key(&self) -> bool {
+        self.admin_key_sha256.is_some()
     }
 
     /// Whether `key` is the admin key.
@@ -295,8 +327,25 @@ mod tests {
             (tenant("a", "k") + "colour = \"red\"\n", "unknown field"),
             (
                 tenant("a", "k") + "[tenant.limits]\nmax_concurrent = 0\n",
-                "positive",
+                "max_concurrent = 0 is outside",
             ),
+            (
+                tenant("a", "k") + "[tenant.limits]\nrequests_per_second = nan\n",
+                "requests_per_second = NaN",
+            ),
+            (
+                tenant("a", "k") + "[tenant.limits]\nrequests_per_second = inf\n",
+                "requests_per_second = inf",
+            ),
+            (
+                tenant("a", "k") + "[tenant.limits]\nmemory_mib = 18446744073709551615\n",
+                "memory_mib",
+            ),
+            (
+                tenant("a", "k") + "[tenant.limits]\ncall_deadline_ms = 99999999999\n",
+                "call_deadline_ms",
+            ),
+            (tenant("../x", "k"), "tenant name"),
         ];
         for (text, expected) in cases {
             let error = Tenants::parse(&text, "t.toml").unwrap_err().to_string();

@@ -20,7 +20,7 @@ use crate::support::*;
 
 /// How the server answers the next request.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Embeddings,
     Status(u16, &'static str),
     Slow(Duration),
@@ -33,15 +33,15 @@ struct Seen {
     authorization: Vec<Option<String>>,
 }
 
-struct Server {
-    url: String,
+pub(crate) struct Server {
+    pub(crate) url: String,
     script: Arc<Mutex<VecDeque<Reply>>>,
     seen: Arc<Mutex<Seen>>,
 }
 
 impl Server {
     /// Answers with embeddings unless the script says otherwise.
-    fn start(script: &[Reply]) -> Self {
+    pub(crate) fn start(script: &[Reply]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         let script = Arc::new(Mutex::new(script.iter().cloned().collect::<VecDeque<_>>()));

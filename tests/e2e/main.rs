@@ -3,6 +3,7 @@
 
 mod support;
 
+mod abuse;
 mod cli;
 mod conformance;
 mod context_builder;

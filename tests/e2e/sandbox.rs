@@ -88,16 +88,17 @@ fn the_host_call_byte_cap_stops_a_call_that_hands_the_host_too_much() {
     let retriever = ScriptedRetriever::new(vec![]);
     let (backends, _) = with_retriever(retriever.clone());
     let limits = SandboxLimits {
-        host_call_bytes: 256 << 10,
+        host_call_bytes: 8 << 10,
         ..SandboxLimits::default()
     };
     let (service, telemetry) = service_with(backends, limited(limits));
-    // The guest forwards the query to the retriever import: 1 MiB of it is over the cap.
-    let long_query = "word ".repeat(200_000);
+    // The guest forwards the query to the retriever import: 15 KB of it (within the request
+    // bounds of 16 KiB and 512 words) is over an 8 KiB cap.
+    let long_query = "wordwordwordwordwordwordword ".repeat(500);
     match service.search("s", &search(&long_query)) {
         Err(ServiceError::Sandbox { reason, detail }) => {
             assert_eq!(reason, SandboxFailure::HostCallBytes);
-            assert!(detail.contains("262144 bytes"), "{detail}");
+            assert!(detail.contains("8192 bytes"), "{detail}");
         }
         other => panic!("expected the host-call cap to stop the call, got {other:?}"),
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -13,17 +13,26 @@ use serde_json::{json, Value};
 use crate::server_process::ServerProcess;
 use crate::support::temp_dir;
 
+fn os_args<'a>(args: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
+    args.iter().map(|arg| std::ffi::OsStr::new(*arg)).collect()
+}
+
 /// A running server and a client for it.
 pub(crate) struct Server {
-    _process: ServerProcess,
+    _process: Mutex<ServerProcess>,
     pub(crate) url: String,
     agent: ureq::Agent,
 }
 
 impl Server {
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let extra: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
-        let process = ServerProcess::start(data_dir, &extra);
+        Self::start_with_globals(data_dir, &[], extra)
+    }
+
+    /// [`Server::start`] with global flags before `serve` (`--retrieval`, `--database`, ...).
+    pub(crate) fn start_with_globals(data_dir: &Path, globals: &[&str], extra: &[&str]) -> Self {
+        let process =
+            ServerProcess::start_with_globals(data_dir, &os_args(globals), &os_args(extra));
         let url = process.url.clone();
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
@@ -32,10 +41,58 @@ impl Server {
                 .build(),
         );
         Self {
-            _process: process,
+            _process: Mutex::new(process),
             url,
             agent,
         }
+    }
+
+    /// POST raw bytes with the given headers; the status.
+    pub(crate) fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> u16 {
+        let mut request = self.agent.post(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .send(body)
+            .expect("the server answers")
+            .status()
+            .as_u16()
+    }
+
+    /// POST raw bytes as `content_type`; the status.
+    pub(crate) fn post_bytes(&self, path: &str, body: &[u8], content_type: &str) -> u16 {
+        self.post_raw(path, body, &[("Content-Type", content_type)])
+    }
+
+    /// POST JSON text without a key; `None` when the server is gone.
+    pub(crate) fn try_post(&self, path: &str, body: &str) -> Option<u16> {
+        self.agent
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .ok()
+            .map(|response| response.status().as_u16())
+    }
+
+    /// kill -9.
+    pub(crate) fn kill(&self) {
+        let mut process = self._process.lock().unwrap();
+        let _ = process.child.kill();
+        let _ = process.child.wait();
+    }
+
+    /// Wait up to `limit` for the process to exit by itself.
+    pub(crate) fn wait_for_exit(&self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut process = self._process.lock().unwrap();
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// POST `body` (JSON text) to `path` with an optional bearer key: (status, JSON, Retry-After).
@@ -106,6 +163,11 @@ impl Server {
             status,
             serde_json::from_str(&body).unwrap_or(Value::String(body.into())),
         )
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self._process.lock().unwrap().child.id()
     }
 
     pub(crate) fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
@@ -328,10 +390,15 @@ name = "globex"
 api_key_sha256 = "{}"
 [tenant.limits]
 requests_per_second = 2.0
+
+[[tenant]]
+name = "unlimited"
+api_key_sha256 = "{}"
 "#,
             hash("admin-key"),
             hash("acme-key"),
-            hash("globex-key")
+            hash("globex-key"),
+            hash("unlimited-key")
         ),
     )
     .unwrap();
@@ -455,11 +522,23 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     let dir = temp_dir("server-reload");
     let component = dir.join("vector-service.wasm");
     std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    // Admin routes need an admin key (they are off in the keyless default mode).
+    let tenants = tenants_file(&dir);
     let server = Arc::new(Server::start(
         &dir,
-        &["--component", component.to_str().unwrap()],
+        &[
+            "--component",
+            component.to_str().unwrap(),
+            "--tenants",
+            tenants.to_str().unwrap(),
+        ],
     ));
-    assert_eq!(server.post("/v1/records", None, &sample_corpus()).0, 200);
+    assert_eq!(
+        server
+            .post("/v1/records", Some("unlimited-key"), &sample_corpus())
+            .0,
+        200
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -469,8 +548,11 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
                 (server.clone(), stop.clone(), served.clone(), failed.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    let (status, _, _) =
-                        server.post("/v1/search", None, r#"{"query": "upload failed"}"#);
+                    let (status, _, _) = server.post(
+                        "/v1/search",
+                        Some("unlimited-key"),
+                        r#"{"query": "upload failed"}"#,
+                    );
                     let counter = if status == 200 { &served } else { &failed };
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
@@ -478,7 +560,7 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
         })
         .collect();
     for _ in 0..3 {
-        let (status, answer, _) = server.post("/admin/reload", None, "");
+        let (status, answer, _) = server.post("/admin/reload", Some("admin-key"), "");
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["status"], "reloaded");
     }
@@ -487,7 +569,7 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     std::fs::write(&junk, b"\0asm\x01\0\0\0 definitely not a component").unwrap();
     let (status, refused, _) = server.post(
         "/admin/reload",
-        None,
+        Some("admin-key"),
         &json!({"component": junk}).to_string(),
     );
     assert_eq!(status, 400, "{refused}");
@@ -501,7 +583,7 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     }
     assert_eq!(failed.load(Ordering::SeqCst), 0);
     assert!(served.load(Ordering::SeqCst) > 0);
-    let (_, text) = server.get("/metrics", None);
+    let (_, text) = server.get("/metrics", Some("admin-key"));
     assert!(
         text.contains("vector_service_component_reloads_total{outcome=\"success\"} 3"),
         "{text}"

@@ -14,11 +14,17 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Start the server over `data_dir` with extra `serve` arguments.
-    pub fn start(data_dir: &Path, extra: &[&std::ffi::OsStr]) -> Self {
+    /// Start the server over `data_dir` with global flags (`--retrieval`, `--database`, ...)
+    /// and `serve` arguments.
+    pub fn start_with_globals(
+        data_dir: &Path,
+        globals: &[&std::ffi::OsStr],
+        extra: &[&std::ffi::OsStr],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vector-service"))
             .arg("--data-dir")
             .arg(data_dir)
+            .args(globals)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")

@@ -248,3 +248,39 @@ fn lexical_search_needs_no_backfill_and_honours_origins() {
         .fallback
         .is_none());
 }
+
+#[test]
+fn a_statement_past_the_call_deadline_is_interrupted_and_the_store_serves_on() {
+    use std::time::{Duration, Instant};
+    use vector_service_host::backends::{Record, Retriever};
+    use vector_service_host::deadline;
+
+    let path = temp_dir("sqlite-deadline").join("tenant.sqlite3");
+    let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    // Enough matching rows that ranking them takes many thousands of SQLite steps.
+    let records: Vec<Record> = (0..5_000)
+        .map(|i| {
+            record(
+                "error",
+                &format!("e{i}"),
+                &format!("upload failed again {i}"),
+                json!({}),
+            )
+        })
+        .collect();
+    store.upsert("errors", &records).unwrap();
+
+    let passed = Instant::now() - Duration::from_millis(1);
+    let interrupted = deadline::within(passed, || store.search("upload failed", 5, &[]));
+    let error = interrupted.expect_err("the statement stops at the deadline");
+    assert!(
+        format!("{error:?}").contains("interrupt"),
+        "SQLite's interrupt: {error:?}"
+    );
+
+    // The same connection serves the next call, within a deadline or without one.
+    let later = Instant::now() + Duration::from_secs(30);
+    let hits = deadline::within(later, || store.search("upload failed", 5, &[])).unwrap();
+    assert_eq!(hits.hits.len(), 5);
+    assert_eq!(store.search("upload failed", 5, &[]).unwrap().hits.len(), 5);
+}

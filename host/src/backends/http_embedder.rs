@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::embedder::Embedder;
 use crate::api::BackendError;
+use crate::deadline;
 
 /// How to reach and use the endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +112,16 @@ impl HttpEmbedder {
         if let Some(key) = &self.config.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
+        // A request made for a call ends at the call's deadline at the latest.
+        let timeout = deadline::cap(self.config.timeout);
+        if timeout.is_zero() {
+            return Err(AttemptError {
+                error: BackendError::Unavailable(deadline::DEADLINE_MESSAGE.into()),
+                transient: false,
+                retry_after: None,
+            });
+        }
+        let request = request.config().timeout_global(Some(timeout)).build();
         let response = request.send_json(EmbeddingsRequest {
             model: &self.config.model,
             input: batch,
@@ -216,10 +227,14 @@ impl HttpEmbedder {
         loop {
             match self.attempt(batch) {
                 Ok(vectors) => return Ok(vectors),
-                Err(failed) if failed.transient && attempt < self.config.retries => {
+                Err(failed)
+                    if failed.transient
+                        && attempt < self.config.retries
+                        && !deadline::expired() =>
+                {
                     attempt += 1;
                     tracing::warn!(error = %failed.error, attempt, "retrying the embedding request");
-                    std::thread::sleep(failed.retry_after.unwrap_or(wait));
+                    std::thread::sleep(deadline::cap(failed.retry_after.unwrap_or(wait)));
                     wait *= 2;
                 }
                 Err(failed) => return Err(failed.error),

@@ -183,6 +183,7 @@ impl Embedder for MiniLmEmbedder {
         order.sort_by_key(|&i| texts[i].len());
         let mut vectors = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(BATCH) {
+            crate::deadline::check()?;
             let batch: Vec<&str> = chunk
                 .iter()
                 .map(|&i| match texts[i].trim() {

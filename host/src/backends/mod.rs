@@ -15,9 +15,11 @@ mod ranking;
 mod records;
 pub mod sqlite;
 mod sqlite_index;
+mod sqlite_pool;
 pub mod vector_index;
 
 pub use embedder::{Embedder, HashingEmbedder};
+pub(crate) use ranking::query_words;
 pub use ranking::SearchMode;
 pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats, StoreStats};
 
@@ -85,6 +87,11 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore {
     fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError>;
     /// Wins and regrets per origin, by origin.
     fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError>;
+    /// Whether the store can serve now, by a probe whose cost does not grow with the data
+    /// (readiness checks call it periodically).
+    fn health(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// Bring a vector index kept outside the database up to date; returns the changes applied.
     /// Stores whose database maintains its own index have nothing to do.
     fn sync_index(&self) -> Result<usize, BackendError> {

@@ -32,6 +32,7 @@ use crate::api::{
     BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
     VectorRef,
 };
+use crate::deadline;
 
 /// Schema migrations of a tenant schema, applied in order; `schema_migrations` records them.
 /// Text keys use the "C" collation so ids sort byte-wise, as in SQLite.
@@ -107,6 +108,9 @@ const ATTEMPTS: u32 = 4;
 
 /// First retry delay; doubles per attempt.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Longest wait for a pooled connection outside a call's deadline.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HNSW search depth (pgvector's `hnsw.ef_search`), as the SQLite backend's index.
 const EF_SEARCH: u32 = 96;
@@ -259,7 +263,7 @@ impl PostgresStore {
             .min_idle(Some(0))
             // No round trip per checkout: a connection found broken is retried (`transaction`).
             .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(CHECKOUT_TIMEOUT)
             .connection_customizer(Box::new(TenantSchema(schema.clone())))
             .build(manager)
             .map_err(|error| PostgresError::Connect(error.to_string()))?;
@@ -373,25 +377,37 @@ impl PostgresStore {
                 }
                 Err(AttemptError::Statement(error)) => error,
             };
-            if attempt >= ATTEMPTS || !is_transient(&error) {
+            if attempt >= ATTEMPTS || !is_transient(&error) || deadline::expired() {
                 return Err(backend_error(error));
             }
             tracing::warn!(schema = %self.schema, attempt, %error, "retrying a transient PostgreSQL failure");
-            std::thread::sleep(RETRY_BACKOFF * 2u32.pow(attempt - 1));
+            std::thread::sleep(deadline::cap(RETRY_BACKOFF * 2u32.pow(attempt - 1)));
             attempt += 1;
         }
+    }
+
+    /// A pooled connection, waiting no longer than the call's deadline (or the pool's 10 s).
+    fn client(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, BackendError> {
+        self.pool
+            .get_timeout(deadline::cap(CHECKOUT_TIMEOUT))
+            .map_err(|error| BackendError::Unavailable(format!("postgres: no connection: {error}")))
     }
 
     fn attempt<T>(
         &self,
         operation: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, AttemptError>,
     ) -> Result<T, AttemptError> {
-        let mut client = self.pool.get().map_err(|error| {
-            AttemptError::Backend(BackendError::Unavailable(format!(
-                "postgres: no connection: {error}"
-            )))
-        })?;
+        let mut client = self.client().map_err(AttemptError::Backend)?;
         let mut tx = client.transaction()?;
+        // The server stops a statement at the call's deadline (the time left when it starts).
+        if let Some(left) = deadline::remaining() {
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {}",
+                left.as_millis().max(1)
+            ))?;
+        }
         let value = operation(&mut tx)?;
         tx.commit().map_err(AttemptError::Commit)?;
         Ok(value)
@@ -485,6 +501,14 @@ fn hit(row: &postgres::Row, reason: &str) -> BackendHit {
 }
 
 impl Store for PostgresStore {
+    fn health(&self) -> Result<(), BackendError> {
+        let mut client = self.client()?;
+        client
+            .simple_query("SELECT 1")
+            .map(drop)
+            .map_err(backend_error)
+    }
+
     fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
         self.transaction(|tx| {
             tx.execute(
@@ -631,8 +655,7 @@ impl Retriever for PostgresStore {
 
 impl MetricsDb for PostgresStore {
     fn available(&self) -> bool {
-        self.pool
-            .get()
+        self.client()
             .is_ok_and(|mut client| client.simple_query("SELECT 1").is_ok())
     }
 

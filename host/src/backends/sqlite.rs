@@ -8,8 +8,7 @@
 //! duplicated or half-written.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -18,6 +17,7 @@ use super::ranking::{fts_query, relative_to_best, search_by_mode, Rankings};
 pub use super::records::StoreStats;
 use super::records::{now_ms, text_hash};
 use super::sqlite_index::{next_seq, IndexedVectors};
+use super::sqlite_pool::{configure, is_damage, note_error, ConnectionPool, Pooled};
 use super::vector_index::IndexParams;
 use super::{
     rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
@@ -27,6 +27,7 @@ use crate::api::{
     BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
     VectorRef,
 };
+use crate::deadline;
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -156,7 +157,7 @@ pub enum SqliteError {
 
 /// A SQLite-backed implementation of every backend trait.
 pub struct SqliteStore {
-    connection: Mutex<Connection>,
+    connections: ConnectionPool,
     embedder: Arc<dyn Embedder>,
     search_mode: SearchMode,
     /// Loaded on the first vector search (or [`SqliteStore::sync_index`]), then kept current.
@@ -165,8 +166,15 @@ pub struct SqliteStore {
     index_params: IndexParams,
 }
 
+/// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
+pub const DEFAULT_CONNECTIONS: usize = 4;
+
 /// SQLite errors as the component sees them: a busy or locked database is retryable.
 pub(super) fn backend_error(error: rusqlite::Error) -> BackendError {
+    note_error(&error);
+    if is_damage(&error) {
+        return BackendError::Failed(format!("sqlite: the database file is damaged: {error}"));
+    }
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             BackendError::Unavailable(format!("sqlite: {error}"))
@@ -198,23 +206,22 @@ impl SqliteStore {
             source,
         };
         let mut connection = Connection::open(path).map_err(open_error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
-            .and_then(|_| connection.pragma_update(None, "foreign_keys", "ON"))
-            .and_then(|_| connection.busy_timeout(Duration::from_secs(5)))
-            .map_err(open_error)?;
-        // Room for every statement variant (search limits x filter shapes) plus the rest.
-        connection.set_prepared_statement_cache_capacity(64);
+        configure(&mut connection).map_err(open_error)?;
         migrate(&mut connection, path)?;
         Ok(Self {
-            connection: Mutex::new(connection),
+            connections: ConnectionPool::new(path, connection, DEFAULT_CONNECTIONS),
             embedder,
             search_mode: SearchMode::default(),
             index: Mutex::new(None),
             index_snapshot: PathBuf::from(format!("{}.usearch", path.display())),
             index_params: IndexParams::default(),
         })
+    }
+
+    /// The same store with up to `connections` open connections (one call uses one at a time).
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.connections.set_max(connections);
+        self
     }
 
     /// The same store, ranking searches by `mode`.
@@ -232,7 +239,7 @@ impl SqliteStore {
 
     /// Load the index if needed and apply changes made since (by this or another process).
     fn current_index(&self, index: &mut Option<IndexedVectors>) -> Result<usize, BackendError> {
-        let connection = self.connection();
+        let connection = self.connection()?;
         if index.is_none() {
             *index = Some(IndexedVectors::open(
                 &connection,
@@ -248,14 +255,23 @@ impl SqliteStore {
         }
     }
 
-    fn connection(&self) -> MutexGuard<'_, Connection> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn connection(&self) -> Result<Pooled<'_>, BackendError> {
+        self.connections.get()
     }
 }
 
 impl Store for SqliteStore {
+    /// Unhealthy for good once a statement found the file damaged; else one cheap read.
+    fn health(&self) -> Result<(), BackendError> {
+        if self.connections.damaged() {
+            return Err(BackendError::Failed(
+                "sqlite: the database file is damaged".into(),
+            ));
+        }
+        let connection = self.connection()?;
+        super::sqlite_index::current_seq(&connection).map(drop)
+    }
+
     fn sync_index(&self) -> Result<usize, BackendError> {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let applied = self.current_index(&mut index)?;
@@ -266,7 +282,7 @@ impl Store for SqliteStore {
     }
 
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let mut deleted = 0;
         for id in ids {
@@ -282,14 +298,14 @@ impl Store for SqliteStore {
     }
 
     fn register_database(&self, db: &str) -> Result<(), BackendError> {
-        self.connection()
+        self.connection()?
             .execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
             .map(drop)
             .map_err(backend_error)
     }
 
     fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         tx.execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
             .map_err(backend_error)?;
@@ -327,7 +343,7 @@ impl Store for SqliteStore {
     }
 
     fn stats(&self) -> Result<StoreStats, BackendError> {
-        let connection = self.connection();
+        let connection = self.connection()?;
         let version = self.embedder.version();
         let mut statement = connection
             .prepare(
@@ -361,7 +377,7 @@ impl Store for SqliteStore {
     }
 
     fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError> {
-        let connection = self.connection();
+        let connection = self.connection()?;
         let mut statement = connection
             .prepare(
                 "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms
@@ -387,7 +403,7 @@ impl Store for SqliteStore {
     }
 
     fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError> {
-        let connection = self.connection();
+        let connection = self.connection()?;
         let mut statement = connection
             .prepare("SELECT origin_db, wins, regrets FROM retriever_stats ORDER BY origin_db")
             .map_err(backend_error)?;
@@ -487,7 +503,7 @@ impl Rankings for SqliteStore {
              FROM matched m JOIN records r ON r.rowid = m.rowid";
         let limit = top_k.max(1).checked_next_power_of_two().unwrap_or(u32::MAX);
         let order = format!(" ORDER BY m.rank, r.id LIMIT {limit}");
-        let connection = self.connection();
+        let connection = self.connection()?;
         let (sql, filter) = if origins.is_empty() {
             (format!("{MATCHED}{order}"), None)
         } else {
@@ -532,7 +548,7 @@ impl Rankings for SqliteStore {
             .embed(&[query])?
             .pop()
             .ok_or_else(|| BackendError::Failed("the embedder returned no vector".into()))?;
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = deadline::lock(&self.index)?;
         self.current_index(&mut index)?;
         let Some(indexed) = index.as_ref() else {
             return Ok(Vec::new());
@@ -551,7 +567,7 @@ impl Rankings for SqliteStore {
                 (!origins.is_empty()).then_some(&keep as &dyn Fn(u64) -> bool),
             )
             .map_err(|e| BackendError::Failed(e.to_string()))?;
-        let connection = self.connection();
+        let connection = self.connection()?;
         let mut statement = connection
             .prepare_cached("SELECT origin_db, id, metadata FROM records WHERE rowid = ?1")
             .map_err(backend_error)?;
@@ -595,7 +611,7 @@ impl MetricsDb for SqliteStore {
     }
 
     fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let ts = now_ms();
         for row in &outcome.contributors {
@@ -620,7 +636,7 @@ impl MetricsDb for SqliteStore {
 
 impl VectorMetricsDb for SqliteStore {
     fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let ts = now_ms();
         for o in outcomes {
@@ -635,7 +651,7 @@ impl VectorMetricsDb for SqliteStore {
     }
 
     fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         vectors
             .iter()
@@ -652,7 +668,7 @@ impl VectorMetricsDb for SqliteStore {
     }
 
     fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         origins
             .iter()
@@ -664,7 +680,7 @@ impl VectorMetricsDb for SqliteStore {
 
 impl EmbeddingStore for SqliteStore {
     fn databases(&self) -> Result<Vec<String>, BackendError> {
-        let connection = self.connection();
+        let connection = self.connection()?;
         let mut statement = connection
             .prepare_cached("SELECT name FROM databases ORDER BY name")
             .map_err(backend_error)?;
@@ -680,7 +696,7 @@ impl EmbeddingStore for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, BackendError> {
-        let connection = self.connection();
+        let connection = self.connection()?;
         let known: Option<String> = connection
             .query_row("SELECT name FROM databases WHERE name = ?1", [db], |row| {
                 row.get(0)
@@ -711,7 +727,7 @@ impl EmbeddingStore for SqliteStore {
         // Read, embed outside the lock, then write the whole batch in one transaction.
         let mut texts: Vec<(String, String, i64)> = Vec::with_capacity(ids.len());
         {
-            let connection = self.connection();
+            let connection = self.connection()?;
             let mut statement = connection
                 .prepare_cached("SELECT text, text_hash FROM records WHERE db = ?1 AND id = ?2")
                 .map_err(backend_error)?;
@@ -735,7 +751,7 @@ impl EmbeddingStore for SqliteStore {
                 texts.len()
             )));
         }
-        let mut connection = self.connection();
+        let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let created_at = now_ms();
         let seq = next_seq(&tx)?;

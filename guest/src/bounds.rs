@@ -1,0 +1,93 @@
+//! Upper bounds on every request input, checked before any backend is called, so that no
+//! request can make the host do (or allocate) work proportional to a number it chose. The same
+//! values are documented in `wit/vector-service.wit` and enforced again by the host's imports.
+
+use crate::bindings::vector_service::plugin::types::Error;
+use crate::errors;
+
+/// Most hits one request may ask for (`top-k`).
+pub const MAX_TOP_K: u32 = 1_000;
+/// Longest query or task, in bytes.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Most words (runs of letters and digits) in a query or task.
+pub const MAX_QUERY_TERMS: usize = 512;
+/// Longest session id, patch id, vector id, database or origin name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Most vector ids in one `track-contributors` call.
+pub const MAX_VECTOR_IDS: usize = 1_000;
+/// Largest backfill batch.
+pub const MAX_BATCH_SIZE: u32 = 1_000;
+/// Most entries in a list of names (origins, databases, db weights).
+pub const MAX_LIST_ENTRIES: usize = 64;
+
+/// A query or task: non-blank, at most [`MAX_QUERY_BYTES`] and [`MAX_QUERY_TERMS`].
+pub fn text(field: &str, text: &str) -> Result<(), Error> {
+    if text.trim().is_empty() {
+        return Err(errors::malformed(format!(
+            "{field} must be a non-empty string"
+        )));
+    }
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(errors::malformed(format!(
+            "{field} is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+            text.len()
+        )));
+    }
+    let terms = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .count();
+    if terms > MAX_QUERY_TERMS {
+        return Err(errors::malformed(format!(
+            "{field} has {terms} words; at most {MAX_QUERY_TERMS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+/// A requested hit count: 1 to [`MAX_TOP_K`].
+pub fn top_k(top_k: u32) -> Result<u32, Error> {
+    count("top_k", top_k, MAX_TOP_K)
+}
+
+/// A backfill batch size: 1 to [`MAX_BATCH_SIZE`].
+pub fn batch_size(size: u32) -> Result<u32, Error> {
+    count("batch_size", size, MAX_BATCH_SIZE)
+}
+
+/// A count from 1 to `max`.
+fn count(field: &str, value: u32, max: u32) -> Result<u32, Error> {
+    match value {
+        0 => Err(errors::malformed(format!("{field} must be at least 1"))),
+        value if value > max => Err(errors::malformed(format!(
+            "{field} is {value}; at most {max} are accepted"
+        ))),
+        value => Ok(value),
+    }
+}
+
+/// A short identifier (session id, patch id, name): at most [`MAX_NAME_BYTES`].
+pub fn name(field: &str, value: &str) -> Result<(), Error> {
+    if value.len() > MAX_NAME_BYTES {
+        return Err(errors::malformed(format!(
+            "{field} is {} bytes; at most {MAX_NAME_BYTES} are accepted",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A list of names: at most `max` entries, each a valid [`name`].
+pub fn names<'a>(
+    field: &str,
+    values: impl ExactSizeIterator<Item = &'a str>,
+    max: usize,
+) -> Result<(), Error> {
+    if values.len() > max {
+        return Err(errors::malformed(format!(
+            "{field} has {} entries; at most {max} are accepted",
+            values.len()
+        )));
+    }
+    values.into_iter().try_for_each(|value| name(field, value))
+}
