@@ -37,7 +37,8 @@ curl -s -X POST http://$LISTEN/v1/search -H 'Content-Type: application/json' -d 
 curl -s -X POST http://$LISTEN/v1/context -H 'Content-Type: application/json' -d '{"task": "fix failing tests", "top_k": 2}'
 curl -s -X POST http://$LISTEN/v1/contributors -H 'Content-Type: application/json' -d '{"vector_ids": ["bot:bot-005"], "success": true, "patch_id": "p-2"}'
 curl -s -X POST http://$LISTEN/v1/records -H 'Content-Type: application/x-ndjson' --data-binary @examples/data/records.jsonl
-curl -s -X POST http://$LISTEN/v1/backfill -H 'Content-Type: application/json' -d '{}'
+curl -s -X POST http://$LISTEN/v1/backfill -H 'Content-Type: application/json' -d '{}'   # a job: 202 + its id
+curl -s http://$LISTEN/v1/backfill/JOB_ID                                               # its progress and outcome
 curl -s http://$LISTEN/metrics | grep -v _bucket
 EOF
 exec target/release/vector-service --data-dir "$DATA_DIR" serve --listen "$LISTEN"

@@ -23,7 +23,7 @@ use vector_service_host::backends::{
     Backends, Embedder, EmbeddingStore, HashingEmbedder, SearchMode, Store,
 };
 use vector_service_host::{
-    Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT, WIT_PACKAGE,
+    Plugin, RunLimits, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT, WIT_PACKAGE,
 };
 
 #[derive(Parser)]
@@ -142,13 +142,22 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
     },
-    /// Embed every record that lacks an up-to-date embedding.
+    /// Embed every record that lacks an up-to-date embedding, in one run however long it
+    /// takes (each batch is bounded, the run is not unless --max-seconds says so). Interrupted
+    /// (Ctrl-C, SIGTERM), it leaves whole batches committed and the next run resumes.
     Backfill {
+        /// Records per batch (default 100, at most 1000).
         #[arg(long)]
         batch_size: Option<u32>,
         /// Only these databases (repeatable).
         #[arg(long = "db")]
         databases: Vec<String>,
+        /// Seconds one batch may take (its embedding call and the component's work on it).
+        #[arg(long, default_value_t = 300)]
+        batch_deadline_secs: u64,
+        /// Seconds the whole run may take; default: no limit.
+        #[arg(long)]
+        max_seconds: Option<u64>,
     },
     /// Search the records.
     Search {
@@ -449,16 +458,25 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Backfill {
             batch_size,
             databases,
+            batch_deadline_secs,
+            max_seconds,
         } => {
             let total = tenant.pending_records(&databases)?;
             let progress = progress::ProgressStore::for_terminal(tenant.store.clone(), total);
             let service = tenant.service(progress.clone().map(|p| p as Arc<dyn EmbeddingStore>));
-            let response = service.backfill(
+            // Ctrl-C and SIGTERM keep their default (the process ends): each batch commits in
+            // one transaction, so what was done is whole batches, and the next run resumes.
+            let run = RunLimits {
+                budget: max_seconds.map(std::time::Duration::from_secs),
+                ..RunLimits::per_batch(std::time::Duration::from_secs(batch_deadline_secs))
+            };
+            let response = service.backfill_with(
                 session,
                 &BackfillRequest {
                     batch_size,
                     databases,
                 },
+                &run,
             )?;
             if let Some(progress) = progress {
                 progress.finish();

@@ -31,6 +31,7 @@ mod engine;
 mod host_calls;
 mod limits;
 mod logging;
+mod long_work;
 mod service;
 mod state;
 mod telemetry;
@@ -67,5 +68,6 @@ pub use engine::{Allocation, Plugin, PluginHandle, BUILTIN_COMPONENT, EPOCH_TICK
 pub use host_calls::HostCallBytesExceeded;
 pub use limits::SandboxLimits;
 pub use logging::GUEST_TARGET;
+pub use long_work::{CancelFlag, RunCancelled, RunLimits};
 pub use service::{Instance, ServiceConfig, ServiceError, VectorService};
 pub use telemetry::{SandboxFailure, Telemetry};

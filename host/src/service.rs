@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime::UpdateDeadline;
+
 use crate::api::{
     BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
     SearchResponse, TrackRequest, TrackResponse,
@@ -14,6 +16,7 @@ use crate::deadline::HostDeadlineExceeded;
 use crate::engine::{deadline_ticks, Plugin, PluginHandle};
 use crate::host_calls::{HostCallBudget, HostCallBytesExceeded};
 use crate::limits::{CallLimiter, SandboxLimits};
+use crate::long_work::{Renewal, RunCancelled, RunLimits};
 use crate::state::{CallState, TenantContext};
 use crate::telemetry::{SandboxFailure, Telemetry};
 
@@ -131,13 +134,27 @@ impl VectorService {
         self.instance()?.track_contributors(session_id, request)
     }
 
-    /// EmbeddingBackfill.run on a fresh instance.
+    /// EmbeddingBackfill.run on a fresh instance, bounded per batch by the call deadline and
+    /// not in all (see [`VectorService::backfill_with`]).
     pub fn backfill(
         &self,
         session_id: &str,
         request: &BackfillRequest,
     ) -> Result<BackfillResponse, ServiceError> {
-        self.instance()?.backfill(session_id, request)
+        let run = RunLimits::per_batch(self.limits.call_deadline);
+        self.backfill_with(session_id, request, &run)
+    }
+
+    /// EmbeddingBackfill.run on a fresh instance as a long run: each batch (an embedding call
+    /// and the guest's work until the next) is bounded by `run.batch_deadline`, the run by
+    /// `run.budget` if any, and setting `run.cancel` stops it between batches.
+    pub fn backfill_with(
+        &self,
+        session_id: &str,
+        request: &BackfillRequest,
+        run: &RunLimits,
+    ) -> Result<BackfillResponse, ServiceError> {
+        self.instance()?.backfill_with(session_id, request, run)
     }
 
     /// A new sandboxed instance. Calls on one instance share its memory (faster, same tenant);
@@ -150,10 +167,25 @@ impl VectorService {
             limiter: CallLimiter::new(&self.limits),
             budget: HostCallBudget::new(self.limits.host_call_bytes),
             deadline: started + self.limits.call_deadline,
+            renewal: None,
         };
         let mut store = wasmtime::Store::new(plugin.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        // At the epoch deadline: a long run whose batch renewed the deadline goes on, a
+        // cancelled run stops, anything else is interrupted.
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            if state.cancelled() {
+                return Err(RunCancelled.into());
+            }
+            let left = state.deadline.saturating_duration_since(Instant::now());
+            Ok(if left.is_zero() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(deadline_ticks(left))
+            })
+        });
         let result = plugin.pre().instantiate(&mut store);
         let bindings = match result {
             Ok(bindings) => bindings,
@@ -180,6 +212,8 @@ impl VectorService {
             SandboxFailure::Memory
         } else if error.downcast_ref::<HostCallBytesExceeded>().is_some() {
             SandboxFailure::HostCallBytes
+        } else if error.downcast_ref::<RunCancelled>().is_some() {
+            SandboxFailure::Cancelled
         } else if error.downcast_ref::<HostDeadlineExceeded>().is_some()
             || matches!(
                 error.downcast_ref::<wasmtime::Trap>(),
@@ -255,13 +289,15 @@ impl Instance {
         })
     }
 
-    /// EmbeddingBackfill.run on this instance.
-    pub fn backfill(
+    /// EmbeddingBackfill.run on this instance, as a long run (see
+    /// [`VectorService::backfill_with`]).
+    pub fn backfill_with(
         &mut self,
         session_id: &str,
         request: &BackfillRequest,
+        run: &RunLimits,
     ) -> Result<BackfillResponse, ServiceError> {
-        self.call(|world, store| {
+        self.call_with(Some(Renewal::starting_now(run)), |world, store| {
             world
                 .vector_service_plugin_embedding_backfill()
                 .call_run(store, session_id, request)
@@ -275,14 +311,32 @@ impl Instance {
             &mut wasmtime::Store<CallState>,
         ) -> wasmtime::Result<Result<T, Error>>,
     ) -> Result<T, ServiceError> {
+        self.call_with(None, invoke)
+    }
+
+    /// One call under the call deadline, or as a long run renewed per batch by `renewal`.
+    fn call_with<T>(
+        &mut self,
+        renewal: Option<Renewal>,
+        invoke: impl FnOnce(
+            &World,
+            &mut wasmtime::Store<CallState>,
+        ) -> wasmtime::Result<Result<T, Error>>,
+    ) -> Result<T, ServiceError> {
         if self.trapped {
             *self = self.service.instance()?;
         }
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.service.limits.call_deadline));
+        let deadline = match &renewal {
+            Some(renewal) => renewal.next_deadline(),
+            None => Instant::now() + self.service.limits.call_deadline,
+        };
+        self.store.set_epoch_deadline(deadline_ticks(
+            deadline.saturating_duration_since(Instant::now()),
+        ));
         let state = self.store.data_mut();
         state.budget.reset();
-        state.deadline = Instant::now() + self.service.limits.call_deadline;
+        state.deadline = deadline;
+        state.renewal = renewal;
         match invoke(&self.bindings, &mut self.store) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ServiceError::Rejected(error)),

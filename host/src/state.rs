@@ -15,6 +15,7 @@ use crate::cache::ResultCache;
 use crate::deadline::{self, HostDeadlineExceeded};
 use crate::host_calls::HostCallBudget;
 use crate::limits::CallLimiter;
+use crate::long_work::{Renewal, RunCancelled};
 use crate::telemetry::Telemetry;
 use types::{BackendError, Rates, VectorRef};
 
@@ -32,14 +33,32 @@ pub struct CallState {
     pub(crate) context: Arc<TenantContext>,
     pub(crate) limiter: CallLimiter,
     pub(crate) budget: HostCallBudget,
-    /// When the current call must end; host work done for it stops there too.
+    /// When the current call (or batch of a long run) must end; host work done for it stops
+    /// there too.
     pub(crate) deadline: Instant,
+    /// For a long run (a backfill): how each batch renews the deadline, and its cancel flag.
+    pub(crate) renewal: Option<Renewal>,
 }
 
 /// What a backend import returns to the guest: its own typed error, or a trap.
 type BackendResult<T> = wasmtime::Result<Result<T, BackendError>>;
 
 impl CallState {
+    /// Whether the long run this call belongs to was cancelled.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.renewal
+            .as_ref()
+            .is_some_and(|renewal| renewal.cancel.is_cancelled())
+    }
+
+    /// A long run's next batch starts: a new deadline and a new host-call byte budget.
+    fn start_batch(&mut self) {
+        if let Some(renewal) = &self.renewal {
+            self.deadline = renewal.next_deadline();
+            self.budget.reset();
+        }
+    }
+
     /// Run backend work for the current call under its deadline. Work that ran past it traps
     /// the call ([`HostDeadlineExceeded`]), whatever the backend answered; a request over the
     /// host's bounds is refused with a typed error before any backend sees it.
@@ -50,6 +69,9 @@ impl CallState {
     ) -> BackendResult<T> {
         if let Some(reason) = refused {
             return Ok(Err(BackendError::Failed(reason)));
+        }
+        if self.cancelled() {
+            return Err(RunCancelled.into());
         }
         if Instant::now() >= self.deadline {
             return Err(HostDeadlineExceeded.into());
@@ -215,6 +237,7 @@ impl embedding_store::Host for CallState {
         after: Option<String>,
         limit: u32,
     ) -> BackendResult<Vec<String>> {
+        self.start_batch();
         self.budget.charge(&(&db, &after))?;
         let refused = count_error("pending ids", limit as usize, bounds::MAX_BATCH);
         self.backend(refused, |b| {
@@ -227,6 +250,7 @@ impl embedding_store::Host for CallState {
         db: String,
         ids: Vec<String>,
     ) -> BackendResult<embedding_store::EmbedReport> {
+        self.start_batch();
         self.budget.charge(&(&db, &ids))?;
         let refused = count_error("records to embed", ids.len(), bounds::MAX_BATCH);
         self.backend(refused, |b| b.embedding_store.embed(&db, &ids))

@@ -73,15 +73,18 @@ pub enum SandboxFailure {
     HostCallBytes,
     /// Any other trap (a guest bug).
     Trap,
+    /// A long run (a backfill) was cancelled by its host.
+    Cancelled,
 }
 
 impl SandboxFailure {
     /// Every reason, for creating the series at zero.
-    pub const ALL: [SandboxFailure; 4] = [
+    pub const ALL: [SandboxFailure; 5] = [
         SandboxFailure::Deadline,
         SandboxFailure::Memory,
         SandboxFailure::HostCallBytes,
         SandboxFailure::Trap,
+        SandboxFailure::Cancelled,
     ];
 
     /// The `reason` label value.
@@ -91,6 +94,7 @@ impl SandboxFailure {
             SandboxFailure::Memory => "memory",
             SandboxFailure::HostCallBytes => "host-call-bytes",
             SandboxFailure::Trap => "trap",
+            SandboxFailure::Cancelled => "cancelled",
         }
     }
 }

@@ -50,6 +50,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not-found", "no such route")
     }
 
+    /// 404 for a thing the route names (a job) that the tenant does not have.
+    pub fn not_found_thing(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(
@@ -116,6 +121,11 @@ impl ApiError {
         }
     }
 
+    /// 409: the tenant already runs a backfill.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 502: a backend (the tenant's store) failed.
     pub fn backend(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "backend", message)
@@ -165,6 +175,11 @@ impl From<ServiceError> for ApiError {
                     "the call passed more data to the host than the tenant's cap allows",
                 ),
                 SandboxFailure::Trap => Self::internal("the component trapped"),
+                SandboxFailure::Cancelled => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cancelled",
+                    "the run was cancelled",
+                ),
             },
             ServiceError::Host(error) => {
                 tracing::error!(error = %format!("{error:#}"), "the host could not run a call");

@@ -7,6 +7,7 @@ mod admission;
 mod body;
 mod connections;
 mod error;
+mod jobs;
 mod loopback;
 mod metrics;
 mod readiness;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,17 +31,21 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use vector_service_host::backends::{Backends, Store};
 use vector_service_host::{
-    Allocation, Plugin, PluginHandle, ServiceConfig, ServiceError, Telemetry, VectorService,
+    Allocation, Plugin, PluginHandle, RunLimits, ServiceConfig, ServiceError, Telemetry,
+    VectorService,
 };
 
 use admission::Admission;
 use body::Accepts;
 use connections::ConnectionLimits;
 use error::ApiError;
+use jobs::Jobs;
 use metrics::{HttpMetrics, UNAUTHENTICATED};
 use readiness::Readiness;
 use routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
-use tenants::Tenants;
+use tenants::{TenantLimits, Tenants};
+
+use crate::progress::ProgressStore;
 
 /// How to run the server.
 pub struct ServeOptions {
@@ -65,6 +70,9 @@ struct TenantState {
     store: Arc<dyn Store>,
     admission: Admission,
     readiness: Readiness,
+    jobs: Jobs,
+    config: ServiceConfig,
+    limits: TenantLimits,
 }
 
 struct AppState {
@@ -100,8 +108,9 @@ fn load_plugin(
     Ok((plugin, digest, bytes.len()))
 }
 
-/// A pool slot for every call the tenants may run at once, twice over (a reload briefly
-/// runs two components), and room for the largest memory cap.
+/// A pool slot for every call the tenants may run at once (a backfill job takes one of the
+/// tenant's call slots), twice over (a reload briefly runs two components), and room for the
+/// largest memory cap.
 fn pool_for(tenants: &Tenants) -> Allocation {
     let calls: u32 = tenants
         .entries
@@ -158,7 +167,7 @@ pub fn serve(
             plugin.clone(),
             Backends::store(store.clone()),
             telemetry.clone(),
-            config,
+            config.clone(),
         );
         http.in_flight(&entry.name, 0);
         live.push(TenantState {
@@ -167,6 +176,9 @@ pub fn serve(
             store,
             admission: Admission::new(&entry.limits),
             readiness: Readiness::default(),
+            jobs: Jobs::default(),
+            config,
+            limits: entry.limits,
         });
     }
     let limits = ConnectionLimits {
@@ -221,7 +233,15 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
     tracing::info!(%address, tenants = state.live.len(), "serving");
     tokio::spawn(reload_on_sighup(state.clone()));
     let http = state.http.clone();
-    connections::serve(listener, router(state), limits, http, shutdown_signal()).await;
+    let jobs_state = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Running backfills stop at their next batch boundary; their batches stay committed.
+        for tenant in &jobs_state.live {
+            tenant.jobs.cancel_all();
+        }
+    };
+    connections::serve(listener, router(state), limits, http, shutdown).await;
     Ok(())
 }
 
@@ -244,7 +264,11 @@ fn router(state: Shared) -> Router {
         .route("/v1/search", post(search))
         .route("/v1/context", post(context))
         .route("/v1/contributors", post(contributors))
-        .route("/v1/backfill", post(backfill))
+        .route("/v1/backfill", post(start_backfill))
+        .route(
+            "/v1/backfill/{job}",
+            get(backfill_job).delete(cancel_backfill),
+        )
         .route("/v1/records", post(records))
         .route("/metrics", get(metrics))
         .route(
@@ -340,6 +364,12 @@ async fn parse<T: DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
 
+/// A 500 for work that panicked: the panic's message goes to the log, not to the caller.
+fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
+    tracing::error!(error = %error, "{what} panicked");
+    ApiError::internal(format!("{what} failed inside the server"))
+}
+
 /// Session ids go into the request log; one over the component's bound (which refuses it)
 /// is not copied there.
 fn loggable_session_id(session_id: String) -> String {
@@ -409,7 +439,7 @@ where
         let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
         drop(permit);
         state.http.in_flight(&name, tenant.admission.busy());
-        Ok(outcome.map_err(|e| ApiError::internal(format!("the call panicked: {e}")))??)
+        Ok(outcome.map_err(|e| panicked("the call", e))??)
     }
     .await
     .map(|answer: R| {
@@ -446,7 +476,130 @@ operation_handler!(
     ContributorsBody,
     track_contributors
 );
-operation_handler!(backfill, "backfill", BackfillBody, backfill);
+
+/// `POST /v1/backfill`: start a backfill job in one of the tenant's call slots; 202 with its
+/// id, 409 when one is already running.
+async fn start_backfill(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let tenant = match state.authenticate(&headers) {
+        Ok(tenant) => tenant,
+        Err(error) => return finish(&state, UNAUTHENTICATED, "backfill", "", started, Err(error)),
+    };
+    let request: BackfillBody = match parse(&state, &headers, body).await {
+        Ok(request) => request,
+        Err(error) => return finish(&state, &tenant.name, "backfill", "", started, Err(error)),
+    };
+    let session_id = loggable_session_id(request.session_id());
+    let result = async {
+        let conflict = |running: Arc<jobs::Job>| {
+            ApiError::conflict(format!("backfill job {} is still running", running.id))
+        };
+        if let Some(running) = tenant.jobs.running() {
+            return Err(conflict(running));
+        }
+        let permit = tenant.admission.admit().await?;
+        let progress = ProgressStore::counting(tenant.store.clone());
+        let job = tenant
+            .jobs
+            .start(request.session_id(), progress.clone())
+            .map_err(conflict)?;
+        let mut backends = Backends::store(tenant.store.clone());
+        backends.embedding_store = progress;
+        let service = VectorService::new(
+            state.plugin.clone(),
+            backends,
+            state.telemetry.clone(),
+            tenant.config.clone(),
+        );
+        let run = RunLimits {
+            cancel: job.cancel.clone(),
+            ..tenant.limits.backfill_run()
+        };
+        let (worker, name, http) = (job.clone(), tenant.name.clone(), state.http.clone());
+        http.in_flight(&name, tenant.admission.busy());
+        tokio::task::spawn_blocking(move || {
+            let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
+                Ok(response) => jobs::Outcome::Finished(response),
+                Err(error) => {
+                    let error = ApiError::from(error);
+                    jobs::Outcome::Stopped {
+                        kind: error.kind,
+                        message: error.message,
+                    }
+                }
+            };
+            worker.finish(outcome);
+            drop(permit);
+            let view = worker.view();
+            tracing::info!(
+                target: "vector_service::http",
+                tenant = %name,
+                job = %worker.id,
+                status = %view["status"],
+                records_done = worker.progress.done(),
+                "backfill job finished"
+            );
+        });
+        let mut answer = (StatusCode::ACCEPTED, Json(job.view())).into_response();
+        if let Ok(location) = format!("/v1/backfill/{}", job.id).parse() {
+            answer.headers_mut().insert(header::LOCATION, location);
+        }
+        Ok(answer)
+    }
+    .await;
+    finish(
+        &state,
+        &tenant.name,
+        "backfill",
+        &session_id,
+        started,
+        result,
+    )
+}
+
+/// `GET /v1/backfill/{job}`: the job's progress and outcome (the tenant's own jobs only).
+async fn backfill_job(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_job(&state, &headers, &id, "backfill-job", |job| {
+        Json(job.view()).into_response()
+    })
+}
+
+/// `DELETE /v1/backfill/{job}`: cancel it; it stops at its next batch boundary.
+async fn cancel_backfill(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_job(&state, &headers, &id, "backfill-cancel", |job| {
+        job.cancel.cancel();
+        (StatusCode::ACCEPTED, Json(job.view())).into_response()
+    })
+}
+
+/// Authenticate, find the tenant's job `id` (404 otherwise) and answer with `answer`.
+fn with_job(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    route: &'static str,
+    answer: impl FnOnce(&jobs::Job) -> Response,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match state.authenticate(headers) {
+        Ok(tenant) => tenant,
+        Err(error) => return finish(state, UNAUTHENTICATED, route, "", started, Err(error)),
+    };
+    let result = tenant
+        .jobs
+        .get(id)
+        .map(|job| answer(&job))
+        .ok_or_else(|| ApiError::not_found_thing("no such backfill job"));
+    finish(state, &tenant.name, route, "", started, result)
+}
 
 #[derive(Deserialize)]
 struct RecordsQuery {
@@ -485,7 +638,7 @@ async fn records(
             Ok::<_, vector_service_host::api::BackendError>(report)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("the ingest panicked: {e}")))?
+        .map_err(|e| panicked("the ingest", e))?
         .map_err(|e| ApiError::backend(e.to_string()))?;
         Ok(Json(serde_json::json!({"databases": report})).into_response())
     }
@@ -582,7 +735,7 @@ async fn swap_component(
     let allocation = state.allocation;
     let loaded = tokio::task::spawn_blocking(move || load_plugin(path.as_ref(), allocation))
         .await
-        .map_err(|e| ApiError::internal(format!("the reload panicked: {e}")))?;
+        .map_err(|e| panicked("the reload", e))?;
     match loaded {
         Ok((plugin, sha256, size)) => {
             state.telemetry.set_instance_slots(plugin.instance_slots());

@@ -15,6 +15,8 @@
 //! requests_per_second = 50000.0
 //! queue_wait_ms = 1000
 //! host_call_mib = 16
+//! backfill_batch_deadline_ms = 60000
+//! backfill_budget_ms = 3600000
 //! ```
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use vector_service_host::SandboxLimits;
+use vector_service_host::{RunLimits, SandboxLimits};
 
 /// Per-tenant limits.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -41,6 +43,10 @@ pub struct TenantLimits {
     pub queue_wait_ms: u64,
     /// Bytes one call may pass to the host through imports (log lines, queries, ids).
     pub host_call_mib: u64,
+    /// Time one batch of a backfill job may take (its embedding call included).
+    pub backfill_batch_deadline_ms: u64,
+    /// Time a whole backfill job may take.
+    pub backfill_budget_ms: u64,
 }
 
 impl Default for TenantLimits {
@@ -52,11 +58,21 @@ impl Default for TenantLimits {
             requests_per_second: 50_000.0,
             queue_wait_ms: 1_000,
             host_call_mib: 16,
+            backfill_batch_deadline_ms: 60_000,
+            backfill_budget_ms: 3_600_000,
         }
     }
 }
 
 impl TenantLimits {
+    /// How a backfill job of this tenant is bounded (a fresh cancel flag).
+    pub fn backfill_run(&self) -> RunLimits {
+        RunLimits {
+            budget: Some(Duration::from_millis(self.backfill_budget_ms)),
+            ..RunLimits::per_batch(Duration::from_millis(self.backfill_batch_deadline_ms))
+        }
+    }
+
     /// The sandbox part of the limits.
     pub fn sandbox(&self) -> SandboxLimits {
         SandboxLimits {
@@ -157,7 +173,7 @@ impl TenantLimits {
     /// Why these limits are refused, if they are: each must be finite and inside its range,
     /// so no value switches a limit off or overflows it.
     pub fn check(&self) -> Result<(), String> {
-        let ranges: [(&str, f64, f64, f64); 6] = [
+        let ranges: [(&str, f64, f64, f64); 8] = [
             ("memory_mib", self.memory_mib as f64, 1.0, 4096.0),
             (
                 "call_deadline_ms",
@@ -174,6 +190,18 @@ impl TenantLimits {
             ("requests_per_second", self.requests_per_second, 0.001, 1e9),
             ("queue_wait_ms", self.queue_wait_ms as f64, 0.0, 60_000.0),
             ("host_call_mib", self.host_call_mib as f64, 1.0, 1024.0),
+            (
+                "backfill_batch_deadline_ms",
+                self.backfill_batch_deadline_ms as f64,
+                1.0,
+                3_600_000.0,
+            ),
+            (
+                "backfill_budget_ms",
+                self.backfill_budget_ms as f64,
+                1.0,
+                86_400_000.0,
+            ),
         ];
         for (name, value, low, high) in ranges {
             if !(value.is_finite() && (low..=high).contains(&value)) {

@@ -56,6 +56,11 @@ impl Server {
         Self { url, script, seen }
     }
 
+    /// Embedding requests received so far.
+    pub(crate) fn requests(&self) -> usize {
+        self.seen.lock().unwrap().batch_sizes.len()
+    }
+
     fn config(&self) -> HttpEmbedderConfig {
         HttpEmbedderConfig {
             timeout: Duration::from_secs(2),

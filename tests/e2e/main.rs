@@ -10,6 +10,7 @@ mod context_builder;
 mod embedding_backfill;
 mod http_embedder;
 mod logs_and_metrics;
+mod long_backfill;
 #[cfg(feature = "neural")]
 mod minilm_embedder;
 mod misbehaving;

@@ -74,8 +74,8 @@ fn two_hosts_sharing_postgres_serve_one_tenant_consistently() {
     assert_eq!(hit_ids(&via_a), hit_ids(&via_b), "both hosts rank alike");
 
     // Backfill through B, then both hosts see the embeddings as current.
-    let (status, backfill, _) = hosts[1].post("/v1/backfill", key, "{}");
-    assert_eq!(status, 200, "{backfill}");
+    let job = hosts[1].run_backfill(key, "{}");
+    assert_eq!(job["status"], "succeeded", "{job}");
 
     // Patch outcomes through both hosts at once.
     let per_host = 10;

@@ -17,6 +17,21 @@ fn os_args<'a>(args: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
     args.iter().map(|arg| std::ffi::OsStr::new(*arg)).collect()
 }
 
+/// Send a request without a body, with an optional bearer key: (status, body text).
+fn answer(
+    mut request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    key: Option<&str>,
+) -> (u16, String) {
+    if let Some(key) = key {
+        request = request.header("Authorization", format!("Bearer {key}"));
+    }
+    let mut response = request.call().expect("the server answers");
+    (
+        response.status().as_u16(),
+        response.body_mut().read_to_string().unwrap(),
+    )
+}
+
 /// A running server and a client for it.
 pub(crate) struct Server {
     _process: Mutex<ServerProcess>,
@@ -44,6 +59,30 @@ impl Server {
             _process: Mutex::new(process),
             url,
             agent,
+        }
+    }
+
+    /// Start a backfill job (202) and wait for it to end; the job as `GET /v1/backfill/{id}`
+    /// last showed it.
+    pub(crate) fn run_backfill(&self, key: Option<&str>, body: &str) -> Value {
+        let (status, started, _) = self.post("/v1/backfill", key, body);
+        assert_eq!(status, 202, "{started}");
+        self.wait_for_job(key, started["job"].as_str().unwrap())
+    }
+
+    /// Poll a backfill job until it has ended (at most two minutes).
+    pub(crate) fn wait_for_job(&self, key: Option<&str>, job: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, text) = self.get(&format!("/v1/backfill/{job}"), key);
+            assert_eq!(status, 200, "{text}");
+            let view: Value = serde_json::from_str(&text).unwrap();
+            let state = view["status"].as_str().unwrap_or_default();
+            if !matches!(state, "running" | "cancelling") {
+                return view;
+            }
+            assert!(std::time::Instant::now() < deadline, "job still {view}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -170,16 +209,12 @@ impl Server {
         self._process.lock().unwrap().child.id()
     }
 
+    pub(crate) fn delete(&self, path: &str, key: Option<&str>) -> (u16, String) {
+        answer(self.agent.delete(format!("{}{path}", self.url)), key)
+    }
+
     pub(crate) fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
-        let mut request = self.agent.get(format!("{}{path}", self.url));
-        if let Some(key) = key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        let mut response = request.call().expect("the server answers");
-        (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap(),
-        )
+        answer(self.agent.get(format!("{}{path}", self.url)), key)
     }
 }
 
@@ -244,17 +279,21 @@ fn every_route_and_error_status_on_the_default_tenant() {
         "{refused}"
     );
 
-    let (status, backfill, _) = server.post(
-        "/v1/backfill",
-        None,
-        r#"{"session_id": "s-1", "batch_size": 50}"#,
-    );
+    let job = server.run_backfill(None, r#"{"session_id": "s-1", "batch_size": 50}"#);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["result"]["status"], "success", "{job}");
+    assert_eq!(job["result"]["session_id"], "s-1");
+    let reported: u64 = job["result"]["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["embedded"].as_u64().unwrap() + d["skipped"].as_u64().unwrap())
+        .sum();
+    assert!(reported >= total, "{job}");
     assert_eq!(
-        (status, backfill["status"].as_str()),
-        (200, Some("success")),
-        "{backfill}"
+        job["records_done"], reported,
+        "progress counts every batch: {job}"
     );
-    assert_eq!(backfill["session_id"], "s-1");
 
     let (status, found, _) = server.post(
         "/v1/search",
@@ -488,14 +527,16 @@ fn tenants_are_authenticated_isolated_and_limited() {
         let (server, running) = (server.clone(), running.clone());
         std::thread::spawn(move || {
             // The searches below may hold the slot when the backfill arrives: try again.
-            let answer = loop {
+            let started = loop {
                 let answer = server.post("/v1/backfill", Some("acme-key"), "{}");
                 if answer.0 != 503 {
                     break answer;
                 }
             };
+            assert_eq!(started.0, 202, "{}", started.1);
+            let job = server.wait_for_job(Some("acme-key"), started.1["job"].as_str().unwrap());
             running.store(false, Ordering::SeqCst);
-            answer
+            job
         })
     };
     let mut overloaded = None;
@@ -511,8 +552,8 @@ fn tenants_are_authenticated_isolated_and_limited() {
         Some(("overloaded".to_string(), Some("1".to_string()))),
         "a search while the backfill held acme's only slot"
     );
-    let (status, report, _) = backfill.join().unwrap();
-    assert_eq!(status, 200, "{report}");
+    let job = backfill.join().unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}");
     let (status, _, _) = server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
     assert_eq!(status, 200, "served again once the slot is free");
 }
