@@ -516,10 +516,18 @@ async fn start_backfill(State(state): State<Shared>, headers: HeaderMap, body: B
             ..tenant.limits.backfill_run()
         };
         let (worker, name, http) = (job.clone(), tenant.name.clone(), state.http.clone());
+        let store = tenant.store.clone();
         http.in_flight(&name, tenant.admission.busy());
         tokio::task::spawn_blocking(move || {
             let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
-                Ok(response) => jobs::Outcome::Finished(response),
+                Ok(response) => {
+                    // As the CLI does: leave the vector index current, so the next vector
+                    // search does not pay for the whole backfill's index inserts.
+                    if let Err(error) = store.sync_index() {
+                        tracing::warn!(tenant = %name, %error, "the vector index was not brought up to date");
+                    }
+                    jobs::Outcome::Finished(response)
+                }
                 Err(error) => {
                     let error = ApiError::from(error);
                     jobs::Outcome::Stopped {
