@@ -1,10 +1,13 @@
 //! A deliberately misbehaving component (`tests/misbehaving-guest`, built here with the same
 //! toolchain rules as the product's guest) served by the real server: a trap, a runaway loop,
 //! a memory hoard and a host-call flood each fail only their own request, with a typed error,
-//! and are counted; the next request on the same server is served.
+//! at its own tenant's limit (distinct from the defaults and the pool's maximum), and is
+//! counted; the next request on the same server is served, and a neighbour tenant's calls keep
+//! succeeding meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -40,8 +43,10 @@ fn misbehaving_component() -> &'static Path {
     })
 }
 
-/// One tenant with tight limits, so that each misbehaviour hits its limit quickly.
-fn tight_tenant(dir: &Path) -> PathBuf {
+/// `acme` with tight limits, each distinct from the default and from the pool's maximum (the
+/// largest cap, the neighbour's), so a failure near acme's own limit proves it was applied;
+/// `neighbour` with roomier ones.
+fn tenants(dir: &Path) -> PathBuf {
     let path = dir.join("tenants.toml");
     let text = format!(
         r#"admin_key_sha256 = "{}"
@@ -51,22 +56,32 @@ name = "acme"
 api_key_sha256 = "{}"
 [tenant.limits]
 memory_mib = 8
-call_deadline_ms = 200
+call_deadline_ms = 300
 host_call_mib = 4
 max_concurrent = 2
+
+[[tenant]]
+name = "neighbour"
+api_key_sha256 = "{}"
+[tenant.limits]
+memory_mib = 32
 "#,
         vector_service_tenant_hash("admin-key"),
-        vector_service_tenant_hash("acme-key")
+        vector_service_tenant_hash("acme-key"),
+        vector_service_tenant_hash("neighbour-key")
     );
     std::fs::write(&path, text).unwrap();
     path
 }
 
+/// The memory-peak bucket between acme's cap (8 MiB) and the neighbour's (32 MiB).
+const SIXTEEN_MIB: f64 = 16.0 * 1024.0 * 1024.0;
+
 #[test]
-fn each_misbehaviour_fails_only_its_own_request_and_is_counted() {
+fn each_misbehaviour_fails_only_its_own_request_at_its_tenants_limit() {
     let component = misbehaving_component();
     let dir = temp_dir("misbehaving");
-    let tenants = tight_tenant(&dir);
+    let tenants = tenants(&dir);
     let server = Server::start(
         &dir,
         &[
@@ -76,11 +91,10 @@ fn each_misbehaviour_fails_only_its_own_request_and_is_counted() {
             component.to_str().unwrap(),
         ],
     );
-    let key = Some("acme-key");
-    let search = |query: &str| {
+    let search = |key: &str, query: &str| {
         server.post(
             "/v1/search",
-            key,
+            Some(key),
             &json!({"query": query, "session_id": "s-1"}).to_string(),
         )
     };
@@ -91,17 +105,43 @@ fn each_misbehaviour_fails_only_its_own_request_and_is_counted() {
         ("hoard", 503, "memory-limit", "memory"),
         ("flood", 503, "host-call-limit", "host-call-bytes"),
     ];
-    for (query, status, kind, _) in cases {
-        let (got_status, body, _) = search(query);
-        assert_eq!(got_status, status, "{query}: {body}");
-        assert_eq!(error_kind(&body), kind, "{query}: {body}");
-        let (status, body, _) = search("a well-behaved query");
-        assert_eq!(status, 200, "after {query}: {body}");
-        assert_eq!(body["session_id"], "s-1");
-        assert_eq!(body["hits"], json!([]));
-    }
+    let neighbour_served = std::sync::atomic::AtomicUsize::new(0);
+    let acme_done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // The neighbour's calls keep succeeding on the same server meanwhile.
+        scope.spawn(|| {
+            while !acme_done.load(std::sync::atomic::Ordering::SeqCst) {
+                let (status, body, _) = search("neighbour-key", "a well-behaved query");
+                assert_eq!(status, 200, "the neighbour: {body}");
+                neighbour_served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        for (query, status, kind, _) in cases {
+            let started = Instant::now();
+            let (got_status, body, _) = search("acme-key", query);
+            let elapsed = started.elapsed();
+            assert_eq!(got_status, status, "{query}: {body}");
+            assert_eq!(error_kind(&body), kind, "{query}: {body}");
+            if query == "spin" {
+                // acme's 300 ms, not the default 10 s (a generous margin, not a tight timing).
+                assert!(
+                    elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+                    "spin stopped near acme's deadline: {elapsed:?}"
+                );
+            }
+            let (status, body, _) = search("acme-key", "a well-behaved query");
+            assert_eq!(status, 200, "after {query}: {body}");
+            assert_eq!(body["session_id"], "s-1");
+            assert_eq!(body["hits"], json!([]));
+        }
+        acme_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert!(neighbour_served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // The neighbour's hoard goes past acme's cap before its own stops it.
+    let (status, body, _) = search("neighbour-key", "hoard");
+    assert_eq!((status, error_kind(&body)), (503, "memory-limit"), "{body}");
 
-    let (status, text) = server.get("/metrics", key);
+    let (status, text) = server.get("/metrics", Some("acme-key"));
     assert_eq!(status, 200);
     let metrics = Metrics::parse(text);
     for (query, _, _, reason) in cases {
@@ -119,8 +159,26 @@ fn each_misbehaviour_fails_only_its_own_request_and_is_counted() {
     // Process-wide figures are for the operator (admin key), not for a tenant.
     assert!(!metrics.text.contains("vector_service_instance_slots"));
     let (_, text) = server.get("/metrics", Some("admin-key"));
-    let slots = Metrics::parse(text).gauge("vector_service_instance_slots", &[]);
+    let all = Metrics::parse(text);
+    let slots = all.gauge("vector_service_instance_slots", &[]);
     assert!(slots >= 4.0, "2 x max_concurrent slots, got {slots}");
-    let peaks = metrics.histogram_count("vector_service_memory_peak_bytes", &[("tenant", "acme")]);
-    assert_eq!(peaks, 8.0, "one high-water mark per request");
+    let peak = |tenant: &str| {
+        let labels = [("tenant", tenant)];
+        (
+            all.histogram_count("vector_service_memory_peak_bytes", &labels),
+            all.histogram_at_most("vector_service_memory_peak_bytes", &labels, SIXTEEN_MIB),
+        )
+    };
+    let (acme_calls, acme_small) = peak("acme");
+    assert_eq!(acme_calls, 8.0, "one high-water mark per request");
+    assert_eq!(
+        acme_small, acme_calls,
+        "acme's hoard was stopped at its own 8 MiB, not at the pool's 32 MiB"
+    );
+    let (neighbour_calls, neighbour_small) = peak("neighbour");
+    assert_eq!(
+        neighbour_calls - neighbour_small,
+        1.0,
+        "the neighbour's hoard grew past 16 MiB under its 32 MiB cap"
+    );
 }

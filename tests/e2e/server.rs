@@ -225,18 +225,18 @@ fn sample_corpus() -> String {
     .unwrap()
 }
 
-fn promtool() -> Option<PathBuf> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/prometheus/usr/bin/promtool");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED promtool check: {} is missing (scripts/fetch-prometheus.sh)",
-            path.display()
-        );
-        None
-    }
+/// A tool unpacked by scripts/fetch-prometheus.sh (which scripts/test.sh runs): a test that
+/// needs it fails without it, it never skips.
+fn prometheus_tool(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/tools/prometheus/usr/bin")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing (run scripts/fetch-prometheus.sh)",
+        path.display()
+    );
+    path
 }
 
 pub(crate) fn error_kind(value: &Value) -> &str {
@@ -384,29 +384,28 @@ fn every_route_and_error_status_on_the_default_tenant() {
     assert_eq!(count("search", "413"), 1.0);
     assert_eq!(count("records", "400"), 1.0);
     assert!(!text.contains("s-1"), "session ids never become labels");
-    if let Some(promtool) = promtool() {
-        let mut check = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        check
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let output = check.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let promtool = prometheus_tool("promtool");
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn tenants_file(dir: &Path) -> PathBuf {
@@ -636,15 +635,7 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
 /// server on loopback, and a series the server exported is queried back from it.
 #[test]
 fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
-    let bin =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/prometheus/usr/bin/prometheus");
-    if !bin.is_file() {
-        eprintln!(
-            "SKIPPED: {} is missing (scripts/fetch-prometheus.sh)",
-            bin.display()
-        );
-        return;
-    }
+    let bin = prometheus_tool("prometheus");
     let dir = temp_dir("server-prometheus");
     let server = Server::start(&dir, &[]);
     assert_eq!(

@@ -324,10 +324,15 @@ impl Metrics {
 
     /// A histogram's observation count (its `+Inf` bucket).
     pub fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.histogram_at_most(name, labels, f64::INFINITY)
+    }
+
+    /// A histogram's observations of at most `bound` (the bucket `le = bound`).
+    pub fn histogram_at_most(&self, name: &str, labels: &[(&str, &str)], bound: f64) -> f64 {
         match self.find(name, labels) {
             Some(PromValue::Histogram(buckets)) => buckets
                 .iter()
-                .find(|b| b.less_than.is_infinite())
+                .find(|b| b.less_than == bound)
                 .map_or(0.0, |b| b.count),
             other => panic!(
                 "histogram {name}{labels:?} not found (got {other:?}) in\n{}",
