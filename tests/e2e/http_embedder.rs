@@ -56,6 +56,11 @@ impl Server {
         Self { url, script, seen }
     }
 
+    /// The `Authorization` header of every request received so far.
+    pub(crate) fn authorizations(&self) -> Vec<Option<String>> {
+        self.seen.lock().unwrap().authorization.clone()
+    }
+
     /// Embedding requests received so far.
     pub(crate) fn requests(&self) -> usize {
         self.seen.lock().unwrap().batch_sizes.len()

@@ -17,6 +17,7 @@ mod misbehaving;
 mod node_host;
 mod patch_logger;
 mod postgres_server;
+mod promises;
 mod retriever;
 mod sandbox;
 mod scale_out;

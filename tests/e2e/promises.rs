@@ -1,0 +1,169 @@
+//! What the README promises and no other test ran: `info` and `component export`, the data
+//! directory's fallbacks, SIGHUP reloading the component, and the HTTP embedder honouring
+//! `Retry-After` and reading its key from the environment — each through the real binary.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+
+use crate::http_embedder::{Reply, Server as EmbeddingServer};
+use crate::server::{vector_service_tenant_hash, Server};
+use crate::support::{temp_dir, Metrics};
+
+fn vector_service() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vector-service"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+fn stdout_of(command: &mut Command) -> String {
+    let output = command.output().expect("the CLI starts");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn info_and_component_export_describe_the_built_in_component() {
+    let component = vector_service_host::BUILTIN_COMPONENT;
+    let digest = sha256_hex(component);
+    let info = stdout_of(&mut vector_service());
+    assert!(
+        info.contains(&format!("component: {} bytes", component.len())),
+        "{info}"
+    );
+    assert!(info.contains(&digest), "{info}");
+    assert!(info.contains(vector_service_host::WIT_PACKAGE), "{info}");
+
+    let path = temp_dir("promises-export").join("exported.wasm");
+    let printed = stdout_of(vector_service().args(["component", "export"]).arg(&path));
+    assert_eq!(std::fs::read(&path).unwrap(), component);
+    assert!(printed.contains(&format!("sha256: {digest}")), "{printed}");
+}
+
+#[test]
+fn the_data_directory_falls_back_as_documented() {
+    let root = temp_dir("promises-data-dir");
+    let records = root.join("records.jsonl");
+    std::fs::write(
+        &records,
+        "{\"db\": \"bots\", \"id\": \"b1\", \"text\": \"a bot\"}\n",
+    )
+    .unwrap();
+    let ingest = |env: &[(&str, &Path)]| {
+        let mut command = vector_service();
+        command
+            .env_remove("VECTOR_SERVICE_DATA_DIR")
+            .env_remove("XDG_DATA_HOME")
+            .arg("ingest")
+            .arg(&records);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        stdout_of(&mut command);
+    };
+    let explicit = root.join("explicit");
+    ingest(&[("VECTOR_SERVICE_DATA_DIR", &explicit), ("HOME", &root)]);
+    assert!(explicit.join("default.sqlite3").is_file());
+    let xdg = root.join("xdg");
+    ingest(&[("XDG_DATA_HOME", &xdg), ("HOME", &root)]);
+    assert!(xdg.join("vector-service/default.sqlite3").is_file());
+    let home = root.join("home");
+    ingest(&[("HOME", &home)]);
+    assert!(home
+        .join(".local/share/vector-service/default.sqlite3")
+        .is_file());
+}
+
+#[test]
+fn sighup_reloads_the_component_file() {
+    let dir = temp_dir("promises-sighup");
+    let component = dir.join("plugin.wasm");
+    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    let tenants = dir.join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        format!(
+            "admin_key_sha256 = \"{}\"\n[[tenant]]\nname = \"acme\"\napi_key_sha256 = \"{}\"\n",
+            vector_service_tenant_hash("admin-key"),
+            vector_service_tenant_hash("acme-key")
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir,
+        &[
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--component",
+            component.to_str().unwrap(),
+        ],
+    );
+    let reloads = || {
+        let (_, text) = server.get("/metrics", Some("admin-key"));
+        Metrics::parse(text).counter(
+            "vector_service_component_reloads_total",
+            &[("outcome", "success")],
+        )
+    };
+    assert_eq!(reloads(), 0.0);
+    let hangup = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reloads() < 1.0 {
+        assert!(Instant::now() < deadline, "SIGHUP reloaded the component");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, answer, _) = server.post("/v1/search", Some("acme-key"), r#"{"query": "x"}"#);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn the_http_embedder_honours_retry_after_and_reads_its_key_from_the_environment() {
+    let dir = temp_dir("promises-http-embedder");
+    let embedder = EmbeddingServer::start(&[Reply::Status(429, "retry-after: 1\r\n")]);
+    let records = dir.join("records.jsonl");
+    std::fs::write(
+        &records,
+        "{\"db\": \"bots\", \"id\": \"b1\", \"text\": \"a bot\"}\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let mut command = vector_service();
+        command
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--embedder", &embedder.url, "--embedding-model", "m"])
+            .env("VECTOR_SERVICE_EMBEDDING_API_KEY", "from-the-environment")
+            .args(args);
+        command
+    };
+    stdout_of(&mut cli(&["ingest", records.to_str().unwrap()]));
+    let started = Instant::now();
+    stdout_of(&mut cli(&["backfill"]));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited the 1 s the 429 asked for: {:?}",
+        started.elapsed()
+    );
+    let seen = embedder.authorizations();
+    assert_eq!(seen.len(), 2, "the 429, then the retry");
+    assert!(seen
+        .iter()
+        .all(|a| a.as_deref() == Some("Bearer from-the-environment")));
+}
