@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
-use crate::server::{error_kind, vector_service_tenant_hash, Server};
-use crate::support::{temp_dir, Metrics};
+use crate::server::{error_kind, Server};
+use crate::support::{temp_dir, write_tenants, Metrics};
 
 fn sample_corpus() -> String {
     std::fs::read_to_string(
@@ -254,17 +254,14 @@ fn a_generated_corpus_of_hostile_requests_gets_typed_errors_and_the_server_lives
 }
 
 fn two_tenants(dir: &Path, attacker_limits: &str) -> std::path::PathBuf {
-    let path = dir.join("tenants.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[tenant]]\nname = \"attacker\"\napi_key_sha256 = \"{}\"\n[tenant.limits]\n{attacker_limits}\n\n[[tenant]]\nname = \"victim\"\napi_key_sha256 = \"{}\"\n",
-            vector_service_tenant_hash("attacker-key"),
-            vector_service_tenant_hash("victim-key"),
-        ),
+    write_tenants(
+        dir,
+        None,
+        &[
+            ("attacker", "attacker-key", attacker_limits),
+            ("victim", "victim-key", ""),
+        ],
     )
-    .unwrap();
-    path
 }
 
 #[test]

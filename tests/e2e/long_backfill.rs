@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
-use crate::server::{vector_service_tenant_hash, Server};
-use crate::support::temp_dir;
+use crate::server::Server;
+use crate::support::{temp_dir, write_tenants};
 
 /// `count` records in the `errors` database, as JSON lines.
 fn corpus(dir: &Path, count: usize) -> std::path::PathBuf {
@@ -183,16 +183,18 @@ fn an_interrupted_backfill_leaves_whole_batches_and_the_next_run_finishes() {
 fn the_server_runs_backfills_as_jobs() {
     let dir = temp_dir("long-backfill-jobs");
     let embedder = EmbeddingServer::start(&vec![Reply::Slow(Duration::from_millis(150)); 1000]);
-    let tenants = dir.join("tenants.toml");
-    std::fs::write(
-        &tenants,
-        format!(
-            "[[tenant]]\nname = \"acme\"\napi_key_sha256 = \"{}\"\n[tenant.limits]\ncall_deadline_ms = 500\nbackfill_batch_deadline_ms = 5000\n\n[[tenant]]\nname = \"globex\"\napi_key_sha256 = \"{}\"\n",
-            vector_service_tenant_hash("acme-key"),
-            vector_service_tenant_hash("globex-key"),
-        ),
-    )
-    .unwrap();
+    let tenants = write_tenants(
+        &dir,
+        None,
+        &[
+            (
+                "acme",
+                "acme-key",
+                "call_deadline_ms = 500\nbackfill_batch_deadline_ms = 5000",
+            ),
+            ("globex", "globex-key", ""),
+        ],
+    );
     let globals = [
         "--embedder",
         embedder.url.as_str(),

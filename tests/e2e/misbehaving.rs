@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::server::{error_kind, vector_service_tenant_hash, Server};
-use crate::support::{temp_dir, Metrics};
+use crate::server::{error_kind, Server};
+use crate::support::{temp_dir, write_tenants, Metrics};
 
 #[path = "../../host/guest_build.rs"]
 #[allow(dead_code)]
@@ -47,31 +47,18 @@ fn misbehaving_component() -> &'static Path {
 /// largest cap, the neighbour's), so a failure near acme's own limit proves it was applied;
 /// `neighbour` with roomier ones.
 fn tenants(dir: &Path) -> PathBuf {
-    let path = dir.join("tenants.toml");
-    let text = format!(
-        r#"admin_key_sha256 = "{}"
-
-[[tenant]]
-name = "acme"
-api_key_sha256 = "{}"
-[tenant.limits]
-memory_mib = 8
-call_deadline_ms = 300
-host_call_mib = 4
-max_concurrent = 2
-
-[[tenant]]
-name = "neighbour"
-api_key_sha256 = "{}"
-[tenant.limits]
-memory_mib = 32
-"#,
-        vector_service_tenant_hash("admin-key"),
-        vector_service_tenant_hash("acme-key"),
-        vector_service_tenant_hash("neighbour-key")
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_tenants(
+        dir,
+        Some("admin-key"),
+        &[
+            (
+                "acme",
+                "acme-key",
+                "memory_mib = 8\ncall_deadline_ms = 300\nhost_call_mib = 4\nmax_concurrent = 2",
+            ),
+            ("neighbour", "neighbour-key", "memory_mib = 32"),
+        ],
+    )
 }
 
 /// The memory-peak bucket between acme's cap (8 MiB) and the neighbour's (32 MiB).

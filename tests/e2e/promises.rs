@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use sha2::Digest as _;
 
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
-use crate::server::{vector_service_tenant_hash, Server};
-use crate::support::{temp_dir, Metrics};
+use crate::server::Server;
+use crate::support::{temp_dir, write_tenants, Metrics};
 
 fn vector_service() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vector-service"));
@@ -92,16 +92,7 @@ fn sighup_reloads_the_component_file() {
     let dir = temp_dir("promises-sighup");
     let component = dir.join("plugin.wasm");
     std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
-    let tenants = dir.join("tenants.toml");
-    std::fs::write(
-        &tenants,
-        format!(
-            "admin_key_sha256 = \"{}\"\n[[tenant]]\nname = \"acme\"\napi_key_sha256 = \"{}\"\n",
-            vector_service_tenant_hash("admin-key"),
-            vector_service_tenant_hash("acme-key")
-        ),
-    )
-    .unwrap();
+    let tenants = write_tenants(&dir, Some("admin-key"), &[("acme", "acme-key", "")]);
     let server = Server::start(
         &dir,
         &[

@@ -370,6 +370,35 @@ impl Metrics {
     }
 }
 
+/// Write `dir/tenants.toml`: an optional admin key, then one `[[tenant]]` per
+/// `(name, key, limits)`, where `limits` are TOML lines for `[tenant.limits]` (may be empty).
+/// Keys are stored hashed, as the server expects.
+pub fn write_tenants(
+    dir: &std::path::Path,
+    admin_key: Option<&str>,
+    tenants: &[(&str, &str, &str)],
+) -> std::path::PathBuf {
+    let hash = |key: &str| -> String {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mut text = admin_key
+        .map(|key| format!("admin_key_sha256 = \"{}\"\n", hash(key)))
+        .unwrap_or_default();
+    for (name, key, limits) in tenants {
+        text += &format!(
+            "\n[[tenant]]\nname = \"{name}\"\napi_key_sha256 = \"{}\"\n[tenant.limits]\n{limits}\n",
+            hash(key)
+        );
+    }
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A fresh, empty directory under the system temp dir, unique per call.
 pub fn temp_dir(label: &str) -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
