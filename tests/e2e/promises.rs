@@ -158,3 +158,47 @@ fn the_http_embedder_honours_retry_after_and_reads_its_key_from_the_environment(
         .iter()
         .all(|a| a.as_deref() == Some("Bearer from-the-environment")));
 }
+
+/// An example binary `cargo test` built beside this test binary.
+fn example(name: &str) -> Command {
+    let tests = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = tests
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.is_file(), "{} was not built", path.display());
+    let mut command = Command::new(path);
+    command.env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn both_rust_examples_run_all_their_operations() {
+    let embed = stdout_of(&mut example("embed"));
+    for expected in [
+        "== Retriever.search",
+        "== ContextBuilder.build",
+        "== PatchLogger.track_contributors",
+        "written to the primary metrics db",
+        "embedding_backfill_runs_total{status=\"success\",tenant=\"example\"} 1",
+    ] {
+        assert!(
+            embed.contains(expected),
+            "embed: no {expected:?} in\n{embed}"
+        );
+    }
+    let component = temp_dir("promises-examples").join("component.wasm");
+    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    let raw = stdout_of(example("raw_wasmtime").arg(&component));
+    for expected in [
+        "hit error",
+        "tracked: success",
+        "calls observed by telemetry: 2",
+    ] {
+        assert!(
+            raw.contains(expected),
+            "raw_wasmtime: no {expected:?} in\n{raw}"
+        );
+    }
+}

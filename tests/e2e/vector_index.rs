@@ -113,6 +113,38 @@ fn a_corrupt_snapshot_is_rebuilt_from_the_table() {
 }
 
 #[test]
+fn a_snapshot_built_with_other_parameters_is_rebuilt() {
+    let path = temp_dir("index").join("tenant.sqlite3");
+    let store = open(&path);
+    ingest(&store);
+    embed_everything(&store);
+    store.sync_index().unwrap();
+    let expected = ids(&store, "fix failing tests", 3, &[]);
+    drop(store);
+
+    // A valid snapshot, but of another graph: it must not be reused.
+    let other = SqliteStore::open(&path, Arc::new(HashingEmbedder))
+        .unwrap()
+        .with_search_mode(SearchMode::Vector)
+        .with_index_params(IndexParams {
+            connectivity: 8,
+            ..IndexParams::default()
+        });
+    assert_eq!(other.sync_index().unwrap(), 6, "rebuilt in full");
+    assert_eq!(ids(&other, "fix failing tests", 3, &[]), expected);
+    drop(other);
+    // Its own snapshot is then reused: nothing to replay.
+    let again = SqliteStore::open(&path, Arc::new(HashingEmbedder))
+        .unwrap()
+        .with_search_mode(SearchMode::Vector)
+        .with_index_params(IndexParams {
+            connectivity: 8,
+            ..IndexParams::default()
+        });
+    assert_eq!(again.sync_index().unwrap(), 0);
+}
+
+#[test]
 fn the_graph_agrees_with_exact_search_on_the_sample_corpus() {
     let dir = temp_dir("index");
     let exact = SqliteStore::open(&dir.join("exact.sqlite3"), Arc::new(HashingEmbedder))
