@@ -75,7 +75,7 @@ fn start(dir: &Path, tenants: usize) -> ServerProcess {
         })
         .collect();
     std::fs::write(&file, entries).expect("tenants file");
-    ServerProcess::start_with_globals(dir, &[], &["--tenants".as_ref(), file.as_os_str()])
+    ServerProcess::start_with_globals(dir, &[], &["--tenants".as_ref(), file.as_os_str()], None)
 }
 
 fn agent() -> ureq::Agent {

@@ -202,3 +202,55 @@ fn both_rust_examples_run_all_their_operations() {
         );
     }
 }
+
+#[test]
+fn the_server_logs_every_request_as_json_with_the_documented_fields() {
+    let dir = temp_dir("promises-request-log");
+    let log = dir.join("server.log");
+    let server = Server::start_logging(&dir, &log);
+    let (status, answer, _) = server.post(
+        "/v1/search",
+        None,
+        r#"{"query": "upload failed", "session_id": "log-session-1"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, _) = server.post("/v1/search", None, r#"{"query": ""}"#);
+    assert_eq!(status, 400);
+    server.kill();
+    // Every log line is JSON; the one human notice at start (no tenants file) is not a log line.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with("no tenants file"))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["target"] == "vector_service::http")
+        .collect();
+    assert_eq!(requests.len(), 2, "one line per request: {requests:?}");
+    let fields = &requests[0]["fields"];
+    assert_eq!(fields["message"], "request");
+    assert_eq!(fields["tenant"], "default");
+    assert_eq!(fields["route"], "search");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["session_id"], "log-session-1");
+    assert!(
+        fields["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{fields}"
+    );
+    assert_eq!(requests[1]["fields"]["status"], 400);
+    // The component's own lines carry the tenant and the caller's session id.
+    let guest: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["target"] == vector_service_host::GUEST_TARGET)
+        .collect();
+    assert!(
+        guest
+            .iter()
+            .any(|line| line["fields"]["session_id"] == "log-session-1"
+                && line["fields"]["tenant"] == "default"
+                && line["fields"]["message"] == "Retriever.search end"),
+        "{guest:?}"
+    );
+}

@@ -46,8 +46,17 @@ impl Server {
 
     /// [`Server::start`] with global flags before `serve` (`--retrieval`, `--database`, ...).
     pub(crate) fn start_with_globals(data_dir: &Path, globals: &[&str], extra: &[&str]) -> Self {
+        Self::spawn(data_dir, globals, extra, None)
+    }
+
+    /// [`Server::start`] writing its JSON logs (info and up) to `log`.
+    pub(crate) fn start_logging(data_dir: &Path, log: &Path) -> Self {
+        Self::spawn(data_dir, &[], &[], Some(log))
+    }
+
+    fn spawn(data_dir: &Path, globals: &[&str], extra: &[&str], log: Option<&Path>) -> Self {
         let process =
-            ServerProcess::start_with_globals(data_dir, &os_args(globals), &os_args(extra));
+            ServerProcess::start_with_globals(data_dir, &os_args(globals), &os_args(extra), log);
         let url = process.url.clone();
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()

@@ -15,21 +15,30 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Start the server over `data_dir` with global flags (`--retrieval`, `--database`, ...)
-    /// and `serve` arguments.
+    /// and `serve` arguments; its JSON logs (info and up) go to `log` when given, else only
+    /// warnings, nowhere.
     pub fn start_with_globals(
         data_dir: &Path,
         globals: &[&std::ffi::OsStr],
         extra: &[&std::ffi::OsStr],
+        log: Option<&Path>,
     ) -> Self {
+        let (level, stderr) = match log {
+            Some(path) => (
+                "info",
+                Stdio::from(std::fs::File::create(path).expect("creating the log file")),
+            ),
+            None => ("warn", Stdio::null()),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_vector-service"))
             .arg("--data-dir")
             .arg(data_dir)
             .args(globals)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the server starts");
         let mut line = String::new();
