@@ -515,9 +515,9 @@ async fn start_backfill(State(state): State<Shared>, headers: HeaderMap, body: B
             cancel: job.cancel.clone(),
             ..tenant.limits.backfill_run()
         };
-        let (worker, name, http) = (job.clone(), tenant.name.clone(), state.http.clone());
-        let store = tenant.store.clone();
-        http.in_flight(&name, tenant.admission.busy());
+        let (worker, name) = (job.clone(), tenant.name.clone());
+        let (store, shared) = (tenant.store.clone(), state.clone());
+        state.http.in_flight(&name, tenant.admission.busy());
         tokio::task::spawn_blocking(move || {
             let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
                 Ok(response) => {
@@ -536,8 +536,12 @@ async fn start_backfill(State(state): State<Shared>, headers: HeaderMap, body: B
                     }
                 }
             };
-            worker.finish(outcome);
+            // The slot is free (and counted so) before the job reads as finished.
             drop(permit);
+            if let Some(tenant) = shared.live.iter().find(|t| t.name == name) {
+                shared.http.in_flight(&name, tenant.admission.busy());
+            }
+            worker.finish(outcome);
             let view = worker.view();
             tracing::info!(
                 target: "vector_service::http",

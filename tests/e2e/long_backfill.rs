@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::Server;
-use crate::support::{temp_dir, write_tenants};
+use crate::support::{temp_dir, write_tenants, Metrics};
 
 /// `count` records in the `errors` database, as JSON lines.
 fn corpus(dir: &Path, count: usize) -> std::path::PathBuf {
@@ -229,6 +229,10 @@ fn the_server_runs_backfills_as_jobs() {
     assert_eq!(finished["status"], "succeeded", "{finished}");
     assert_eq!(finished["records_done"], 200);
     assert_eq!(finished["result"]["databases"][0]["embedded"], 200);
+    let (_, text) = server.get("/metrics", acme);
+    let in_flight =
+        Metrics::parse(text).gauge("vector_service_calls_in_flight", &[("tenant", "acme")]);
+    assert_eq!(in_flight, 0.0, "the job's call slot is free again");
 
     // A cancelled job stops at a batch boundary; the next one does the rest.
     assert_eq!(
