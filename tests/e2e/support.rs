@@ -378,13 +378,7 @@ pub fn write_tenants(
     admin_key: Option<&str>,
     tenants: &[(&str, &str, &str)],
 ) -> std::path::PathBuf {
-    let hash = |key: &str| -> String {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(key.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let hash = crate::server::vector_service_tenant_hash;
     let mut text = admin_key
         .map(|key| format!("admin_key_sha256 = \"{}\"\n", hash(key)))
         .unwrap_or_default();

@@ -96,15 +96,21 @@ fn deleted_records_and_moved_origins_reach_the_index() {
     assert!(ids(&store, "upload", 6, &["workflow"]).contains(&"b1".to_string()));
 }
 
-#[test]
-fn a_corrupt_snapshot_is_rebuilt_from_the_table() {
+/// A store with the sample records embedded and its snapshot saved; its file and the top 3
+/// for "fix failing tests".
+fn snapshotted_store() -> (std::path::PathBuf, Vec<String>) {
     let path = temp_dir("index").join("tenant.sqlite3");
     let store = open(&path);
     ingest(&store);
     embed_everything(&store);
     store.sync_index().unwrap();
     let expected = ids(&store, "fix failing tests", 3, &[]);
-    drop(store);
+    (path, expected)
+}
+
+#[test]
+fn a_corrupt_snapshot_is_rebuilt_from_the_table() {
+    let (path, expected) = snapshotted_store();
     std::fs::write(format!("{}.usearch", path.display()), b"not an index").unwrap();
 
     let reopened = open(&path);
@@ -114,13 +120,7 @@ fn a_corrupt_snapshot_is_rebuilt_from_the_table() {
 
 #[test]
 fn a_snapshot_built_with_other_parameters_is_rebuilt() {
-    let path = temp_dir("index").join("tenant.sqlite3");
-    let store = open(&path);
-    ingest(&store);
-    embed_everything(&store);
-    store.sync_index().unwrap();
-    let expected = ids(&store, "fix failing tests", 3, &[]);
-    drop(store);
+    let (path, expected) = snapshotted_store();
 
     // A valid snapshot, but of another graph: it must not be reused.
     let other = SqliteStore::open(&path, Arc::new(HashingEmbedder))
