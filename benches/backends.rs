@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vector_service_host::backends::hashing_embedder::cosine;
-use vector_service_host::backends::postgres::PostgresStore;
-use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::{Embedder, HashingEmbedder, Record, SearchMode, Store};
+use vector_service_postgres::PostgresStore;
+use vector_service_runtime::backends::hashing_embedder::cosine;
+use vector_service_runtime::backends::{Embedder, HashingEmbedder, Record, SearchMode, Store};
+use vector_service_sqlite::SqliteStore;
 
 #[path = "../tests/e2e/postgres_server.rs"]
 #[allow(dead_code)]

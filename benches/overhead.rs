@@ -14,14 +14,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vector_service_host::api::{BackendError, BackendHit, BackendHits, SearchRequest};
-use vector_service_host::backends::memory::MemoryStore;
-use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::Record;
-use vector_service_host::backends::{Backends, EmbeddingStore, HashingEmbedder, Retriever, Store};
-use vector_service_host::{
-    Allocation, Plugin, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT,
+use vector_service_runtime::api::{BackendError, BackendHit, BackendHits, SearchRequest};
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::Record;
+use vector_service_runtime::backends::{
+    Backends, EmbeddingStore, HashingEmbedder, Retriever, Store,
 };
+use vector_service_runtime::{
+    Allocation, Plugin, SandboxEngine, ServiceConfig, Telemetry, VectorService, BUILTIN_COMPONENT,
+};
+use vector_service_sqlite::SqliteStore;
 
 const QUERIES: [&str; 4] = [
     "upload failed",
@@ -52,7 +54,7 @@ fn corpus(records: usize) -> Arc<MemoryStore> {
             WORDS[(i / 7) % WORDS.len()],
             i % 5
         );
-        store.upsert(
+        store.insert(
             db,
             Record {
                 origin_db: origin.into(),
@@ -143,14 +145,12 @@ fn main() -> anyhow::Result<()> {
         compile_started.elapsed().as_secs_f64() * 1e3
     );
 
-    let pooled_plugin = Arc::new(Plugin::from_bytes_with(
-        BUILTIN_COMPONENT,
-        Allocation::Pooling {
-            instances: 16,
-            memory_bytes: 64 << 20,
-        },
-    )?);
-    println!("pooled engine: {:?}", pooled_plugin.allocation());
+    let pooled_engine = SandboxEngine::new(Allocation::Pooling {
+        instances: 16,
+        memory_bytes: 64 << 20,
+    })?;
+    let pooled_plugin = Arc::new(Plugin::new(pooled_engine.engine(), BUILTIN_COMPONENT)?);
+    println!("pooled engine: {:?}", pooled_engine.allocation());
 
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
     // own cost; then the in-memory index at two sizes; then SQLite (usize::MAX marks it).

@@ -17,10 +17,10 @@ use anyhow::Context as _;
 use serde_json::Value;
 use std::sync::Arc;
 
-use vector_service_host::backends::hashing_embedder::cosine;
-use vector_service_host::backends::minilm_embedder::MiniLmEmbedder;
-use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::{Embedder, HashingEmbedder, Record, Retriever, Store};
+use vector_service_embed_minilm::MiniLmEmbedder;
+use vector_service_runtime::backends::hashing_embedder::{cosine, fnv1a, FNV_OFFSET};
+use vector_service_runtime::backends::{Embedder, HashingEmbedder, Record, Retriever, Store};
+use vector_service_sqlite::SqliteStore;
 
 struct Doc {
     id: String,
@@ -133,11 +133,8 @@ struct Query {
 /// Vectors of `docs`, read from the cache when this embedder already embedded this corpus.
 fn corpus_vectors(corpus: &str, embedder: &dyn Embedder, docs: &[Doc]) -> Vec<Vec<f32>> {
     // Keyed by corpus content too, so an edited corpus is embedded again.
-    let content = docs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, d| {
-        d.text
-            .bytes()
-            .chain(d.id.bytes())
-            .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    let content = docs.iter().fold(FNV_OFFSET, |h, d| {
+        fnv1a(fnv1a(h, d.text.as_bytes()), d.id.as_bytes())
     });
     let name: String = format!("{corpus}-{content:016x}-{}", embedder.version())
         .chars()

@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use vector_service_host::backends::hashing_embedder;
-use vector_service_host::backends::vector_index::{IndexParams, Quantization, VectorIndex};
+use vector_service_runtime::backends::hashing_embedder;
+use vector_service_sqlite::vector_index::{IndexParams, Quantization, VectorIndex};
 
 const DIMENSIONS: usize = 384;
 const QUERIES: usize = 500;

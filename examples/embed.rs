@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
-use vector_service_host::api::{
+use vector_service_runtime::api::{
     BackendError, BackendHit, BackendHits, BackfillRequest, ContextRequest, Destination,
     SearchRequest, TrackRequest,
 };
-use vector_service_host::backends::memory::MemoryStore;
-use vector_service_host::backends::Record;
-use vector_service_host::backends::{Backends, Retriever};
-use vector_service_host::{Plugin, ServiceConfig, Telemetry, VectorService};
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::Record;
+use vector_service_runtime::backends::{Backends, Retriever};
+use vector_service_runtime::{Plugin, ServiceConfig, Telemetry, VectorService};
 
 /// The example's own retriever: scores documents by the share of query words they contain.
 struct KeywordRetriever {
@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
 
     let store = Arc::new(MemoryStore::new());
     for (db, record) in documents() {
-        store.upsert(db, record);
+        store.insert(db, record);
     }
     let mut backends = Backends::memory(store.clone());
     backends.retriever = Arc::new(KeywordRetriever {

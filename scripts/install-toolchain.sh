@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Install what building the guest component needs, only what is missing (safe to run again).
+# Install the toolchain that builds the guest components, only what is missing (safe to run
+# again). Only scripts/build-component.sh needs it: the CLI, the server and every host crate
+# use the checked-in component and build with no wasm toolchain at all.
 #
-# The guest is Rust compiled to wasm32-unknown-unknown. Where rustup's toolchain already has
-# that target, nothing is installed. Otherwise Debian bookworm's rustc-web 1.85 with its std
-# source and lld-19 are installed, pinned to the versions the build was verified with; the
-# build (host/build.rs) then compiles std for wasm from source.
+# The pinned toolchain is Debian bookworm's rustc-web 1.85 with its std source and lld-19: the
+# build compiles std for wasm32-unknown-unknown from source, and the checked-in components are
+# its output byte for byte. Without --pinned, rustup's official wasm32-unknown-unknown target is
+# accepted instead where it is installed (a working component, different bytes).
 set -euo pipefail
 
 PINNED="1.85.0+dfsg3-1~deb12u3"
 PACKAGES=(rustc-web cargo-web libstd-rust-web-dev rust-web-src)
 
-if sysroot=$(rustc --print sysroot 2>/dev/null) && [ -d "$sysroot/lib/rustlib/wasm32-unknown-unknown/lib" ]; then
+if [ "${1:-}" != --pinned ] && sysroot=$(rustc --print sysroot 2>/dev/null) && [ -d "$sysroot/lib/rustlib/wasm32-unknown-unknown/lib" ]; then
   echo "toolchain: rustup's wasm32-unknown-unknown target is installed; nothing to do"
   exit 0
 fi

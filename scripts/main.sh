@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-toolchain.sh
+# No wasm toolchain needed: the component is checked in prebuilt (host/component).
 cargo build --locked --release --bin vector-service
 
 DATA_DIR=${VECTOR_SERVICE_DATA_DIR:-"$PWD/target/demo-data"}

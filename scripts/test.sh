@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every check and test, from a fresh clone: installs the guest toolchain when missing, then
-# formatting, lints (host workspace and guest) and the whole test suite.
+# Every check and test, from a fresh clone: the checked-in components against a rebuild from
+# source (installs the pinned guest toolchain when missing), formatting, lints (host workspace
+# and guests), the lean-host proof and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-toolchain.sh
+echo "== checked-in components vs a rebuild from guest/ and tests/misbehaving-guest/"
+bash scripts/build-component.sh --check
 # What the tests run against, fetched fatally: a test that cannot run fails, it never skips.
 # Prometheus + promtool (the metrics checks and a real scrape), PostgreSQL + pgvector (the
 # conformance and two-host tests), all-MiniLM-L6-v2 (the neural embedder's tests).
@@ -18,9 +20,12 @@ for guest in guest tests/misbehaving-guest; do (cd "$guest" && cargo fmt -- --ch
 
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Host-target lints of the guest crates (their wasm builds happen in host/build.rs and the tests).
+# Host-target lints of the guest crates (their wasm builds: scripts/build-component.sh).
 (cd guest && cargo clippy --locked --target-dir ../target/guest-clippy -- -D warnings)
 (cd tests/misbehaving-guest && cargo clippy --locked --target-dir ../../target/guest-clippy -- -D warnings)
+
+echo "== lean host (runtime crate only, no wasm toolchain)"
+bash scripts/check-lean-host.sh
 
 echo "== tests"
 cargo test --workspace --locked

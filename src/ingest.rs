@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
+use serde::Serialize;
 use serde_json::{Map, Value};
-use vector_service_host::backends::Record;
+use vector_service_runtime::api::BackendError;
+use vector_service_runtime::backends::{Record, Store};
 
 /// Metadata fields that describe a record, used as its text when it has none.
 const TEXT_FIELDS: [&str; 8] = [
@@ -33,6 +35,34 @@ fn default_origin(db: &str) -> Option<&'static str> {
         "discrepancies" => "discrepancy",
         _ => return None,
     })
+}
+
+/// One database's share of an ingest, as the CLI prints it and the server answers it.
+#[derive(Debug, Serialize)]
+pub struct IngestReport {
+    /// The database written.
+    pub db: String,
+    /// Records it was given.
+    pub records: usize,
+    /// Of those, how many were new or changed (the rest were already stored as they are).
+    pub new_or_changed: usize,
+}
+
+/// Upsert each database's records (one transaction per database); one report per database.
+pub fn upsert_all(
+    store: &dyn Store,
+    by_db: &BTreeMap<String, Vec<Record>>,
+) -> Result<Vec<IngestReport>, BackendError> {
+    by_db
+        .iter()
+        .map(|(db, records)| {
+            Ok(IngestReport {
+                db: db.clone(),
+                records: records.len(),
+                new_or_changed: store.upsert(db, records)?,
+            })
+        })
+        .collect()
 }
 
 /// Records grouped by database, in file order within each. `.csv` files are CSV with a header

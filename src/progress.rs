@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use vector_service_host::api::{BackendError, EmbedReport};
-use vector_service_host::backends::EmbeddingStore;
+use vector_service_runtime::api::{BackendError, EmbedReport};
+use vector_service_runtime::backends::EmbeddingStore;
 
 /// Forwards to `inner`, counting the records of each finished batch, and redrawing a progress
 /// line on stderr when it has one.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use vector_service_host::api::Error as ComponentError;
-use vector_service_host::{SandboxFailure, ServiceError};
+use vector_service_runtime::api::Error as ComponentError;
+use vector_service_runtime::{SandboxFailure, ServiceError};
 
 /// An error response.
 #[derive(Debug)]

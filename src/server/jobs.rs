@@ -11,22 +11,16 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use vector_service_host::api::BackfillResponse;
-use vector_service_host::CancelFlag;
+use vector_service_runtime::api::BackfillResponse;
+use vector_service_runtime::backends::records::unix_ms;
+use vector_service_runtime::CancelFlag;
 
 use crate::progress::ProgressStore;
 
 /// Finished jobs a tenant keeps to be read back.
 pub const KEPT: usize = 16;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// How a job ended.
 pub enum Outcome {
@@ -58,7 +52,7 @@ pub struct Job {
 impl Job {
     /// Record how the job ended.
     pub fn finish(&self, outcome: Outcome) {
-        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some((now_ms(), outcome));
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some((unix_ms(), outcome));
     }
 
     fn is_running(&self) -> bool {
@@ -135,7 +129,7 @@ impl Jobs {
         if let Some(running) = jobs.iter().find(|job| job.is_running()) {
             return Err(running.clone());
         }
-        let started_ms = now_ms();
+        let started_ms = unix_ms();
         let number = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let job = Arc::new(Job {
             id: format!("bf-{started_ms:x}-{number}"),

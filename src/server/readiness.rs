@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vector_service_host::backends::Store;
+use vector_service_runtime::backends::Store;
 
 /// How often each store is probed.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use vector_service_host::api::{BackfillRequest, ContextRequest, SearchRequest, TrackRequest};
+use vector_service_runtime::api::{BackfillRequest, ContextRequest, SearchRequest, TrackRequest};
 
 /// `POST /v1/search`.
 #[derive(Debug, Deserialize)]
@@ -128,8 +128,8 @@ macro_rules! answer {
     )*};
 }
 answer!(
-    vector_service_host::api::SearchResponse,
-    vector_service_host::api::ContextResponse,
-    vector_service_host::api::TrackResponse,
-    vector_service_host::api::BackfillResponse
+    vector_service_runtime::api::SearchResponse,
+    vector_service_runtime::api::ContextResponse,
+    vector_service_runtime::api::TrackResponse,
+    vector_service_runtime::api::BackfillResponse
 );

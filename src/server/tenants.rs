@@ -24,8 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use vector_service_host::{RunLimits, SandboxLimits};
+use vector_service_runtime::{RunLimits, SandboxLimits};
 
 /// Per-tenant limits.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -146,10 +145,7 @@ pub struct Tenants {
 
 /// Hex SHA-256 of `key`.
 pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(key.as_bytes())
 }
 
 /// A tenant name, checked: it names files (`<name>.sqlite3`), schemas and metric labels, so

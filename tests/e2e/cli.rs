@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vector_service_host::backends::sqlite::SqliteStore;
-use vector_service_host::backends::{HashingEmbedder, Store};
+use vector_service_runtime::backends::{HashingEmbedder, Store};
+use vector_service_sqlite::SqliteStore;
 
 use crate::support::temp_dir;
 

@@ -2,8 +2,8 @@
 //! reliability and caching.
 
 use serde_json::json;
-use vector_service_host::api::{BackendError, Error};
-use vector_service_host::ServiceError;
+use vector_service_runtime::api::{BackendError, Error};
+use vector_service_runtime::ServiceError;
 
 use crate::support::*;
 
@@ -11,7 +11,7 @@ const LONG: &str =
     "Discrepancy between the invoice totals reported by billing and the ledger entries \
 written by the nightly reconciliation job for March";
 
-fn mixed_hits() -> Vec<vector_service_host::api::BackendHit> {
+fn mixed_hits() -> Vec<vector_service_runtime::api::BackendHit> {
     vec![
         hit(
             "error",

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use vector_service_host::api::{BackendError, EmbedReport, Error};
-use vector_service_host::backends::memory::MemoryStore;
-use vector_service_host::backends::{Backends, EmbeddingStore};
-use vector_service_host::ServiceError;
+use vector_service_runtime::api::{BackendError, EmbedReport, Error};
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::{Backends, EmbeddingStore};
+use vector_service_runtime::ServiceError;
 
 use crate::support::*;
 
@@ -44,9 +44,9 @@ impl EmbeddingStore for FailingDatabase {
 fn seeded(counts: &[(&str, &str, usize)]) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
     for (db, origin, count) in counts {
-        store.register_database(db);
+        store.register_database(db).unwrap();
         for i in 0..*count {
-            store.upsert(
+            store.insert(
                 db,
                 record(
                     origin,
@@ -152,7 +152,7 @@ fn a_second_run_finds_nothing_and_changed_records_are_embedded_again() {
     assert_eq!(run().embedded, 3);
     assert_eq!(run().embedded, 0);
 
-    store.upsert(
+    store.insert(
         "bots",
         record(
             "bot",
@@ -170,7 +170,7 @@ fn a_second_run_finds_nothing_and_changed_records_are_embedded_again() {
 #[test]
 fn records_without_text_are_skipped_once_and_the_run_ends() {
     let store = seeded(&[("bots", "bot", 3)]);
-    store.upsert("bots", record("bot", "bot-000", "  ", json!({})));
+    store.insert("bots", record("bot", "bot-000", "  ", json!({})));
     let (service, _) = service(Backends::memory(store.clone()));
     let report = &service
         .backfill("s", &backfill(Some(1), &[]))

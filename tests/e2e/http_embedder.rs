@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vector_service_host::api::BackendError;
-use vector_service_host::backends::hashing_embedder;
-use vector_service_host::backends::http_embedder::{HttpEmbedder, HttpEmbedderConfig};
-use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
-use vector_service_host::backends::{Backends, Embedder};
+use vector_service_embed_http::{HttpEmbedder, HttpEmbedderConfig};
+use vector_service_runtime::api::BackendError;
+use vector_service_runtime::backends::hashing_embedder;
+use vector_service_runtime::backends::{Backends, Embedder};
+use vector_service_sqlite::{SearchMode, SqliteStore};
 
 use crate::support::*;
 

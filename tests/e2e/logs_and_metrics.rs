@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use vector_service_host::api::Error;
-use vector_service_host::backends::Backends;
-use vector_service_host::{ServiceError, Telemetry, VectorService};
+use vector_service_runtime::api::Error;
+use vector_service_runtime::backends::Backends;
+use vector_service_runtime::{ServiceError, Telemetry, VectorService};
 
 use crate::support::*;
 
@@ -178,7 +178,7 @@ fn the_exposition_has_the_named_families_with_types_labels_and_values() {
 #[test]
 fn tenants_sharing_a_registry_get_separate_series() {
     let telemetry = Telemetry::new();
-    let store = std::sync::Arc::new(vector_service_host::backends::memory::MemoryStore::new());
+    let store = std::sync::Arc::new(vector_service_runtime::backends::memory::MemoryStore::new());
     let tenant = |name: &str| {
         VectorService::new(
             plugin(),

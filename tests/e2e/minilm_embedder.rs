@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use vector_service_host::backends::minilm_embedder::MiniLmEmbedder;
-use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
-use vector_service_host::backends::{Backends, Embedder};
+use vector_service_embed_minilm::MiniLmEmbedder;
+use vector_service_runtime::backends::{Backends, Embedder};
+use vector_service_sqlite::{SearchMode, SqliteStore};
 
 use crate::support::*;
 

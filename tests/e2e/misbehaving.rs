@@ -1,5 +1,5 @@
-//! A deliberately misbehaving component (`tests/misbehaving-guest`, built here with the same
-//! toolchain rules as the product's guest) served by the real server: a trap, a runaway loop,
+//! A deliberately misbehaving component (`tests/misbehaving-guest`, prebuilt by the same
+//! script as the product's component) served by the real server: a trap, a runaway loop,
 //! a memory hoard and a host-call flood each fail only their own request, with a typed error,
 //! at its own tenant's limit (distinct from the defaults and the pool's maximum), and is
 //! counted; the next request on the same server is served, and a neighbour tenant's calls keep
@@ -14,32 +14,12 @@ use serde_json::json;
 use crate::server::{error_kind, Server};
 use crate::support::{temp_dir, write_tenants, Metrics};
 
-#[path = "../../host/guest_build.rs"]
-#[allow(dead_code)]
-mod guest_build;
-
-/// The misbehaving component, built once per test run into the shared guest target dir.
+/// The misbehaving component, checked in beside its source and proven current by
+/// `scripts/build-component.sh --check` (like the product's component).
 fn misbehaving_component() -> &'static Path {
     static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
     COMPONENT.get_or_init(|| {
-        let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let guest_target = scratch
-            .parent()
-            .expect("target/tmp has a parent")
-            .join("guest");
-        let toolchain = guest_build::detect_toolchain()
-            .unwrap_or_else(|| panic!("{}", guest_build::INSTALL_HINT));
-        let component = guest_build::build_component(
-            &toolchain,
-            &repository.join("tests/misbehaving-guest"),
-            &guest_target,
-            "misbehaving_guest.wasm",
-        )
-        .unwrap_or_else(|message| panic!("{message}"));
-        let path = scratch.join("misbehaving.wasm");
-        std::fs::write(&path, component).expect("writing the misbehaving component");
-        path
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/misbehaving-guest/misbehaving.wasm")
     })
 }
 

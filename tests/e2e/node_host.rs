@@ -7,13 +7,13 @@ use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use vector_service_host::api::{
+use vector_service_runtime::api::{
     BackendError, BackendHit, BackendHits, BackfillRequest, ContextRequest, SearchRequest,
     TrackRequest,
 };
-use vector_service_host::backends::memory::MemoryStore;
-use vector_service_host::backends::Record;
-use vector_service_host::backends::{Backends, Retriever};
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::Record;
+use vector_service_runtime::backends::{Backends, Retriever};
 
 use crate::support::*;
 
@@ -91,7 +91,7 @@ fn wasmtime_results(fixture: &Value) -> Value {
             text: doc["text"].as_str().unwrap().into(),
             metadata: doc["metadata"].clone(),
         };
-        store.upsert(doc["db"].as_str().unwrap(), record);
+        store.insert(doc["db"].as_str().unwrap(), record);
     }
     let mut backends = Backends::memory(store.clone());
     backends.retriever = Arc::new(FixtureRetriever(fixture.clone()));
@@ -181,7 +181,7 @@ fn wasmtime_results(fixture: &Value) -> Value {
             "written_to": serde_json::to_value(tracked.written_to).unwrap().as_str().unwrap().to_lowercase(),
             "rows": tracked.rows, "roi_tag": tracked.roi_tag, "warnings": tracked.warnings,
         },
-        "patch_rows": store.patch_outcomes().iter().map(|r| json!([r.origin_db, r.vector_id])).collect::<Vec<_>>(),
+        "patch_rows": store.patch_outcomes().unwrap().iter().map(|r| json!([r.origin_db, r.vector_id])).collect::<Vec<_>>(),
         "metrics": {
             "vector_service_calls_total": nonzero("vector_service_calls_total", "function", &[
                 ("Retriever.search", "retriever-search"),
@@ -202,7 +202,7 @@ fn node_through_jco_returns_what_wasmtime_returns() {
     let work = std::env::temp_dir().join(format!("vector-service-node-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let component = work.join("vector-service.wasm");
-    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    std::fs::write(&component, vector_service_runtime::BUILTIN_COMPONENT).unwrap();
     let generated = work.join("generated");
     run(
         Command::new(&jco)

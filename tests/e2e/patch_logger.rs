@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use vector_service_host::api::{
+use vector_service_runtime::api::{
     BackendError, Destination, Error, PatchOutcome, Rates, VectorOutcome, VectorRef,
 };
-use vector_service_host::backends::memory::MemoryStore;
-use vector_service_host::backends::{Backends, MetricsDb, VectorMetricsDb};
-use vector_service_host::ServiceError;
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::{Backends, MetricsDb, Store, VectorMetricsDb};
+use vector_service_runtime::ServiceError;
 
 use crate::support::*;
 
@@ -42,6 +42,7 @@ impl VectorMetricsDb for BrokenVectorMetrics {
 fn pairs(store: &MemoryStore) -> Vec<(Option<String>, Option<String>)> {
     store
         .patch_outcomes()
+        .unwrap()
         .into_iter()
         .map(|row| (row.origin_db, row.vector_id))
         .collect()
@@ -76,7 +77,7 @@ fn ids_split_at_the_first_colon_into_primary_rows_and_stats() {
             some("bot", "7")
         ]
     );
-    let row = &store.patch_outcomes()[0];
+    let row = &store.patch_outcomes().unwrap()[0];
     assert_eq!(
         (row.patch_id.as_str(), row.session_id.as_str()),
         ("patch-1", "sess")
@@ -84,7 +85,7 @@ fn ids_split_at_the_first_colon_into_primary_rows_and_stats() {
     assert!(row.success && !row.reverted);
     assert_eq!(row.label, "positive");
     // Only contributors with an origin are credited in retriever_stats.
-    let stats = store.retriever_stats();
+    let stats = store.retriever_stats_by_origin();
     assert_eq!(stats.keys().collect::<Vec<_>>(), ["a", "bot", "x"]);
     assert_eq!((stats["bot"].wins, stats["bot"].regrets), (1, 0));
     assert!(store.vector_outcomes().is_empty());
@@ -97,8 +98,8 @@ fn a_failed_patch_is_a_negative_row_and_a_regret() {
         .track_contributors("s", &track(&["error:e1"], false, "p"))
         .unwrap();
     assert_eq!(response.status, "failure");
-    assert_eq!(store.patch_outcomes()[0].label, "negative");
-    assert_eq!(store.retriever_stats()["error"].regrets, 1);
+    assert_eq!(store.patch_outcomes().unwrap()[0].label, "negative");
+    assert_eq!(store.retriever_stats_by_origin()["error"].regrets, 1);
 }
 
 #[test]
@@ -109,7 +110,7 @@ fn no_contributors_still_records_one_row() {
         .unwrap();
     assert_eq!(response.rows, 1);
     assert_eq!(pairs(&store), vec![(None, None)]);
-    assert!(store.retriever_stats().is_empty());
+    assert!(store.retriever_stats_by_origin().is_empty());
 }
 
 #[test]
@@ -122,7 +123,7 @@ fn an_unavailable_primary_sends_outcomes_to_the_vector_metrics_db() {
 
     assert_eq!(response.written_to, Destination::Fallback);
     assert_eq!(response.status, "failure");
-    assert!(store.patch_outcomes().is_empty());
+    assert!(store.patch_outcomes().unwrap().is_empty());
     let outcomes = store.vector_outcomes();
     assert_eq!(outcomes.len(), 2);
     let first = &outcomes[0];
@@ -205,6 +206,7 @@ fn roi_tags_are_kept_and_unknown_ones_become_success_with_a_warning() {
     assert!(response.warnings[0].contains("moonshot"));
     let tags: Vec<_> = store
         .patch_outcomes()
+        .unwrap()
         .into_iter()
         .map(|r| r.roi_tag)
         .collect();
@@ -223,7 +225,7 @@ fn bad_input_is_rejected_and_writes_nothing() {
             Err(ServiceError::Rejected(Error::MalformedPrompt(_)))
         ));
     }
-    assert!(store.patch_outcomes().is_empty() && store.vector_outcomes().is_empty());
+    assert!(store.patch_outcomes().unwrap().is_empty() && store.vector_outcomes().is_empty());
     let metrics = metrics(&telemetry);
     assert_eq!(metrics.patch_tracked("error"), 2.0);
 }

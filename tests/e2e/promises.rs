@@ -37,7 +37,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[test]
 fn info_and_component_export_describe_the_built_in_component() {
-    let component = vector_service_host::BUILTIN_COMPONENT;
+    let component = vector_service_runtime::BUILTIN_COMPONENT;
     let digest = sha256_hex(component);
     let info = stdout_of(&mut vector_service());
     assert!(
@@ -45,7 +45,7 @@ fn info_and_component_export_describe_the_built_in_component() {
         "{info}"
     );
     assert!(info.contains(&digest), "{info}");
-    assert!(info.contains(vector_service_host::WIT_PACKAGE), "{info}");
+    assert!(info.contains(vector_service_runtime::WIT_PACKAGE), "{info}");
 
     let path = temp_dir("promises-export").join("exported.wasm");
     let printed = stdout_of(vector_service().args(["component", "export"]).arg(&path));
@@ -91,7 +91,7 @@ fn the_data_directory_falls_back_as_documented() {
 fn sighup_reloads_the_component_file() {
     let dir = temp_dir("promises-sighup");
     let component = dir.join("plugin.wasm");
-    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    std::fs::write(&component, vector_service_runtime::BUILTIN_COMPONENT).unwrap();
     let tenants = write_tenants(&dir, Some("admin-key"), &[("acme", "acme-key", "")]);
     let server = Server::start(
         &dir,
@@ -189,7 +189,7 @@ fn both_rust_examples_run_all_their_operations() {
         );
     }
     let component = temp_dir("promises-examples").join("component.wasm");
-    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    std::fs::write(&component, vector_service_runtime::BUILTIN_COMPONENT).unwrap();
     let raw = stdout_of(example("raw_wasmtime").arg(&component));
     for expected in [
         "hit error",
@@ -243,7 +243,7 @@ fn the_server_logs_every_request_as_json_with_the_documented_fields() {
     // The component's own lines carry the tenant and the caller's session id.
     let guest: Vec<&serde_json::Value> = lines
         .iter()
-        .filter(|line| line["target"] == vector_service_host::GUEST_TARGET)
+        .filter(|line| line["target"] == vector_service_runtime::GUEST_TARGET)
         .collect();
     assert!(
         guest

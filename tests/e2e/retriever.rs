@@ -1,8 +1,8 @@
 //! Retriever.search: validation, retries, doubling k, caching and the fallback result.
 
 use serde_json::json;
-use vector_service_host::api::{BackendError, Error};
-use vector_service_host::ServiceError;
+use vector_service_runtime::api::{BackendError, Error};
+use vector_service_runtime::ServiceError;
 
 use crate::support::*;
 

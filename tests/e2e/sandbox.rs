@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vector_service_host::api::{BackendError, BackendHits};
-use vector_service_host::backends::Retriever;
-use vector_service_host::{SandboxFailure, SandboxLimits, ServiceError};
+use vector_service_runtime::api::{BackendError, BackendHits};
+use vector_service_runtime::backends::Retriever;
+use vector_service_runtime::{SandboxFailure, SandboxLimits, ServiceError};
 
 use crate::support::*;
 
@@ -127,19 +127,19 @@ fn the_host_call_byte_cap_stops_a_call_that_hands_the_host_too_much() {
 
 #[test]
 fn a_pooled_engine_serves_calls_and_refuses_instances_beyond_its_slots() {
-    use vector_service_host::{Allocation, Plugin, Telemetry, VectorService, BUILTIN_COMPONENT};
-    let plugin = Plugin::from_bytes_with(
-        BUILTIN_COMPONENT,
-        Allocation::Pooling {
-            instances: 2,
-            memory_bytes: 64 << 20,
-        },
-    )
+    use vector_service_runtime::{
+        Allocation, Plugin, SandboxEngine, Telemetry, VectorService, BUILTIN_COMPONENT,
+    };
+    let engine = SandboxEngine::new(Allocation::Pooling {
+        instances: 2,
+        memory_bytes: 64 << 20,
+    })
     .unwrap();
     assert!(matches!(
-        plugin.allocation(),
+        engine.allocation(),
         Allocation::Pooling { instances: 2, .. }
     ));
+    let plugin = Plugin::new(engine.engine(), BUILTIN_COMPONENT).unwrap();
     let (backends, _) = with_retriever(ScriptedRetriever::new(vec![]));
     let service = VectorService::new(Arc::new(plugin), backends, Telemetry::new(), config("acme"));
     for _ in 0..10 {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use vector_service_host::backends::postgres::PostgresStore;
-use vector_service_host::backends::{HashingEmbedder, Store};
+use vector_service_postgres::PostgresStore;
+use vector_service_runtime::backends::{HashingEmbedder, Store};
 
 use crate::postgres_server::postgres;
 use crate::server::{vector_service_tenant_hash, Server};

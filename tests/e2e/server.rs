@@ -570,7 +570,7 @@ fn tenants_are_authenticated_isolated_and_limited() {
 fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     let dir = temp_dir("server-reload");
     let component = dir.join("vector-service.wasm");
-    std::fs::write(&component, vector_service_host::BUILTIN_COMPONENT).unwrap();
+    std::fs::write(&component, vector_service_runtime::BUILTIN_COMPONENT).unwrap();
     // Admin routes need an admin key (they are off in the keyless default mode).
     let tenants = tenants_file(&dir);
     let server = Arc::new(Server::start(

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use vector_service_host::api::{BackendError, Destination};
-use vector_service_host::backends::sqlite::{SearchMode, SqliteError, SqliteStore, SCHEMA_VERSION};
-use vector_service_host::backends::{Backends, Embedder, HashingEmbedder};
+use vector_service_runtime::api::{BackendError, Destination};
+use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder};
+use vector_service_sqlite::{SearchMode, SqliteError, SqliteStore, SCHEMA_VERSION};
 
 use crate::support::*;
 
@@ -149,10 +149,10 @@ fn changed_text_and_a_new_embedder_make_embeddings_stale() {
 
 #[test]
 fn outcomes_and_rates_in_the_vector_metrics_table() {
-    use vector_service_host::backends::VectorMetricsDb;
+    use vector_service_runtime::backends::VectorMetricsDb;
     let store = open(&temp_dir("sqlite").join("tenant.sqlite3"));
     // A primary that is down sends every outcome to the SQLite vector metrics table.
-    let primary = Arc::new(vector_service_host::backends::memory::MemoryStore::new());
+    let primary = Arc::new(vector_service_runtime::backends::memory::MemoryStore::new());
     primary.set_primary_available(false);
     let mut backends = backends(&store);
     backends.metrics_db = primary;
@@ -163,7 +163,7 @@ fn outcomes_and_rates_in_the_vector_metrics_table() {
     service
         .track_contributors("s", &track(&["bot:b1", "bot:b2"], false, "p2"))
         .unwrap();
-    let vectors = [vector_service_host::api::VectorRef {
+    let vectors = [vector_service_runtime::api::VectorRef {
         origin_db: "bot".into(),
         vector_id: "b1".into(),
     }];
@@ -252,8 +252,8 @@ fn lexical_search_needs_no_backfill_and_honours_origins() {
 #[test]
 fn a_statement_past_the_call_deadline_is_interrupted_and_the_store_serves_on() {
     use std::time::{Duration, Instant};
-    use vector_service_host::backends::{Record, Retriever};
-    use vector_service_host::deadline;
+    use vector_service_runtime::backends::{Record, Retriever};
+    use vector_service_runtime::deadline;
 
     let path = temp_dir("sqlite-deadline").join("tenant.sqlite3");
     let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();

@@ -10,15 +10,17 @@ use serde_json::{json, Value};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
-use vector_service_host::api::{
-    BackendError, BackendHit, BackendHits, BackfillRequest, ContextRequest, SearchRequest,
-    TrackRequest,
+use vector_service_runtime::api::{BackendError, BackendHit, BackendHits};
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::Record;
+pub use vector_service_runtime::backends::Store;
+use vector_service_runtime::backends::{Backends, Retriever};
+use vector_service_runtime::{Plugin, SandboxLimits, ServiceConfig, Telemetry, VectorService};
+
+/// Records, requests and the sample corpus, shared with the conformance suite.
+pub use vector_service_testkit::fixtures::{
+    backfill, context, ingest_sample_corpus, record, records, sample_queries, search, track,
 };
-use vector_service_host::backends::memory::MemoryStore;
-use vector_service_host::backends::Record;
-pub use vector_service_host::backends::Store;
-use vector_service_host::backends::{Backends, Retriever};
-use vector_service_host::{Plugin, SandboxLimits, ServiceConfig, Telemetry, VectorService};
 
 /// The built-in component, compiled once per test binary.
 pub fn plugin() -> Arc<Plugin> {
@@ -71,15 +73,6 @@ pub fn with_retriever(retriever: Arc<dyn Retriever>) -> (Backends, Arc<MemorySto
     (backends, store)
 }
 
-pub fn record(origin: &str, id: &str, text: &str, metadata: Value) -> Record {
-    Record {
-        origin_db: origin.to_string(),
-        id: id.to_string(),
-        text: text.to_string(),
-        metadata,
-    }
-}
-
 pub fn hit(origin: &str, id: &str, score: f64, metadata: Value) -> BackendHit {
     BackendHit {
         origin_db: origin.to_string(),
@@ -92,41 +85,6 @@ pub fn hit(origin: &str, id: &str, score: f64, metadata: Value) -> BackendHit {
 
 pub fn hits(hits: Vec<BackendHit>, confidence: Option<f64>) -> Result<BackendHits, BackendError> {
     Ok(BackendHits { hits, confidence })
-}
-
-pub fn search(query: &str) -> SearchRequest {
-    SearchRequest {
-        query: query.to_string(),
-        top_k: None,
-        similarity_threshold: None,
-        origins: vec![],
-    }
-}
-
-pub fn context(task: &str) -> ContextRequest {
-    ContextRequest {
-        task: task.to_string(),
-        top_k: None,
-        max_tokens: None,
-        db_weights: vec![],
-    }
-}
-
-pub fn track(vector_ids: &[&str], success: bool, patch_id: &str) -> TrackRequest {
-    TrackRequest {
-        vector_ids: vector_ids.iter().map(|s| s.to_string()).collect(),
-        success,
-        patch_id: patch_id.to_string(),
-        contribution: None,
-        roi_tag: None,
-    }
-}
-
-pub fn backfill(batch_size: Option<u32>, databases: &[&str]) -> BackfillRequest {
-    BackfillRequest {
-        batch_size,
-        databases: databases.iter().map(|s| s.to_string()).collect(),
-    }
 }
 
 /// A retriever that answers from a script (fault handling: rate limits, failures, weak
@@ -262,7 +220,7 @@ pub fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, Vec<LogEvent>) {
 pub fn guest_events(events: &[LogEvent]) -> Vec<&LogEvent> {
     events
         .iter()
-        .filter(|e| e.target == vector_service_host::GUEST_TARGET)
+        .filter(|e| e.target == vector_service_runtime::GUEST_TARGET)
         .collect()
 }
 
@@ -467,43 +425,6 @@ pub fn corpus_records() -> Vec<(&'static str, Record)> {
 /// A small realistic corpus across the bucketed origins.
 pub fn seed_corpus(store: &MemoryStore) {
     for (db, record) in corpus_records() {
-        store.upsert(db, record);
+        store.insert(db, record);
     }
-}
-
-fn example_data(file: &str) -> Vec<serde_json::Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/data")
-        .join(file);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect()
-}
-
-/// Load `examples/data/records.jsonl` (the sample corpus) into a store of either kind; returns
-/// the records with their databases, in file order.
-pub fn ingest_sample_corpus(store: &dyn Store) -> Vec<(String, Record)> {
-    let corpus: Vec<(String, Record)> = example_data("records.jsonl")
-        .into_iter()
-        .map(|value| {
-            let db = value["db"].as_str().expect("a db field").to_string();
-            (db, serde_json::from_value(value).expect("a record"))
-        })
-        .collect();
-    for (db, record) in &corpus {
-        store
-            .upsert(db, std::slice::from_ref(record))
-            .expect("upsert");
-    }
-    corpus
-}
-
-/// The queries of `examples/data/queries.jsonl`.
-pub fn sample_queries() -> Vec<String> {
-    example_data("queries.jsonl")
-        .into_iter()
-        .map(|value| value["query"].as_str().expect("a query").to_string())
-        .collect()
 }

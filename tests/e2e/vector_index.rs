@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use vector_service_host::backends::sqlite::{SearchMode, SqliteStore};
-use vector_service_host::backends::vector_index::IndexParams;
-use vector_service_host::backends::{EmbeddingStore, HashingEmbedder, Record, Retriever};
+use vector_service_runtime::backends::{EmbeddingStore, HashingEmbedder, Record, Retriever};
+use vector_service_sqlite::vector_index::IndexParams;
+use vector_service_sqlite::{SearchMode, SqliteStore};
 
 use crate::sqlite_backend::{ingest, open};
 use crate::support::*;

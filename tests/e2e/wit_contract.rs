@@ -144,7 +144,7 @@ fn differences(
 #[test]
 fn the_built_component_implements_exactly_the_world_in_wit() {
     let (wit, wit_world) = parse_wit(&wit_dir());
-    let (component, component_world) = decode_component(vector_service_host::BUILTIN_COMPONENT);
+    let (component, component_world) = decode_component(vector_service_runtime::BUILTIN_COMPONENT);
     let expected = describe_world(&wit, wit_world);
     let actual = describe_world(&component, component_world);
     assert!(expected.contains_key("export vector-service:plugin/retriever@0.1.0"));
@@ -160,7 +160,7 @@ fn the_built_component_implements_exactly_the_world_in_wit() {
         wit.packages[wit.worlds[wit_world].package.unwrap()]
             .name
             .to_string(),
-        vector_service_host::WIT_PACKAGE
+        vector_service_runtime::WIT_PACKAGE
     );
 }
 
@@ -179,7 +179,7 @@ fn an_edited_wit_without_a_rebuild_is_caught() {
     std::fs::write(&world_file, edited).unwrap();
 
     let (wit, wit_world) = parse_wit(&copy);
-    let (component, component_world) = decode_component(vector_service_host::BUILTIN_COMPONENT);
+    let (component, component_world) = decode_component(vector_service_runtime::BUILTIN_COMPONENT);
     let drift = differences(
         &describe_world(&wit, wit_world),
         &describe_world(&component, component_world),

@@ -1,0 +1,137 @@
+//! The backends the component's imports are served by. Each is a narrow trait so that storage
+//! can be swapped without the WIT layer knowing which database is underneath: the in-memory
+//! store and the hashing embedder live here; SQLite (`vector-service-sqlite`), PostgreSQL
+//! (`vector-service-postgres`) and the HTTP and MiniLM embedders are crates of their own that
+//! implement these traits.
+
+use std::sync::Arc;
+
+pub mod embedder;
+pub mod hashing_embedder;
+pub mod memory;
+pub mod ranking;
+pub mod records;
+
+pub use embedder::{Embedder, HashingEmbedder};
+pub(crate) use ranking::query_words;
+pub use ranking::SearchMode;
+pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats, StoreStats};
+
+use crate::api::{
+    BackendError, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome, VectorRef,
+};
+
+/// `retriever-backend`: nearest records for a query.
+pub trait Retriever: Send + Sync {
+    /// Top `top_k` hits for `query`, restricted to `origins` unless that is empty.
+    fn search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<BackendHits, BackendError>;
+}
+
+/// `metrics-db`: the primary metrics database.
+pub trait MetricsDb: Send + Sync {
+    /// Whether writes can go here now; when false the component uses the vector metrics DB.
+    fn available(&self) -> bool;
+    /// Write one patch outcome atomically: every contributor row and retriever statistic, or nothing.
+    fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError>;
+}
+
+/// `vector-metrics-db`: per-vector outcomes and reliability rates.
+pub trait VectorMetricsDb: Send + Sync {
+    /// Record every outcome atomically.
+    fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError>;
+    /// Rates per vector, in the order asked.
+    fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError>;
+    /// Rates per origin database, in the order asked.
+    fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError>;
+}
+
+/// `embedding-store`: embeddable databases and their missing embeddings.
+pub trait EmbeddingStore: Send + Sync {
+    /// Every embeddable database, in a stable order.
+    fn databases(&self) -> Result<Vec<String>, BackendError>;
+    /// Up to `limit` ids (ascending, after `after`) of records lacking an up-to-date embedding.
+    fn pending(
+        &self,
+        db: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError>;
+    /// Embed and store the given records atomically.
+    fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError>;
+}
+
+/// A tenant's whole store (SQLite file or PostgreSQL schema): every import's backend plus what
+/// the CLI and the server do around calls (ingest, delete, counts, reading outcomes back).
+pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore {
+    /// Insert or replace records of `db` in one transaction; returns how many were new or
+    /// changed. A changed text makes the record's embedding stale.
+    fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError>;
+    /// Delete records of `db` (their embeddings go with them); returns how many existed.
+    fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError>;
+    /// Register an (empty) embeddable database.
+    fn register_database(&self, db: &str) -> Result<(), BackendError>;
+    /// Record, embedding and outcome counts.
+    fn stats(&self) -> Result<StoreStats, BackendError>;
+    /// Every `patch_outcomes` row, oldest first.
+    fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError>;
+    /// Wins and regrets per origin, by origin.
+    fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError>;
+    /// Whether the store can serve now, by a probe whose cost does not grow with the data
+    /// (readiness checks call it periodically).
+    fn health(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    /// Bring a vector index kept outside the database up to date; returns the changes applied.
+    /// Stores whose database maintains its own index have nothing to do.
+    fn sync_index(&self) -> Result<usize, BackendError> {
+        Ok(0)
+    }
+}
+
+/// One implementation per import; usually several slots share one store.
+#[derive(Clone)]
+pub struct Backends {
+    /// Serves `retriever-backend`.
+    pub retriever: Arc<dyn Retriever>,
+    /// Serves `metrics-db`.
+    pub metrics_db: Arc<dyn MetricsDb>,
+    /// Serves `vector-metrics-db`.
+    pub vector_metrics_db: Arc<dyn VectorMetricsDb>,
+    /// Serves `embedding-store`.
+    pub embedding_store: Arc<dyn EmbeddingStore>,
+}
+
+impl Backends {
+    /// Every slot served by one in-memory store.
+    pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
+        Self::single(store)
+    }
+
+    /// Every slot served by one store that implements them all (memory, SQLite, ...).
+    pub fn single<S>(store: Arc<S>) -> Self
+    where
+        S: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + 'static,
+    {
+        Self {
+            retriever: store.clone(),
+            metrics_db: store.clone(),
+            vector_metrics_db: store.clone(),
+            embedding_store: store,
+        }
+    }
+
+    /// Every slot served by one tenant store of either kind.
+    pub fn store(store: Arc<dyn Store>) -> Self {
+        Self {
+            retriever: store.clone(),
+            metrics_db: store.clone(),
+            vector_metrics_db: store.clone(),
+            embedding_store: store,
+        }
+    }
+}

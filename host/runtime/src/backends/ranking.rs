@@ -1,0 +1,130 @@
+//! How searches rank, shared by the SQL backends: the search modes, reciprocal rank fusion for
+//! hybrid search, scores relative to the best hit, and query words safe to hand to a
+//! full-text engine.
+
+use crate::api::{BackendError, BackendHit, BackendHits};
+
+/// How `search` ranks records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SearchMode {
+    /// BM25 over the record text (FTS5). The default: on BEIR SciFact it scores nDCG@10 0.682
+    /// against 0.373 for the hashing embedder (BENCHMARKS.md). Needs no backfill.
+    #[default]
+    Lexical,
+    /// Cosine similarity over the current embeddings (the vector index).
+    Vector,
+    /// Both, fused by reciprocal rank (RRF, k = 60). Helps with a neural embedder (SciFact
+    /// nDCG@10 in BENCHMARKS.md); hurts with the hashing embedder, whose vectors add little
+    /// that BM25 does not already know.
+    Hybrid,
+}
+
+/// RRF's rank offset (the usual 60).
+const RRF_K: f64 = 60.0;
+
+/// Fuse rankings by reciprocal rank; scores are relative to the best fused score.
+pub fn reciprocal_rank_fusion(rankings: [Vec<BackendHit>; 2], top_k: usize) -> Vec<BackendHit> {
+    let mut fused: Vec<(f64, BackendHit)> = Vec::new();
+    for ranking in rankings {
+        for (rank, hit) in ranking.into_iter().enumerate() {
+            let score = 1.0 / (RRF_K + rank as f64 + 1.0);
+            match fused
+                .iter_mut()
+                .find(|(_, seen)| seen.id == hit.id && seen.origin_db == hit.origin_db)
+            {
+                Some((total, seen)) => {
+                    *total += score;
+                    seen.reason = "bm25 + cosine (rrf)".into();
+                }
+                None => fused.push((score, hit)),
+            }
+        }
+    }
+    fused.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    fused.truncate(top_k);
+    let best = fused.first().map_or(1.0, |(score, _)| *score);
+    fused
+        .into_iter()
+        .map(|(score, mut hit)| {
+            hit.score = score / best;
+            hit
+        })
+        .collect()
+}
+
+/// BM25 scores relative to the query's best hit (1.0), in order. FTS5's idf is clamped near
+/// zero for words in half or more of the records, so on small tables the absolute scores are
+/// tiny whatever the match; relative scores keep the retriever's threshold meaningful there.
+pub fn relative_to_best(hits: &mut [BackendHit]) {
+    let best = hits.first().map_or(0.0, |hit| hit.score);
+    for hit in hits.iter_mut() {
+        hit.score = if best > 0.0 {
+            (hit.score / best).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+    }
+}
+
+/// The query's words: runs of letters and digits, so no query syntax of any engine leaks in.
+pub fn query_words(query: &str) -> impl Iterator<Item = &str> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+}
+
+/// An FTS5 query matching any of the query's words (each quoted).
+pub fn fts_query(query: &str) -> Option<String> {
+    let words: Vec<String> = query_words(query)
+        .map(|word| format!("\"{word}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// The two rankings a SQL backend provides; [`search_by_mode`] combines them.
+pub trait Rankings {
+    /// How this store ranks searches.
+    fn search_mode(&self) -> SearchMode;
+    /// BM25-like full-text ranking, scores relative to the best hit.
+    fn lexical_search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError>;
+    /// Cosine similarity over the current embeddings.
+    fn vector_search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError>;
+}
+
+/// `retriever-backend.search` for a store with both rankings, by its search mode.
+pub fn search_by_mode(
+    store: &impl Rankings,
+    query: &str,
+    top_k: u32,
+    origins: &[String],
+) -> Result<BackendHits, BackendError> {
+    let hits = match store.search_mode() {
+        SearchMode::Lexical => store.lexical_search(query, top_k, origins)?,
+        SearchMode::Vector => store.vector_search(query, top_k, origins)?,
+        SearchMode::Hybrid => {
+            // Each side looks deeper than top_k so fusion can promote what both agree on.
+            let depth = top_k.saturating_mul(4).max(50);
+            reciprocal_rank_fusion(
+                [
+                    store.lexical_search(query, depth, origins)?,
+                    store.vector_search(query, depth, origins)?,
+                ],
+                top_k as usize,
+            )
+        }
+    };
+    Ok(BackendHits {
+        hits,
+        confidence: None,
+    })
+}

@@ -1,0 +1,258 @@
+//! Engines and compiled components: the engine configuration our sandbox needs (component
+//! model, epoch interruption, optionally an instance pool), the one epoch ticker per process
+//! that drives call deadlines, and [`Plugin`], a component compiled onto an engine and linked
+//! against our imports.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::VectorServicePre;
+use crate::linker::{add_to_linker, VectorServiceCtx};
+
+/// The component built from `guest/`, shipped prebuilt by `vector-service-component`.
+pub static BUILTIN_COMPONENT: &[u8] = vector_service_component::COMPONENT;
+
+/// The WIT package (name and version) the built-in component implements.
+pub const WIT_PACKAGE: &str = vector_service_component::WIT_PACKAGE;
+
+/// How often the epoch advances; call deadlines are whole multiples of it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// How instances get their memory and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Map and unmap per instance: right for one-shot processes.
+    #[default]
+    OnDemand,
+    /// Reserve `instances` slots of up to `memory_bytes` linear memory once; instantiating
+    /// then reuses a slot instead of mapping memory (the server's choice: BENCHMARKS.md).
+    /// More instances alive at once than slots fail to instantiate, so size it to the
+    /// concurrency limits.
+    Pooling {
+        /// Component instances alive at once.
+        instances: u32,
+        /// Largest linear memory of one instance (at least every tenant's memory cap).
+        memory_bytes: usize,
+    },
+}
+
+/// Turn on what the sandbox needs in a caller's engine configuration: the component model and
+/// epoch interruption (call deadlines). Everything else stays the caller's choice.
+pub fn configure(config: &mut Config) -> &mut Config {
+    config.wasm_component_model(true).epoch_interruption(true)
+}
+
+/// An engine configured for the component, with the allocation it really got.
+#[derive(Clone)]
+pub struct SandboxEngine {
+    engine: Engine,
+    allocation: Allocation,
+}
+
+impl SandboxEngine {
+    /// An engine for `allocation`; a pool that cannot be reserved (e.g. a small address-space
+    /// limit) falls back to on-demand allocation, with a warning. Create one per process and
+    /// compile every component (and every reload) onto it.
+    pub fn new(allocation: Allocation) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        configure(&mut config);
+        if let Allocation::Pooling {
+            instances,
+            memory_bytes,
+        } = allocation
+        {
+            let mut pool = PoolingAllocationConfig::new();
+            // A component instantiates a few core instances (the module, its shims).
+            pool.total_component_instances(instances)
+                .total_core_instances(instances.saturating_mul(4))
+                .total_memories(instances.saturating_mul(2))
+                .total_tables(instances.saturating_mul(4))
+                .max_memory_size(memory_bytes);
+            let mut pooled = config.clone();
+            pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            match Engine::new(&pooled) {
+                Ok(engine) => return Ok(Self { engine, allocation }),
+                Err(error) => tracing::warn!(
+                    error = %format!("{error:#}"),
+                    "the instance pool could not be reserved; allocating on demand"
+                ),
+            }
+        }
+        let engine = anyhow_result(Engine::new(&config)).context("configuring wasmtime")?;
+        Ok(Self {
+            engine,
+            allocation: Allocation::OnDemand,
+        })
+    }
+
+    /// The process-wide on-demand engine that [`Plugin::builtin`] and friends compile onto.
+    pub fn shared() -> anyhow::Result<&'static SandboxEngine> {
+        static SHARED: OnceLock<SandboxEngine> = OnceLock::new();
+        if let Some(engine) = SHARED.get() {
+            return Ok(engine);
+        }
+        let engine = Self::new(Allocation::OnDemand)?;
+        Ok(SHARED.get_or_init(|| engine))
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The allocation actually in use (a pool that could not be reserved reads `OnDemand`).
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
+    }
+
+    /// Instance slots reserved by the pool; 0 when allocating on demand.
+    pub fn instance_slots(&self) -> u32 {
+        match self.allocation {
+            Allocation::Pooling { instances, .. } => instances,
+            Allocation::OnDemand => 0,
+        }
+    }
+}
+
+/// A component compiled onto an engine and linked against the host's imports, ready to
+/// instantiate cheaply.
+pub struct Plugin {
+    engine: Engine,
+    pre: VectorServicePre<VectorServiceCtx>,
+    size: usize,
+}
+
+impl Plugin {
+    /// Compile `bytes` onto `engine` (configured with [`configure`]) and check that the
+    /// component fits the `vector-service` world.
+    pub fn new(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Self> {
+        let component =
+            anyhow_result(Component::new(engine, bytes)).context("compiling the component")?;
+        let mut linker = Linker::<VectorServiceCtx>::new(engine);
+        add_to_linker(&mut linker)?;
+        let instance_pre = anyhow_result(linker.instantiate_pre(&component))
+            .context("the component does not match the vector-service world")?;
+        let pre = anyhow_result(VectorServicePre::new(instance_pre))
+            .context("the component does not export the vector-service interfaces")?;
+        Ok(Self {
+            engine: engine.clone(),
+            pre,
+            size: bytes.len(),
+        })
+    }
+
+    /// The built-in component, on the process-wide engine ([`SandboxEngine::shared`]).
+    pub fn builtin() -> anyhow::Result<Self> {
+        Self::from_bytes(BUILTIN_COMPONENT).context("loading the built-in vector-service component")
+    }
+
+    /// A component file (binary `.wasm`), e.g. one exported earlier or built by another
+    /// toolchain, on the process-wide engine.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("loading component {}", path.display()))
+    }
+
+    /// [`Plugin::new`] on the process-wide engine.
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        Self::new(SandboxEngine::shared()?.engine(), bytes)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn pre(&self) -> &VectorServicePre<VectorServiceCtx> {
+        &self.pre
+    }
+
+    /// Size of the component binary in bytes.
+    pub fn component_size(&self) -> usize {
+        self.size
+    }
+}
+
+/// The component every service of a process runs, swappable while calls are in flight: a call
+/// keeps the [`Plugin`] it started on until it ends; calls that start after
+/// [`PluginHandle::replace`] get the new one.
+#[derive(Clone)]
+pub struct PluginHandle(Arc<RwLock<Arc<Plugin>>>);
+
+impl PluginHandle {
+    /// A handle serving `plugin`.
+    pub fn new(plugin: Arc<Plugin>) -> Self {
+        Self(Arc::new(RwLock::new(plugin)))
+    }
+
+    /// The plugin new calls use.
+    pub fn current(&self) -> Arc<Plugin> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serve `plugin` from now on; returns the one it replaces.
+    pub fn replace(&self, plugin: Arc<Plugin>) -> Arc<Plugin> {
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            plugin,
+        )
+    }
+}
+
+impl From<Arc<Plugin>> for PluginHandle {
+    fn from(plugin: Arc<Plugin>) -> Self {
+        Self::new(plugin)
+    }
+}
+
+/// Make sure `engine`'s epoch advances every [`EPOCH_TICK`]: one ticker thread per process
+/// serves every engine our imports were linked into (normally exactly one). It holds them
+/// weakly: a dropped engine is forgotten at the next tick.
+pub(crate) fn ensure_ticking(engine: &Engine) {
+    static ENGINES: OnceLock<Arc<Mutex<Vec<EngineWeak>>>> = OnceLock::new();
+    let engines = ENGINES.get_or_init(|| {
+        let engines = Arc::new(Mutex::new(Vec::<EngineWeak>::new()));
+        let ticked = engines.clone();
+        thread::Builder::new()
+            .name("vector-service-epoch".into())
+            .spawn(move || loop {
+                thread::sleep(EPOCH_TICK);
+                ticked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|weak| match weak.upgrade() {
+                        Some(engine) => {
+                            engine.increment_epoch();
+                            true
+                        }
+                        None => false,
+                    });
+            })
+            .expect("spawning the epoch ticker thread");
+        engines
+    });
+    let mut engines = engines.lock().unwrap_or_else(|p| p.into_inner());
+    let known = engines
+        .iter()
+        .filter_map(EngineWeak::upgrade)
+        .any(|known| Engine::same(&known, engine));
+    if !known {
+        engines.push(engine.weak());
+    }
+}
+
+/// wasmtime has its own error type; `anyhow` is this crate's.
+pub(crate) fn anyhow_result<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
+    result.map_err(anyhow::Error::from)
+}
+
+/// Epoch ticks in `deadline`, at least one.
+pub fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}

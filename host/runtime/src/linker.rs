@@ -1,0 +1,64 @@
+//! Our imports for a caller's own [`Linker`], the way wasmtime's `wasi-*` crates offer theirs:
+//! keep a [`VectorServiceCtx`] in your store data, expose it through [`VectorServiceView`],
+//! call [`add_to_linker`] next to your other interfaces, and instantiate through
+//! [`VectorServicePre`]. `examples/own-linker` does exactly that.
+
+use std::time::Instant;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::VectorService as Bindings;
+use crate::engine::{anyhow_result, deadline_ticks, ensure_ticking};
+use crate::long_work::RunCancelled;
+
+pub use crate::bindings::{VectorService as VectorServiceBindings, VectorServicePre};
+pub use crate::state::{TenantContext, VectorServiceCtx};
+
+/// How our imports find their context in a caller's store data.
+pub trait VectorServiceView: Send {
+    /// The context our imports read and update.
+    fn vector_service(&mut self) -> &mut VectorServiceCtx;
+}
+
+impl VectorServiceView for VectorServiceCtx {
+    fn vector_service(&mut self) -> &mut VectorServiceCtx {
+        self
+    }
+}
+
+/// Define every import of the `vector-service` world (backends, telemetry, logging, cache,
+/// clocks, ids) in `linker`. The engine must be configured with [`crate::configure`]; its
+/// epoch is advanced by this crate's ticker from now on (one thread per process).
+pub fn add_to_linker<T: VectorServiceView + 'static>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    ensure_ticking(linker.engine());
+    anyhow_result(Bindings::add_to_linker::<T, HasSelf<VectorServiceCtx>>(
+        linker,
+        T::vector_service,
+    ))
+}
+
+/// Arm a new store for calls under its context's limits: the memory cap, and the deadline as
+/// an epoch deadline. At each epoch deadline a long run whose batch renewed the deadline goes
+/// on, a cancelled run stops, and anything else is interrupted.
+pub fn prepare_store<T: VectorServiceView + 'static>(store: &mut Store<T>) {
+    store.limiter(|data| &mut data.vector_service().limiter);
+    let left = store
+        .data_mut()
+        .vector_service()
+        .deadline
+        .saturating_duration_since(Instant::now());
+    store.set_epoch_deadline(deadline_ticks(left));
+    store.epoch_deadline_callback(|mut context| {
+        let state = context.data_mut().vector_service();
+        if state.cancelled() {
+            return Err(RunCancelled.into());
+        }
+        let left = state.deadline.saturating_duration_since(Instant::now());
+        Ok(if left.is_zero() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(deadline_ticks(left))
+        })
+    });
+}

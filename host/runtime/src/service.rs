@@ -1,0 +1,329 @@
+//! The public handle: one method per operation, each on a fresh sandboxed instance.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::{
+    BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
+    SearchResponse, TrackRequest, TrackResponse,
+};
+use crate::backends::Backends;
+use crate::bindings::VectorService as World;
+use crate::cache::CacheConfig;
+use crate::deadline::HostDeadlineExceeded;
+use crate::engine::{deadline_ticks, Plugin, PluginHandle};
+use crate::host_calls::HostCallBytesExceeded;
+use crate::limits::SandboxLimits;
+use crate::linker::prepare_store;
+use crate::long_work::{Renewal, RunCancelled, RunLimits};
+use crate::state::{TenantContext, VectorServiceCtx};
+use crate::telemetry::{SandboxFailure, Telemetry};
+
+/// Per-tenant settings; see [`ServiceConfig::default`].
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The `tenant` label on metrics and the `tenant` field on logs.
+    pub tenant: String,
+    /// Memory cap and deadline of every call.
+    pub limits: SandboxLimits,
+    /// Wait before retrying a rate-limited backend search (doubling per further attempt).
+    pub retry_backoff: Duration,
+    /// The tenant's result cache.
+    pub cache: CacheConfig,
+}
+
+impl Default for ServiceConfig {
+    /// Tenant `default`, default limits, a 1 s retry backoff (the original module's), default cache.
+    fn default() -> Self {
+        Self {
+            tenant: "default".to_string(),
+            limits: SandboxLimits::default(),
+            retry_backoff: Duration::from_secs(1),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+/// Why a call did not return a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The component answered with one of its typed errors.
+    #[error("{0}")]
+    Rejected(Error),
+    /// The sandbox stopped the call (deadline, memory cap or a guest trap); the next call is
+    /// served normally.
+    #[error("sandbox stopped the call ({}): {detail}", reason.label())]
+    Sandbox {
+        /// Which limit (or trap) stopped it.
+        reason: SandboxFailure,
+        /// wasmtime's description of the trap.
+        detail: String,
+    },
+    /// The host could not set up the call (instantiation failed).
+    #[error("host failure: {0:#}")]
+    Host(anyhow::Error),
+}
+
+/// A tenant's view of the plugin: its backends, limits, cache and metrics.
+#[derive(Clone)]
+pub struct VectorService {
+    plugin: PluginHandle,
+    context: Arc<TenantContext>,
+    limits: SandboxLimits,
+}
+
+impl VectorService {
+    /// A service for `config.tenant`, registering its metric series in `telemetry`. Pass a
+    /// [`PluginHandle`] shared by several services to swap their component at once.
+    pub fn new(
+        plugin: impl Into<PluginHandle>,
+        backends: Backends,
+        telemetry: Telemetry,
+        config: ServiceConfig,
+    ) -> Self {
+        Self {
+            plugin: plugin.into(),
+            context: TenantContext::new(backends, telemetry, &config),
+            limits: config.limits,
+        }
+    }
+
+    /// The tenant this service serves.
+    pub fn tenant(&self) -> &str {
+        &self.context.tenant
+    }
+
+    /// The registry this tenant's metrics go to.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.context.telemetry
+    }
+
+    /// Retriever.search on a fresh instance.
+    pub fn search(
+        &self,
+        session_id: &str,
+        request: &SearchRequest,
+    ) -> Result<SearchResponse, ServiceError> {
+        self.instance()?.search(session_id, request)
+    }
+
+    /// ContextBuilder.build on a fresh instance.
+    pub fn build_context(
+        &self,
+        session_id: &str,
+        request: &ContextRequest,
+    ) -> Result<ContextResponse, ServiceError> {
+        self.instance()?.build_context(session_id, request)
+    }
+
+    /// PatchLogger.track_contributors on a fresh instance.
+    pub fn track_contributors(
+        &self,
+        session_id: &str,
+        request: &TrackRequest,
+    ) -> Result<TrackResponse, ServiceError> {
+        self.instance()?.track_contributors(session_id, request)
+    }
+
+    /// EmbeddingBackfill.run on a fresh instance, bounded per batch by the call deadline and
+    /// not in all (see [`VectorService::backfill_with`]).
+    pub fn backfill(
+        &self,
+        session_id: &str,
+        request: &BackfillRequest,
+    ) -> Result<BackfillResponse, ServiceError> {
+        let run = RunLimits::per_batch(self.limits.call_deadline);
+        self.backfill_with(session_id, request, &run)
+    }
+
+    /// EmbeddingBackfill.run on a fresh instance as a long run: each batch (an embedding call
+    /// and the guest's work until the next) is bounded by `run.batch_deadline`, the run by
+    /// `run.budget` if any, and setting `run.cancel` stops it between batches.
+    pub fn backfill_with(
+        &self,
+        session_id: &str,
+        request: &BackfillRequest,
+        run: &RunLimits,
+    ) -> Result<BackfillResponse, ServiceError> {
+        self.instance()?.backfill_with(session_id, request, run)
+    }
+
+    /// A new sandboxed instance. Calls on one instance share its memory (faster, same tenant);
+    /// each method of [`VectorService`] uses a fresh one.
+    pub fn instance(&self) -> Result<Instance, ServiceError> {
+        let started = Instant::now();
+        let plugin = self.plugin.current();
+        let state = VectorServiceCtx::new(self.context.clone(), &self.limits);
+        let mut store = wasmtime::Store::new(plugin.engine(), state);
+        prepare_store(&mut store);
+        let result = plugin.pre().instantiate(&mut store);
+        let bindings = match result {
+            Ok(bindings) => bindings,
+            Err(error) => return Err(self.sandbox_error(&store, error)),
+        };
+        let telemetry = &self.context.telemetry;
+        telemetry.instantiated(&self.context.tenant, started.elapsed().as_secs_f64());
+        telemetry.instance_alive(&self.context.tenant, 1);
+        Ok(Instance {
+            service: self.clone(),
+            store,
+            bindings,
+            trapped: false,
+            _plugin: plugin,
+        })
+    }
+
+    fn sandbox_error(
+        &self,
+        store: &wasmtime::Store<VectorServiceCtx>,
+        error: wasmtime::Error,
+    ) -> ServiceError {
+        let reason = if store.data().limiter.memory_refused {
+            SandboxFailure::Memory
+        } else if error.downcast_ref::<HostCallBytesExceeded>().is_some() {
+            SandboxFailure::HostCallBytes
+        } else if error.downcast_ref::<RunCancelled>().is_some() {
+            SandboxFailure::Cancelled
+        } else if error.downcast_ref::<HostDeadlineExceeded>().is_some()
+            || matches!(
+                error.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            )
+        {
+            SandboxFailure::Deadline
+        } else if error.downcast_ref::<wasmtime::Trap>().is_some() {
+            SandboxFailure::Trap
+        } else {
+            return ServiceError::Host(error.into());
+        };
+        self.context
+            .telemetry
+            .sandbox_failure(&self.context.tenant, reason);
+        tracing::warn!(tenant = %self.context.tenant, reason = reason.label(), error = %format!("{error:#}"), "sandbox stopped a call");
+        ServiceError::Sandbox {
+            reason,
+            detail: format!("{error:#}"),
+        }
+    }
+}
+
+/// One live instance of the component. After a trap it is replaced transparently by a fresh one
+/// on the next call: a failed call never poisons the next.
+pub struct Instance {
+    service: VectorService,
+    store: wasmtime::Store<VectorServiceCtx>,
+    bindings: World,
+    trapped: bool,
+    /// Keeps the plugin alive while this instance runs, even if the
+    /// service has moved on to a reloaded one. Declared last: dropped after the store.
+    _plugin: Arc<Plugin>,
+}
+
+impl Instance {
+    /// Retriever.search on this instance.
+    pub fn search(
+        &mut self,
+        session_id: &str,
+        request: &SearchRequest,
+    ) -> Result<SearchResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_retriever()
+                .call_search(store, session_id, request)
+        })
+    }
+
+    /// ContextBuilder.build on this instance.
+    pub fn build_context(
+        &mut self,
+        session_id: &str,
+        request: &ContextRequest,
+    ) -> Result<ContextResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_context_builder()
+                .call_build(store, session_id, request)
+        })
+    }
+
+    /// PatchLogger.track_contributors on this instance.
+    pub fn track_contributors(
+        &mut self,
+        session_id: &str,
+        request: &TrackRequest,
+    ) -> Result<TrackResponse, ServiceError> {
+        self.call(|world, store| {
+            world
+                .vector_service_plugin_patch_logger()
+                .call_track_contributors(store, session_id, request)
+        })
+    }
+
+    /// EmbeddingBackfill.run on this instance, as a long run (see
+    /// [`VectorService::backfill_with`]).
+    pub fn backfill_with(
+        &mut self,
+        session_id: &str,
+        request: &BackfillRequest,
+        run: &RunLimits,
+    ) -> Result<BackfillResponse, ServiceError> {
+        self.call_with(Some(Renewal::starting_now(run)), |world, store| {
+            world
+                .vector_service_plugin_embedding_backfill()
+                .call_run(store, session_id, request)
+        })
+    }
+
+    fn call<T>(
+        &mut self,
+        invoke: impl FnOnce(
+            &World,
+            &mut wasmtime::Store<VectorServiceCtx>,
+        ) -> wasmtime::Result<Result<T, Error>>,
+    ) -> Result<T, ServiceError> {
+        self.call_with(None, invoke)
+    }
+
+    /// One call under the call deadline, or as a long run renewed per batch by `renewal`.
+    fn call_with<T>(
+        &mut self,
+        renewal: Option<Renewal>,
+        invoke: impl FnOnce(
+            &World,
+            &mut wasmtime::Store<VectorServiceCtx>,
+        ) -> wasmtime::Result<Result<T, Error>>,
+    ) -> Result<T, ServiceError> {
+        if self.trapped {
+            *self = self.service.instance()?;
+        }
+        let deadline = match &renewal {
+            Some(renewal) => renewal.next_deadline(),
+            None => Instant::now() + self.service.limits.call_deadline,
+        };
+        self.store.set_epoch_deadline(deadline_ticks(
+            deadline.saturating_duration_since(Instant::now()),
+        ));
+        let state = self.store.data_mut();
+        state.budget.reset();
+        state.deadline = deadline;
+        state.renewal = renewal;
+        match invoke(&self.bindings, &mut self.store) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(ServiceError::Rejected(error)),
+            Err(error) => {
+                self.trapped = true;
+                Err(self.service.sandbox_error(&self.store, error))
+            }
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let context = &self.service.context;
+        context
+            .telemetry
+            .memory_peak(&context.tenant, self.store.data().limiter.memory_peak);
+        context.telemetry.instance_alive(&context.tenant, -1);
+    }
+}

@@ -1,0 +1,297 @@
+//! The per-store context and its implementation of every import the component uses. Each
+//! import is a one-line delegation to the tenant's backends, telemetry, cache or logs.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::backends::Backends;
+use crate::bindings::vector_service::plugin::{
+    clock, embedding_store, ids, metrics_db, result_cache, retriever_backend, telemetry, types,
+    vector_metrics_db,
+};
+use crate::bindings::wasi::logging::logging;
+use crate::bounds::{self, count_error, query_error};
+use crate::cache::ResultCache;
+use crate::deadline::{self, HostDeadlineExceeded};
+use crate::host_calls::HostCallBudget;
+use crate::limits::CallLimiter;
+use crate::limits::SandboxLimits;
+use crate::long_work::{Renewal, RunCancelled};
+use crate::service::ServiceConfig;
+use crate::telemetry::Telemetry;
+use types::{BackendError, Rates, VectorRef};
+
+/// Everything a tenant's calls share: its backends, metrics, result cache and retry backoff.
+/// Cheap to hand to a new store (one `Arc`).
+pub struct TenantContext {
+    pub(crate) tenant: String,
+    pub(crate) backends: Backends,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) cache: ResultCache,
+    pub(crate) retry_backoff: Duration,
+}
+
+impl TenantContext {
+    /// The context of `config.tenant`, registering its metric series in `telemetry`.
+    pub fn new(backends: Backends, telemetry: Telemetry, config: &ServiceConfig) -> Arc<Self> {
+        telemetry.register_tenant(&config.tenant);
+        Arc::new(Self {
+            tenant: config.tenant.clone(),
+            backends,
+            telemetry,
+            cache: ResultCache::new(config.cache),
+            retry_backoff: config.retry_backoff,
+        })
+    }
+
+    /// The tenant's name (the `tenant` label and log field).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+/// What our imports need in a store's data: the tenant's context and the current call's
+/// limits. Put one in your own store data and expose it with
+/// [`VectorServiceView`](crate::linker::VectorServiceView).
+pub struct VectorServiceCtx {
+    pub(crate) context: Arc<TenantContext>,
+    pub(crate) limiter: CallLimiter,
+    pub(crate) budget: HostCallBudget,
+    /// When the current call (or batch of a long run) must end; host work done for it stops
+    /// there too.
+    pub(crate) deadline: Instant,
+    /// For a long run (a backfill): how each batch renews the deadline, and its cancel flag.
+    pub(crate) renewal: Option<Renewal>,
+}
+
+/// What a backend import returns to the guest: its own typed error, or a trap.
+type BackendResult<T> = wasmtime::Result<Result<T, BackendError>>;
+
+impl VectorServiceCtx {
+    /// A context for calls of `tenant` under `limits`: a fresh memory limiter and host-call
+    /// byte budget, and a deadline `limits.call_deadline` from now.
+    pub fn new(tenant: Arc<TenantContext>, limits: &SandboxLimits) -> Self {
+        Self {
+            context: tenant,
+            limiter: CallLimiter::new(limits),
+            budget: HostCallBudget::new(limits.host_call_bytes),
+            deadline: Instant::now() + limits.call_deadline,
+            renewal: None,
+        }
+    }
+
+    /// When the current call must end.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the long run this call belongs to was cancelled.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.renewal
+            .as_ref()
+            .is_some_and(|renewal| renewal.cancel.is_cancelled())
+    }
+
+    /// A long run's next batch starts: a new deadline and a new host-call byte budget.
+    fn start_batch(&mut self) {
+        if let Some(renewal) = &self.renewal {
+            self.deadline = renewal.next_deadline();
+            self.budget.reset();
+        }
+    }
+
+    /// Run backend work for the current call under its deadline. Work that ran past it traps
+    /// the call ([`HostDeadlineExceeded`]), whatever the backend answered; a request over the
+    /// host's bounds is refused with a typed error before any backend sees it.
+    fn backend<T>(
+        &self,
+        refused: Option<String>,
+        work: impl FnOnce(&Backends) -> Result<T, BackendError>,
+    ) -> BackendResult<T> {
+        if let Some(reason) = refused {
+            return Ok(Err(BackendError::Failed(reason)));
+        }
+        if self.cancelled() {
+            return Err(RunCancelled.into());
+        }
+        if Instant::now() >= self.deadline {
+            return Err(HostDeadlineExceeded.into());
+        }
+        let result = deadline::within(self.deadline, || work(&self.context.backends));
+        if Instant::now() >= self.deadline {
+            return Err(HostDeadlineExceeded.into());
+        }
+        Ok(result)
+    }
+}
+
+fn process_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+impl logging::Host for VectorServiceCtx {
+    fn log(
+        &mut self,
+        level: logging::Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        self.budget.charge(&(&context, &message))?;
+        crate::logging::emit(&self.context.tenant, level, &context, &message);
+        Ok(())
+    }
+}
+
+impl clock::Host for VectorServiceCtx {
+    fn monotonic_now(&mut self) -> wasmtime::Result<u64> {
+        Ok(process_start().elapsed().as_nanos() as u64)
+    }
+
+    fn wall_now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(crate::backends::records::unix_ms())
+    }
+
+    fn backoff(&mut self, attempt: u32) -> wasmtime::Result<()> {
+        self.budget.charge(&())?;
+        let factor = 1u32 << attempt.clamp(1, 6).saturating_sub(1);
+        let wanted = self.context.retry_backoff.saturating_mul(factor);
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(wanted.min(left));
+        if wanted >= left {
+            return Err(HostDeadlineExceeded.into());
+        }
+        Ok(())
+    }
+}
+
+impl ids::Host for VectorServiceCtx {
+    fn new_session_id(&mut self) -> wasmtime::Result<String> {
+        Ok(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl telemetry::Host for VectorServiceCtx {
+    fn observe(&mut self, sample: telemetry::Sample) -> wasmtime::Result<()> {
+        self.budget.charge(&())?;
+        self.context
+            .telemetry
+            .observe(&self.context.tenant, &sample);
+        Ok(())
+    }
+}
+
+impl result_cache::Host for VectorServiceCtx {
+    fn get(
+        &mut self,
+        kind: result_cache::CacheKind,
+        key: String,
+    ) -> wasmtime::Result<Option<String>> {
+        self.budget.charge(&key)?;
+        Ok(self.context.cache.get(kind, &key))
+    }
+
+    fn put(
+        &mut self,
+        kind: result_cache::CacheKind,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<()> {
+        self.budget.charge(&(&key, &value))?;
+        let size = self.context.cache.put(kind, &key, value);
+        self.context
+            .telemetry
+            .cache_size(&self.context.tenant, size);
+        Ok(())
+    }
+}
+
+impl types::Host for VectorServiceCtx {}
+
+impl retriever_backend::Host for VectorServiceCtx {
+    fn search(
+        &mut self,
+        query: String,
+        top_k: u32,
+        origins: Vec<String>,
+    ) -> BackendResult<retriever_backend::BackendHits> {
+        self.budget.charge(&(&query, &origins))?;
+        let refused = query_error(&query)
+            .or_else(|| count_error("hits", top_k as usize, bounds::MAX_BACKEND_TOP_K as usize));
+        self.backend(refused, |b| b.retriever.search(&query, top_k, &origins))
+    }
+}
+
+impl metrics_db::Host for VectorServiceCtx {
+    fn available(&mut self) -> wasmtime::Result<bool> {
+        self.budget.charge(&())?;
+        Ok(self
+            .backend(None, |b| Ok(b.metrics_db.available()))?
+            .unwrap_or(false))
+    }
+
+    fn log_patch_outcome(&mut self, outcome: metrics_db::PatchOutcome) -> BackendResult<()> {
+        self.budget.charge(&outcome)?;
+        let refused = count_error(
+            "contributors",
+            outcome.contributors.len(),
+            bounds::MAX_LOOKUP,
+        );
+        self.backend(refused, |b| b.metrics_db.log_patch_outcome(&outcome))
+    }
+}
+
+impl vector_metrics_db::Host for VectorServiceCtx {
+    fn record_outcomes(
+        &mut self,
+        outcomes: Vec<vector_metrics_db::VectorOutcome>,
+    ) -> BackendResult<()> {
+        self.budget.charge(&outcomes)?;
+        let refused = count_error("outcomes", outcomes.len(), bounds::MAX_LOOKUP);
+        self.backend(refused, |b| b.vector_metrics_db.record_outcomes(&outcomes))
+    }
+
+    fn vector_rates(&mut self, vectors: Vec<VectorRef>) -> BackendResult<Vec<Option<Rates>>> {
+        self.budget.charge(&vectors)?;
+        let refused = count_error("vectors", vectors.len(), bounds::MAX_LOOKUP);
+        self.backend(refused, |b| b.vector_metrics_db.vector_rates(&vectors))
+    }
+
+    fn origin_rates(&mut self, origins: Vec<String>) -> BackendResult<Vec<Option<Rates>>> {
+        self.budget.charge(&origins)?;
+        let refused = count_error("origins", origins.len(), bounds::MAX_LOOKUP);
+        self.backend(refused, |b| b.vector_metrics_db.origin_rates(&origins))
+    }
+}
+
+impl embedding_store::Host for VectorServiceCtx {
+    fn databases(&mut self) -> BackendResult<Vec<String>> {
+        self.budget.charge(&())?;
+        self.backend(None, |b| b.embedding_store.databases())
+    }
+
+    fn pending(
+        &mut self,
+        db: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> BackendResult<Vec<String>> {
+        self.start_batch();
+        self.budget.charge(&(&db, &after))?;
+        let refused = count_error("pending ids", limit as usize, bounds::MAX_BATCH);
+        self.backend(refused, |b| {
+            b.embedding_store.pending(&db, after.as_deref(), limit)
+        })
+    }
+
+    fn embed(
+        &mut self,
+        db: String,
+        ids: Vec<String>,
+    ) -> BackendResult<embedding_store::EmbedReport> {
+        self.start_batch();
+        self.budget.charge(&(&db, &ids))?;
+        let refused = count_error("records to embed", ids.len(), bounds::MAX_BATCH);
+        self.backend(refused, |b| b.embedding_store.embed(&db, &ids))
+    }
+}

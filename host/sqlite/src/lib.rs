@@ -1,0 +1,773 @@
+//! Every backend in one SQLite file (WAL): records and their embeddings, the primary metrics
+//! tables and the vector metrics table. A tenant's data is its own file.
+//!
+//! Search is lexical (FTS5 BM25) by default, or by vector similarity through a
+//! [`VectorIndex`] kept beside the file as a snapshot and replayed from the table
+//! (see the `index` module). Each `embed` call commits its batch in one
+//! transaction, so a backfill killed half-way resumes where it stopped, with nothing
+//! duplicated or half-written.
+#![deny(missing_docs)]
+
+mod index;
+mod pool;
+pub mod vector_index;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::index::{next_seq, IndexedVectors};
+use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled};
+use crate::vector_index::IndexParams;
+use vector_service_runtime::api::{
+    BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
+    VectorRef,
+};
+use vector_service_runtime::backends::embedder::{embed_batch, StoredText};
+pub use vector_service_runtime::backends::ranking::SearchMode;
+use vector_service_runtime::backends::ranking::{
+    fts_query, relative_to_best, search_by_mode, Rankings,
+};
+pub use vector_service_runtime::backends::records::StoreStats;
+use vector_service_runtime::backends::records::{now_ms, text_hash};
+use vector_service_runtime::backends::{
+    rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
+    Store, VectorMetricsDb,
+};
+use vector_service_runtime::deadline;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE databases (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE records (
+    db TEXT NOT NULL REFERENCES databases(name),
+    id TEXT NOT NULL,
+    origin_db TEXT NOT NULL,
+    text TEXT NOT NULL,
+    text_hash INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (db, id)
+);
+-- BM25 over record text (SQLite's FTS5, Porter stemming), kept in step by triggers.
+CREATE VIRTUAL TABLE records_fts USING fts5(
+    text, content = 'records', content_rowid = 'rowid', tokenize = 'porter unicode61'
+);
+CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
+    INSERT INTO records_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
+    INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER records_fts_update AFTER UPDATE OF text ON records BEGIN
+    INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO records_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TABLE embeddings (
+    db TEXT NOT NULL,
+    id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    text_hash INTEGER NOT NULL,
+    embedding_version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (db, id),
+    FOREIGN KEY (db, id) REFERENCES records(db, id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE patch_outcomes (
+    patch_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    origin_db TEXT,
+    vector_id TEXT,
+    success INTEGER NOT NULL,
+    reverted INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    roi_tag TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE TABLE retriever_stats (
+    origin_db TEXT PRIMARY KEY,
+    wins INTEGER NOT NULL DEFAULT 0,
+    regrets INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE vector_outcomes (
+    session_id TEXT NOT NULL,
+    origin_db TEXT NOT NULL,
+    vector_id TEXT NOT NULL,
+    contribution REAL NOT NULL,
+    win INTEGER NOT NULL,
+    regret INTEGER NOT NULL,
+    patch_id TEXT NOT NULL,
+    roi_tag TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE INDEX vector_outcomes_by_vector ON vector_outcomes(origin_db, vector_id);
+"#,
+    r#"
+-- Change tracking for the vector index snapshot: every embedding write and record deletion
+-- takes the next `seq`, so an index that reflects `seq` N replays exactly what followed.
+CREATE TABLE change_clock (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL);
+INSERT INTO change_clock VALUES (1, 0);
+ALTER TABLE embeddings ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX embeddings_by_seq ON embeddings(seq);
+CREATE TABLE index_tombstones (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TRIGGER records_tombstone AFTER DELETE ON records BEGIN
+    UPDATE change_clock SET seq = seq + 1;
+    INSERT OR REPLACE INTO index_tombstones (key, seq) SELECT old.rowid, seq FROM change_clock;
+END;
+-- A record moved to another origin is replayed so filtered searches see the move.
+CREATE TRIGGER records_origin_moved AFTER UPDATE OF origin_db ON records
+WHEN old.origin_db != new.origin_db BEGIN
+    UPDATE change_clock SET seq = seq + 1;
+    UPDATE embeddings SET seq = (SELECT seq FROM change_clock) WHERE db = new.db AND id = new.id;
+END;
+"#,
+];
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// The file could not be opened or configured.
+    #[error("opening {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A schema migration failed (the file is left at the last good version).
+    #[error("migrating {path} to schema version {version}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The version that failed.
+        version: usize,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer vector-service.
+    #[error("{path} has schema version {found}, newer than this build's {supported}")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: usize,
+        /// Newest version this build knows.
+        supported: usize,
+    },
+}
+
+/// A SQLite-backed implementation of every backend trait.
+pub struct SqliteStore {
+    connections: ConnectionPool,
+    embedder: Arc<dyn Embedder>,
+    search_mode: SearchMode,
+    /// Loaded on the first vector search (or [`SqliteStore::sync_index`]), then kept current.
+    index: Mutex<Option<IndexedVectors>>,
+    index_snapshot: PathBuf,
+    index_params: IndexParams,
+}
+
+/// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
+pub const DEFAULT_CONNECTIONS: usize = 4;
+
+/// SQLite errors as the component sees them: a busy or locked database is retryable.
+pub(crate) fn backend_error(error: rusqlite::Error) -> BackendError {
+    note_error(&error);
+    if is_damage(&error) {
+        return BackendError::Failed(format!("sqlite: the database file is damaged: {error}"));
+    }
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            BackendError::Unavailable(format!("sqlite: {error}"))
+        }
+        _ => BackendError::Failed(format!("sqlite: {error}")),
+    }
+}
+
+/// A non-negative integer column (SQLite integers are signed).
+fn unsigned(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    row.get::<_, i64>(index).map(|value| value.max(0) as u64)
+}
+
+fn vector_to_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn blob_to_vector(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store at `path`, in WAL mode, migrated to the newest schema.
+    pub fn open(path: &Path, embedder: Arc<dyn Embedder>) -> Result<Self, SqliteError> {
+        let open_error = |source| SqliteError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut connection = Connection::open(path).map_err(open_error)?;
+        configure(&mut connection).map_err(open_error)?;
+        migrate(&mut connection, path)?;
+        Ok(Self {
+            connections: ConnectionPool::new(path, connection, DEFAULT_CONNECTIONS),
+            embedder,
+            search_mode: SearchMode::default(),
+            index: Mutex::new(None),
+            index_snapshot: PathBuf::from(format!("{}.usearch", path.display())),
+            index_params: IndexParams::default(),
+        })
+    }
+
+    /// The same store with up to `connections` open connections (one call uses one at a time).
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.connections.set_max(connections);
+        self
+    }
+
+    /// The same store, ranking searches by `mode`.
+    pub fn with_search_mode(mut self, mode: SearchMode) -> Self {
+        self.search_mode = mode;
+        self
+    }
+
+    /// The same store with other vector index parameters (a snapshot built with different
+    /// ones is rebuilt on load).
+    pub fn with_index_params(mut self, params: IndexParams) -> Self {
+        self.index_params = params;
+        self
+    }
+
+    /// Load the index if needed and apply changes made since (by this or another process).
+    fn current_index(&self, index: &mut Option<IndexedVectors>) -> Result<usize, BackendError> {
+        let connection = self.connection()?;
+        if index.is_none() {
+            *index = Some(IndexedVectors::open(
+                &connection,
+                self.index_snapshot.clone(),
+                self.embedder.version(),
+                self.embedder.dimensions(),
+                self.index_params,
+            )?);
+        }
+        match index.as_mut() {
+            Some(indexed) => indexed.catch_up(&connection),
+            None => Ok(0),
+        }
+    }
+
+    fn connection(&self) -> Result<Pooled<'_>, BackendError> {
+        self.connections.get()
+    }
+}
+
+impl Store for SqliteStore {
+    /// Unhealthy for good once a statement found the file damaged; else one cheap read.
+    fn health(&self) -> Result<(), BackendError> {
+        if self.connections.damaged() {
+            return Err(BackendError::Failed(
+                "sqlite: the database file is damaged".into(),
+            ));
+        }
+        let connection = self.connection()?;
+        crate::index::current_seq(&connection).map(drop)
+    }
+
+    fn sync_index(&self) -> Result<usize, BackendError> {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = self.current_index(&mut index)?;
+        if let Some(indexed) = index.as_mut() {
+            indexed.save_if_changed()?;
+        }
+        Ok(applied)
+    }
+
+    fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
+        let mut connection = self.connection()?;
+        let tx = connection.transaction().map_err(backend_error)?;
+        let mut deleted = 0;
+        for id in ids {
+            deleted += tx
+                .execute(
+                    "DELETE FROM records WHERE db = ?1 AND id = ?2",
+                    params![db, id],
+                )
+                .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(deleted)
+    }
+
+    fn register_database(&self, db: &str) -> Result<(), BackendError> {
+        self.connection()?
+            .execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
+            .map(drop)
+            .map_err(backend_error)
+    }
+
+    fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
+        let mut connection = self.connection()?;
+        let tx = connection.transaction().map_err(backend_error)?;
+        tx.execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
+            .map_err(backend_error)?;
+        let mut changed = 0;
+        {
+            let mut statement = tx
+                .prepare_cached(
+                    "INSERT INTO records (db, id, origin_db, text, text_hash, metadata, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (db, id) DO UPDATE SET
+                        origin_db = excluded.origin_db, text = excluded.text,
+                        text_hash = excluded.text_hash, metadata = excluded.metadata,
+                        updated_at = excluded.updated_at
+                     WHERE records.text_hash != excluded.text_hash
+                        OR records.metadata != excluded.metadata
+                        OR records.origin_db != excluded.origin_db",
+                )
+                .map_err(backend_error)?;
+            for record in records {
+                changed += statement
+                    .execute(params![
+                        db,
+                        record.id,
+                        record.origin_db,
+                        record.text,
+                        text_hash(&record.text),
+                        record.metadata.to_string(),
+                        now_ms()
+                    ])
+                    .map_err(backend_error)?;
+            }
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(changed)
+    }
+
+    fn stats(&self) -> Result<StoreStats, BackendError> {
+        let connection = self.connection()?;
+        let version = self.embedder.version();
+        let mut statement = connection
+            .prepare(
+                "SELECT d.name, COUNT(r.id),
+                        COUNT(CASE WHEN e.embedding_version = ?1 AND e.text_hash = r.text_hash THEN 1 END)
+                 FROM databases d
+                 LEFT JOIN records r ON r.db = d.name
+                 LEFT JOIN embeddings e ON e.db = r.db AND e.id = r.id
+                 GROUP BY d.name ORDER BY d.name",
+            )
+            .map_err(backend_error)?;
+        let databases = statement
+            .query_map([version], |row| {
+                Ok((row.get(0)?, unsigned(row, 1)?, unsigned(row, 2)?))
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)?;
+        let count = |table: &str| -> Result<u64, BackendError> {
+            connection
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    unsigned(row, 0)
+                })
+                .map_err(backend_error)
+        };
+        Ok(StoreStats {
+            databases,
+            patch_outcomes: count("patch_outcomes")?,
+            vector_outcomes: count("vector_outcomes")?,
+            embedding_version: version.to_string(),
+        })
+    }
+
+    fn patch_outcomes(&self) -> Result<Vec<PatchOutcomeRow>, BackendError> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms
+                 FROM patch_outcomes ORDER BY rowid",
+            )
+            .map_err(backend_error)?;
+        statement
+            .query_map([], |row| {
+                Ok(PatchOutcomeRow {
+                    patch_id: row.get(0)?,
+                    session_id: row.get(1)?,
+                    origin_db: row.get(2)?,
+                    vector_id: row.get(3)?,
+                    success: row.get(4)?,
+                    reverted: row.get(5)?,
+                    label: row.get(6)?,
+                    roi_tag: row.get(7)?,
+                    ts_ms: unsigned(row, 8)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+
+    fn retriever_stats(&self) -> Result<Vec<(String, RetrieverStats)>, BackendError> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare("SELECT origin_db, wins, regrets FROM retriever_stats ORDER BY origin_db")
+            .map_err(backend_error)?;
+        statement
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    RetrieverStats {
+                        wins: unsigned(row, 1)?,
+                        regrets: unsigned(row, 2)?,
+                    },
+                ))
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), SqliteError> {
+    let open_error = |source| SqliteError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let current = connection
+        .pragma_query_value(None, "user_version", |row| unsigned(row, 0))
+        .map_err(open_error)? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(SqliteError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = index + 1;
+        let migrate_error = |source| SqliteError::Migrate {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        let tx = connection.transaction().map_err(migrate_error)?;
+        tx.execute_batch(migration).map_err(migrate_error)?;
+        tx.pragma_update(None, "user_version", version as i64)
+            .map_err(migrate_error)?;
+        tx.commit().map_err(migrate_error)?;
+    }
+    Ok(())
+}
+
+/// Rates from `vector_outcomes` rows matching `filter` (a SQL condition on ?1, ?2).
+fn outcome_rates(
+    tx: &Transaction<'_>,
+    filter: &str,
+    a: &str,
+    b: Option<&str>,
+) -> rusqlite::Result<Option<Rates>> {
+    let (samples, wins, regrets): (u64, u64, u64) = tx.query_row(
+        &format!("SELECT COUNT(*), COALESCE(SUM(win), 0), COALESCE(SUM(regret), 0) FROM vector_outcomes WHERE {filter}"),
+        params![a, b],
+        |row| Ok((unsigned(row, 0)?, unsigned(row, 1)?, unsigned(row, 2)?)),
+    )?;
+    Ok(rates(samples, wins, regrets))
+}
+
+impl Retriever for SqliteStore {
+    fn search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<BackendHits, BackendError> {
+        search_by_mode(self, query, top_k, origins)
+    }
+}
+
+impl Rankings for SqliteStore {
+    fn search_mode(&self) -> SearchMode {
+        self.search_mode
+    }
+
+    fn lexical_search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError> {
+        let Some(matching) = fts_query(query) else {
+            return Ok(Vec::new());
+        };
+        // bm25 is computed once per matching row (materialised). The LIMIT is a literal: SQLite
+        // re-prepares a statement whose LIMIT is a bound parameter on every run (measured: it
+        // doubled the cost of a search). Rounding it up to a power of two keeps the number of
+        // cached statement variants small; the extra rows are cut below.
+        const MATCHED: &str = "WITH matched AS MATERIALIZED (
+                 SELECT rowid, bm25(records_fts) AS rank FROM records_fts WHERE records_fts MATCH ?1)
+             SELECT r.origin_db, r.id, r.metadata, -m.rank
+             FROM matched m JOIN records r ON r.rowid = m.rowid";
+        let limit = top_k.max(1).checked_next_power_of_two().unwrap_or(u32::MAX);
+        let order = format!(" ORDER BY m.rank, r.id LIMIT {limit}");
+        let connection = self.connection()?;
+        let (sql, filter) = if origins.is_empty() {
+            (format!("{MATCHED}{order}"), None)
+        } else {
+            (
+                format!("{MATCHED} WHERE r.origin_db IN (SELECT value FROM json_each(?2)){order}"),
+                Some(serde_json::to_string(origins).unwrap_or_default()),
+            )
+        };
+        let mut statement = connection.prepare_cached(&sql).map_err(backend_error)?;
+        let row_to_hit = |row: &rusqlite::Row<'_>| {
+            Ok(BackendHit {
+                origin_db: row.get(0)?,
+                id: row.get(1)?,
+                metadata: row.get(2)?,
+                score: row.get(3)?,
+                reason: "bm25".into(),
+            })
+        };
+        let rows = match &filter {
+            None => statement.query_map(params![matching], row_to_hit),
+            Some(origins) => statement.query_map(params![matching, origins], row_to_hit),
+        };
+        rows.and_then(|rows| {
+            rows.take(top_k as usize)
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend_error)
+        .map(|mut hits| {
+            relative_to_best(&mut hits);
+            hits
+        })
+    }
+
+    fn vector_search(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError> {
+        let query_vector = self
+            .embedder
+            .embed(&[query])?
+            .pop()
+            .ok_or_else(|| BackendError::Failed("the embedder returned no vector".into()))?;
+        let mut index = deadline::lock(&self.index)?;
+        self.current_index(&mut index)?;
+        let Some(indexed) = index.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let keep = |key: u64| {
+            indexed
+                .origins
+                .get(&key)
+                .is_some_and(|origin| origins.contains(origin))
+        };
+        let nearest = indexed
+            .index
+            .search(
+                &query_vector,
+                top_k as usize,
+                (!origins.is_empty()).then_some(&keep as &dyn Fn(u64) -> bool),
+            )
+            .map_err(|e| BackendError::Failed(e.to_string()))?;
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached("SELECT origin_db, id, metadata FROM records WHERE rowid = ?1")
+            .map_err(backend_error)?;
+        let mut hits = Vec::with_capacity(nearest.len());
+        for (key, similarity) in nearest {
+            let record = statement
+                .query_row([key as i64], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+                .map_err(backend_error)?;
+            // Another process may have deleted the record since the index caught up.
+            if let Some((origin_db, id, metadata)) = record {
+                hits.push(BackendHit {
+                    origin_db,
+                    id,
+                    score: f64::from(similarity),
+                    reason: "cosine similarity".into(),
+                    metadata,
+                });
+            }
+        }
+        Ok(hits)
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Snapshot the index on the way out so the next process replays nothing.
+    fn drop(&mut self) {
+        if let Some(indexed) = self.index.get_mut().ok().and_then(Option::as_mut) {
+            if let Err(error) = indexed.save_if_changed() {
+                tracing::warn!(%error, "the vector index snapshot was not saved");
+            }
+        }
+    }
+}
+
+impl MetricsDb for SqliteStore {
+    fn available(&self) -> bool {
+        true
+    }
+
+    fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError> {
+        let mut connection = self.connection()?;
+        let tx = connection.transaction().map_err(backend_error)?;
+        let ts = now_ms();
+        for row in &outcome.contributors {
+            tx.execute(
+                "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![outcome.patch_id, outcome.session_id, row.origin_db, row.vector_id, outcome.success, outcome.reverted, outcome.label, outcome.roi_tag, ts],
+            )
+            .map_err(backend_error)?;
+        }
+        for origin in &outcome.credited_origins {
+            tx.execute(
+                "INSERT INTO retriever_stats (origin_db, wins, regrets) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (origin_db) DO UPDATE SET wins = wins + excluded.wins, regrets = regrets + excluded.regrets",
+                params![origin, i64::from(outcome.success), i64::from(!outcome.success)],
+            )
+            .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)
+    }
+}
+
+impl VectorMetricsDb for SqliteStore {
+    fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError> {
+        let mut connection = self.connection()?;
+        let tx = connection.transaction().map_err(backend_error)?;
+        let ts = now_ms();
+        for o in outcomes {
+            tx.execute(
+                "INSERT INTO vector_outcomes (session_id, origin_db, vector_id, contribution, win, regret, patch_id, roi_tag, ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![o.session_id, o.vector.origin_db, o.vector.vector_id, o.contribution, o.win, o.regret, o.patch_id, o.roi_tag, ts],
+            )
+            .map_err(backend_error)?;
+        }
+        tx.commit().map_err(backend_error)
+    }
+
+    fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError> {
+        let mut connection = self.connection()?;
+        let tx = connection.transaction().map_err(backend_error)?;
+        vectors
+            .iter()
+            .map(|v| {
+                outcome_rates(
+                    &tx,
+                    "origin_db = ?1 AND vector_id = ?2",
+                    &v.origin_db,
+                    Some(&v.vector_id),
+                )
+            })
+            .collect::<rusqlite::Result<_>>()
+            .map_err(backend_error)
+    }
+
+    fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError> {
+        let mut connection = self.connection()?;
+        let tx = connection.transaction().map_err(backend_error)?;
+        origins
+            .iter()
+            .map(|origin| outcome_rates(&tx, "origin_db = ?1 AND ?2 IS NULL", origin, None))
+            .collect::<rusqlite::Result<_>>()
+            .map_err(backend_error)
+    }
+}
+
+impl EmbeddingStore for SqliteStore {
+    fn databases(&self) -> Result<Vec<String>, BackendError> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached("SELECT name FROM databases ORDER BY name")
+            .map_err(backend_error)?;
+        statement
+            .query_map([], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+
+    fn pending(
+        &self,
+        db: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError> {
+        let connection = self.connection()?;
+        let known: Option<String> = connection
+            .query_row("SELECT name FROM databases WHERE name = ?1", [db], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(backend_error)?;
+        if known.is_none() {
+            return Err(BackendError::Failed(format!("unknown database {db:?}")));
+        }
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT r.id FROM records r
+                 LEFT JOIN embeddings e ON e.db = r.db AND e.id = r.id
+                 WHERE r.db = ?1 AND (?2 IS NULL OR r.id > ?2)
+                   AND (e.id IS NULL OR e.text_hash != r.text_hash OR e.embedding_version != ?3)
+                 ORDER BY r.id LIMIT ?4",
+            )
+            .map_err(backend_error)?;
+        statement
+            .query_map(params![db, after, self.embedder.version(), limit], |row| {
+                row.get(0)
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)
+    }
+
+    fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError> {
+        // Read, embed outside the lock, then write the whole batch in one transaction.
+        let mut texts: Vec<StoredText> = Vec::with_capacity(ids.len());
+        {
+            let connection = self.connection()?;
+            let mut statement = connection
+                .prepare_cached("SELECT text, text_hash FROM records WHERE db = ?1 AND id = ?2")
+                .map_err(backend_error)?;
+            for id in ids {
+                let row: Option<(String, i64)> = statement
+                    .query_row(params![db, id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(backend_error)?;
+                if let Some((text, hash)) = row {
+                    texts.push((id.clone(), text, hash));
+                }
+            }
+        }
+        embed_batch(
+            self.embedder.as_ref(),
+            ids.len(),
+            texts,
+            |texts, vectors| {
+                let mut connection = self.connection()?;
+                let tx = connection.transaction().map_err(backend_error)?;
+                let created_at = now_ms();
+                let seq = next_seq(&tx)?;
+                for ((id, _, hash), vector) in texts.iter().zip(&vectors) {
+                    tx.execute(
+                    "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6, ?7)",
+                    params![db, id, vector_to_blob(vector), hash, self.embedder.version(), created_at, seq],
+                )
+                .map_err(backend_error)?;
+                }
+                tx.commit().map_err(backend_error)
+            },
+        )
+    }
+}

@@ -1,0 +1,114 @@
+//! Fixtures the checks (and the repository's own tests) build on: the sample corpus and
+//! queries, records, and requests with every option at its default.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use vector_service_runtime::api::{BackfillRequest, ContextRequest, SearchRequest, TrackRequest};
+use vector_service_runtime::backends::{Backends, Record, Store};
+use vector_service_runtime::{Plugin, ServiceConfig, Telemetry, VectorService};
+
+/// Records of `(origin, id, text)`, each with `{"name": id}` as metadata.
+pub fn records(specs: &[(&str, &str, &str)]) -> Vec<Record> {
+    specs
+        .iter()
+        .map(|(origin, id, text)| record(origin, id, text, json!({"name": id})))
+        .collect()
+}
+
+/// A record of `origin` with `id`, `text` and `metadata`.
+pub fn record(origin: &str, id: &str, text: &str, metadata: Value) -> Record {
+    Record {
+        origin_db: origin.to_string(),
+        id: id.to_string(),
+        text: text.to_string(),
+        metadata,
+    }
+}
+
+/// The repository's sample corpus (`examples/data/records.jsonl`), upserted into `store`.
+pub fn ingest_sample_corpus(store: &dyn Store) -> Vec<(String, Record)> {
+    let corpus: Vec<(String, Record)> =
+        json_lines(include_str!("../../../examples/data/records.jsonl"))
+            .into_iter()
+            .map(|value| {
+                let db = value["db"].as_str().expect("a db field").to_string();
+                (db, serde_json::from_value(value).expect("a record"))
+            })
+            .collect();
+    for (db, record) in &corpus {
+        store
+            .upsert(db, std::slice::from_ref(record))
+            .expect("upsert");
+    }
+    corpus
+}
+
+/// The sample queries (`examples/data/queries.jsonl`).
+pub fn sample_queries() -> Vec<String> {
+    json_lines(include_str!("../../../examples/data/queries.jsonl"))
+        .into_iter()
+        .map(|value| value["query"].as_str().expect("a query").to_string())
+        .collect()
+}
+
+/// Parse JSON lines, skipping blank ones.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+/// The built-in component over `backends`, for one tenant.
+pub fn service(backends: Backends) -> (VectorService, Telemetry) {
+    let telemetry = Telemetry::new();
+    let plugin = Plugin::builtin().expect("the built-in component loads");
+    let config = ServiceConfig {
+        tenant: "conformance".to_string(),
+        ..ServiceConfig::default()
+    };
+    (
+        VectorService::new(Arc::new(plugin), backends, telemetry.clone(), config),
+        telemetry,
+    )
+}
+
+/// A search request for `query` with every option at its default.
+pub fn search(query: &str) -> SearchRequest {
+    SearchRequest {
+        query: query.to_string(),
+        top_k: None,
+        similarity_threshold: None,
+        origins: vec![],
+    }
+}
+
+/// A context request for `task` with every option at its default.
+pub fn context(task: &str) -> ContextRequest {
+    ContextRequest {
+        task: task.to_string(),
+        top_k: None,
+        max_tokens: None,
+        db_weights: vec![],
+    }
+}
+
+/// A track request crediting `vector_ids` (`origin:id`) to `patch_id`.
+pub fn track(vector_ids: &[&str], success: bool, patch_id: &str) -> TrackRequest {
+    TrackRequest {
+        vector_ids: vector_ids.iter().map(|s| s.to_string()).collect(),
+        success,
+        patch_id: patch_id.to_string(),
+        contribution: None,
+        roi_tag: None,
+    }
+}
+
+/// A backfill request (`databases` empty: every database).
+pub fn backfill(batch_size: Option<u32>, databases: &[&str]) -> BackfillRequest {
+    BackfillRequest {
+        batch_size,
+        databases: databases.iter().map(|s| s.to_string()).collect(),
+    }
+}

@@ -1,0 +1,452 @@
+//! The store conformance suite as public functions: every check takes a [`StoreFactory`]
+//! that makes fresh, empty stores of one kind, so any [`Store`] implementation can prove it
+//! behaves like the others. The repository runs it on SQLite, PostgreSQL and the in-memory
+//! store (`tests/e2e/conformance.rs`); a new backend adds one factory and one line per check.
+//!
+//! A check panics (assertion failure) when the store under test disagrees.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use vector_service_runtime::api::{
+    BackendError, ContributorRow, Destination, PatchOutcome, VectorOutcome, VectorRef,
+};
+use vector_service_runtime::backends::hashing_embedder::cosine;
+use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder, SearchMode, Store};
+
+pub mod fixtures;
+
+use fixtures::*;
+
+/// Makes fresh, empty stores of the kind under test, all using the hashing embedder.
+pub trait StoreFactory {
+    /// A new empty store (a new file, schema, or value) that searches by `mode`.
+    fn fresh(&self, mode: SearchMode) -> Arc<dyn Store>;
+    /// The recall@10 its vector search must reach against an exact search: 1.0 for a store
+    /// that searches exactly, less for an approximate index (e.g. pgvector's HNSW).
+    fn min_recall(&self) -> f64 {
+        1.0
+    }
+}
+
+/// One check of the suite.
+pub type Check = fn(&dyn StoreFactory);
+
+/// Every check, by name, for a harness that wants to run them all in one loop.
+pub const CHECKS: &[(&str, Check)] = &[
+    (
+        "upsert_counts_new_and_changed_records_only",
+        upsert_counts_new_and_changed_records_only,
+    ),
+    (
+        "databases_are_registered_once_and_listed_in_order",
+        databases_are_registered_once_and_listed_in_order,
+    ),
+    (
+        "pending_pages_by_id_and_refuses_an_unknown_database",
+        pending_pages_by_id_and_refuses_an_unknown_database,
+    ),
+    (
+        "embedding_makes_records_current_until_their_text_changes",
+        embedding_makes_records_current_until_their_text_changes,
+    ),
+    (
+        "delete_removes_records_with_their_embeddings",
+        delete_removes_records_with_their_embeddings,
+    ),
+    (
+        "lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax",
+        lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax,
+    ),
+    (
+        "vector_search_finds_what_an_exact_search_finds",
+        vector_search_finds_what_an_exact_search_finds,
+    ),
+    (
+        "hybrid_search_fuses_both_rankings",
+        hybrid_search_fuses_both_rankings,
+    ),
+    (
+        "patch_outcomes_and_retriever_stats_are_written_together",
+        patch_outcomes_and_retriever_stats_are_written_together,
+    ),
+    (
+        "vector_outcomes_give_rates_in_the_order_asked",
+        vector_outcomes_give_rates_in_the_order_asked,
+    ),
+    (
+        "the_component_runs_every_operation_over_the_store",
+        the_component_runs_every_operation_over_the_store,
+    ),
+];
+
+/// Upsert counts new and changed records only.
+pub fn upsert_counts_new_and_changed_records_only(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    let batch = records(&[
+        ("error", "e1", "upload failed"),
+        ("error", "e2", "disk full"),
+        ("error", "e3", "queue stuck"),
+    ]);
+    assert_eq!(store.upsert("errors", &batch).unwrap(), 3);
+    assert_eq!(store.upsert("errors", &batch).unwrap(), 0, "unchanged");
+    let mut changed = batch.clone();
+    changed[0].text = "upload failed twice".into();
+    changed[1].metadata = json!({"name": "e2", "severity": "high"});
+    changed[2].origin_db = "bot".into();
+    assert_eq!(store.upsert("errors", &changed).unwrap(), 3);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.databases, [("errors".to_string(), 3, 0)]);
+    assert_eq!(stats.embedding_version, HashingEmbedder.version());
+}
+
+/// Databases are registered once and listed in order.
+pub fn databases_are_registered_once_and_listed_in_order(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    store.register_database("zeta").unwrap();
+    store.register_database("zeta").unwrap();
+    store.register_database("Alpha").unwrap();
+    store
+        .upsert("mid", &records(&[("bot", "b1", "a bot")]))
+        .unwrap();
+    // Byte order, as SQLite compares text ("A" < "m" < "z").
+    assert_eq!(store.databases().unwrap(), ["Alpha", "mid", "zeta"]);
+}
+
+/// Pending pages by id and refuses an unknown database.
+pub fn pending_pages_by_id_and_refuses_an_unknown_database(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    let ids = ["r10", "r2", "R3", "r1", "r-5"];
+    let batch: Vec<_> = ids
+        .iter()
+        .map(|id| record("bot", id, &format!("record {id}"), json!({})))
+        .collect();
+    store.upsert("bots", &batch).unwrap();
+    assert_eq!(store.pending("bots", None, 2).unwrap(), ["R3", "r-5"]);
+    assert_eq!(
+        store.pending("bots", Some("r-5"), 2).unwrap(),
+        ["r1", "r10"]
+    );
+    assert_eq!(store.pending("bots", Some("r10"), 10).unwrap(), ["r2"]);
+    assert!(store.pending("bots", Some("r2"), 10).unwrap().is_empty());
+    match store.pending("nowhere", None, 10) {
+        Err(BackendError::Failed(message)) => assert!(message.contains("nowhere"), "{message}"),
+        other => panic!("expected an unknown-database failure, got {other:?}"),
+    }
+}
+
+/// Embedding makes records current until their text changes.
+pub fn embedding_makes_records_current_until_their_text_changes(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    store
+        .upsert(
+            "errors",
+            &records(&[
+                ("error", "e1", "upload failed"),
+                ("error", "e2", "disk full"),
+                ("error", "blank", "   "),
+            ]),
+        )
+        .unwrap();
+    let ids: Vec<String> = ["e1", "e2", "blank", "missing"].map(String::from).into();
+    let report = store.embed("errors", &ids).unwrap();
+    assert_eq!((report.embedded, report.skipped), (2, 2));
+    assert_eq!(store.pending("errors", None, 10).unwrap(), ["blank"]);
+    assert_eq!(store.stats().unwrap().databases, [("errors".into(), 3, 2)]);
+
+    store
+        .upsert(
+            "errors",
+            &records(&[("error", "e1", "upload failed again")]),
+        )
+        .unwrap();
+    assert_eq!(store.pending("errors", None, 10).unwrap(), ["blank", "e1"]);
+    assert_eq!(store.stats().unwrap().databases, [("errors".into(), 3, 1)]);
+    let again = store.embed("errors", &["e1".to_string()]).unwrap();
+    assert_eq!(again.embedded, 1);
+    assert_eq!(store.pending("errors", None, 10).unwrap(), ["blank"]);
+}
+
+/// Delete removes records with their embeddings.
+pub fn delete_removes_records_with_their_embeddings(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Vector);
+    store
+        .upsert(
+            "errors",
+            &records(&[
+                ("error", "e1", "upload failed"),
+                ("error", "e2", "upload timed out"),
+            ]),
+        )
+        .unwrap();
+    store
+        .embed("errors", &["e1".to_string(), "e2".to_string()])
+        .unwrap();
+    store.sync_index().unwrap();
+    let deleted = store
+        .delete("errors", &["e1".to_string(), "nope".to_string()])
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(store.stats().unwrap().databases, [("errors".into(), 1, 1)]);
+    let found = store.search("upload failed", 10, &[]).unwrap();
+    let ids: Vec<&str> = found.hits.iter().map(|hit| hit.id.as_str()).collect();
+    assert_eq!(ids, ["e2"], "a deleted record is never found");
+}
+
+/// Lexical search ranks matches filters origins and ignores query syntax.
+pub fn lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax(
+    stores: &dyn StoreFactory,
+) {
+    let store = stores.fresh(SearchMode::Lexical);
+    store
+        .upsert(
+            "mixed",
+            &records(&[
+                ("error", "e1", "kubernetes pod crashed while uploading"),
+                ("error", "e2", "upload failed: disk full"),
+                ("bot", "b1", "a bot that restarts kubernetes pods"),
+                ("workflow", "w1", "nightly report workflow"),
+            ]),
+        )
+        .unwrap();
+    let found = store.search("kubernetes", 10, &[]).unwrap().hits;
+    let mut ids: Vec<&str> = found.iter().map(|hit| hit.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["b1", "e1"], "exactly the records with the word");
+    assert_eq!(found[0].score, 1.0, "scores are relative to the best hit");
+    assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(found.iter().all(|hit| (0.0..=1.0).contains(&hit.score)));
+    let bots = store
+        .search("kubernetes", 10, &["bot".to_string()])
+        .unwrap()
+        .hits;
+    assert_eq!(bots.len(), 1);
+    assert_eq!(
+        (bots[0].origin_db.as_str(), bots[0].id.as_str()),
+        ("bot", "b1")
+    );
+    assert_eq!(bots[0].metadata, json!({"name": "b1"}).to_string());
+    assert_eq!(
+        store
+            .search("upload kubernetes nightly", 2, &[])
+            .unwrap()
+            .hits
+            .len(),
+        2
+    );
+    assert!(store.search("zebra", 10, &[]).unwrap().hits.is_empty());
+    assert!(store.search("  ;  ", 10, &[]).unwrap().hits.is_empty());
+    // Quotes, operators and SQL in the query are words or nothing, never syntax.
+    for hostile in [
+        r#"kubernetes" OR "#,
+        "kubernetes'); DROP TABLE records; --",
+        "!kubernetes & | :*",
+    ] {
+        let hits = store.search(hostile, 10, &[]).unwrap().hits;
+        assert!(hits.iter().any(|hit| hit.id == "e1"), "{hostile}: {hits:?}");
+    }
+    assert_eq!(
+        store.stats().unwrap().databases[0].1,
+        4,
+        "the table survived"
+    );
+}
+
+/// Vector search finds what an exact search finds.
+pub fn vector_search_finds_what_an_exact_search_finds(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Vector);
+    let corpus = ingest_sample_corpus(store.as_ref());
+    for db in store.databases().unwrap() {
+        let pending = store.pending(&db, None, 10_000).unwrap();
+        store.embed(&db, &pending).unwrap();
+    }
+    store.sync_index().unwrap();
+    let texts: Vec<&str> = corpus
+        .iter()
+        .map(|(_, record)| record.text.as_str())
+        .collect();
+    let vectors = HashingEmbedder.embed(&texts).unwrap();
+    let (mut found, mut expected) = (0usize, 0usize);
+    for query in sample_queries() {
+        let query_vector = HashingEmbedder.embed(&[query.as_str()]).unwrap().remove(0);
+        let mut exact: Vec<(f64, &str)> = vectors
+            .iter()
+            .zip(&corpus)
+            .map(|(vector, (_, record))| (cosine(&query_vector, vector), record.id.as_str()))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let hits = store.search(&query, 10, &[]).unwrap().hits;
+        assert!(hits.len() <= 10);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{query}");
+        expected += 10;
+        found += exact[..10]
+            .iter()
+            .filter(|(_, id)| hits.iter().any(|hit| hit.id == *id))
+            .count();
+    }
+    let recall = found as f64 / expected as f64;
+    assert!(
+        recall >= stores.min_recall(),
+        "recall@10 {recall}, wanted at least {}",
+        stores.min_recall()
+    );
+    let errors_only = store
+        .search("upload failed", 10, &["error".to_string()])
+        .unwrap();
+    assert!(!errors_only.hits.is_empty());
+    assert!(errors_only.hits.iter().all(|hit| hit.origin_db == "error"));
+}
+
+/// Hybrid search fuses both rankings.
+pub fn hybrid_search_fuses_both_rankings(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Hybrid);
+    store
+        .upsert(
+            "errors",
+            &records(&[
+                ("error", "e1", "upload failed: out of memory"),
+                ("error", "e2", "disk full on the upload host"),
+                ("error", "e3", "certificate expired"),
+            ]),
+        )
+        .unwrap();
+    let ids: Vec<String> = ["e1", "e2", "e3"].map(String::from).into();
+    store.embed("errors", &ids).unwrap();
+    let hits = store.search("upload failed", 3, &[]).unwrap().hits;
+    assert_eq!(hits[0].id, "e1");
+    assert_eq!(hits[0].score, 1.0);
+    assert!(hits[0].reason.contains("rrf"), "{}", hits[0].reason);
+}
+
+/// Patch outcomes and retriever stats are written together.
+pub fn patch_outcomes_and_retriever_stats_are_written_together(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    assert!(store.available());
+    let outcome = |patch: &str, success: bool| PatchOutcome {
+        patch_id: patch.into(),
+        session_id: "s-1".into(),
+        success,
+        reverted: !success,
+        label: if success { "success" } else { "failure" }.into(),
+        roi_tag: "high-roi".into(),
+        contributors: vec![
+            ContributorRow {
+                origin_db: Some("bot".into()),
+                vector_id: Some("b1".into()),
+            },
+            ContributorRow {
+                origin_db: None,
+                vector_id: None,
+            },
+        ],
+        credited_origins: vec!["bot".into(), "error".into()],
+    };
+    store.log_patch_outcome(&outcome("p-1", true)).unwrap();
+    store.log_patch_outcome(&outcome("p-2", false)).unwrap();
+    let rows = store.patch_outcomes().unwrap();
+    let summary: Vec<(&str, Option<&str>, bool, bool)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.patch_id.as_str(),
+                row.vector_id.as_deref(),
+                row.success,
+                row.reverted,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("p-1", Some("b1"), true, false),
+            ("p-1", None, true, false),
+            ("p-2", Some("b1"), false, true),
+            ("p-2", None, false, true),
+        ]
+    );
+    assert!(rows
+        .iter()
+        .all(|row| row.roi_tag == "high-roi" && row.ts_ms > 0));
+    let stats = store.retriever_stats().unwrap();
+    let stats: Vec<(&str, u64, u64)> = stats
+        .iter()
+        .map(|(origin, s)| (origin.as_str(), s.wins, s.regrets))
+        .collect();
+    assert_eq!(stats, [("bot", 1, 1), ("error", 1, 1)]);
+    assert_eq!(store.stats().unwrap().patch_outcomes, 4);
+}
+
+/// Vector outcomes give rates in the order asked.
+pub fn vector_outcomes_give_rates_in_the_order_asked(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    let outcome = |origin: &str, id: &str, win: bool| VectorOutcome {
+        session_id: "s-1".into(),
+        vector: VectorRef {
+            origin_db: origin.into(),
+            vector_id: id.into(),
+        },
+        contribution: 0.5,
+        win,
+        regret: !win,
+        patch_id: "p-1".into(),
+        roi_tag: "".into(),
+    };
+    store
+        .record_outcomes(&[
+            outcome("bot", "b1", true),
+            outcome("bot", "b1", true),
+            outcome("bot", "b1", false),
+            outcome("bot", "b2", false),
+            outcome("error", "e1", true),
+        ])
+        .unwrap();
+    let vref = |origin: &str, id: &str| VectorRef {
+        origin_db: origin.into(),
+        vector_id: id.into(),
+    };
+    let rates = store
+        .vector_rates(&[vref("bot", "b2"), vref("nowhere", "x"), vref("bot", "b1")])
+        .unwrap();
+    assert_eq!(rates.len(), 3);
+    let b2 = rates[0].expect("b2 has samples");
+    assert_eq!((b2.win_rate, b2.regret_rate, b2.samples), (0.0, 1.0, 1));
+    assert!(rates[1].is_none());
+    let b1 = rates[2].expect("b1 has samples");
+    assert_eq!(b1.samples, 3);
+    assert!((b1.win_rate - 2.0 / 3.0).abs() < 1e-12);
+    let origins = store
+        .origin_rates(&["error".into(), "workflow".into(), "bot".into()])
+        .unwrap();
+    assert_eq!(origins[0].map(|r| r.samples), Some(1));
+    assert!(origins[1].is_none());
+    assert_eq!(origins[2].map(|r| (r.samples, r.win_rate)), Some((4, 0.5)));
+    assert_eq!(store.stats().unwrap().vector_outcomes, 5);
+}
+
+/// The component runs every operation over the store.
+pub fn the_component_runs_every_operation_over_the_store(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Hybrid);
+    let corpus = ingest_sample_corpus(store.as_ref());
+    let (service, _) = service(Backends::store(store.clone()));
+    let report = service.backfill("s-1", &backfill(Some(64), &[])).unwrap();
+    let embedded: u64 = report.databases.iter().map(|d| d.embedded).sum();
+    assert_eq!(embedded as usize, corpus.len());
+    let found = service
+        .search("s-1", &search("upload failed out of memory"))
+        .unwrap();
+    assert!(!found.hits.is_empty());
+    assert_eq!(found.session_id, "s-1");
+    let context = service
+        .build_context("s-1", &context("upload failed"))
+        .unwrap();
+    assert!(!context.entries.is_empty(), "{}", context.context);
+    let first = &found.hits[0];
+    let vector_id = format!("{}:{}", first.origin_db, first.record_id.clone().unwrap());
+    let tracked = service
+        .track_contributors("s-1", &track(&[vector_id.as_str()], true, "p-1"))
+        .unwrap();
+    assert_eq!(tracked.written_to, Destination::Primary);
+    assert_eq!(store.patch_outcomes().unwrap().len(), 1);
+    assert_eq!(store.retriever_stats().unwrap()[0].1.wins, 1);
+}

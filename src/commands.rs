@@ -1,0 +1,290 @@
+//! One function per subcommand that works on a tenant's data: each opens what it needs,
+//! runs, and prints a human table or, with `--json`, JSON.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use vector_service_runtime::api::{
+    BackfillRequest, ContextRequest, Destination, SearchRequest, TrackRequest,
+};
+use vector_service_runtime::backends::EmbeddingStore;
+use vector_service_runtime::RunLimits;
+
+use crate::cli::{Command, Global};
+use crate::tenant::Tenant;
+use crate::{ingest, progress};
+
+/// Run `command` (one that needs the tenant's database), then print the metrics if asked.
+pub fn run(global: &Global, command: Command) -> anyhow::Result<()> {
+    let tenant = Tenant::open(global)?;
+    let session = global.session_id.as_str();
+    match command {
+        Command::Info | Command::Component(_) | Command::Serve { .. } => {
+            unreachable!("handled without a tenant")
+        }
+        Command::Ingest { file, db } => ingest_file(global, &tenant, &file, db.as_deref())?,
+        Command::Backfill {
+            batch_size,
+            databases,
+            batch_deadline_secs,
+            max_seconds,
+        } => {
+            let run = RunLimits {
+                budget: max_seconds.map(std::time::Duration::from_secs),
+                ..RunLimits::per_batch(std::time::Duration::from_secs(batch_deadline_secs))
+            };
+            let request = BackfillRequest {
+                batch_size,
+                databases,
+            };
+            backfill(global, &tenant, session, request, &run)?
+        }
+        Command::Search {
+            query,
+            top_k,
+            threshold,
+            origins,
+        } => {
+            let request = SearchRequest {
+                query,
+                top_k,
+                similarity_threshold: threshold,
+                origins,
+            };
+            search(global, &tenant, session, &request)?
+        }
+        Command::Context {
+            task,
+            top_k,
+            max_tokens,
+        } => {
+            let request = ContextRequest {
+                task,
+                top_k,
+                max_tokens,
+                db_weights: vec![],
+            };
+            context(global, &tenant, session, &request)?
+        }
+        Command::Track {
+            patch_id,
+            failure,
+            contribution,
+            roi_tag,
+            vector_ids,
+        } => {
+            let request = TrackRequest {
+                vector_ids,
+                success: !failure,
+                patch_id,
+                contribution,
+                roi_tag,
+            };
+            track(global, &tenant, session, &request)?
+        }
+        Command::Delete { db, ids } => delete(global, &tenant, &db, &ids)?,
+        Command::Stats => stats(global, &tenant)?,
+    }
+    if global.metrics {
+        print!("{}", tenant.telemetry.render());
+    }
+    Ok(())
+}
+
+/// JSON for `--json`, else the human rendering.
+fn emit<T: Serialize>(global: &Global, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
+/// `ingest FILE`: add or update records, one transaction per database.
+fn ingest_file(
+    global: &Global,
+    tenant: &Tenant,
+    file: &std::path::Path,
+    db: Option<&str>,
+) -> anyhow::Result<()> {
+    let by_db = ingest::read_records(file, db)?;
+    let report = ingest::upsert_all(tenant.store.as_ref(), &by_db)?;
+    emit(global, &report, |report| {
+        for row in report {
+            println!(
+                "{:<14} {:>6} records, {:>6} new or changed",
+                row.db, row.records, row.new_or_changed
+            );
+        }
+    })?;
+    Ok(())
+}
+
+/// `backfill`: embed what lacks a current embedding, then bring the vector index up to date.
+/// A database that failed makes the command fail, after the report.
+fn backfill(
+    global: &Global,
+    tenant: &Tenant,
+    session: &str,
+    request: BackfillRequest,
+    run: &RunLimits,
+) -> anyhow::Result<()> {
+    let total = tenant.pending_records(&request.databases)?;
+    let progress = progress::ProgressStore::for_terminal(tenant.store.clone(), total);
+    let service = tenant.service(progress.clone().map(|p| p as Arc<dyn EmbeddingStore>));
+    // Ctrl-C and SIGTERM keep their default (the process ends): each batch commits in
+    // one transaction, so what was done is whole batches, and the next run resumes.
+    let response = service.backfill_with(session, &request, run)?;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    // Leave the vector index current so the first vector search pays nothing.
+    let started = std::time::Instant::now();
+    let indexed = tenant.store.sync_index()?;
+    let mut report = serde_json::to_value(&response)?;
+    report["index_changes"] = indexed.into();
+    emit(global, &report, |_| {
+        let r = &response;
+        println!("backfill {} (session {})", r.status, r.session_id);
+        for d in &r.databases {
+            let error = d
+                .error
+                .as_ref()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default();
+            println!(
+                "  {:<14} embedded {:>6}  skipped {:>4}  batches {:>4}{error}",
+                d.name, d.embedded, d.skipped, d.batches
+            );
+        }
+        println!(
+            "vector index: {indexed} change(s) applied in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+    })?;
+    // A database that could not be backfilled (unreadable, damaged, embedder down) is
+    // a failure for scripts and cron jobs, even though the others were done.
+    let failed: Vec<&str> = response
+        .databases
+        .iter()
+        .filter(|d| d.error.is_some())
+        .map(|d| d.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "backfill failed for {} database(s): {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `search QUERY`: Retriever.search through the component.
+fn search(
+    global: &Global,
+    tenant: &Tenant,
+    session: &str,
+    request: &SearchRequest,
+) -> anyhow::Result<()> {
+    let response = tenant.service(None).search(session, request)?;
+    emit(global, &response, |r| {
+        if let Some(fallback) = &r.fallback {
+            println!(
+                "no confident result ({}, confidence {:.3})",
+                fallback.reason, fallback.confidence
+            );
+        }
+        println!("{:<10} {:<12} {:>6}  metadata", "origin", "id", "score");
+        for hit in &r.hits {
+            println!(
+                "{:<10} {:<12} {:>6.3}  {}",
+                hit.origin_db,
+                hit.record_id.as_deref().unwrap_or("-"),
+                hit.score,
+                hit.metadata
+            );
+        }
+    })?;
+    Ok(())
+}
+
+/// `context TASK`: ContextBuilder.build through the component.
+fn context(
+    global: &Global,
+    tenant: &Tenant,
+    session: &str,
+    request: &ContextRequest,
+) -> anyhow::Result<()> {
+    let response = tenant.service(None).build_context(session, request)?;
+    emit(global, &response, |r| {
+        println!("{}", r.context);
+        for e in &r.entries {
+            let reliability = e
+                .reliability
+                .map(|r| {
+                    format!(
+                        "win {:.2} regret {:.2} ({})",
+                        r.win_rate, r.regret_rate, r.samples
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "  {:<14} {:<12} score {:>7.3}  reliability {reliability}",
+                e.bucket, e.id, e.score
+            );
+        }
+    })?;
+    Ok(())
+}
+
+/// `track VECTOR_ID...`: PatchLogger.track_contributors through the component.
+fn track(
+    global: &Global,
+    tenant: &Tenant,
+    session: &str,
+    request: &TrackRequest,
+) -> anyhow::Result<()> {
+    let response = tenant.service(None).track_contributors(session, request)?;
+    emit(global, &response, |r| {
+        let destination = match r.written_to {
+            Destination::Primary => "primary metrics db",
+            Destination::Fallback => "vector metrics db (fallback)",
+        };
+        println!(
+            "{} recorded in the {destination}: {} row(s), roi {}",
+            r.status, r.rows, r.roi_tag
+        );
+        for warning in &r.warnings {
+            println!("  warning: {warning}");
+        }
+    })?;
+    Ok(())
+}
+
+/// `delete --db DB ID...`: records and their embeddings.
+fn delete(global: &Global, tenant: &Tenant, db: &str, ids: &[String]) -> anyhow::Result<()> {
+    let deleted = tenant.store.delete(db, ids)?;
+    let report = serde_json::json!({"db": db, "requested": ids.len(), "deleted": deleted});
+    emit(global, &report, |_| {
+        println!("{db}: deleted {deleted} of {} record(s)", ids.len());
+    })?;
+    Ok(())
+}
+
+/// `stats`: record, embedding and outcome counts.
+fn stats(global: &Global, tenant: &Tenant) -> anyhow::Result<()> {
+    let stats = tenant.store.stats()?;
+    emit(global, &stats, |s| {
+        println!("embedder: {}", s.embedding_version);
+        for (db, records, embedded) in &s.databases {
+            println!("  {db:<14} {records:>6} records  {embedded:>6} embedded");
+        }
+        println!(
+            "patch outcomes: {}  vector outcomes: {}",
+            s.patch_outcomes, s.vector_outcomes
+        );
+    })?;
+    Ok(())
+}

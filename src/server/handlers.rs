@@ -1,0 +1,292 @@
+//! The API's handlers: the three operations, backfill jobs, record ingest, metrics and
+//! readiness. Authentication is an extractor (`auth`), the request log a layer
+//! (`request_log`); a handler parses, admits, runs on the blocking pool and answers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use vector_service_runtime::backends::Backends;
+use vector_service_runtime::{RunLimits, ServiceError, VectorService};
+
+use super::auth::Authenticated;
+use super::body::{self, Accepts};
+use super::error::ApiError;
+use super::jobs;
+use super::metrics::for_tenant;
+use super::request_log::LogFields;
+use super::routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
+use super::state::{AppState, Shared};
+use crate::progress::ProgressStore;
+
+/// The request's JSON body as `T`: read only after authentication, bounded.
+pub(super) async fn parse<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = body::read(headers, body, state.max_body_bytes, Accepts::Json).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+}
+
+/// A 500 for work that panicked: the panic's message goes to the log, not to the caller.
+pub(super) fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
+    tracing::error!(error = %error, "{what} panicked");
+    ApiError::internal(format!("{what} failed inside the server"))
+}
+
+/// Parse, admit, run `operation` on the blocking pool, answer JSON.
+async fn operation<B, R>(
+    state: &AppState,
+    tenant: usize,
+    log: LogFields,
+    headers: HeaderMap,
+    body: Body,
+    run: fn(&VectorService, &str, B) -> Result<R, ServiceError>,
+) -> Result<Response, ApiError>
+where
+    B: DeserializeOwned + Session + Send + 'static,
+    R: Answer + Send + 'static,
+{
+    let tenant = &state.live[tenant];
+    let request: B = parse(state, &headers, body).await?;
+    let session = request.session_id();
+    log.session(&session);
+    let permit = tenant.admission.admit().await?;
+    state.http.in_flight(&tenant.name, tenant.admission.busy());
+    let service = tenant.service.clone();
+    let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
+    drop(permit);
+    state.http.in_flight(&tenant.name, tenant.admission.busy());
+    let answer = outcome.map_err(|e| panicked("the call", e))??;
+    // The component generates a session id when the caller sent none: log that one.
+    if log.session_id().is_empty() {
+        log.session(answer.session_id());
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// One handler per operation: the body type and the service method.
+macro_rules! operation_handler {
+    ($handler:ident, $body:ty, $method:ident) => {
+        pub(super) async fn $handler(
+            State(state): State<Shared>,
+            Authenticated(tenant): Authenticated,
+            log: LogFields,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Result<Response, ApiError> {
+            operation(
+                &state,
+                tenant,
+                log,
+                headers,
+                body,
+                |service, session, body: $body| service.$method(session, &body.into()),
+            )
+            .await
+        }
+    };
+}
+
+operation_handler!(search, SearchBody, search);
+operation_handler!(context, ContextBody, build_context);
+operation_handler!(contributors, ContributorsBody, track_contributors);
+
+/// `POST /v1/backfill`: start a backfill job in one of the tenant's call slots; 202 with its
+/// id, 409 when one is already running.
+pub(super) async fn start_backfill(
+    State(state): State<Shared>,
+    Authenticated(tenant): Authenticated,
+    log: LogFields,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = &state.live[tenant];
+    let request: BackfillBody = parse(&state, &headers, body).await?;
+    log.session(&request.session_id());
+    let conflict = |running: Arc<jobs::Job>| {
+        ApiError::conflict(format!("backfill job {} is still running", running.id))
+    };
+    if let Some(running) = tenant.jobs.running() {
+        return Err(conflict(running));
+    }
+    let permit = tenant.admission.admit().await?;
+    let progress = ProgressStore::counting(tenant.store.clone());
+    let job = tenant
+        .jobs
+        .start(request.session_id(), progress.clone())
+        .map_err(conflict)?;
+    let mut backends = Backends::store(tenant.store.clone());
+    backends.embedding_store = progress;
+    let service = VectorService::new(
+        state.plugin.clone(),
+        backends,
+        state.telemetry.clone(),
+        tenant.config.clone(),
+    );
+    let run = RunLimits {
+        cancel: job.cancel.clone(),
+        ..tenant.limits.backfill_run()
+    };
+    let (worker, name) = (job.clone(), tenant.name.clone());
+    let (store, shared) = (tenant.store.clone(), state.clone());
+    state.http.in_flight(&name, tenant.admission.busy());
+    tokio::task::spawn_blocking(move || {
+        let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
+            Ok(response) => {
+                // As the CLI does: leave the vector index current, so the next vector
+                // search does not pay for the whole backfill's index inserts.
+                if let Err(error) = store.sync_index() {
+                    tracing::warn!(tenant = %name, %error, "the vector index was not brought up to date");
+                }
+                jobs::Outcome::Finished(response)
+            }
+            Err(error) => {
+                let error = ApiError::from(error);
+                jobs::Outcome::Stopped {
+                    kind: error.kind,
+                    message: error.message,
+                }
+            }
+        };
+        // The slot is free (and counted so) before the job reads as finished.
+        drop(permit);
+        if let Some(tenant) = shared.live.iter().find(|t| t.name == name) {
+            shared.http.in_flight(&name, tenant.admission.busy());
+        }
+        worker.finish(outcome);
+        let view = worker.view();
+        tracing::info!(
+            target: "vector_service::http",
+            tenant = %name,
+            job = %worker.id,
+            status = %view["status"],
+            records_done = worker.progress.done(),
+            "backfill job finished"
+        );
+    });
+    let mut answer = (StatusCode::ACCEPTED, Json(job.view())).into_response();
+    if let Ok(location) = format!("/v1/backfill/{}", job.id).parse() {
+        answer.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(answer)
+}
+
+/// `GET /v1/backfill/{job}`: the job's progress and outcome (the tenant's own jobs only).
+pub(super) async fn backfill_job(
+    State(state): State<Shared>,
+    Authenticated(tenant): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    with_job(&state, tenant, &id, |job| Json(job.view()).into_response())
+}
+
+/// `DELETE /v1/backfill/{job}`: cancel it; it stops at its next batch boundary.
+pub(super) async fn cancel_backfill(
+    State(state): State<Shared>,
+    Authenticated(tenant): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    with_job(&state, tenant, &id, |job| {
+        job.cancel.cancel();
+        (StatusCode::ACCEPTED, Json(job.view())).into_response()
+    })
+}
+
+/// Find the tenant's job `id` (404 otherwise) and answer with `answer`.
+fn with_job(
+    state: &AppState,
+    tenant: usize,
+    id: &str,
+    answer: impl FnOnce(&jobs::Job) -> Response,
+) -> Result<Response, ApiError> {
+    state.live[tenant]
+        .jobs
+        .get(id)
+        .map(|job| answer(&job))
+        .ok_or_else(|| ApiError::not_found_thing("no such backfill job"))
+}
+
+#[derive(Deserialize)]
+struct RecordsQuery {
+    db: Option<String>,
+}
+
+/// `POST /v1/records[?db=NAME]`: a JSON array of records or JSON lines, written in one
+/// transaction per database; a bad record refuses the whole body (400, with its position).
+pub(super) async fn records(
+    State(state): State<Shared>,
+    Authenticated(tenant): Authenticated,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = &state.live[tenant];
+    let Query(query) = Query::<RecordsQuery>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))?;
+    let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Records).await?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let by_db = crate::ingest::parse_records(text, "request body", query.db.as_deref())
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let _permit = tenant.admission.admit().await?;
+    let store = tenant.store.clone();
+    let report =
+        tokio::task::spawn_blocking(move || crate::ingest::upsert_all(store.as_ref(), &by_db))
+            .await
+            .map_err(|e| panicked("the ingest", e))?
+            .map_err(|e| ApiError::backend(e.to_string()))?;
+    Ok(Json(serde_json::json!({"databases": report})).into_response())
+}
+
+/// `GET /metrics`: every tenant's series for the admin key (or single-tenant mode), only its
+/// own for a tenant key.
+pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let text = state.telemetry.render();
+    let visible = if state.reads_all_metrics(&headers) {
+        text
+    } else {
+        match state.authenticate(&headers) {
+            Ok(tenant) => for_tenant(&text, &state.live[tenant].name),
+            Err(error) => return error.into_response(),
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        visible,
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: from the flags the background check keeps; never touches a store.
+pub(super) async fn readyz(State(state): State<Shared>) -> Response {
+    let tenants = state.live.len();
+    let ready = state
+        .live
+        .iter()
+        .filter(|tenant| tenant.readiness.is_ready())
+        .count();
+    if ready == tenants {
+        Json(serde_json::json!({"status": "ready", "tenants": tenants})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "not ready",
+                "tenants": tenants,
+                "not_ready": tenants - ready,
+                "reason": "a tenant store failed its health check",
+            })),
+        )
+            .into_response()
+    }
+}
