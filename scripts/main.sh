@@ -7,8 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# No wasm toolchain needed: the component is checked in prebuilt (host/component).
-cargo build --locked --release --bin vector-service
+# No wasm toolchain needed: the component is checked in prebuilt (host/component). The demo
+# uses the hashing embedder and lexical search, so it builds the CLI without the MiniLM
+# embedder (candle) and usearch's SIMD kernels: 9 minutes from nothing instead of 14
+# (BENCHMARKS.md, "Build time"). `cargo build --release` builds everything.
+cargo build --locked --release --no-default-features --bin vector-service
 
 DATA_DIR=${VECTOR_SERVICE_DATA_DIR:-"$PWD/target/demo-data"}
 cli() { target/release/vector-service --data-dir "$DATA_DIR" "$@"; }

@@ -9,10 +9,12 @@ echo "== checked-in components vs a rebuild from guest/ and tests/misbehaving-gu
 bash scripts/build-component.sh --check
 # What the tests run against, fetched fatally: a test that cannot run fails, it never skips.
 # Prometheus + promtool (the metrics checks and a real scrape), PostgreSQL + pgvector (the
-# conformance and two-host tests), all-MiniLM-L6-v2 (the neural embedder's tests).
+# conformance and two-host tests), all-MiniLM-L6-v2 (the neural embedder's tests), Node.js and
+# npm (the jco host's test).
 bash scripts/fetch-prometheus.sh
 bash scripts/fetch-pgserver.sh
 bash scripts/fetch-minilm.sh
+bash scripts/install-node.sh
 
 echo "== format"
 cargo fmt --all -- --check

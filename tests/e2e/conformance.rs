@@ -94,6 +94,7 @@ conformance!(
 mod postgres_hosts {
     use super::*;
     use crate::postgres_server::psql;
+    use vector_service_runtime::api::BackendError;
 
     #[test]
     fn hosts_starting_together_migrate_a_new_schema_once() {
@@ -153,6 +154,90 @@ mod postgres_hosts {
             "retried on a new connection"
         );
         assert_eq!(store.stats().unwrap().databases, [("errors".into(), 3, 0)]);
+    }
+
+    /// A store on a fresh schema whose `records` inserts raise `sqlstate` (from a trigger) for
+    /// the first `failures` attempts, counted by a sequence (sequences ignore rollbacks). With
+    /// `at_commit`, the trigger is deferred: the failure comes from the COMMIT itself.
+    fn store_failing_with(
+        tenant: &str,
+        sqlstate: &str,
+        failures: u32,
+        at_commit: bool,
+    ) -> PostgresStore {
+        let store =
+            PostgresStore::connect(&postgres().url, tenant, Arc::new(HashingEmbedder), 2).unwrap();
+        let schema = format!("\"vs_{tenant}\"");
+        let (kind, timing) = if at_commit {
+            ("CONSTRAINT TRIGGER", "AFTER INSERT ON {s}.records DEFERRABLE INITIALLY DEFERRED")
+        } else {
+            ("TRIGGER", "BEFORE INSERT ON {s}.records")
+        };
+        let timing = timing.replace("{s}", &schema);
+        psql(&format!(
+            "CREATE SEQUENCE {schema}.attempts;
+             CREATE FUNCTION {schema}.inject() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF nextval('{schema}.attempts') <= {failures} THEN
+                 RAISE EXCEPTION 'injected failure' USING ERRCODE = '{sqlstate}';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE {kind} inject {timing} FOR EACH ROW EXECUTE FUNCTION {schema}.inject();"
+        ));
+        store
+    }
+
+    /// How many times the trigger ran (one per attempt of a one-record upsert).
+    fn attempts(tenant: &str) -> u32 {
+        psql(&format!("SELECT last_value FROM \"vs_{tenant}\".attempts"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn serialization_failures_and_deadlocks_are_retried_before_the_commit() {
+        for (tenant, sqlstate) in [("retry_40001", "40001"), ("retry_40p01", "40P01")] {
+            let store = store_failing_with(tenant, sqlstate, 2, false);
+            let batch = records(&[("error", "e1", "upload failed")]);
+            assert_eq!(store.upsert("errors", &batch).unwrap(), 1, "{sqlstate}");
+            assert_eq!(attempts(tenant), 3, "{sqlstate}: two failures, then success");
+            assert_eq!(store.stats().unwrap().databases, [("errors".into(), 1, 0)]);
+        }
+        // A failure that persists is given up after a bounded number of attempts, typed as
+        // unavailable (the caller may retry later), with nothing written.
+        let store = store_failing_with("retry_forever", "40001", u32::MAX / 2, false);
+        let batch = records(&[("error", "e1", "upload failed")]);
+        match store.upsert("errors", &batch) {
+            Err(BackendError::Unavailable(message)) => {
+                assert!(message.contains("injected failure"), "{message}")
+            }
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+        assert_eq!(attempts("retry_forever"), 4, "bounded attempts");
+        assert!(store.stats().unwrap().databases.is_empty());
+    }
+
+    #[test]
+    fn a_commit_with_unknown_outcome_is_reported_unavailable_and_never_retried() {
+        // The deferred trigger fails the COMMIT with a retryable state: even so, the store must
+        // not retry, because it cannot know whether a commit that failed in flight landed.
+        let tenant = "commit_unknown";
+        let store = store_failing_with(tenant, "40001", 1, true);
+        let batch = records(&[("error", "e1", "upload failed")]);
+        match store.upsert("errors", &batch) {
+            Err(BackendError::Unavailable(message)) => {
+                assert!(message.contains("outcome is unknown"), "{message}")
+            }
+            other => panic!("expected an unknown-outcome failure, got {other:?}"),
+        }
+        assert_eq!(attempts(tenant), 1, "the commit was not retried");
+        // This commit did fail (the trigger raised): nothing was written, and the next upsert
+        // (the trigger now passes) writes the record once.
+        assert!(store.stats().unwrap().databases.is_empty());
+        assert_eq!(store.upsert("errors", &batch).unwrap(), 1);
+        assert_eq!(store.stats().unwrap().databases, [("errors".into(), 1, 0)]);
     }
 
     #[test]

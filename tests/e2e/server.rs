@@ -1,6 +1,7 @@
 //! `vector-service serve` as a real process on a loopback port, driven by a real HTTP client:
 //! every route and error status, two tenants isolated from each other, limits (429, 503),
-//! the exposition checked by promtool, and component reloads under load.
+//! the exposition checked by promtool, and component reloads under load (a file that is not a
+//! component, and a valid component of another world, are both refused).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -524,44 +525,28 @@ fn tenants_are_authenticated_isolated_and_limited() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
 
-    // acme: one call at a time with no queue; while a long backfill holds the slot, 503.
+    // acme: one call at a time with no queue. A backfill job holds that slot from its 202
+    // until it ends, so a search meanwhile is 503, whatever the timing: batches of one over
+    // 20,000 records keep the job running for seconds, and it is cancelled once seen.
     let many: String = (0..20_000)
         .map(|i| format!("{{\"db\": \"errors\", \"id\": \"bulk-{i}\", \"text\": \"bulk error {i} while uploading part {}\"}}\n", i % 97))
         .collect();
     assert_eq!(server.post("/v1/records", Some("acme-key"), &many).0, 200);
-    let server = Arc::new(server);
-    let running = Arc::new(AtomicBool::new(true));
-    let backfill = {
-        let (server, running) = (server.clone(), running.clone());
-        std::thread::spawn(move || {
-            // The searches below may hold the slot when the backfill arrives: try again.
-            let started = loop {
-                let answer = server.post("/v1/backfill", Some("acme-key"), "{}");
-                if answer.0 != 503 {
-                    break answer;
-                }
-            };
-            assert_eq!(started.0, 202, "{}", started.1);
-            let job = server.wait_for_job(Some("acme-key"), started.1["job"].as_str().unwrap());
-            running.store(false, Ordering::SeqCst);
-            job
-        })
-    };
-    let mut overloaded = None;
-    while running.load(Ordering::SeqCst) && overloaded.is_none() {
-        let (status, value, retry) =
-            server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
-        if status == 503 {
-            overloaded = Some((error_kind(&value).to_string(), retry));
-        }
-    }
+    let (status, started, _) =
+        server.post("/v1/backfill", Some("acme-key"), r#"{"batch_size": 1}"#);
+    assert_eq!(status, 202, "{started}");
+    let job = started["job"].as_str().unwrap().to_string();
+    let (status, value, retry) =
+        server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
     assert_eq!(
-        overloaded,
-        Some(("overloaded".to_string(), Some("1".to_string()))),
-        "a search while the backfill held acme's only slot"
+        (status, error_kind(&value), retry.as_deref()),
+        (503, "overloaded", Some("1")),
+        "a search while the backfill holds acme's only slot: {value}"
     );
-    let job = backfill.join().unwrap();
-    assert_eq!(job["status"], "succeeded", "{job}");
+    let (status, cancelled) = server.delete(&format!("/v1/backfill/{job}"), Some("acme-key"));
+    assert_eq!(status, 202, "{cancelled}");
+    let ended = server.wait_for_job(Some("acme-key"), &job);
+    assert_eq!(ended["status"], "cancelled", "{ended}");
     let (status, _, _) = server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
     assert_eq!(status, 200, "served again once the slot is free");
 }
@@ -626,6 +611,21 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
         .as_str()
         .unwrap()
         .contains("old one keeps serving"));
+    // A valid component, but of another world: refused for what it is, the old one serving.
+    let stranger = dir.join("another-world.wasm");
+    std::fs::write(&stranger, component_of_another_world()).unwrap();
+    let (status, refused, _) = server.post(
+        "/admin/reload",
+        Some("admin-key"),
+        &json!({"component": stranger}).to_string(),
+    );
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not match the vector-service world")
+            && message.contains("old one keeps serving"),
+        "{message}"
+    );
     stop.store(true, Ordering::SeqCst);
     for thread in load {
         thread.join().unwrap();
@@ -637,7 +637,37 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
         text.contains("vector_service_component_reloads_total{outcome=\"success\"} 3"),
         "{text}"
     );
-    assert!(text.contains("vector_service_component_reloads_total{outcome=\"refused\"} 1"));
+    assert!(text.contains("vector_service_component_reloads_total{outcome=\"refused\"} 2"));
+}
+
+/// A valid component whose world is not ours: it exports `greet` and none of the four
+/// interfaces (built here with wit-component from a two-line WIT).
+fn component_of_another_world() -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_source(
+            "other.wit",
+            "package test:other;\nworld other { export greet: func() -> string; }",
+        )
+        .unwrap();
+    let world = resolve.select_world(&[package], Some("other")).unwrap();
+    let mut module = wit_component::dummy_module(
+        &resolve,
+        world,
+        wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync),
+    );
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .unwrap()
 }
 
 /// A real Prometheus (Debian's 2.42, unpacked by scripts/fetch-prometheus.sh) scrapes the
