@@ -22,7 +22,7 @@ use std::sync::Arc;
 use vector_service_embed_minilm::MiniLmEmbedder;
 use vector_service_runtime::backends::hashing_embedder::{cosine, fnv1a, FNV_OFFSET};
 use vector_service_runtime::backends::{
-    EmbeddingStore, Embedder, HashingEmbedder, Record, Retriever, SearchMode, Store,
+    Embedder, EmbeddingStore, HashingEmbedder, Record, Retriever, SearchMode, Store,
 };
 use vector_service_sqlite::SqliteStore;
 
@@ -392,7 +392,9 @@ fn product_store(docs: &[Doc], embedder: Arc<dyn Embedder>, mode: SearchMode) ->
     if mode != SearchMode::Lexical {
         let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
         for batch in ids.chunks(500) {
-            store.embed("docs", batch).expect("embedding through the store");
+            store
+                .embed("docs", batch)
+                .expect("embedding through the store");
         }
         store.sync_index().expect("the vector index");
     }
@@ -461,7 +463,8 @@ fn main() -> anyhow::Result<()> {
     let root = env!("CARGO_MANIFEST_DIR");
     let minilm_dir = MiniLmEmbedder::default_dir();
     let minilm = MiniLmEmbedder::load(&minilm_dir).ok();
-    let mut embedders: Vec<(&str, Arc<dyn Embedder>)> = vec![("hashing", Arc::new(HashingEmbedder))];
+    let mut embedders: Vec<(&str, Arc<dyn Embedder>)> =
+        vec![("hashing", Arc::new(HashingEmbedder))];
     match minilm {
         Some(model) => embedders.push(("MiniLM", Arc::new(model))),
         None => println!(

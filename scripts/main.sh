@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # No wasm toolchain needed: the component is checked in prebuilt (host/component). The demo
 # uses the hashing embedder and lexical search, so it builds the CLI without the MiniLM
-# embedder (candle) and usearch's SIMD kernels: 9 minutes from nothing instead of 14
+# embedder (candle) and usearch's SIMD kernels: 8.4 minutes from nothing instead of 14.4
 # (BENCHMARKS.md, "Build time"). `cargo build --release` builds everything.
 cargo build --locked --release --no-default-features --bin vector-service
 

@@ -169,7 +169,10 @@ mod postgres_hosts {
             PostgresStore::connect(&postgres().url, tenant, Arc::new(HashingEmbedder), 2).unwrap();
         let schema = format!("\"vs_{tenant}\"");
         let (kind, timing) = if at_commit {
-            ("CONSTRAINT TRIGGER", "AFTER INSERT ON {s}.records DEFERRABLE INITIALLY DEFERRED")
+            (
+                "CONSTRAINT TRIGGER",
+                "AFTER INSERT ON {s}.records DEFERRABLE INITIALLY DEFERRED",
+            )
         } else {
             ("TRIGGER", "BEFORE INSERT ON {s}.records")
         };
@@ -202,7 +205,11 @@ mod postgres_hosts {
             let store = store_failing_with(tenant, sqlstate, 2, false);
             let batch = records(&[("error", "e1", "upload failed")]);
             assert_eq!(store.upsert("errors", &batch).unwrap(), 1, "{sqlstate}");
-            assert_eq!(attempts(tenant), 3, "{sqlstate}: two failures, then success");
+            assert_eq!(
+                attempts(tenant),
+                3,
+                "{sqlstate}: two failures, then success"
+            );
             assert_eq!(store.stats().unwrap().databases, [("errors".into(), 1, 0)]);
         }
         // A failure that persists is given up after a bounded number of attempts, typed as

@@ -611,7 +611,8 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
         .as_str()
         .unwrap()
         .contains("old one keeps serving"));
-    // A valid component, but of another world: refused for what it is, the old one serving.
+    // A valid component, but of another world (it imports what we do not provide): refused
+    // for what it is, and the old one keeps serving.
     let stranger = dir.join("another-world.wasm");
     std::fs::write(&stranger, component_of_another_world()).unwrap();
     let (status, refused, _) = server.post(
@@ -640,14 +641,15 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     assert!(text.contains("vector_service_component_reloads_total{outcome=\"refused\"} 2"));
 }
 
-/// A valid component whose world is not ours: it exports `greet` and none of the four
-/// interfaces (built here with wit-component from a two-line WIT).
+/// A valid component whose world is not ours: it imports `ping`, which no vector-service host
+/// provides, and exports `greet` instead of the four interfaces (built here with
+/// wit-component from a two-line WIT).
 fn component_of_another_world() -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
     let package = resolve
         .push_source(
             "other.wit",
-            "package test:other;\nworld other { export greet: func() -> string; }",
+            "package test:other;\nworld other { import ping: func(); export greet: func() -> string; }",
         )
         .unwrap();
     let world = resolve.select_world(&[package], Some("other")).unwrap();

@@ -193,7 +193,9 @@ fn clustered_vectors(count: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         ((z ^ (z >> 31)) >> 11) as f32 / (1u64 << 52) as f32 - 1.0
     };
-    let centres: Vec<Vec<f32>> = (0..64).map(|_| (0..dims).map(|_| next()).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..64)
+        .map(|_| (0..dims).map(|_| next()).collect())
+        .collect();
     (0..count)
         .map(|i| {
             let mut vector: Vec<f32> = centres[i % centres.len()]
@@ -251,7 +253,10 @@ fn the_default_graph_keeps_recall_where_a_starved_one_loses_it() {
     let mut vectors = clustered_vectors(20_100, 32, 7);
     let queries = vectors.split_off(20_000);
     let defaults = graph_recall(&vectors, &queries, IndexParams::default());
-    assert!(defaults >= 0.95, "recall@10 with the defaults: {defaults:.3}");
+    assert!(
+        defaults >= 0.95,
+        "recall@10 with the defaults: {defaults:.3}"
+    );
     let starved = graph_recall(
         &vectors,
         &queries,

@@ -202,11 +202,14 @@ fn is_transient(error: &postgres::Error) -> bool {
     }
 }
 
+/// The error typed by whether retrying can help, with the server's own message (postgres'
+/// `Display` alone says only "db error").
 fn backend_error(error: postgres::Error) -> BackendError {
+    let message = format!("postgres: {}", with_causes(&error));
     if is_transient(&error) {
-        BackendError::Unavailable(format!("postgres: {error}"))
+        BackendError::Unavailable(message)
     } else {
-        BackendError::Failed(format!("postgres: {error}"))
+        BackendError::Failed(message)
     }
 }
 
@@ -376,7 +379,8 @@ impl PostgresStore {
                 Err(AttemptError::Backend(error)) => return Err(error),
                 Err(AttemptError::Commit(error)) => {
                     return Err(BackendError::Unavailable(format!(
-                        "postgres: the commit did not complete, its outcome is unknown: {error}"
+                        "postgres: the commit did not complete, its outcome is unknown: {}",
+                        with_causes(&error)
                     )))
                 }
                 Err(AttemptError::Statement(error)) => error,
