@@ -12,12 +12,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-node: Node.js 18+ and npm are needed for the jco test; install them" >&2
     exit 1
 fi
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
 echo "node: installing Debian's nodejs and npm"
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -q
-"${SUDO[@]}" apt-get install -y -q nodejs npm
+bash "$(dirname "$0")/apt-install.sh" nodejs npm
 if [[ $(major) -lt 18 ]]; then
     echo "install-node: $(node --version) is too old for jco; install Node.js 18 or newer" >&2
     exit 1

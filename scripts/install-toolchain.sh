@@ -34,9 +34,5 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "  Install the target with: rustup target add wasm32-unknown-unknown" >&2
   exit 1
 fi
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
 echo "toolchain: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -q
-"${SUDO[@]}" apt-get install -y -q --allow-downgrades "${missing[@]}"
+bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
