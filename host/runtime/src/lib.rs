@@ -1,9 +1,11 @@
 //! Embed the vector-service component in a wasmtime host.
 //!
 //! The component (built from `guest/`, shipped prebuilt by `vector-service-component`) holds
-//! the wrapper logic of four operations; this crate supplies its imports: backends behind narrow traits, Prometheus
-//! telemetry with a `tenant` label, `wasi:logging` as `tracing` events, a bounded result cache,
-//! clocks and session ids. Every call runs in a fresh store with a memory cap and a deadline.
+//! the wrapper logic of four operations; this crate supplies its imports: backends behind
+//! narrow traits, Prometheus telemetry with a `tenant` label, `wasi:logging` as `tracing`
+//! events, a bounded result cache, clocks and session ids. Every call runs in a fresh store
+//! with a memory cap and a deadline. [`VectorService`] does all of that for you; [`linker`]
+//! puts the same imports into your own `Linker` (the shape of wasmtime's `wasi-*` crates).
 //!
 //! ```no_run
 //! use std::sync::Arc;
