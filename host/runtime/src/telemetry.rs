@@ -321,8 +321,8 @@ impl Telemetry {
             .observe(bytes as f64);
     }
 
-    /// Publish how many instance slots the pool holds (a host calls this after loading a
-    /// [`crate::Plugin`]; see [`crate::Plugin::instance_slots`]).
+    /// Publish how many instance slots the pool holds (a host calls this after creating its
+    /// [`crate::SandboxEngine`]: [`crate::SandboxEngine::instance_slots`]).
     pub fn set_instance_slots(&self, slots: u32) {
         self.instance_slots.set(i64::from(slots));
     }
