@@ -104,6 +104,24 @@ fn each_misbehaviour_fails_only_its_own_request_at_its_tenants_limit() {
         acme_done.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     assert!(neighbour_served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // Host-call caps by value: 2 MiB of log lines fit acme's 4 MiB and 8 MiB do not, while the
+    // neighbour's default 16 MiB takes the 8 MiB that stopped acme.
+    assert_eq!(
+        search("acme-key", "flood:2").0,
+        200,
+        "2 MiB under acme's cap"
+    );
+    let (status, body, _) = search("acme-key", "flood:8");
+    assert_eq!(
+        (status, error_kind(&body)),
+        (503, "host-call-limit"),
+        "{body}"
+    );
+    assert_eq!(
+        search("neighbour-key", "flood:8").0,
+        200,
+        "8 MiB under the default cap"
+    );
     // The neighbour's hoard goes past acme's cap before its own stops it.
     let (status, body, _) = search("neighbour-key", "hoard");
     assert_eq!((status, error_kind(&body)), (503, "memory-limit"), "{body}");
@@ -116,7 +134,9 @@ fn each_misbehaviour_fails_only_its_own_request_at_its_tenants_limit() {
             "vector_service_sandbox_failures_total",
             &[("tenant", "acme"), ("reason", reason)],
         );
-        assert_eq!(failures, 1.0, "{query} counted once as {reason}");
+        // The flood fails twice: the endless one and `flood:8`.
+        let expected = if query == "flood" { 2.0 } else { 1.0 };
+        assert_eq!(failures, expected, "{query} counted as {reason}");
     }
     assert_eq!(
         metrics.gauge("vector_service_instances_live", &[("tenant", "acme")]),
@@ -128,7 +148,7 @@ fn each_misbehaviour_fails_only_its_own_request_at_its_tenants_limit() {
     let (_, text) = server.get("/metrics", Some("admin-key"));
     let all = Metrics::parse(text);
     let slots = all.gauge("vector_service_instance_slots", &[]);
-    assert!(slots >= 4.0, "2 x max_concurrent slots, got {slots}");
+    assert!(slots >= 6.0, "a slot per call slot (2 + 4), got {slots}");
     let peak = |tenant: &str| {
         let labels = [("tenant", tenant)];
         (
@@ -137,7 +157,7 @@ fn each_misbehaviour_fails_only_its_own_request_at_its_tenants_limit() {
         )
     };
     let (acme_calls, acme_small) = peak("acme");
-    assert_eq!(acme_calls, 8.0, "one high-water mark per request");
+    assert_eq!(acme_calls, 10.0, "one high-water mark per request");
     assert_eq!(
         acme_small, acme_calls,
         "acme's hoard was stopped at its own 8 MiB, not at the pool's 32 MiB"

@@ -5,6 +5,7 @@
 //! - `spin`: loops forever (the call deadline stops it);
 //! - `hoard`: allocates until the memory cap refuses to grow;
 //! - `flood`: sends 1 MiB log lines until the host-call byte cap stops it;
+//! - `flood:N`: sends N such lines, then answers normally (so a test can tell caps apart);
 //! - anything else: answers normally with no hits.
 //!
 //! The other operations answer `unavailable`: this component exists to misbehave in search.
@@ -39,8 +40,15 @@ fn hoard() -> ! {
 }
 
 fn flood() -> ! {
-    let line = "x".repeat(1 << 20);
     loop {
+        flood_lines(1);
+    }
+}
+
+/// `count` log lines of 1 MiB each.
+fn flood_lines(count: u32) {
+    let line = "x".repeat(1 << 20);
+    for _ in 0..count {
         log(Level::Info, "flood", &line);
     }
 }
@@ -57,7 +65,11 @@ impl ret::Guest for Component {
         session_id: String,
         request: ret::SearchRequest,
     ) -> Result<ret::SearchResponse, Error> {
-        match request.query.as_str() {
+        let query = request.query.as_str();
+        if let Some(count) = query.strip_prefix("flood:").and_then(|n| n.parse().ok()) {
+            flood_lines(count);
+        }
+        match query {
             "trap" => panic!("asked to trap"),
             "spin" => spin(),
             "hoard" => hoard(),
