@@ -1,5 +1,5 @@
 //! Relevance of each retrieval the product offers, measured through the product's own paths:
-//! a real SQLite store searched with `lexical` (FTS5), `vector` (its vector index: exact below
+//! a real SQLite store searched with `lexical` (its BM25 index), `vector` (its vector index: exact below
 //! 5,000 vectors, the f16 HNSW graph above) and `hybrid` (RRF over both at the store's own
 //! depth), for each embedder (hashing; all-MiniLM-L6-v2 when scripts/fetch-minilm.sh has fetched
 //! it). Next to them, labelled as references: this bench's own BM25, exact cosine over every
@@ -230,13 +230,13 @@ fn evaluate(
         .collect();
     let mut methods: Vec<String> = vec![
         "reference: BM25 (this bench's own)".into(),
-        "lexical: SQLite FTS5 (the product's default)".into(),
+        "lexical: SQLite + BM25 index (the product's default)".into(),
     ];
     for (name, _, _) in &dense {
         methods.push(format!("vector: {name} (the product's index)"));
-        methods.push(format!("hybrid: FTS5 + {name} (the product's RRF)"));
+        methods.push(format!("hybrid: BM25 index + {name} (the product's RRF)"));
         methods.push(format!("reference: {name}, exact cosine"));
-        methods.push(format!("reference: FTS5 + {name}, RRF at depth 100"));
+        methods.push(format!("reference: BM25 index + {name}, RRF at depth 100"));
     }
     let index_of: HashMap<&str, usize> = docs
         .iter()
@@ -326,7 +326,7 @@ fn evaluate(
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
     println!(
-        "SQLite FTS5 search latency (top 100): p50 {:.2} ms, p99 {:.2} ms",
+        "SQLite lexical search latency (top 100): p50 {:.2} ms, p99 {:.2} ms",
         at(0.5),
         at(0.99)
     );

@@ -151,6 +151,7 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
             .await;
     }
     tokio::spawn(check_readiness(state.clone()));
+    warm_indexes(&state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -172,6 +173,25 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
     };
     connections::serve(listener, router(state), limits, http, shutdown).await;
     Ok(())
+}
+
+/// Bring every tenant's indexes (lexical, vector) up to date in the background, outside any
+/// call's deadline, so first searches find them built rather than building them.
+fn warm_indexes(state: &Shared) {
+    for tenant in &state.live {
+        let (name, store) = (tenant.name.clone(), tenant.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match store.sync_index() {
+                Ok(_) => {
+                    tracing::info!(tenant = %name, seconds = started.elapsed().as_secs_f64(), "indexes ready")
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %name, %error, "indexes not built ahead of searches")
+                }
+            }
+        });
+    }
 }
 
 /// Probe every tenant's store, forever, one after the other.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use vector_service_runtime::api::{BackendError, Destination};
-use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder};
+use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder, Retriever};
 use vector_service_sqlite::{SearchMode, SqliteError, SqliteStore, SCHEMA_VERSION};
 
 use crate::support::*;
@@ -283,4 +283,85 @@ fn a_statement_past_the_call_deadline_is_interrupted_and_the_store_serves_on() {
     let hits = deadline::within(later, || store.search("upload failed", 5, &[])).unwrap();
     assert_eq!(hits.hits.len(), 5);
     assert_eq!(store.search("upload failed", 5, &[]).unwrap().hits.len(), 5);
+}
+
+/// The lexical index is a cache of the file: what another process writes (insert, change,
+/// move, delete) shows in the next search of a store that already built its index.
+#[test]
+fn lexical_search_replays_writes_from_another_store_on_the_same_file() {
+    let path = temp_dir("sqlite").join("tenant.sqlite3");
+    let searcher = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    let writer = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    let ids = |query: &str, origins: &[String]| -> Vec<String> {
+        searcher
+            .search(query, 10, origins)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|hit| hit.id)
+            .collect()
+    };
+    let write = |origin: &str, id: &str, text: &str| {
+        writer
+            .upsert("bots", &records(&[(origin, id, text)]))
+            .unwrap();
+    };
+    write("bot", "b1", "rotates TLS certificates");
+    assert_eq!(ids("certificate", &[]), ["b1"], "built from the file");
+    write("bot", "b2", "renews expired certificates nightly");
+    assert_eq!(ids("certificates", &[]).len(), 2, "a new record replayed");
+    write("bot", "b1", "compresses log archives");
+    assert_eq!(ids("certificate", &[]), ["b2"], "a changed text replayed");
+    assert_eq!(ids("log archive", &[]), ["b1"]);
+    write("error", "b1", "compresses log archives");
+    assert_eq!(
+        ids("archives", &["error".to_string()]),
+        ["b1"],
+        "an origin move"
+    );
+    assert_eq!(writer.delete("bots", &["b2".to_string()]).unwrap(), 1);
+    assert!(ids("certificate", &[]).is_empty(), "a deletion replayed");
+}
+
+/// A file written before the lexical index (schema 2, with FTS5 tables and triggers) migrates:
+/// FTS5 is dropped and every existing record is found.
+#[test]
+fn a_schema_2_file_with_fts5_migrates_and_its_records_are_found() {
+    let path = temp_dir("sqlite").join("tenant.sqlite3");
+    {
+        let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+        ingest_sample_corpus(&store);
+    }
+    // Put the file back as schema 2 left it: FTS5 kept in step by triggers, no record seq.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "DROP INDEX records_by_seq;
+             ALTER TABLE records DROP COLUMN seq;
+             CREATE VIRTUAL TABLE records_fts USING fts5(
+                 text, content = 'records', content_rowid = 'rowid', tokenize = 'porter unicode61');
+             INSERT INTO records_fts (records_fts) VALUES ('rebuild');
+             CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN SELECT 1; END;
+             CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN SELECT 1; END;
+             CREATE TRIGGER records_fts_update AFTER UPDATE OF text ON records BEGIN SELECT 1; END;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    drop(connection);
+    let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let fts_tables: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'records_fts%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(fts_tables, 0, "FTS5 and its triggers are gone");
+    let hits = store
+        .search("TLS certificate expired", 5, &[])
+        .unwrap()
+        .hits;
+    assert!(!hits.is_empty() && hits.iter().all(|hit| hit.reason == "bm25"));
+    assert!(hits[0].metadata.contains("cert"), "{:?}", hits[0]);
 }

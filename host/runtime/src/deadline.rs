@@ -10,7 +10,9 @@
 //! on the calling thread, and hosts that implement the traits keep their signatures.
 
 use std::cell::Cell;
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{
+    Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError, TryLockResult,
+};
 use std::time::{Duration, Instant};
 
 use crate::api::BackendError;
@@ -70,8 +72,29 @@ pub fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, BackendError> {
     if current().is_none() {
         return Ok(mutex.lock().unwrap_or_else(|p| p.into_inner()));
     }
+    acquire(|| mutex.try_lock())
+}
+
+/// `lock` read-locked, waiting no longer than the current call's deadline.
+pub fn read<T>(lock: &RwLock<T>) -> Result<RwLockReadGuard<'_, T>, BackendError> {
+    if current().is_none() {
+        return Ok(lock.read().unwrap_or_else(|p| p.into_inner()));
+    }
+    acquire(|| lock.try_read())
+}
+
+/// `lock` write-locked, waiting no longer than the current call's deadline.
+pub fn write<T>(lock: &RwLock<T>) -> Result<RwLockWriteGuard<'_, T>, BackendError> {
+    if current().is_none() {
+        return Ok(lock.write().unwrap_or_else(|p| p.into_inner()));
+    }
+    acquire(|| lock.try_write())
+}
+
+/// Poll `try_lock` until it succeeds (a poisoned lock is taken as is) or the deadline passes.
+fn acquire<G>(mut try_lock: impl FnMut() -> TryLockResult<G>) -> Result<G, BackendError> {
     loop {
-        match mutex.try_lock() {
+        match try_lock() {
             Ok(guard) => return Ok(guard),
             Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
             Err(TryLockError::WouldBlock) => {

@@ -1,23 +1,26 @@
 //! Every backend in one SQLite file (WAL): records and their embeddings, the primary metrics
 //! tables and the vector metrics table. A tenant's data is its own file.
 //!
-//! Search is lexical (FTS5 BM25) by default, or by vector similarity through a
-//! [`VectorIndex`] kept beside the file as a snapshot and replayed from the table
-//! (see the `index` module). Each `embed` call commits its batch in one
+//! Search is lexical (BM25 over an in-memory inverted index, the `lexical` module) by default,
+//! or by vector similarity through a [`VectorIndex`] kept beside the file as a snapshot
+//! (the `index` module). Both are caches replayed from the table's change clock. Each `embed` call commits its batch in one
 //! transaction, so a backfill killed half-way resumes where it stopped, with nothing
 //! duplicated or half-written.
 #![deny(missing_docs)]
 
 mod index;
+mod lexical;
 mod pool;
 pub mod vector_index;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::index::{next_seq, IndexedVectors};
+use crate::index::{current_seq, next_seq, IndexedVectors};
+use crate::lexical::IndexedText;
 use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled};
 use crate::vector_index::IndexParams;
 use vector_service_runtime::api::{
@@ -26,9 +29,7 @@ use vector_service_runtime::api::{
 };
 use vector_service_runtime::backends::embedder::{embed_batch, StoredText};
 pub use vector_service_runtime::backends::ranking::SearchMode;
-use vector_service_runtime::backends::ranking::{
-    fts_query, relative_to_best, search_by_mode, Rankings,
-};
+use vector_service_runtime::backends::ranking::{relative_to_best, search_by_mode, Rankings};
 pub use vector_service_runtime::backends::records::StoreStats;
 use vector_service_runtime::backends::records::{now_ms, text_hash};
 use vector_service_runtime::backends::{
@@ -128,6 +129,16 @@ WHEN old.origin_db != new.origin_db BEGIN
     UPDATE embeddings SET seq = (SELECT seq FROM change_clock) WHERE db = new.db AND id = new.id;
 END;
 "#,
+    r#"
+-- Lexical search moves to an in-memory index replayed from the change clock (lexical.rs):
+-- each record write stamps the record with its `seq`. FTS5 no longer ranks anything.
+ALTER TABLE records ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX records_by_seq ON records(seq);
+DROP TRIGGER records_fts_insert;
+DROP TRIGGER records_fts_delete;
+DROP TRIGGER records_fts_update;
+DROP TABLE records_fts;
+"#,
 ];
 
 /// Why a store could not be opened.
@@ -172,6 +183,8 @@ pub struct SqliteStore {
     index: Mutex<Option<IndexedVectors>>,
     index_snapshot: PathBuf,
     index_params: IndexParams,
+    /// Built on the first lexical search (or [`Store::sync_index`]), then kept current.
+    text_index: RwLock<Option<IndexedText>>,
 }
 
 /// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
@@ -223,6 +236,7 @@ impl SqliteStore {
             index: Mutex::new(None),
             index_snapshot: PathBuf::from(format!("{}.usearch", path.display())),
             index_params: IndexParams::default(),
+            text_index: RwLock::new(None),
         })
     }
 
@@ -266,6 +280,72 @@ impl SqliteStore {
     fn connection(&self) -> Result<Pooled<'_>, BackendError> {
         self.connections.get()
     }
+
+    /// The text index, brought up to `newest` (built on first use) if it is behind.
+    fn current_text_index(
+        &self,
+        connection: &Connection,
+        newest: i64,
+    ) -> Result<std::sync::RwLockReadGuard<'_, Option<IndexedText>>, BackendError> {
+        {
+            let index = deadline::read(&self.text_index)?;
+            if index.as_ref().is_some_and(|text| text.is_current(newest)) {
+                return Ok(index);
+            }
+        }
+        {
+            let mut index = deadline::write(&self.text_index)?;
+            match index.as_mut() {
+                Some(text) => {
+                    text.catch_up(connection)?;
+                }
+                None => *index = Some(IndexedText::build(connection)?),
+            }
+        }
+        deadline::read(&self.text_index)
+    }
+
+    /// The records under the keys (rowids) of `scored`, in its order, as hits with its
+    /// scores. One statement for them all; rows deleted since the index caught up are skipped.
+    fn hits_for_keys(
+        connection: &Connection,
+        scored: &[(u64, f64)],
+        reason: &str,
+    ) -> Result<Vec<BackendHit>, BackendError> {
+        if scored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<u64> = scored.iter().map(|(key, _)| *key).collect();
+        let keys = serde_json::to_string(&keys).map_err(|e| BackendError::Failed(e.to_string()))?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT rowid, origin_db, id, metadata FROM records
+                 WHERE rowid IN (SELECT value FROM json_each(?1))",
+            )
+            .map_err(backend_error)?;
+        let mut rows: HashMap<u64, (String, String, String)> = statement
+            .query_map([keys], |row| {
+                Ok((
+                    row.get::<_, i64>(0)? as u64,
+                    (row.get(1)?, row.get(2)?, row.get(3)?),
+                ))
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend_error)?;
+        Ok(scored
+            .iter()
+            .filter_map(|(key, score)| {
+                let (origin_db, id, metadata) = rows.remove(key)?;
+                Some(BackendHit {
+                    origin_db,
+                    id,
+                    score: *score,
+                    reason: reason.into(),
+                    metadata,
+                })
+            })
+            .collect())
+    }
 }
 
 impl Store for SqliteStore {
@@ -277,7 +357,7 @@ impl Store for SqliteStore {
             ));
         }
         let connection = self.connection()?;
-        crate::index::current_seq(&connection).map(drop)
+        current_seq(&connection).map(drop)
     }
 
     fn sync_index(&self) -> Result<usize, BackendError> {
@@ -286,6 +366,9 @@ impl Store for SqliteStore {
         if let Some(indexed) = index.as_mut() {
             indexed.save_if_changed()?;
         }
+        drop(index);
+        let connection = self.connection()?;
+        drop(self.current_text_index(&connection, current_seq(&connection)?)?);
         Ok(applied)
     }
 
@@ -317,16 +400,17 @@ impl Store for SqliteStore {
         let tx = connection.transaction().map_err(backend_error)?;
         tx.execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
             .map_err(backend_error)?;
+        let seq = next_seq(&tx)?;
         let mut changed = 0;
         {
             let mut statement = tx
                 .prepare_cached(
-                    "INSERT INTO records (db, id, origin_db, text, text_hash, metadata, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO records (db, id, origin_db, text, text_hash, metadata, updated_at, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (db, id) DO UPDATE SET
                         origin_db = excluded.origin_db, text = excluded.text,
                         text_hash = excluded.text_hash, metadata = excluded.metadata,
-                        updated_at = excluded.updated_at
+                        updated_at = excluded.updated_at, seq = excluded.seq
                      WHERE records.text_hash != excluded.text_hash
                         OR records.metadata != excluded.metadata
                         OR records.origin_db != excluded.origin_db",
@@ -341,7 +425,8 @@ impl Store for SqliteStore {
                         record.text,
                         text_hash(&record.text),
                         record.metadata.to_string(),
-                        now_ms()
+                        now_ms(),
+                        seq
                     ])
                     .map_err(backend_error)?;
             }
@@ -498,51 +583,22 @@ impl Rankings for SqliteStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<Vec<BackendHit>, BackendError> {
-        let Some(matching) = fts_query(query) else {
-            return Ok(Vec::new());
-        };
-        // bm25 is computed once per matching row (materialised). The LIMIT is a literal: SQLite
-        // re-prepares a statement whose LIMIT is a bound parameter on every run (measured: it
-        // doubled the cost of a search). Rounding it up to a power of two keeps the number of
-        // cached statement variants small; the extra rows are cut below.
-        const MATCHED: &str = "WITH matched AS MATERIALIZED (
-                 SELECT rowid, bm25(records_fts) AS rank FROM records_fts WHERE records_fts MATCH ?1)
-             SELECT r.origin_db, r.id, r.metadata, -m.rank
-             FROM matched m JOIN records r ON r.rowid = m.rowid";
-        let limit = top_k.max(1).checked_next_power_of_two().unwrap_or(u32::MAX);
-        let order = format!(" ORDER BY m.rank, r.id LIMIT {limit}");
         let connection = self.connection()?;
-        let (sql, filter) = if origins.is_empty() {
-            (format!("{MATCHED}{order}"), None)
-        } else {
-            (
-                format!("{MATCHED} WHERE r.origin_db IN (SELECT value FROM json_each(?2)){order}"),
-                Some(serde_json::to_string(origins).unwrap_or_default()),
-            )
+        let newest = current_seq(&connection)?;
+        let index = self.current_text_index(&connection, newest)?;
+        let scored: Vec<(u64, f64)> = match index.as_ref() {
+            Some(text) => text
+                .index
+                .search(query, top_k as usize, origins)?
+                .into_iter()
+                .map(|hit| (hit.key, hit.score))
+                .collect(),
+            None => Vec::new(),
         };
-        let mut statement = connection.prepare_cached(&sql).map_err(backend_error)?;
-        let row_to_hit = |row: &rusqlite::Row<'_>| {
-            Ok(BackendHit {
-                origin_db: row.get(0)?,
-                id: row.get(1)?,
-                metadata: row.get(2)?,
-                score: row.get(3)?,
-                reason: "bm25".into(),
-            })
-        };
-        let rows = match &filter {
-            None => statement.query_map(params![matching], row_to_hit),
-            Some(origins) => statement.query_map(params![matching, origins], row_to_hit),
-        };
-        rows.and_then(|rows| {
-            rows.take(top_k as usize)
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(backend_error)
-        .map(|mut hits| {
-            relative_to_best(&mut hits);
-            hits
-        })
+        drop(index);
+        let mut hits = Self::hits_for_keys(&connection, &scored, "bm25")?;
+        relative_to_best(&mut hits);
+        Ok(hits)
     }
 
     fn vector_search(
@@ -575,30 +631,13 @@ impl Rankings for SqliteStore {
                 (!origins.is_empty()).then_some(&keep as &dyn Fn(u64) -> bool),
             )
             .map_err(|e| BackendError::Failed(e.to_string()))?;
+        let scored: Vec<(u64, f64)> = nearest
+            .into_iter()
+            .map(|(key, similarity)| (key, f64::from(similarity)))
+            .collect();
+        drop(index);
         let connection = self.connection()?;
-        let mut statement = connection
-            .prepare_cached("SELECT origin_db, id, metadata FROM records WHERE rowid = ?1")
-            .map_err(backend_error)?;
-        let mut hits = Vec::with_capacity(nearest.len());
-        for (key, similarity) in nearest {
-            let record = statement
-                .query_row([key as i64], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
-                })
-                .optional()
-                .map_err(backend_error)?;
-            // Another process may have deleted the record since the index caught up.
-            if let Some((origin_db, id, metadata)) = record {
-                hits.push(BackendHit {
-                    origin_db,
-                    id,
-                    score: f64::from(similarity),
-                    reason: "cosine similarity".into(),
-                    metadata,
-                });
-            }
-        }
-        Ok(hits)
+        Self::hits_for_keys(&connection, &scored, "cosine similarity")
     }
 }
 

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 pub mod embedder;
 pub mod hashing_embedder;
+pub mod lexical_index;
 pub mod memory;
 pub mod ranking;
 pub mod records;
 
 pub use embedder::{Embedder, HashingEmbedder};
+pub use lexical_index::{LexicalHit, LexicalIndex};
 pub(crate) use ranking::query_words;
 pub use ranking::SearchMode;
 pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats, StoreStats};
@@ -86,8 +88,9 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore {
     fn health(&self) -> Result<(), BackendError> {
         Ok(())
     }
-    /// Bring a vector index kept outside the database up to date; returns the changes applied.
-    /// Stores whose database maintains its own index have nothing to do.
+    /// Bring indexes kept outside the database (vector, lexical) up to date; returns the
+    /// vector index changes applied. Stores whose database maintains its own indexes have
+    /// nothing to do.
     fn sync_index(&self) -> Result<usize, BackendError> {
         Ok(0)
     }

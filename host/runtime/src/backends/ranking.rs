@@ -7,7 +7,7 @@ use crate::api::{BackendError, BackendHit, BackendHits};
 /// How `search` ranks records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SearchMode {
-    /// BM25 over the record text (FTS5). The default: on BEIR SciFact it scores nDCG@10 0.682
+    /// BM25 over the record text. The default: on BEIR SciFact it scores nDCG@10 0.682
     /// against 0.373 for the hashing embedder (BENCHMARKS.md). Needs no backfill.
     #[default]
     Lexical,
@@ -52,9 +52,9 @@ pub fn reciprocal_rank_fusion(rankings: [Vec<BackendHit>; 2], top_k: usize) -> V
         .collect()
 }
 
-/// BM25 scores relative to the query's best hit (1.0), in order. FTS5's idf is clamped near
-/// zero for words in half or more of the records, so on small tables the absolute scores are
-/// tiny whatever the match; relative scores keep the retriever's threshold meaningful there.
+/// BM25 scores relative to the query's best hit (1.0), in order. Absolute BM25 scores depend
+/// on the corpus (on small tables they are tiny whatever the match); relative scores keep the
+/// retriever's threshold meaningful everywhere.
 pub fn relative_to_best(hits: &mut [BackendHit]) {
     let best = hits.first().map_or(0.0, |hit| hit.score);
     for hit in hits.iter_mut() {
@@ -71,14 +71,6 @@ pub fn query_words(query: &str) -> impl Iterator<Item = &str> {
     query
         .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-}
-
-/// An FTS5 query matching any of the query's words (each quoted).
-pub fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query_words(query)
-        .map(|word| format!("\"{word}\""))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
 }
 
 /// The two rankings a SQL backend provides; [`search_by_mode`] combines them.

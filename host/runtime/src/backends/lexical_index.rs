@@ -1,0 +1,366 @@
+//! An in-memory inverted index ranking records by BM25: the lexical search of the embedded
+//! stores. A store keeps it as a cache of its records (the store stays the truth) and feeds it
+//! every change; a query walks only the postings of its own terms, so its cost grows with how
+//! many records contain those terms, not with the corpus.
+//!
+//! Terms are runs of letters and digits, lowercased and stemmed (Snowball English, the Porter
+//! family FTS5 and PostgreSQL's `english` configuration use too). Scores are Okapi BM25 with
+//! k1 = 1.2, b = 0.75 and the non-negative idf `ln(1 + (N - n + 0.5) / (n + 0.5))`.
+
+use std::collections::HashMap;
+
+use rust_stemmers::{Algorithm, Stemmer};
+
+use super::ranking::query_words;
+use crate::api::BackendError;
+use crate::deadline;
+
+const BM25_K1: f32 = 1.2;
+const BM25_B: f32 = 0.75;
+
+/// Removed slots tolerated before postings are rewritten without them.
+const COMPACT_AFTER_DEAD: usize = 1024;
+
+/// Marks a removed slot in [`LexicalIndex::slot_origins`].
+const REMOVED: u32 = u32::MAX;
+
+/// One indexed record.
+#[derive(Debug)]
+struct Document {
+    key: u64,
+    id: Box<str>,
+    /// Distinct term ids, so removal can find the record's postings.
+    terms: Box<[u32]>,
+}
+
+/// One scored record of [`LexicalIndex::search`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LexicalHit {
+    /// The key the record was added under.
+    pub key: u64,
+    /// BM25 score (higher is better).
+    pub score: f64,
+}
+
+/// BM25 over a changing set of records, each under a caller-chosen `u64` key.
+pub struct LexicalIndex {
+    stemmer: Stemmer,
+    terms: HashMap<Box<str>, u32>,
+    /// Per term id: `(slot, term frequency)`, in slot order.
+    postings: Vec<Vec<(u32, u32)>>,
+    /// Per slot; `None` once removed (slots are not reused until compaction).
+    documents: Vec<Option<Document>>,
+    /// Per slot, beside `documents` so scoring reads two dense arrays: terms in the text,
+    /// repeats included (BM25's document length), and the origin id (`REMOVED` once removed).
+    slot_lengths: Vec<u32>,
+    slot_origins: Vec<u32>,
+    slots: HashMap<u64, u32>,
+    origins: Vec<Box<str>>,
+    total_length: u64,
+}
+
+impl std::fmt::Debug for LexicalIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LexicalIndex")
+            .field("records", &self.len())
+            .field("terms", &self.terms.len())
+            .finish()
+    }
+}
+
+impl Default for LexicalIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LexicalIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self {
+            stemmer: Stemmer::create(Algorithm::English),
+            terms: HashMap::new(),
+            postings: Vec::new(),
+            documents: Vec::new(),
+            slot_lengths: Vec::new(),
+            slot_origins: Vec::new(),
+            slots: HashMap::new(),
+            origins: Vec::new(),
+            total_length: 0,
+        }
+    }
+
+    /// How many records are indexed.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no record is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The terms of `text`, in order, as the index counts them.
+    pub fn terms<'a>(&'a self, text: &'a str) -> impl Iterator<Item = String> + 'a {
+        query_words(text).map(|word| self.stemmer.stem(&word.to_lowercase()).into_owned())
+    }
+
+    /// Index `text` under `key`, replacing what `key` held.
+    pub fn upsert(&mut self, key: u64, id: &str, origin: &str, text: &str) {
+        self.remove(key);
+        let mut frequencies: HashMap<u32, u32> = HashMap::new();
+        let mut length = 0u32;
+        for term in query_words(text) {
+            let stemmed = self.stemmer.stem(&term.to_lowercase()).into_owned();
+            let term_id = match self.terms.get(stemmed.as_str()) {
+                Some(&term_id) => term_id,
+                None => {
+                    let term_id = self.postings.len() as u32;
+                    self.terms.insert(stemmed.into_boxed_str(), term_id);
+                    self.postings.push(Vec::new());
+                    term_id
+                }
+            };
+            *frequencies.entry(term_id).or_default() += 1;
+            length = length.saturating_add(1);
+        }
+        let slot = self.documents.len() as u32;
+        let mut terms: Vec<u32> = frequencies.keys().copied().collect();
+        terms.sort_unstable();
+        for &term_id in &terms {
+            self.postings[term_id as usize].push((slot, frequencies[&term_id]));
+        }
+        let origin = self.origin_id(origin);
+        self.documents.push(Some(Document {
+            key,
+            id: id.into(),
+            terms: terms.into_boxed_slice(),
+        }));
+        self.slot_lengths.push(length);
+        self.slot_origins.push(origin);
+        self.slots.insert(key, slot);
+        self.total_length += u64::from(length);
+    }
+
+    /// Forget `key`; whether it was indexed.
+    pub fn remove(&mut self, key: u64) -> bool {
+        let Some(slot) = self.slots.remove(&key) else {
+            return false;
+        };
+        if let Some(document) = self.documents[slot as usize].take() {
+            for &term_id in document.terms.iter() {
+                let postings = &mut self.postings[term_id as usize];
+                if let Ok(at) = postings.binary_search_by_key(&slot, |&(s, _)| s) {
+                    postings.remove(at);
+                }
+            }
+            self.total_length -= u64::from(self.slot_lengths[slot as usize]);
+            self.slot_lengths[slot as usize] = 0;
+            self.slot_origins[slot as usize] = REMOVED;
+        }
+        let dead = self.documents.len() - self.slots.len();
+        if dead > COMPACT_AFTER_DEAD && dead > self.slots.len() {
+            self.compact();
+        }
+        true
+    }
+
+    /// Renumber the live records' slots densely (postings keep their slot order).
+    fn compact(&mut self) {
+        let mut renumbered = vec![u32::MAX; self.documents.len()];
+        let live = self.slots.len();
+        let (mut documents, mut lengths, mut origins) = (
+            Vec::with_capacity(live),
+            Vec::with_capacity(live),
+            Vec::with_capacity(live),
+        );
+        for (old, document) in self.documents.drain(..).enumerate() {
+            if let Some(document) = document {
+                renumbered[old] = documents.len() as u32;
+                self.slots.insert(document.key, documents.len() as u32);
+                documents.push(Some(document));
+                lengths.push(self.slot_lengths[old]);
+                origins.push(self.slot_origins[old]);
+            }
+        }
+        self.documents = documents;
+        self.slot_lengths = lengths;
+        self.slot_origins = origins;
+        for postings in &mut self.postings {
+            for (slot, _) in postings.iter_mut() {
+                *slot = renumbered[*slot as usize];
+            }
+        }
+    }
+
+    fn origin_id(&mut self, origin: &str) -> u32 {
+        match self.origins.iter().position(|known| &**known == origin) {
+            Some(at) => at as u32,
+            None => {
+                self.origins.push(origin.into());
+                (self.origins.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The best `top_k` records for `query` among `origins` (all when empty), best first, ties
+    /// by id. Document frequencies count every origin. Stops with an error once the current
+    /// call's deadline passed (checked per query term).
+    pub fn search(
+        &self,
+        query: &str,
+        top_k: usize,
+        origins: &[String],
+    ) -> Result<Vec<LexicalHit>, BackendError> {
+        let records = self.slots.len();
+        if records == 0 || top_k == 0 {
+            return Ok(Vec::new());
+        }
+        let allowed: Vec<bool> = self
+            .origins
+            .iter()
+            .map(|origin| origins.is_empty() || origins.iter().any(|o| **o == **origin))
+            .collect();
+        let average_length = (self.total_length as f32 / records as f32).max(1.0);
+        // BM25's denominator is tf + k1 * (1 - b + b * length / average), split so the loop
+        // does one multiply-add per posting.
+        let base = BM25_K1 * (1.0 - BM25_B);
+        let per_length = BM25_K1 * BM25_B / average_length;
+        let mut scores = vec![0f32; self.documents.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for term in self.terms(query) {
+            deadline::check()?;
+            let Some(&term_id) = self.terms.get(term.as_str()) else {
+                continue;
+            };
+            let postings = &self.postings[term_id as usize];
+            let with = postings.len() as f32;
+            let weight =
+                (1.0 + (records as f32 - with + 0.5) / (with + 0.5)).ln() * (BM25_K1 + 1.0);
+            for &(slot, frequency) in postings {
+                let origin = self.slot_origins[slot as usize];
+                if origin == REMOVED || !allowed[origin as usize] {
+                    continue;
+                }
+                let frequency = frequency as f32;
+                let length = self.slot_lengths[slot as usize] as f32;
+                let score = &mut scores[slot as usize];
+                if *score == 0.0 {
+                    touched.push(slot);
+                }
+                *score += weight * frequency / (frequency + base + per_length * length);
+            }
+        }
+        let document = |slot: u32| {
+            self.documents[slot as usize]
+                .as_ref()
+                .expect("scored slots are live")
+        };
+        let better = |a: &u32, b: &u32| {
+            scores[*b as usize]
+                .total_cmp(&scores[*a as usize])
+                .then_with(|| document(*a).id.cmp(&document(*b).id))
+        };
+        if touched.len() > top_k {
+            touched.select_nth_unstable_by(top_k - 1, better);
+            touched.truncate(top_k);
+        }
+        touched.sort_unstable_by(better);
+        Ok(touched
+            .into_iter()
+            .map(|slot| LexicalHit {
+                key: document(slot).key,
+                score: f64::from(scores[slot as usize]),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(records: &[(u64, &str, &str)]) -> LexicalIndex {
+        let mut index = LexicalIndex::new();
+        for (key, origin, text) in records {
+            index.upsert(*key, &format!("r{key}"), origin, text);
+        }
+        index
+    }
+
+    fn keys(hits: &[LexicalHit]) -> Vec<u64> {
+        hits.iter().map(|hit| hit.key).collect()
+    }
+
+    #[test]
+    fn ranks_by_bm25_with_stemming_and_ties_by_id() {
+        let index = index(&[
+            (1, "bot", "the upload failed twice"),
+            (
+                2,
+                "bot",
+                "uploads are failing: upload retried, upload failed",
+            ),
+            (3, "error", "nothing related here"),
+            (4, "error", "the upload failed twice"),
+        ]);
+        let hits = index.search("Upload FAILURES", 10, &[]).unwrap();
+        // Record 2 repeats both stems; 1 and 4 tie and order by id.
+        assert_eq!(keys(&hits), vec![2, 1, 4]);
+        assert!(hits[0].score > hits[1].score);
+        assert_eq!(hits[1].score, hits[2].score);
+        assert!(index
+            .search("unrelated words only", 10, &[])
+            .unwrap()
+            .is_empty());
+        assert_eq!(keys(&index.search("upload", 1, &[]).unwrap()), vec![2]);
+    }
+
+    #[test]
+    fn filters_by_origin_after_counting_every_origin() {
+        let index = index(&[(1, "bot", "disk full"), (2, "error", "disk full")]);
+        let hits = index.search("disk", 10, &["error".to_string()]).unwrap();
+        assert_eq!(keys(&hits), vec![2]);
+        assert!(index
+            .search("disk", 10, &["workflow".to_string()])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn replacing_and_removing_update_postings_and_lengths() {
+        let mut index = index(&[(1, "bot", "alpha beta"), (2, "bot", "beta gamma")]);
+        index.upsert(1, "r1", "bot", "gamma delta");
+        assert_eq!(
+            keys(&index.search("alpha", 10, &[]).unwrap()),
+            Vec::<u64>::new()
+        );
+        assert_eq!(keys(&index.search("gamma", 10, &[]).unwrap()), vec![1, 2]);
+        assert!(index.remove(2));
+        assert!(!index.remove(2));
+        assert_eq!(keys(&index.search("gamma beta", 10, &[]).unwrap()), vec![1]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.total_length, 2);
+    }
+
+    #[test]
+    fn compaction_keeps_answers() {
+        let mut index = LexicalIndex::new();
+        for key in 0..3000u64 {
+            index.upsert(
+                key,
+                &format!("{key:05}"),
+                "bot",
+                &format!("common word{}", key % 7),
+            );
+        }
+        for key in 0..2500u64 {
+            index.remove(key);
+        }
+        assert!(index.documents.len() < 3000, "compacted");
+        assert_eq!(index.len(), 500);
+        let hits = index.search("word3", 1000, &[]).unwrap();
+        assert_eq!(hits.len(), (2500..3000).filter(|k| k % 7 == 3).count());
+        assert!(hits.iter().all(|hit| hit.key >= 2500 && hit.key % 7 == 3));
+    }
+}

@@ -1,0 +1,90 @@
+//! Keeps a [`LexicalIndex`] in step with the SQLite store it caches, through the same change
+//! clock as the vector index: every write of a record stamps it with the clock's new `seq`,
+//! every deletion leaves a tombstone with its own. The index remembers the `seq` it reflects
+//! and, before a search, replays what any process wrote since. It lives in memory and is
+//! built from the table on the first lexical search of a process.
+
+use rusqlite::Connection;
+use vector_service_runtime::api::BackendError;
+use vector_service_runtime::backends::LexicalIndex;
+
+use crate::backend_error;
+use crate::index::current_seq;
+
+/// The index and the change-clock `seq` it reflects.
+pub(crate) struct IndexedText {
+    pub(crate) index: LexicalIndex,
+    seq: i64,
+}
+
+impl IndexedText {
+    /// Every record of the store, indexed.
+    pub(crate) fn build(connection: &Connection) -> Result<Self, BackendError> {
+        let seq = current_seq(connection)?;
+        let mut indexed = Self {
+            index: LexicalIndex::new(),
+            seq,
+        };
+        indexed.add_rows(
+            connection,
+            "SELECT rowid, id, origin_db, text FROM records",
+            None,
+        )?;
+        Ok(indexed)
+    }
+
+    /// Whether the index reflects every change up to `newest`.
+    pub(crate) fn is_current(&self, newest: i64) -> bool {
+        self.seq >= newest
+    }
+
+    /// Apply every change written after the `seq` this index reflects. Returns how many.
+    pub(crate) fn catch_up(&mut self, connection: &Connection) -> Result<usize, BackendError> {
+        let newest = current_seq(connection)?;
+        if self.is_current(newest) {
+            return Ok(0);
+        }
+        let mut tombstones = connection
+            .prepare_cached("SELECT key FROM index_tombstones WHERE seq > ?1")
+            .map_err(backend_error)?;
+        let removed: Vec<i64> = tombstones
+            .query_map([self.seq], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(backend_error)?;
+        for key in &removed {
+            self.index.remove(*key as u64);
+        }
+        // Removals first: a rowid freed by a deletion may belong to a newer record now.
+        let added = self.add_rows(
+            connection,
+            "SELECT rowid, id, origin_db, text FROM records WHERE seq > ?1",
+            Some(self.seq),
+        )?;
+        self.seq = newest;
+        Ok(removed.len() + added)
+    }
+
+    fn add_rows(
+        &mut self,
+        connection: &Connection,
+        sql: &str,
+        after: Option<i64>,
+    ) -> Result<usize, BackendError> {
+        let mut statement = connection.prepare_cached(sql).map_err(backend_error)?;
+        let mut rows = match after {
+            Some(seq) => statement.query([seq]),
+            None => statement.query([]),
+        }
+        .map_err(backend_error)?;
+        let mut added = 0;
+        while let Some(row) = rows.next().map_err(backend_error)? {
+            let key: i64 = row.get(0).map_err(backend_error)?;
+            let id: String = row.get(1).map_err(backend_error)?;
+            let origin: String = row.get(2).map_err(backend_error)?;
+            let text: String = row.get(3).map_err(backend_error)?;
+            self.index.upsert(key as u64, &id, &origin, &text);
+            added += 1;
+        }
+        Ok(added)
+    }
+}
