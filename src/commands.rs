@@ -10,6 +10,7 @@ use vector_service_runtime::api::{
 use vector_service_runtime::backends::EmbeddingStore;
 use vector_service_runtime::RunLimits;
 
+use crate::answers::{ContextAnswer, SearchAnswer};
 use crate::cli::{Command, Global};
 use crate::tenant::Tenant;
 use crate::{ingest, progress};
@@ -189,7 +190,7 @@ fn search(
     request: &SearchRequest,
 ) -> anyhow::Result<()> {
     let response = tenant.service(None).search(session, request)?;
-    emit(global, &response, |r| {
+    emit(global, &SearchAnswer(&response), |&SearchAnswer(r)| {
         if let Some(fallback) = &r.fallback {
             println!(
                 "no confident result ({}, confidence {:.3})",
@@ -218,7 +219,7 @@ fn context(
     request: &ContextRequest,
 ) -> anyhow::Result<()> {
     let response = tenant.service(None).build_context(session, request)?;
-    emit(global, &response, |r| {
+    emit(global, &ContextAnswer(&response), |&ContextAnswer(r)| {
         println!("{}", r.context);
         for e in &r.entries {
             let reliability = e

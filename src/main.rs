@@ -2,6 +2,7 @@
 //! sandbox; storage is the embedded default, one SQLite file per tenant under `--data-dir`, or
 //! PostgreSQL with pgvector, one schema per tenant (`--database postgres://...`).
 
+mod answers;
 mod cli;
 mod commands;
 mod ingest;

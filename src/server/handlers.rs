@@ -68,7 +68,7 @@ where
     if log.session_id().is_empty() {
         log.session(answer.session_id());
     }
-    Ok(Json(answer).into_response())
+    Ok(answer.respond())
 }
 
 /// One handler per operation: the body type and the service method.

@@ -3,8 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Deserialize;
-use vector_service_runtime::api::{BackfillRequest, ContextRequest, SearchRequest, TrackRequest};
+use vector_service_runtime::api::{
+    self, BackfillRequest, ContextRequest, SearchRequest, TrackRequest,
+};
+
+use crate::answers::{ContextAnswer, SearchAnswer};
 
 /// `POST /v1/search`.
 #[derive(Debug, Deserialize)]
@@ -113,23 +119,28 @@ macro_rules! session {
 session!(SearchBody, ContextBody, ContributorsBody, BackfillBody);
 
 /// Answers of the component: each names the session id it ran under (the caller's, or the one
-/// the component generated), which the request log records.
-pub trait Answer: serde::Serialize {
+/// the component generated), which the request log records, and becomes a JSON body (JSON the
+/// contract carries in strings embedded as JSON, `crate::answers`).
+pub trait Answer {
     fn session_id(&self) -> &str;
+    fn respond(&self) -> Response;
 }
 
 macro_rules! answer {
-    ($($response:ty),*) => {$(
+    ($($response:ty => $view:expr),*) => {$(
         impl Answer for $response {
             fn session_id(&self) -> &str {
                 &self.session_id
+            }
+            fn respond(&self) -> Response {
+                Json($view(self)).into_response()
             }
         }
     )*};
 }
 answer!(
-    vector_service_runtime::api::SearchResponse,
-    vector_service_runtime::api::ContextResponse,
-    vector_service_runtime::api::TrackResponse,
-    vector_service_runtime::api::BackfillResponse
+    api::SearchResponse => SearchAnswer,
+    api::ContextResponse => ContextAnswer,
+    api::TrackResponse => std::convert::identity,
+    api::BackfillResponse => std::convert::identity
 );

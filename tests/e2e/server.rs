@@ -315,6 +315,10 @@ fn every_route_and_error_status_on_the_default_tenant() {
     assert_eq!(hits.len(), 3);
     assert!(hits.iter().all(|h| h["origin_db"] == "error"));
     assert!(
+        hits.iter().all(|h| h["metadata"].is_object()),
+        "metadata is a JSON object, not a string holding JSON: {found}"
+    );
+    assert!(
         !found["session_id"].as_str().unwrap().is_empty(),
         "generated"
     );
@@ -325,10 +329,8 @@ fn every_route_and_error_status_on_the_default_tenant() {
         r#"{"task": "fix failing tests", "top_k": 2, "db_weights": {"workflow": 2.0}}"#,
     );
     assert_eq!(status, 200, "{context}");
-    assert!(context["context"]
-        .as_str()
-        .unwrap()
-        .contains("Fix failing tests"));
+    assert!(context["context"].is_object(), "{context}");
+    assert!(context["context"].to_string().contains("Fix failing tests"));
 
     let (status, tracked, _) = server.post(
         "/v1/contributors",
