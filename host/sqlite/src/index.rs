@@ -46,9 +46,11 @@ fn header_path(snapshot: &Path) -> PathBuf {
 }
 
 /// The store's change counter: the newest `seq` written.
+/// Read before every search, so its statement stays prepared.
 pub(super) fn current_seq(connection: &Connection) -> Result<i64, BackendError> {
     connection
-        .query_row("SELECT seq FROM change_clock", [], |row| row.get(0))
+        .prepare_cached("SELECT seq FROM change_clock")
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(backend_error)
 }
 

@@ -31,12 +31,15 @@ thread_local! {
     static DAMAGE_SEEN: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether `error` says the file itself is damaged (not a busy lock or a bad statement).
+/// Whether `error` says the file itself is damaged (not a busy lock or a bad statement). Text
+/// that is not UTF-8 counts: every text this store writes comes from a Rust `String`, so
+/// such bytes were not written by it (damaged pages often read as garbage, not as corrupt).
 pub(super) fn is_damage(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-    )
+    matches!(error, rusqlite::Error::Utf8Error(..))
+        || matches!(
+            error.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
 }
 
 /// Every SQLite error of a store passes here (through `backend_error`): damage is remembered
