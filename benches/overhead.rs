@@ -1,10 +1,11 @@
 //! What the component costs: one search through the component against the same backend called
 //! directly, on a warm instance and with a fresh instance per call. Backends: five fixed hits
 //! (the component's own cost), the in-memory index at two sizes, and the sample corpus in a
-//! SQLite file (FTS5, the embedded default).
+//! SQLite file (its BM25 index, the embedded default).
 //!
 //! ```text
 //! cargo bench --bench overhead
+//! OVERHEAD_COMPONENT=other.wasm cargo bench --bench overhead   # another build of the guest
 //! ```
 //! Prints one table per corpus size: ns per call for each path and its difference from the
 //! direct call. Figures go to BENCHMARKS.md.
@@ -137,8 +138,13 @@ fn request(i: usize) -> SearchRequest {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Another build of the guest (e.g. another opt-level) to compare against the built-in one.
+    let component = match std::env::var_os("OVERHEAD_COMPONENT") {
+        Some(path) => std::fs::read(&path)?,
+        None => BUILTIN_COMPONENT.to_vec(),
+    };
     let compile_started = Instant::now();
-    let plugin = Arc::new(Plugin::builtin()?);
+    let plugin = Arc::new(Plugin::new(SandboxEngine::shared()?.engine(), &component)?);
     println!(
         "component: {} bytes, compiled in {:.0} ms",
         plugin.component_size(),
@@ -149,7 +155,7 @@ fn main() -> anyhow::Result<()> {
         instances: 16,
         memory_bytes: 64 << 20,
     })?;
-    let pooled_plugin = Arc::new(Plugin::new(pooled_engine.engine(), BUILTIN_COMPONENT)?);
+    let pooled_plugin = Arc::new(Plugin::new(pooled_engine.engine(), &component)?);
     println!("pooled engine: {:?}", pooled_engine.allocation());
 
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
@@ -206,7 +212,9 @@ fn main() -> anyhow::Result<()> {
 
         let backend = match records {
             0 => "a backend returning 5 fixed hits".to_string(),
-            usize::MAX => "top 5 of the 300-record sample corpus in SQLite (FTS5)".to_string(),
+            usize::MAX => {
+                "top 5 of the 300-record sample corpus in SQLite (BM25 index)".to_string()
+            }
             _ => format!("top 5 of {records} records (384-d hashing embedder)"),
         };
         println!(

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use crate::bindings::VectorServicePre;
 use crate::linker::{add_to_linker, VectorServiceCtx};
@@ -23,6 +25,13 @@ pub const WIT_PACKAGE: &str = vector_service_component::WIT_PACKAGE;
 
 /// How often the epoch advances; call deadlines are whole multiples of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Linear memory a pooled slot keeps resident when freed (zeroed, not unmapped): the guest's
+/// working set for a call is well under it.
+const KEEP_RESIDENT_MEMORY_BYTES: usize = 4 << 20;
+
+/// Table bytes a pooled slot keeps resident when freed.
+const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
 
 /// How instances get their memory and tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,9 +82,20 @@ impl SandboxEngine {
                 .total_core_instances(instances.saturating_mul(4))
                 .total_memories(instances.saturating_mul(2))
                 .total_tables(instances.saturating_mul(4))
-                .max_memory_size(memory_bytes);
+                .max_memory_size(memory_bytes)
+                // A freed slot is reset by zeroing the pages the instance dirtied (found with
+                // Linux's PAGEMAP_SCAN where the kernel has it, 6.7+) instead of madvise: no
+                // TLB shootdown on every drop and no page faults on the next instantiation
+                // (BENCHMARKS.md, "The sandbox").
+                .pagemap_scan(Enabled::Auto)
+                .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY_BYTES)
+                .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
             let mut pooled = config.clone();
             pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            // Explicit bounds checks instead of guard pages: a slot then never has its
+            // protections changed (mprotect, with a TLB shootdown across cores) when one call's
+            // memory.grow is undone for the next instance (BENCHMARKS.md, "The sandbox").
+            pooled.signals_based_traps(false).memory_guard_size(0);
             match Engine::new(&pooled) {
                 Ok(engine) => return Ok(Self { engine, allocation }),
                 Err(error) => tracing::warn!(
