@@ -25,6 +25,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Log lines a server queues for its log writer thread before it drops (and counts) lines.
+const LOG_QUEUE_LINES: usize = 64 * 1024;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Serve {
@@ -36,10 +39,25 @@ fn main() -> anyhow::Result<()> {
         header_timeout_ms,
     }) = cli.command
     {
-        // A server logs JSON lines (info and up unless RUST_LOG says otherwise).
+        // A server logs JSON lines (info and up unless RUST_LOG says otherwise), formatted on
+        // the thread that logs and written to stderr by a thread of their own, so a slow
+        // stderr never blocks a request. When that thread falls LOG_QUEUE_LINES behind, lines
+        // are dropped and counted (vector_service_log_lines_dropped_total).
+        let (writer, _flush_on_exit) =
+            tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .thread_name("vector-service-log")
+                // The writer thread drains every queued line before it flushes: one write for a
+                // burst of lines rather than one per line.
+                .finish(std::io::BufWriter::with_capacity(
+                    64 << 10,
+                    std::io::stderr(),
+                ));
+        let log_drops = writer.error_counter();
         tracing_subscriber::fmt()
             .json()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -53,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             max_body_bytes,
             max_connections,
             header_timeout: std::time::Duration::from_millis(header_timeout_ms),
+            log_drops: Some(log_drops),
         };
         return server::serve(options, |tenant, connections| {
             tenant::open_store(global, tenant, connections)

@@ -248,6 +248,7 @@ pub(super) async fn records(
 /// `GET /metrics`: every tenant's series for the admin key (or single-tenant mode), only its
 /// own for a tenant key.
 pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    state.http.refresh_log_drops();
     let text = state.telemetry.render();
     let visible = if state.reads_all_metrics(&headers) {
         text

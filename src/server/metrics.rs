@@ -2,6 +2,8 @@
 //! route and status, their latency, and calls in flight. Label values are bounded: routes are
 //! the fixed route names, tenants come from the tenants file (`unauthenticated` otherwise).
 
+use tracing_appender::non_blocking::ErrorCounter;
+
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -19,6 +21,9 @@ pub struct HttpMetrics {
     connections_open: IntGauge,
     connections_refused: IntCounter,
     accept_errors: IntCounter,
+    log_lines_dropped: IntCounter,
+    /// The log writer's own count of lines it dropped (`None` when logs are written inline).
+    log_drops: Option<ErrorCounter>,
 }
 
 impl HttpMetrics {
@@ -67,6 +72,11 @@ impl HttpMetrics {
             "vector_service_accept_errors_total",
             "Failures to accept a connection (e.g. out of file descriptors).",
         )?;
+        let log_lines_dropped = IntCounter::new(
+            "vector_service_log_lines_dropped_total",
+            "Log lines dropped because the log writer thread was behind (its queue was full).",
+        )?;
+        registry.register(Box::new(log_lines_dropped.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(accept_errors.clone()))?;
@@ -85,7 +95,26 @@ impl HttpMetrics {
             connections_open,
             connections_refused,
             accept_errors,
+            log_lines_dropped,
+            log_drops: None,
         })
+    }
+
+    /// Count the lines the off-thread log writer behind `drops` drops.
+    pub fn with_log_drops(mut self, drops: Option<ErrorCounter>) -> Self {
+        self.log_drops = drops;
+        self
+    }
+
+    /// Bring the dropped-lines counter up to the log writer's own count (before a scrape).
+    pub fn refresh_log_drops(&self) {
+        if let Some(drops) = &self.log_drops {
+            let total = drops.dropped_lines() as u64;
+            let counted = self.log_lines_dropped.get();
+            if total > counted {
+                self.log_lines_dropped.inc_by(total - counted);
+            }
+        }
     }
 
     /// A connection was accepted.

@@ -56,6 +56,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Time a client has to send a request's headers (and most a connection stays idle).
     pub header_timeout: Duration,
+    /// The off-thread log writer's count of dropped lines, exported as a metric.
+    pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
 
 /// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the component.
@@ -81,7 +83,9 @@ pub fn serve(
     let telemetry = Telemetry::new();
     telemetry.set_instance_slots(engine.instance_slots());
     let plugin = PluginHandle::new(Arc::new(plugin));
-    let http = HttpMetrics::register(telemetry.registry()).context("registering HTTP metrics")?;
+    let http = HttpMetrics::register(telemetry.registry())
+        .context("registering HTTP metrics")?
+        .with_log_drops(options.log_drops.clone());
     let mut live = Vec::new();
     for entry in &tenants.entries {
         // A connection per call slot, and one for ingest and readiness checks.

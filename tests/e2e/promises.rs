@@ -216,6 +216,23 @@ fn the_server_logs_every_request_as_json_with_the_documented_fields() {
     assert_eq!(status, 200, "{answer}");
     let (status, _, _) = server.post("/v1/search", None, r#"{"query": ""}"#);
     assert_eq!(status, 400);
+    // Lines are written by the server's log thread: wait for both request lines to land.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("\"target\":\"vector_service::http\"")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the request lines were written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, metrics) = server.get("/metrics", None);
+    assert_eq!(
+        Metrics::parse(metrics).counter("vector_service_log_lines_dropped_total", &[]),
+        0.0,
+        "nothing dropped, and the series exists at zero"
+    );
     server.kill();
     // Every log line is JSON; the one human notice at start (no tenants file) is not a log line.
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
