@@ -1,19 +1,27 @@
-//! `POST /v1/search` under load: the release server on loopback, the sample corpus loaded for
-//! each tenant, closed-loop clients with keep-alive (one per thread), for 1 and 10 tenants.
-//! Prints req/s, p50/p99 latency, the server's CPU time per request (and what the server could
-//! answer with every core to itself), its idle RSS and RSS under load.
+//! The server under load, route by route, on loopback: the release server with the sample
+//! corpus loaded for each tenant, and a lean load generator (one thread, an async HTTP/1.1
+//! client with keep-alive connections) so the client is not the bottleneck; its own CPU per
+//! request is printed too. For one tenant, in one run: `GET /healthz` (the HTTP floor),
+//! `POST /v1/search`, `POST /v1/contributors`, and the search's backend called directly in
+//! this process on the same file. The service's own share of a search is
+//! `search - healthz - direct backend`. Then `/v1/search` for 10 tenants.
 //!
 //! ```text
 //! cargo bench --bench load
-//! LOAD_SECONDS=10 LOAD_CLIENTS=8 cargo bench --bench load
+//! LOAD_SECONDS=10 LOAD_CONNECTIONS=8 cargo bench --bench load
 //! ```
-//! Client and server share the machine's cores, so the figures are a floor for a server with
-//! the machine to itself. Figures go to BENCHMARKS.md.
+//! Client and server share the machine's 2 cores, so req/s is a floor for a server with the
+//! machine to itself ("server-only req/s" divides the cores by the server's CPU per request).
+//! Figures go to BENCHMARKS.md.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use vector_service_runtime::backends::{HashingEmbedder, Retriever as _};
+use vector_service_sqlite::SqliteStore;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -21,7 +29,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
-
 fn hash(key: &str) -> String {
     sha2::Sha256::digest(key.as_bytes())
         .iter()
@@ -42,7 +49,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (user + system) the process has used, from `/proc/PID/stat` (clock ticks of 10 ms).
+/// CPU time (user + system) a process has used, from `/proc/PID/stat` (clock ticks of 10 ms).
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
@@ -64,7 +71,9 @@ fn cpu_seconds(pid: u32) -> f64 {
 mod server_process;
 use server_process::ServerProcess;
 
-fn start(dir: &Path, tenants: usize) -> ServerProcess {
+/// The server over `dir` for `tenants` tenants; with `logs`, its JSON logs (info) go to
+/// `dir/server.log` as an operator's would go to a file, else only warnings, nowhere.
+fn start(dir: &Path, tenants: usize, logs: bool) -> ServerProcess {
     let file = dir.join("tenants.toml");
     let entries: String = (0..tenants)
         .map(|t| {
@@ -75,29 +84,181 @@ fn start(dir: &Path, tenants: usize) -> ServerProcess {
         })
         .collect();
     std::fs::write(&file, entries).expect("tenants file");
-    ServerProcess::start_with_globals(dir, &[], &["--tenants".as_ref(), file.as_os_str()], None)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build(),
+    let log = dir.join("server.log");
+    ServerProcess::start_with_globals(
+        dir,
+        &[],
+        &["--tenants".as_ref(), file.as_os_str()],
+        logs.then_some(log.as_path()),
     )
 }
 
-fn run(tenants: usize, clients: usize, seconds: u64) {
-    let dir = std::env::temp_dir().join(format!("vs-load-{}-{tenants}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    let server = start(&dir, tenants);
+/// One route's load: a request template and a body per request number.
+struct Route {
+    label: &'static str,
+    path: &'static str,
+    body: fn(u64) -> Option<String>,
+}
+
+const QUERIES: [&str; 4] = [
+    "upload failed",
+    "fix failing tests",
+    "disk is full",
+    "queue is stuck",
+];
+
+fn search_body(i: u64) -> Option<String> {
+    Some(format!(
+        r#"{{"query": "{}", "top_k": 5, "session_id": "load-{i}"}}"#,
+        QUERIES[i as usize % QUERIES.len()]
+    ))
+}
+
+fn contributors_body(i: u64) -> Option<String> {
+    Some(format!(
+        r#"{{"vector_ids": ["bot:b-1", "error:e-2"], "success": {}, "patch_id": "p-{i}", "session_id": "load-{i}"}}"#,
+        i.is_multiple_of(2)
+    ))
+}
+
+/// What a run measured.
+struct Measured {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    latencies: Vec<Duration>,
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+impl Measured {
+    fn quantile_ms(&self, q: f64) -> f64 {
+        self.latencies[((self.latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3
+    }
+
+    fn server_us(&self) -> f64 {
+        self.server_cpu / self.requests as f64 * 1e6
+    }
+}
+
+/// Read one HTTP/1.1 response (Content-Length framed) from `stream`; its status.
+async fn read_response(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> Option<u16> {
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buffer[..end]).ok()?;
+            let status = head.get(9..12)?.parse().ok()?;
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let total = end + 4 + length;
+            while buffer.len() < total {
+                let mut chunk = [0u8; 16384];
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+            }
+            buffer.drain(..total);
+            return Some(status);
+        }
+        let mut chunk = [0u8; 16384];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `connections` keep-alive connections on one thread, each sending its next request as soon
+/// as the last answer arrived, for `seconds`.
+fn load(
+    address: &str,
+    route: &Route,
+    tenants: u64,
+    connections: u64,
+    seconds: u64,
+    server: u32,
+) -> Measured {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let (server_before, client_before) = (cpu_seconds(server), cpu_seconds(std::process::id()));
+    let started = Instant::now();
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> = (0..connections)
+            .map(|c| {
+                let (address, key) = (address.to_string(), format!("key-{}", c % tenants));
+                let (path, body) = (route.path, route.body);
+                tokio::spawn(async move {
+                    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+                    stream.set_nodelay(true).expect("nodelay");
+                    let mut buffer = Vec::new();
+                    let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                    let mut i = c;
+                    while Instant::now() < deadline {
+                        let request = match body(i) {
+                            Some(body) => format!(
+                                "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            ),
+                            None => format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n"),
+                        };
+                        let sent = Instant::now();
+                        stream.write_all(request.as_bytes()).await.expect("send");
+                        match read_response(&mut stream, &mut buffer).await {
+                            Some(200) => {}
+                            Some(_) => errors += 1,
+                            None => panic!("the server closed the connection"),
+                        }
+                        latencies.push(sent.elapsed());
+                        i += connections;
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut all = (Vec::new(), 0);
+        for task in tasks {
+            let (mut latencies, errors) = task.await.expect("a connection task");
+            all.0.append(&mut latencies);
+            all.1 += errors;
+        }
+        all
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let (mut latencies, errors) = results;
+    latencies.sort();
+    Measured {
+        requests: latencies.len() as u64,
+        errors,
+        seconds,
+        latencies,
+        server_cpu: cpu_seconds(server) - server_before,
+        client_cpu: cpu_seconds(std::process::id()) - client_before,
+    }
+}
+
+fn ingest(server: &ServerProcess, tenants: usize) {
     let corpus = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl"),
     )
     .expect("the sample corpus");
-    let setup = agent();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
     for t in 0..tenants {
-        let status = setup
+        let status = agent
             .post(format!("{}/v1/records", server.url))
             .header("Authorization", format!("Bearer key-{t}"))
             .header("Content-Type", "application/x-ndjson")
@@ -106,80 +267,35 @@ fn run(tenants: usize, clients: usize, seconds: u64) {
             .status();
         assert_eq!(status.as_u16(), 200);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let idle = rss_kib(server.child.id());
-    let queries = [
-        "upload failed",
-        "fix failing tests",
-        "disk is full",
-        "queue is stuck",
-    ];
-    let cpu_before = cpu_seconds(server.child.id());
+}
+
+/// The search's backend called directly, in this process, on the tenant's file: CPU per call.
+fn direct_search_us(file: &Path, seconds: u64) -> f64 {
+    let store = Arc::new(SqliteStore::open(file, Arc::new(HashingEmbedder)).expect("the store"));
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let workers: Vec<_> = (0..clients)
-        .map(|c| {
-            let url = format!("{}/v1/search", server.url);
-            std::thread::spawn(move || {
-                let agent = agent();
-                let key = format!("Bearer key-{}", c % tenants);
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                let mut i = c;
-                while Instant::now() < deadline {
-                    // Distinct session ids and rotating queries; the result cache still
-                    // answers repeats, as it would for real repeated queries.
-                    let body = format!(
-                        r#"{{"query": "{}", "top_k": 5, "session_id": "load-{c}-{i}"}}"#,
-                        queries[i % queries.len()]
-                    );
-                    let started = Instant::now();
-                    let ok = agent
-                        .post(&url)
-                        .header("Authorization", &key)
-                        .header("Content-Type", "application/json")
-                        .send(body.as_str())
-                        .map(|mut r| {
-                            let _ = r.body_mut().read_to_vec();
-                            r.status().as_u16() == 200
-                        })
-                        .unwrap_or(false);
-                    latencies.push(started.elapsed());
-                    if !ok {
-                        errors += 1;
-                    }
-                    i += clients;
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(seconds) / 2);
-    let loaded = rss_kib(server.child.id());
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for worker in workers {
-        let (mut l, e) = worker.join().expect("a client thread");
-        latencies.append(&mut l);
-        errors += e;
+    let before = cpu_seconds(std::process::id());
+    let mut calls = 0u64;
+    while Instant::now() < deadline {
+        let hits = store
+            .search(QUERIES[calls as usize % QUERIES.len()], 5, &[])
+            .expect("a direct search");
+        std::hint::black_box(hits);
+        calls += 1;
     }
-    let server_cpu = cpu_seconds(server.child.id()) - cpu_before;
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
-    let requests = latencies.len() as f64;
-    let cpu_per_request = server_cpu / requests;
+    (cpu_seconds(std::process::id()) - before) / calls as f64 * 1e6
+}
+
+fn row(label: &str, tenants: usize, m: &Measured) {
     println!(
-        "| {tenants} | {clients} | {:.0} | {:.2} | {:.2} | {errors} | {:.0} | {:.0} | {:.1} | {:.1} |",
-        requests / seconds as f64,
-        at(0.5),
-        at(0.99),
-        cpu_per_request * 1e6,
-        // What the server alone could answer with the machine's cores to itself.
-        available_cores() as f64 / cpu_per_request,
-        idle as f64 / 1024.0,
-        loaded as f64 / 1024.0
+        "| {label} | {tenants} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
+        m.requests as f64 / m.seconds,
+        m.quantile_ms(0.5),
+        m.quantile_ms(0.99),
+        m.errors,
+        m.server_us(),
+        available_cores() as f64 / (m.server_cpu / m.requests as f64),
+        m.client_cpu / m.requests as f64 * 1e6,
     );
-    drop(server);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn available_cores() -> usize {
@@ -188,13 +304,105 @@ fn available_cores() -> usize {
 
 fn main() {
     let seconds = env_number("LOAD_SECONDS", 5);
-    let clients = env_number("LOAD_CLIENTS", 4) as usize;
-    println!("POST /v1/search, sample corpus per tenant, {seconds} s per row, keep-alive clients");
-    println!(
-        "| tenants | clients | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server-only req/s | idle RSS MiB | loaded RSS MiB |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for tenants in [1, 10] {
-        run(tenants, clients.max(tenants.min(10)), seconds);
+    let connections = env_number("LOAD_CONNECTIONS", 8);
+    let routes = [
+        Route {
+            label: "GET /healthz",
+            path: "/healthz",
+            body: |_| None,
+        },
+        Route {
+            label: "POST /v1/search",
+            path: "/v1/search",
+            body: search_body,
+        },
+        Route {
+            label: "POST /v1/contributors",
+            path: "/v1/contributors",
+            body: contributors_body,
+        },
+    ];
+    println!("{seconds} s per row, {connections} keep-alive connections from one client thread, sample corpus per tenant, JSON logs (info) to a file unless marked");
+    println!("| route | tenants | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server-only req/s | client CPU µs/req |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let dir = std::env::temp_dir().join(format!("vs-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let server = start(&dir, 1, true);
+    ingest(&server, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = rss_kib(server.child.id());
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut per_route = Vec::new();
+    for route in &routes {
+        let measured = load(&address, route, 1, connections, seconds, server.child.id());
+        row(route.label, 1, &measured);
+        per_route.push(measured.server_us());
     }
+    let loaded = rss_kib(server.child.id());
+    drop(server);
+    let log_lines =
+        std::fs::read_to_string(dir.join("server.log")).map_or(0, |text| text.lines().count());
+    // The same search with the logs off: the difference is what logging costs a request.
+    let quiet_dir = dir.join("quiet");
+    std::fs::create_dir_all(&quiet_dir).expect("a temp dir");
+    let quiet = start(&quiet_dir, 1, false);
+    ingest(&quiet, 1);
+    let quiet_address = quiet.url.trim_start_matches("http://").to_string();
+    let measured = load(
+        &quiet_address,
+        &routes[1],
+        1,
+        connections,
+        seconds,
+        quiet.child.id(),
+    );
+    row("POST /v1/search, logs off (warn)", 1, &measured);
+    let logs_off = measured.server_us();
+    drop(quiet);
+    let direct = direct_search_us(&dir.join("t0.sqlite3"), seconds);
+    println!(
+        "| search backend called directly (in process) | - | - | - | - | - | {direct:.1} | - | - |"
+    );
+    println!();
+    println!(
+        "service's own share of a search: {:.1} - {:.1} (healthz) - {direct:.1} (backend) = {:.1} µs of server CPU; contributors: {:.1} - {:.1} = {:.1} µs over the HTTP floor",
+        per_route[1],
+        per_route[0],
+        per_route[1] - per_route[0] - direct,
+        per_route[2],
+        per_route[0],
+        per_route[2] - per_route[0],
+    );
+    println!(
+        "logging: {:.1} µs of server CPU per search (info logs to a file minus logs off); {log_lines} JSON lines written in all",
+        per_route[1] - logs_off
+    );
+    println!(
+        "server RSS: idle {:.1} MiB, after the runs {:.1} MiB",
+        idle as f64 / 1024.0,
+        loaded as f64 / 1024.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    let tenants = 10;
+    let dir = std::env::temp_dir().join(format!("vs-load-{}-{tenants}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let server = start(&dir, tenants, true);
+    ingest(&server, tenants);
+    let address = server.url.trim_start_matches("http://").to_string();
+    // Connection c is tenant c % 10's client.
+    let measured = load(
+        &address,
+        &routes[1],
+        tenants as u64,
+        connections.max(10),
+        seconds,
+        server.child.id(),
+    );
+    row(routes[1].label, tenants, &measured);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }
