@@ -1,14 +1,15 @@
 //! In-memory implementations of every backend trait, in one store: records with their
 //! embeddings (the hashing embedder's), the primary metrics tables and the vector metrics
-//! table. Searches rank by cosine similarity (the default), BM25, or both fused, by exhaustive
-//! scans. For examples, tests and benchmarks; nothing persists, and it passes the same
+//! table. Searches rank by cosine similarity (the default, an exhaustive scan), BM25 (the same
+//! lexical index the SQLite store keeps), or both fused. For examples, tests and benchmarks; nothing persists, and it passes the same
 //! conformance suite as the SQL stores.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::ranking::{query_words, relative_to_best, search_by_mode, Rankings, SearchMode};
+use super::lexical_index::LexicalIndex;
+use super::ranking::{relative_to_best, search_by_mode, Rankings, SearchMode};
 use super::records::unix_ms;
 use super::{
     hashing_embedder, Embedder, EmbeddingStore, HashingEmbedder, MetricsDb, PatchOutcomeRow,
@@ -21,6 +22,8 @@ use crate::api::{
 
 #[derive(Debug)]
 struct StoredRecord {
+    /// The record's key in the lexical index.
+    key: u64,
     record: Record,
     /// The vector and the text it was computed from (a changed text makes it stale).
     embedding: Option<(Vec<f32>, String)>,
@@ -35,6 +38,11 @@ impl StoredRecord {
 #[derive(Debug, Default)]
 struct Tables {
     databases: BTreeMap<String, BTreeMap<String, StoredRecord>>,
+    /// BM25 over every record's text, kept in step by `upsert_one` and `delete`.
+    text_index: LexicalIndex,
+    /// Each lexical-index key's database and id.
+    keyed: HashMap<u64, (String, String)>,
+    next_key: u64,
     patch_outcomes: Vec<PatchOutcomeRow>,
     retriever_stats: BTreeMap<String, RetrieverStats>,
     vector_outcomes: Vec<VectorOutcome>,
@@ -72,30 +80,7 @@ impl MemoryStore {
 
     /// Insert or replace one record (see [`Store::upsert`]); for tests and examples.
     pub fn insert(&self, db: &str, record: Record) {
-        self.upsert_one(&mut self.write(), db, record);
-    }
-
-    /// Insert or replace; whether the record is new or changed. A changed text makes its
-    /// embedding stale.
-    fn upsert_one(&self, tables: &mut Tables, db: &str, record: Record) -> bool {
-        let records = tables.databases.entry(db.to_string()).or_default();
-        match records.get_mut(&record.id) {
-            Some(stored) if stored.record == record => false,
-            Some(stored) => {
-                stored.record = record;
-                true
-            }
-            None => {
-                records.insert(
-                    record.id.clone(),
-                    StoredRecord {
-                        record,
-                        embedding: None,
-                    },
-                );
-                true
-            }
-        }
+        self.write().upsert_one(db, record);
     }
 
     /// Mark the primary metrics DB (un)available, as an operator taking it down would.
@@ -133,15 +118,6 @@ impl MemoryStore {
     }
 }
 
-/// BM25's usual parameters.
-const BM25_K1: f64 = 1.2;
-const BM25_B: f64 = 0.75;
-
-/// A record's words, lowercased, as the lexical ranking counts them.
-fn words(text: &str) -> Vec<String> {
-    query_words(text).map(str::to_lowercase).collect()
-}
-
 /// The best `top_k` of `scored` (ties by id), as hits with `reason`.
 fn top_hits(mut scored: Vec<(f64, &Record)>, top_k: u32, reason: &str) -> Vec<BackendHit> {
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
@@ -159,6 +135,36 @@ fn top_hits(mut scored: Vec<(f64, &Record)>, top_k: u32, reason: &str) -> Vec<Ba
 }
 
 impl Tables {
+    /// Insert or replace; whether the record is new or changed. A changed text makes its
+    /// embedding stale.
+    fn upsert_one(&mut self, db: &str, record: Record) -> bool {
+        let records = self.databases.entry(db.to_string()).or_default();
+        let key = match records.get_mut(&record.id) {
+            Some(stored) if stored.record == record => return false,
+            Some(stored) => {
+                stored.record = record.clone();
+                stored.key
+            }
+            None => {
+                let key = self.next_key;
+                self.next_key += 1;
+                self.keyed.insert(key, (db.to_string(), record.id.clone()));
+                records.insert(
+                    record.id.clone(),
+                    StoredRecord {
+                        key,
+                        record: record.clone(),
+                        embedding: None,
+                    },
+                );
+                key
+            }
+        };
+        self.text_index
+            .upsert(key, &record.id, &record.origin_db, &record.text);
+        true
+    }
+
     fn records<'a>(&'a self, origins: &'a [String]) -> impl Iterator<Item = &'a StoredRecord> {
         self.databases
             .values()
@@ -172,53 +178,30 @@ impl Rankings for MemoryStore {
         self.mode
     }
 
-    /// BM25 over every record (all origins count for document frequencies, as in FTS5).
+    /// BM25 through the lexical index (all origins count for document frequencies).
     fn lexical_search(
         &self,
         query: &str,
         top_k: u32,
         origins: &[String],
     ) -> Result<Vec<BackendHit>, BackendError> {
-        let mut terms = words(query);
-        terms.sort();
-        terms.dedup();
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
         let tables = self.read();
-        let documents: Vec<(&Record, Vec<String>)> = tables
-            .records(&[])
-            .map(|stored| (&stored.record, words(&stored.record.text)))
-            .collect();
-        let count = documents.len() as f64;
-        let average = documents.iter().map(|(_, w)| w.len()).sum::<usize>() as f64 / count.max(1.0);
-        let idf: HashMap<&str, f64> = terms
-            .iter()
-            .map(|term| {
-                let with = documents.iter().filter(|(_, w)| w.contains(term)).count() as f64;
-                (
-                    term.as_str(),
-                    ((count - with + 0.5) / (with + 0.5) + 1.0).ln(),
-                )
+        let mut hits: Vec<BackendHit> = tables
+            .text_index
+            .search(query, top_k as usize, origins)?
+            .into_iter()
+            .filter_map(|hit| {
+                let (db, id) = tables.keyed.get(&hit.key)?;
+                let stored = tables.databases.get(db)?.get(id)?;
+                Some(BackendHit {
+                    origin_db: stored.record.origin_db.clone(),
+                    id: stored.record.id.clone(),
+                    score: hit.score,
+                    reason: "bm25".into(),
+                    metadata: stored.record.metadata.to_string(),
+                })
             })
             .collect();
-        let scored = documents
-            .iter()
-            .filter(|(record, _)| origins.is_empty() || origins.contains(&record.origin_db))
-            .filter_map(|(record, document)| {
-                let length = document.len() as f64 / average.max(1.0);
-                let score: f64 = terms
-                    .iter()
-                    .map(|term| {
-                        let frequency = document.iter().filter(|w| *w == term).count() as f64;
-                        idf[term.as_str()] * frequency * (BM25_K1 + 1.0)
-                            / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length))
-                    })
-                    .sum();
-                (score > 0.0).then_some((score, *record))
-            })
-            .collect();
-        let mut hits = top_hits(scored, top_k, "bm25");
         relative_to_best(&mut hits);
         Ok(hits)
     }
@@ -394,19 +377,24 @@ impl Store for MemoryStore {
         let mut tables = self.write();
         Ok(records
             .iter()
-            .filter(|record| self.upsert_one(&mut tables, db, (*record).clone()))
+            .filter(|record| tables.upsert_one(db, (*record).clone()))
             .count())
     }
 
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
-        let mut tables = self.write();
+        let tables = &mut *self.write();
         let Some(records) = tables.databases.get_mut(db) else {
             return Ok(0);
         };
-        Ok(ids
-            .iter()
-            .filter(|id| records.remove(*id).is_some())
-            .count())
+        let mut deleted = 0;
+        for id in ids {
+            if let Some(stored) = records.remove(id) {
+                tables.text_index.remove(stored.key);
+                tables.keyed.remove(&stored.key);
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     fn register_database(&self, db: &str) -> Result<(), BackendError> {
