@@ -3,9 +3,9 @@
 //!
 //! Search is lexical (BM25 over an in-memory inverted index, the `lexical` module) by default,
 //! or by vector similarity through a [`VectorIndex`] kept beside the file as a snapshot
-//! (the `index` module). Both are caches replayed from the table's change clock. Each `embed` call commits its batch in one
-//! transaction, so a backfill killed half-way resumes where it stopped, with nothing
-//! duplicated or half-written.
+//! (the `index` module). Both are caches replayed from the table's change clock. Each `embed`
+//! call commits its batch in one transaction, so a backfill killed half-way resumes where it
+//! stopped, with nothing duplicated or half-written.
 #![deny(missing_docs)]
 
 mod index;

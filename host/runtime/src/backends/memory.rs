@@ -1,8 +1,8 @@
 //! In-memory implementations of every backend trait, in one store: records with their
 //! embeddings (the hashing embedder's), the primary metrics tables and the vector metrics
 //! table. Searches rank by cosine similarity (the default, an exhaustive scan), BM25 (the same
-//! lexical index the SQLite store keeps), or both fused. For examples, tests and benchmarks; nothing persists, and it passes the same
-//! conformance suite as the SQL stores.
+//! lexical index the SQLite store keeps), or both fused. For examples, tests and benchmarks;
+//! nothing persists, and it passes the same conformance suite as the SQL stores.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
