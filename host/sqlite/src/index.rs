@@ -54,6 +54,19 @@ pub(super) fn current_seq(connection: &Connection) -> Result<i64, BackendError> 
         .map_err(backend_error)
 }
 
+/// Keys (rowids) of the records deleted after `seq`: what an index that reflects `seq`
+/// must drop.
+pub(super) fn deleted_since(connection: &Connection, seq: i64) -> Result<Vec<u64>, BackendError> {
+    connection
+        .prepare_cached("SELECT key FROM index_tombstones WHERE seq > ?1")
+        .and_then(|mut tombstones| {
+            tombstones
+                .query_map([seq], |row| row.get::<_, i64>(0).map(|key| key as u64))
+                .and_then(Iterator::collect)
+        })
+        .map_err(backend_error)
+}
+
 /// Advance the change counter inside `tx` and return the new value.
 pub(super) fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64, BackendError> {
     tx.query_row(
@@ -142,16 +155,9 @@ impl IndexedVectors {
             return Ok(0);
         }
         let mut applied = 0;
-        let mut tombstones = connection
-            .prepare_cached("SELECT key FROM index_tombstones WHERE seq > ?1")
-            .map_err(backend_error)?;
-        let removed: Vec<i64> = tombstones
-            .query_map([self.seq], |row| row.get(0))
-            .and_then(Iterator::collect)
-            .map_err(backend_error)?;
-        for key in removed {
-            self.index.remove(key as u64).map_err(index_error)?;
-            self.origins.remove(&(key as u64));
+        for key in deleted_since(connection, self.seq)? {
+            self.index.remove(key).map_err(index_error)?;
+            self.origins.remove(&key);
             applied += 1;
         }
         let mut changed = connection

@@ -9,7 +9,7 @@ use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::LexicalIndex;
 
 use crate::backend_error;
-use crate::index::current_seq;
+use crate::index::{current_seq, deleted_since};
 
 /// The index and the change-clock `seq` it reflects.
 pub(crate) struct IndexedText {
@@ -44,15 +44,9 @@ impl IndexedText {
         if self.is_current(newest) {
             return Ok(0);
         }
-        let mut tombstones = connection
-            .prepare_cached("SELECT key FROM index_tombstones WHERE seq > ?1")
-            .map_err(backend_error)?;
-        let removed: Vec<i64> = tombstones
-            .query_map([self.seq], |row| row.get(0))
-            .and_then(Iterator::collect)
-            .map_err(backend_error)?;
+        let removed = deleted_since(connection, self.seq)?;
         for key in &removed {
-            self.index.remove(*key as u64);
+            self.index.remove(*key);
         }
         // Removals first: a rowid freed by a deletion may belong to a newer record now.
         let added = self.add_rows(
