@@ -5,6 +5,7 @@ mod support;
 
 mod abuse;
 mod cli;
+mod coherence;
 mod conformance;
 mod context_builder;
 mod embedding_backfill;

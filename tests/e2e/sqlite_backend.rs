@@ -332,11 +332,14 @@ fn a_schema_2_file_with_fts5_migrates_and_its_records_are_found() {
         let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
         ingest_sample_corpus(&store);
     }
-    // Put the file back as schema 2 left it: FTS5 kept in step by triggers, no record seq.
+    // Put the file back as schema 2 left it: FTS5 kept in step by triggers, no record seq
+    // (and none of schema 4's outcome counting).
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection
         .execute_batch(
-            "DROP INDEX records_by_seq;
+            "DROP INDEX patch_outcomes_by_vector;
+             ALTER TABLE change_clock DROP COLUMN outcomes;
+             DROP INDEX records_by_seq;
              ALTER TABLE records DROP COLUMN seq;
              CREATE VIRTUAL TABLE records_fts USING fts5(
                  text, content = 'records', content_rowid = 'rowid', tokenize = 'porter unicode61');

@@ -33,14 +33,15 @@ use vector_service_runtime::backends::ranking::{
 };
 use vector_service_runtime::backends::records::{now_ms, text_hash};
 use vector_service_runtime::backends::{
-    rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
-    Store, StoreStats, VectorMetricsDb,
+    rates, ChangeClock, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever,
+    RetrieverStats, Store, StoreStats, VectorMetricsDb,
 };
 use vector_service_runtime::deadline;
 
 /// Schema migrations of a tenant schema, applied in order; `schema_migrations` records them.
 /// Text keys use the "C" collation so ids sort byte-wise, as in SQLite.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE databases (name text COLLATE "C" PRIMARY KEY);
 CREATE TABLE records (
     db text COLLATE "C" NOT NULL REFERENCES databases (name),
@@ -99,7 +100,19 @@ CREATE TABLE vector_outcomes (
     ts_ms bigint NOT NULL
 );
 CREATE INDEX vector_outcomes_by_vector ON vector_outcomes (origin_db, vector_id);
-"#];
+"#,
+    r#"
+-- The result cache's generation (`ChangeClock`): every write an answer depends on advances it
+-- as its transaction's last statement, so it becomes visible with the data it counts.
+CREATE TABLE change_clock (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation bigint NOT NULL
+);
+INSERT INTO change_clock (generation) VALUES (0);
+-- Reliability counts the primary DB's rows too, looked up by vector like `vector_outcomes`.
+CREATE INDEX patch_outcomes_by_vector ON patch_outcomes (origin_db, vector_id);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -550,16 +563,23 @@ impl Store for PostgresStore {
                     ],
                 )? as usize;
             }
+            if changed > 0 {
+                advance_generation(tx)?;
+            }
             Ok(changed)
         })
     }
 
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
         self.transaction(|tx| {
-            Ok(tx.execute(
+            let deleted = tx.execute(
                 "DELETE FROM records WHERE db = $1 AND id = ANY($2)",
                 &[&db, &ids],
-            )? as usize)
+            )? as usize;
+            if deleted > 0 {
+                advance_generation(tx)?;
+            }
+            Ok(deleted)
         })
     }
 
@@ -700,12 +720,31 @@ impl MetricsDb for PostgresStore {
                     &[origin, &wins, &regrets],
                 )?;
             }
-            Ok(())
+            Ok(advance_generation(tx)?)
         })
     }
 }
 
-/// Rates from the `vector_outcomes` rows matching `filter` (a SQL condition on $1, $2).
+impl ChangeClock for PostgresStore {
+    fn generation(&self) -> Result<u64, BackendError> {
+        self.transaction(|tx| {
+            let generation: i64 = tx
+                .query_one("SELECT generation FROM change_clock", &[])?
+                .get(0);
+            Ok(generation as u64)
+        })
+    }
+}
+
+/// Advance the change clock: a write's last statement, so the clock's row lock is held only
+/// while the transaction commits.
+fn advance_generation(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    tx.execute("UPDATE change_clock SET generation = generation + 1", &[])
+        .map(drop)
+}
+
+/// Rates from every tracked outcome matching `filter` (a SQL condition on $1, $2), whichever
+/// metrics table recorded it: a success is a win, a failure a regret, as in `vector_outcomes`.
 fn outcome_rates(
     tx: &mut Transaction<'_>,
     filter: &str,
@@ -715,7 +754,9 @@ fn outcome_rates(
     let row = tx.query_one(
         &format!(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE win), COUNT(*) FILTER (WHERE regret)
-             FROM vector_outcomes WHERE {filter}"
+             FROM (SELECT win, regret FROM vector_outcomes WHERE {filter}
+                   UNION ALL
+                   SELECT success, NOT success FROM patch_outcomes WHERE {filter}) AS tracked"
         ),
         &[&a, &b],
     )?;
@@ -750,7 +791,7 @@ impl VectorMetricsDb for PostgresStore {
                     ],
                 )?;
             }
-            Ok(())
+            Ok(advance_generation(tx)?)
         })
     }
 
@@ -863,7 +904,7 @@ impl EmbeddingStore for PostgresStore {
                 for ((id, _, hash), (vector, dims)) in texts.iter().zip(&vectors) {
                     tx.execute(&upsert, &[&db, id, vector, dims, hash, &version, &created_at])?;
                 }
-                Ok(())
+                Ok(advance_generation(tx)?)
             })
             },
         )

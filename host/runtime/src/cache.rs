@@ -1,6 +1,8 @@
 //! The `result-cache` import: a bounded LRU with expiry, one per tenant. It outlives guest
 //! instances, which are short-lived by design. Bounded twice: by entries and by bytes (keys and
-//! values), since a caller chooses how large a query (the key) and its answer are.
+//! values), since a caller chooses how large a query (the key) and its answer are. Coherent:
+//! each entry keeps the store's generation ([`ChangeClock`](crate::backends::ChangeClock)) it
+//! was computed at and is a miss once any write moved it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -34,6 +36,8 @@ impl Default for CacheConfig {
 #[derive(Debug)]
 struct Entry {
     value: String,
+    /// The store's generation the value was computed at (`None`: the store cannot tell).
+    generation: Option<u64>,
     written: Instant,
     last_used: u64,
 }
@@ -126,20 +130,34 @@ impl ResultCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, kind: CacheKind, key: &str) -> Option<String> {
+    /// Whether anything can be kept at all (a capacity of zero turns the cache off).
+    pub fn enabled(&self) -> bool {
+        self.config.capacity > 0
+    }
+
+    /// The value under `key` if it was computed at `generation` and has not expired.
+    pub fn get(&self, kind: CacheKind, key: &str, generation: Option<u64>) -> Option<String> {
         let mut entries = self.lock();
         let index = kind_index(kind);
-        let expired = entries.maps[index].get(key)?.written.elapsed() > self.config.time_to_live;
-        if expired {
+        let entry = entries.maps[index].get(key)?;
+        let stale =
+            entry.generation != generation || entry.written.elapsed() > self.config.time_to_live;
+        if stale {
             entries.remove(index, key);
             return None;
         }
         entries.touch(index, key).map(|entry| entry.value.clone())
     }
 
-    /// Keep `value` under `key`, evicting the least recently used entries until both bounds
-    /// hold; returns the size afterwards.
-    pub fn put(&self, kind: CacheKind, key: &str, value: String) -> CacheSize {
+    /// Keep `value`, computed at `generation`, under `key`, evicting the least recently used
+    /// entries until both bounds hold; returns the size afterwards.
+    pub fn put(
+        &self,
+        kind: CacheKind,
+        key: &str,
+        value: String,
+        generation: Option<u64>,
+    ) -> CacheSize {
         let mut entries = self.lock();
         let index = kind_index(kind);
         entries.remove(index, key);
@@ -160,6 +178,7 @@ impl ResultCache {
                 key.to_string(),
                 Entry {
                     value,
+                    generation,
                     written: Instant::now(),
                     last_used,
                 },
@@ -187,36 +206,61 @@ mod tests {
     #[test]
     fn kinds_are_separate_and_the_least_recently_used_entry_goes_first() {
         let cache = cache(2, Duration::from_secs(60));
-        cache.put(CacheKind::Search, "q", "search".into());
-        cache.put(CacheKind::Context, "q", "context".into());
-        assert_eq!(cache.get(CacheKind::Search, "q").as_deref(), Some("search"));
-        // Full: the context entry was used least recently.
-        cache.put(CacheKind::Search, "other", "new".into());
-        assert_eq!(cache.get(CacheKind::Context, "q"), None);
-        assert_eq!(cache.get(CacheKind::Search, "q").as_deref(), Some("search"));
+        cache.put(CacheKind::Search, "q", "search".into(), None);
+        cache.put(CacheKind::Context, "q", "context".into(), None);
         assert_eq!(
-            cache.get(CacheKind::Search, "other").as_deref(),
+            cache.get(CacheKind::Search, "q", None).as_deref(),
+            Some("search")
+        );
+        // Full: the context entry was used least recently.
+        cache.put(CacheKind::Search, "other", "new".into(), None);
+        assert_eq!(cache.get(CacheKind::Context, "q", None), None);
+        assert_eq!(
+            cache.get(CacheKind::Search, "q", None).as_deref(),
+            Some("search")
+        );
+        assert_eq!(
+            cache.get(CacheKind::Search, "other", None).as_deref(),
             Some("new")
         );
         // Replacing a key does not evict.
-        cache.put(CacheKind::Search, "q", "again".into());
+        cache.put(CacheKind::Search, "q", "again".into(), None);
         assert_eq!(
-            cache.get(CacheKind::Search, "other").as_deref(),
+            cache.get(CacheKind::Search, "other", None).as_deref(),
             Some("new")
         );
-        assert_eq!(cache.get(CacheKind::Search, "q").as_deref(), Some("again"));
+        assert_eq!(
+            cache.get(CacheKind::Search, "q", None).as_deref(),
+            Some("again")
+        );
     }
 
     #[test]
     fn expired_entries_are_never_returned_and_capacity_zero_stores_nothing() {
         let expiring = cache(4, Duration::ZERO);
-        expiring.put(CacheKind::Search, "q", "v".into());
+        expiring.put(CacheKind::Search, "q", "v".into(), None);
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(expiring.get(CacheKind::Search, "q"), None);
+        assert_eq!(expiring.get(CacheKind::Search, "q", None), None);
 
         let disabled = cache(0, Duration::from_secs(60));
-        disabled.put(CacheKind::Search, "q", "v".into());
-        assert_eq!(disabled.get(CacheKind::Search, "q"), None);
+        disabled.put(CacheKind::Search, "q", "v".into(), None);
+        assert_eq!(disabled.get(CacheKind::Search, "q", None), None);
+    }
+
+    #[test]
+    fn an_entry_from_another_generation_is_a_miss_and_goes() {
+        let cache = cache(4, Duration::from_secs(60));
+        cache.put(CacheKind::Context, "q", "at 7".into(), Some(7));
+        assert_eq!(
+            cache.get(CacheKind::Context, "q", Some(7)).as_deref(),
+            Some("at 7")
+        );
+        assert_eq!(cache.get(CacheKind::Context, "q", Some(8)), None);
+        // Gone, not merely hidden: the old generation does not bring it back.
+        assert_eq!(cache.get(CacheKind::Context, "q", Some(7)), None);
+        // A store that cannot tell its generation only matches entries that could not either.
+        cache.put(CacheKind::Context, "q", "unknown".into(), None);
+        assert_eq!(cache.get(CacheKind::Context, "q", Some(7)), None);
     }
 
     #[test]
@@ -233,15 +277,19 @@ mod tests {
             bytes: 0,
         };
         for i in 0..1000 {
-            size = cache.put(CacheKind::Search, &format!("q{i}"), "x".repeat(4096));
+            size = cache.put(CacheKind::Search, &format!("q{i}"), "x".repeat(4096), None);
             assert!(size.bytes <= max_bytes, "{size:?} after {i}");
         }
         assert!(size.entries >= 10, "the budget is used: {size:?}");
-        assert_eq!(cache.get(CacheKind::Search, "q0"), None, "oldest evicted");
-        assert!(cache.get(CacheKind::Search, "q999").is_some());
+        assert_eq!(
+            cache.get(CacheKind::Search, "q0", None),
+            None,
+            "oldest evicted"
+        );
+        assert!(cache.get(CacheKind::Search, "q999", None).is_some());
         // An entry over an eighth of the budget is not kept, and evicts nothing.
-        let after = cache.put(CacheKind::Search, "big", "x".repeat(max_bytes / 8));
+        let after = cache.put(CacheKind::Search, "big", "x".repeat(max_bytes / 8), None);
         assert_eq!(after, size);
-        assert_eq!(cache.get(CacheKind::Search, "big"), None);
+        assert_eq!(cache.get(CacheKind::Search, "big", None), None);
     }
 }

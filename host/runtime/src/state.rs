@@ -62,6 +62,20 @@ pub struct VectorServiceCtx {
     pub(crate) deadline: Instant,
     /// For a long run (a backfill): how each batch renews the deadline, and its cancel flag.
     pub(crate) renewal: Option<Renewal>,
+    /// The store's generation as this call first saw it, before reading any data.
+    generation: Generation,
+}
+
+/// The store's generation for the result cache, read once per call before any data is read:
+/// a write after that moves the store on, so what this call caches is already stale to the
+/// next one (conservative, never stale).
+#[derive(Debug, Clone, Copy)]
+enum Generation {
+    Unread,
+    /// `None`: the backends have no change clock; the cache relies on its expiry.
+    Read(Option<u64>),
+    /// Reading it failed: this call neither reads nor fills the cache.
+    Unknown,
 }
 
 /// What a backend import returns to the guest: its own typed error, or a trap.
@@ -77,6 +91,28 @@ impl VectorServiceCtx {
             budget: HostCallBudget::new(limits.host_call_bytes),
             deadline: Instant::now() + limits.call_deadline,
             renewal: None,
+            generation: Generation::Unread,
+        }
+    }
+
+    /// The generation cached answers of this call are checked against and kept with; `None`
+    /// when the cache must be bypassed. Read at most once per call.
+    fn cache_generation(&mut self) -> Option<Option<u64>> {
+        if let Generation::Unread = self.generation {
+            self.generation = match &self.context.backends.change_clock {
+                None => Generation::Read(None),
+                Some(clock) => match deadline::within(self.deadline, || clock.generation()) {
+                    Ok(generation) => Generation::Read(Some(generation)),
+                    Err(error) => {
+                        tracing::warn!(tenant = %self.context.tenant, %error, "the store's generation could not be read; the result cache is bypassed for this call");
+                        Generation::Unknown
+                    }
+                },
+            };
+        }
+        match self.generation {
+            Generation::Read(generation) => Some(generation),
+            Generation::Unread | Generation::Unknown => None,
         }
     }
 
@@ -188,7 +224,10 @@ impl result_cache::Host for VectorServiceCtx {
         key: String,
     ) -> wasmtime::Result<Option<String>> {
         self.budget.charge(&key)?;
-        Ok(self.context.cache.get(kind, &key))
+        let Some(generation) = self.cache_generation() else {
+            return Ok(None);
+        };
+        Ok(self.context.cache.get(kind, &key, generation))
     }
 
     fn put(
@@ -198,7 +237,10 @@ impl result_cache::Host for VectorServiceCtx {
         value: String,
     ) -> wasmtime::Result<()> {
         self.budget.charge(&(&key, &value))?;
-        let size = self.context.cache.put(kind, &key, value);
+        let Some(generation) = self.cache_generation() else {
+            return Ok(());
+        };
+        let size = self.context.cache.put(kind, &key, value, generation);
         self.context
             .telemetry
             .cache_size(&self.context.tenant, size);
@@ -218,6 +260,10 @@ impl retriever_backend::Host for VectorServiceCtx {
         self.budget.charge(&(&query, &origins))?;
         let refused = query_error(&query)
             .or_else(|| count_error("hits", top_k as usize, bounds::MAX_BACKEND_TOP_K as usize));
+        if self.context.cache.enabled() {
+            // Before the data: these hits may be cached.
+            self.cache_generation();
+        }
         self.backend(refused, |b| b.retriever.search(&query, top_k, &origins))
     }
 }

@@ -33,8 +33,8 @@ use vector_service_runtime::backends::ranking::{relative_to_best, search_by_mode
 pub use vector_service_runtime::backends::records::StoreStats;
 use vector_service_runtime::backends::records::{now_ms, text_hash};
 use vector_service_runtime::backends::{
-    rates, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever, RetrieverStats,
-    Store, VectorMetricsDb,
+    rates, ChangeClock, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever,
+    RetrieverStats, Store, VectorMetricsDb,
 };
 use vector_service_runtime::deadline;
 
@@ -138,6 +138,13 @@ DROP TRIGGER records_fts_insert;
 DROP TRIGGER records_fts_delete;
 DROP TRIGGER records_fts_update;
 DROP TABLE records_fts;
+"#,
+    r#"
+-- The result cache's generation is `seq + outcomes` (lib.rs, `ChangeClock`): outcomes change
+-- reliability figures but not the indexes, so they count apart from `seq`. Reliability counts
+-- the primary DB's rows too, looked up by vector like `vector_outcomes`.
+ALTER TABLE change_clock ADD COLUMN outcomes INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX patch_outcomes_by_vector ON patch_outcomes(origin_db, vector_id);
 "#,
 ];
 
@@ -546,19 +553,33 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), SqliteError> 
     Ok(())
 }
 
-/// Rates from `vector_outcomes` rows matching `filter` (a SQL condition on ?1, ?2).
+/// Rates from every tracked outcome matching `filter` (a SQL condition on ?1, ?2), whichever
+/// metrics table recorded it: a success is a win, a failure a regret, as in `vector_outcomes`.
 fn outcome_rates(
     tx: &Transaction<'_>,
     filter: &str,
     a: &str,
     b: Option<&str>,
 ) -> rusqlite::Result<Option<Rates>> {
-    let (samples, wins, regrets): (u64, u64, u64) = tx.query_row(
-        &format!("SELECT COUNT(*), COALESCE(SUM(win), 0), COALESCE(SUM(regret), 0) FROM vector_outcomes WHERE {filter}"),
-        params![a, b],
-        |row| Ok((unsigned(row, 0)?, unsigned(row, 1)?, unsigned(row, 2)?)),
-    )?;
+    let (samples, wins, regrets): (u64, u64, u64) = tx
+        .prepare_cached(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(win), 0), COALESCE(SUM(regret), 0) FROM (
+             SELECT win, regret FROM vector_outcomes WHERE {filter}
+             UNION ALL
+             SELECT success, 1 - success FROM patch_outcomes WHERE {filter})"
+        ))?
+        .query_row(params![a, b], |row| {
+            Ok((unsigned(row, 0)?, unsigned(row, 1)?, unsigned(row, 2)?))
+        })?;
     Ok(rates(samples, wins, regrets))
+}
+
+/// Count an outcome write in the change clock's `outcomes` (see migration 4).
+fn count_outcome_write(tx: &Transaction<'_>) -> Result<(), BackendError> {
+    tx.prepare_cached("UPDATE change_clock SET outcomes = outcomes + 1")
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(backend_error)
 }
 
 impl Retriever for SqliteStore {
@@ -652,6 +673,16 @@ impl Drop for SqliteStore {
     }
 }
 
+impl ChangeClock for SqliteStore {
+    fn generation(&self) -> Result<u64, BackendError> {
+        let connection = self.connection()?;
+        connection
+            .prepare_cached("SELECT seq + outcomes FROM change_clock")
+            .and_then(|mut statement| statement.query_row([], |row| unsigned(row, 0)))
+            .map_err(backend_error)
+    }
+}
+
 impl MetricsDb for SqliteStore {
     fn available(&self) -> bool {
         true
@@ -669,6 +700,7 @@ impl MetricsDb for SqliteStore {
             )
             .map_err(backend_error)?;
         }
+        count_outcome_write(&tx)?;
         for origin in &outcome.credited_origins {
             tx.execute(
                 "INSERT INTO retriever_stats (origin_db, wins, regrets) VALUES (?1, ?2, ?3)
@@ -694,6 +726,7 @@ impl VectorMetricsDb for SqliteStore {
             )
             .map_err(backend_error)?;
         }
+        count_outcome_write(&tx)?;
         tx.commit().map_err(backend_error)
     }
 

@@ -76,6 +76,14 @@ pub const CHECKS: &[(&str, Check)] = &[
         vector_outcomes_give_rates_in_the_order_asked,
     ),
     (
+        "outcomes_in_either_metrics_database_count_in_rates",
+        outcomes_in_either_metrics_database_count_in_rates,
+    ),
+    (
+        "every_write_an_answer_depends_on_moves_the_generation",
+        every_write_an_answer_depends_on_moves_the_generation,
+    ),
+    (
         "the_component_runs_every_operation_over_the_store",
         the_component_runs_every_operation_over_the_store,
     ),
@@ -422,6 +430,107 @@ pub fn vector_outcomes_give_rates_in_the_order_asked(stores: &dyn StoreFactory) 
     assert!(origins[1].is_none());
     assert_eq!(origins[2].map(|r| (r.samples, r.win_rate)), Some((4, 0.5)));
     assert_eq!(store.stats().unwrap().vector_outcomes, 5);
+}
+
+/// Outcomes recorded in the primary metrics DB count in rates as the vector metrics DB's do:
+/// the patch logger writes each outcome to exactly one of the two.
+pub fn outcomes_in_either_metrics_database_count_in_rates(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    let contributor = ContributorRow {
+        origin_db: Some("bot".into()),
+        vector_id: Some("b1".into()),
+    };
+    for (patch, success) in [("p-1", true), ("p-2", false), ("p-3", true)] {
+        store
+            .log_patch_outcome(&PatchOutcome {
+                patch_id: patch.into(),
+                session_id: "s-1".into(),
+                success,
+                reverted: !success,
+                label: if success { "success" } else { "failure" }.into(),
+                roi_tag: "".into(),
+                contributors: vec![contributor.clone()],
+                credited_origins: vec!["bot".into()],
+            })
+            .unwrap();
+    }
+    store
+        .record_outcomes(&[VectorOutcome {
+            session_id: "s-1".into(),
+            vector: VectorRef {
+                origin_db: "bot".into(),
+                vector_id: "b1".into(),
+            },
+            contribution: 1.0,
+            win: false,
+            regret: true,
+            patch_id: "p-4".into(),
+            roi_tag: "".into(),
+        }])
+        .unwrap();
+    let b1 = VectorRef {
+        origin_db: "bot".into(),
+        vector_id: "b1".into(),
+    };
+    let rates = store.vector_rates(&[b1]).unwrap()[0].expect("b1 was tracked");
+    assert_eq!(
+        (rates.samples, rates.win_rate, rates.regret_rate),
+        (4, 0.5, 0.5)
+    );
+    let origin = store.origin_rates(&["bot".into()]).unwrap()[0].expect("bot was tracked");
+    assert_eq!(origin.samples, 4);
+}
+
+/// Every kind of write an answer depends on moves the store's generation (what keeps the
+/// result cache coherent); reads do not.
+pub fn every_write_an_answer_depends_on_moves_the_generation(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Hybrid);
+    let mut last = store.generation().unwrap();
+    let mut moved = |what: &str| {
+        let now = store.generation().unwrap();
+        assert_ne!(now, last, "{what} must move the generation");
+        last = now;
+    };
+    store
+        .upsert("errors", &records(&[("error", "e1", "upload failed")]))
+        .unwrap();
+    moved("an upsert");
+    store.embed("errors", &["e1".to_string()]).unwrap();
+    moved("an embedding");
+    store
+        .log_patch_outcome(&PatchOutcome {
+            patch_id: "p-1".into(),
+            session_id: "s-1".into(),
+            success: true,
+            reverted: false,
+            label: "success".into(),
+            roi_tag: "".into(),
+            contributors: vec![],
+            credited_origins: vec![],
+        })
+        .unwrap();
+    moved("a primary outcome");
+    store
+        .record_outcomes(&[VectorOutcome {
+            session_id: "s-1".into(),
+            vector: VectorRef {
+                origin_db: "error".into(),
+                vector_id: "e1".into(),
+            },
+            contribution: 1.0,
+            win: true,
+            regret: false,
+            patch_id: "p-1".into(),
+            roi_tag: "".into(),
+        }])
+        .unwrap();
+    moved("a vector outcome");
+    store.delete("errors", &["e1".to_string()]).unwrap();
+    moved("a delete");
+    let before = store.generation().unwrap();
+    store.search("upload failed", 5, &[]).unwrap();
+    store.stats().unwrap();
+    assert_eq!(store.generation().unwrap(), before, "reads leave it alone");
 }
 
 /// The component runs every operation over the store.

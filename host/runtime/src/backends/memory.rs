@@ -12,8 +12,8 @@ use super::lexical_index::LexicalIndex;
 use super::ranking::{relative_to_best, search_by_mode, Rankings, SearchMode};
 use super::records::unix_ms;
 use super::{
-    hashing_embedder, Embedder, EmbeddingStore, HashingEmbedder, MetricsDb, PatchOutcomeRow,
-    Record, Retriever, RetrieverStats, Store, StoreStats, VectorMetricsDb,
+    hashing_embedder, ChangeClock, Embedder, EmbeddingStore, HashingEmbedder, MetricsDb,
+    PatchOutcomeRow, Record, Retriever, RetrieverStats, Store, StoreStats, VectorMetricsDb,
 };
 use crate::api::{
     BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
@@ -46,6 +46,8 @@ struct Tables {
     patch_outcomes: Vec<PatchOutcomeRow>,
     retriever_stats: BTreeMap<String, RetrieverStats>,
     vector_outcomes: Vec<VectorOutcome>,
+    /// Advanced by every write (see [`ChangeClock`]).
+    generation: u64,
 }
 
 /// Every backend in memory. Clone an `Arc<MemoryStore>` into each backend slot.
@@ -111,10 +113,14 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The tables for a write, which advances the generation.
     fn write(&self) -> RwLockWriteGuard<'_, Tables> {
-        self.tables
+        let mut tables = self
+            .tables
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tables.generation += 1;
+        tables
     }
 }
 
@@ -278,12 +284,30 @@ impl MetricsDb for MemoryStore {
     }
 }
 
-/// Win and regret rates over a set of outcomes; `None` when there are none.
-fn rates<'a>(outcomes: impl Iterator<Item = &'a VectorOutcome>) -> Option<Rates> {
-    let (samples, wins, regrets) = outcomes.fold((0u64, 0u64, 0u64), |(n, w, r), o| {
-        (n + 1, w + u64::from(o.win), r + u64::from(o.regret))
-    });
-    super::rates(samples, wins, regrets)
+impl Tables {
+    /// Win and regret rates over every tracked outcome whose vector `matches` (by origin and
+    /// id), whichever metrics database recorded it; `None` when there are none.
+    fn rates(&self, matches: impl Fn(&str, &str) -> bool) -> Option<Rates> {
+        let fallback = self
+            .vector_outcomes
+            .iter()
+            .filter(|o| matches(&o.vector.origin_db, &o.vector.vector_id))
+            .map(|o| (o.win, o.regret));
+        let primary = self
+            .patch_outcomes
+            .iter()
+            .filter(|row| match (&row.origin_db, &row.vector_id) {
+                (Some(origin), Some(id)) => matches(origin, id),
+                _ => false,
+            })
+            .map(|row| (row.success, !row.success));
+        let (samples, wins, regrets) = fallback
+            .chain(primary)
+            .fold((0u64, 0u64, 0u64), |(n, w, r), (win, regret)| {
+                (n + 1, w + u64::from(win), r + u64::from(regret))
+            });
+        super::rates(samples, wins, regrets)
+    }
 }
 
 impl VectorMetricsDb for MemoryStore {
@@ -296,14 +320,7 @@ impl VectorMetricsDb for MemoryStore {
         let tables = self.read();
         Ok(vectors
             .iter()
-            .map(|vector| {
-                rates(
-                    tables
-                        .vector_outcomes
-                        .iter()
-                        .filter(|o| o.vector == *vector),
-                )
-            })
+            .map(|v| tables.rates(|origin, id| origin == v.origin_db && id == v.vector_id))
             .collect())
     }
 
@@ -311,14 +328,7 @@ impl VectorMetricsDb for MemoryStore {
         let tables = self.read();
         Ok(origins
             .iter()
-            .map(|origin| {
-                rates(
-                    tables
-                        .vector_outcomes
-                        .iter()
-                        .filter(|o| o.vector.origin_db == *origin),
-                )
-            })
+            .map(|wanted| tables.rates(|origin, _| origin == wanted))
             .collect())
     }
 }
@@ -369,6 +379,12 @@ impl EmbeddingStore for MemoryStore {
             }
         }
         Ok(report)
+    }
+}
+
+impl ChangeClock for MemoryStore {
+    fn generation(&self) -> Result<u64, BackendError> {
+        Ok(self.read().generation)
     }
 }
 

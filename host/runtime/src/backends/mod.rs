@@ -46,9 +46,10 @@ pub trait MetricsDb: Send + Sync {
 pub trait VectorMetricsDb: Send + Sync {
     /// Record every outcome atomically.
     fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError>;
-    /// Rates per vector, in the order asked.
+    /// Rates per vector, in the order asked. A store that is also the primary metrics DB
+    /// counts the outcomes recorded there too: each outcome lives in exactly one of the two.
     fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError>;
-    /// Rates per origin database, in the order asked.
+    /// Rates per origin database, in the order asked (counted as `vector_rates` counts).
     fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError>;
 }
 
@@ -67,9 +68,19 @@ pub trait EmbeddingStore: Send + Sync {
     fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError>;
 }
 
+/// What lets the result cache stay coherent: a number that changes whenever anything an answer
+/// depends on is written (records, embeddings, outcomes in either metrics database), by this
+/// process or by any other sharing the store. Cached answers carry the generation they were
+/// computed at and are not returned once it moved.
+pub trait ChangeClock: Send + Sync {
+    /// The current generation; reading it must cost little and not grow with the data, since
+    /// every cached lookup reads it once.
+    fn generation(&self) -> Result<u64, BackendError>;
+}
+
 /// A tenant's whole store (SQLite file or PostgreSQL schema): every import's backend plus what
 /// the CLI and the server do around calls (ingest, delete, counts, reading outcomes back).
-pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore {
+pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + ChangeClock {
     /// Insert or replace records of `db` in one transaction; returns how many were new or
     /// changed. A changed text makes the record's embedding stale.
     fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError>;
@@ -107,6 +118,9 @@ pub struct Backends {
     pub vector_metrics_db: Arc<dyn VectorMetricsDb>,
     /// Serves `embedding-store`.
     pub embedding_store: Arc<dyn EmbeddingStore>,
+    /// Tells cached answers from stale ones; it must cover every slot above. `None` (backends
+    /// assembled by hand that cannot tell) leaves the cache with its expiry alone.
+    pub change_clock: Option<Arc<dyn ChangeClock>>,
 }
 
 impl Backends {
@@ -118,13 +132,14 @@ impl Backends {
     /// Every slot served by one store that implements them all (memory, SQLite, ...).
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + 'static,
+        S: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + ChangeClock + 'static,
     {
         Self {
             retriever: store.clone(),
             metrics_db: store.clone(),
             vector_metrics_db: store.clone(),
-            embedding_store: store,
+            embedding_store: store.clone(),
+            change_clock: Some(store),
         }
     }
 
@@ -134,7 +149,8 @@ impl Backends {
             retriever: store.clone(),
             metrics_db: store.clone(),
             vector_metrics_db: store.clone(),
-            embedding_store: store,
+            embedding_store: store.clone(),
+            change_clock: Some(store),
         }
     }
 }
