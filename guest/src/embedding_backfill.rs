@@ -1,5 +1,6 @@
 //! EmbeddingBackfill.run: every registered (or every requested) database, batch by batch,
-//! with progress logs. One failing database is reported and does not stop the others.
+//! with progress logs. One failing database is reported and does not stop the others, but
+//! the run is then a `failure` (status and metric): a cron job or an alert must see it.
 
 use serde_json::json;
 
@@ -28,8 +29,9 @@ pub fn run(session_id: String, request: BackfillRequest) -> Result<BackfillRespo
         |session_id| {
             let started = clock::monotonic_now();
             let result = run_in_session(session_id, &request);
+            let succeeded = result.as_ref().is_ok_and(every_database_succeeded);
             telemetry::observe(Sample::BackfillRun(BackfillSample {
-                status: if result.is_ok() {
+                status: if succeeded {
                     RunStatus::Success
                 } else {
                     RunStatus::Failure
@@ -79,11 +81,22 @@ fn run_in_session(session_id: &str, request: &BackfillRequest) -> Result<Backfil
             backfill_database(session_id, name, batch_size)
         })
         .collect();
-    Ok(BackfillResponse {
+    let mut response = BackfillResponse {
         session_id: session_id.to_string(),
-        status: "success".to_string(),
+        status: String::new(),
         databases,
-    })
+    };
+    response.status = if every_database_succeeded(&response) {
+        "success"
+    } else {
+        "failure"
+    }
+    .to_string();
+    Ok(response)
+}
+
+fn every_database_succeeded(response: &BackfillResponse) -> bool {
+    response.databases.iter().all(|db| db.error.is_none())
 }
 
 /// Page through the database's pending records (keyset paging, so records the embedder skips

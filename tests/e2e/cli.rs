@@ -159,6 +159,34 @@ fn a_malformed_file_is_rejected_with_its_line_and_nothing_is_written() {
 }
 
 #[test]
+fn a_backfill_whose_embedder_is_down_reports_failure_and_exits_non_zero() {
+    let dir = temp_dir("cli");
+    json(cli(&dir).arg("ingest").arg(sample_corpus()));
+    // Nothing listens on port 9 (discard) of loopback: every embedding call is refused.
+    let output = cli(&dir)
+        .args([
+            "--embedder",
+            "http://127.0.0.1:9/v1",
+            "--embedding-model",
+            "m",
+        ])
+        .args(["backfill", "--json"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a failed backfill exits non-zero");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    assert_eq!(report["status"], "failure", "{report}");
+    let databases = report["databases"].as_array().unwrap();
+    assert_eq!(databases.len(), 5);
+    assert!(
+        databases
+            .iter()
+            .all(|d| d["embedded"] == 0 && d["error"].as_str().is_some_and(|e| !e.is_empty())),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_killed_backfill_resumes_without_duplicates_or_half_written_batches() {
     let dir = temp_dir("cli");
     let file = dir.join("many.jsonl");

@@ -61,7 +61,7 @@ fn seeded(counts: &[(&str, &str, usize)]) -> Arc<MemoryStore> {
 }
 
 #[test]
-fn every_database_is_backfilled_in_batches_and_one_failure_does_not_stop_the_others() {
+fn every_database_is_backfilled_in_batches_and_one_failure_fails_the_run_but_not_the_others() {
     let store = seeded(&[
         ("bots", "bot", 5),
         ("code", "code", 3),
@@ -78,7 +78,8 @@ fn every_database_is_backfilled_in_batches_and_one_failure_does_not_stop_the_oth
 
     let (response, events) =
         capture_logs(|| service.backfill("bf-1", &backfill(Some(2), &[])).unwrap());
-    assert_eq!(response.status, "success");
+    // The others were backfilled, but a run with a failed database is a failure.
+    assert_eq!(response.status, "failure");
     assert_eq!(response.session_id, "bf-1");
     let summary: Vec<_> = response
         .databases
@@ -128,7 +129,13 @@ fn every_database_is_backfilled_in_batches_and_one_failure_does_not_stop_the_oth
     );
 
     let metrics = metrics(&telemetry);
-    assert_eq!(metrics.backfill_runs("success"), 1.0);
+    assert_eq!(
+        (
+            metrics.backfill_runs("success"),
+            metrics.backfill_runs("failure")
+        ),
+        (0.0, 1.0)
+    );
     assert_eq!(
         metrics.histogram_count(
             "embedding_backfill_run_duration_seconds",
