@@ -22,7 +22,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct Global {
     /// Where tenants' databases live. Default: $VECTOR_SERVICE_DATA_DIR, else
     /// $XDG_DATA_HOME/vector-service, else ~/.local/share/vector-service.

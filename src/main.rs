@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .init();
-        let global = &cli.global;
+        let global = cli.global.clone();
         let options = server::ServeOptions {
             listen,
             tenants,
@@ -73,8 +73,8 @@ fn main() -> anyhow::Result<()> {
             header_timeout: std::time::Duration::from_millis(header_timeout_ms),
             log_drops: Some(log_drops),
         };
-        return server::serve(options, |tenant, connections| {
-            tenant::open_store(global, tenant, connections)
+        return server::serve(options, move |tenant, connections| {
+            tenant::open_store(&global, tenant, connections)
         });
     }
     if std::env::var_os("RUST_LOG").is_some() {

@@ -2,13 +2,15 @@
 //! single keyless tenant), [`Admin`] checks the admin key. Both run before the body is read,
 //! and name the caller in the request log.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
 use super::request_log::LogFields;
-use super::state::{AppState, Shared};
+use super::state::{AppState, Shared, TenantState};
 
 /// The bearer key of a request, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -21,26 +23,30 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl AppState {
-    /// The index in `live` of the tenant a request is for.
-    pub(super) fn authenticate(&self, headers: &HeaderMap) -> Result<usize, ApiError> {
-        if !self.tenants.authenticated {
-            return Ok(0);
-        }
-        bearer(headers)
-            .and_then(|key| self.tenants.by_key(key))
-            .ok_or_else(ApiError::unauthorized)
+    /// The tenant a request is for, as the tenants are now.
+    pub(super) fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<TenantState>, ApiError> {
+        let roster = self.roster();
+        let index = if self.authenticated {
+            bearer(headers)
+                .and_then(|key| roster.tenants.by_key(key))
+                .ok_or_else(ApiError::unauthorized)?
+        } else {
+            0
+        };
+        Ok(roster.live[index].clone())
     }
 
     /// The admin key, checked: admin routes are off unless a tenants file configures one.
     fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if !self.tenants.has_admin_key() {
+        let roster = self.roster();
+        if !roster.tenants.has_admin_key() {
             return Err(ApiError::forbidden(
                 "admin-disabled",
                 "admin routes are off: set admin_key_sha256 in the tenants file",
             ));
         }
         match bearer(headers) {
-            Some(key) if self.tenants.is_admin(key) => Ok(()),
+            Some(key) if roster.tenants.is_admin(key) => Ok(()),
             _ => Err(ApiError::unauthorized()),
         }
     }
@@ -48,20 +54,21 @@ impl AppState {
     /// Whether a request may read every tenant's metrics: the admin key, or the single
     /// unauthenticated tenant (loopback only) that owns them all.
     pub(super) fn reads_all_metrics(&self, headers: &HeaderMap) -> bool {
-        !self.tenants.authenticated || self.admin(headers).is_ok()
+        !self.authenticated || self.admin(headers).is_ok()
     }
 }
 
-/// The request's tenant, by index into the server's `live` tenants; 401 without a valid key.
-pub(super) struct Authenticated(pub(super) usize);
+/// The request's tenant; 401 without a valid key. Held for the whole request, so a reload
+/// that removes or changes the tenant lets this request finish as it started.
+pub(super) struct Authenticated(pub(super) Arc<TenantState>);
 
 impl FromRequestParts<Shared> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let index = state.authenticate(&parts.headers)?;
-        LogFields::of(parts).tenant(&state.live[index].name);
-        Ok(Self(index))
+        let tenant = state.authenticate(&parts.headers)?;
+        LogFields::of(parts).tenant(&tenant.name);
+        Ok(Self(tenant))
     }
 }
 

@@ -121,6 +121,14 @@ impl ApiError {
         }
     }
 
+    /// 503: the tenant cannot serve now (its store could not be opened).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
     /// 409: the tenant already runs a backfill.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)

@@ -21,7 +21,7 @@ use super::jobs;
 use super::metrics::for_tenant;
 use super::request_log::LogFields;
 use super::routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
-use super::state::{AppState, Shared};
+use super::state::{AppState, Shared, TenantState};
 use crate::progress::ProgressStore;
 
 /// The request's JSON body as `T`: read only after authentication, bounded.
@@ -43,7 +43,7 @@ pub(super) fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
 /// Parse, admit, run `operation` on the blocking pool, answer JSON.
 async fn operation<B, R>(
     state: &AppState,
-    tenant: usize,
+    tenant: Arc<TenantState>,
     log: LogFields,
     headers: HeaderMap,
     body: Body,
@@ -53,13 +53,12 @@ where
     B: DeserializeOwned + Session + Send + 'static,
     R: Answer + Send + 'static,
 {
-    let tenant = &state.live[tenant];
+    let service = tenant.open()?.service.clone();
     let request: B = parse(state, &headers, body).await?;
     let session = request.session_id();
     log.session(&session);
     let permit = tenant.admission.admit().await?;
     state.http.in_flight(&tenant.name, tenant.admission.busy());
-    let service = tenant.service.clone();
     let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
     drop(permit);
     state.http.in_flight(&tenant.name, tenant.admission.busy());
@@ -107,7 +106,7 @@ pub(super) async fn start_backfill(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let tenant = &state.live[tenant];
+    let store = tenant.open()?.store.clone();
     let request: BackfillBody = parse(&state, &headers, body).await?;
     log.session(&request.session_id());
     let conflict = |running: Arc<jobs::Job>| {
@@ -117,12 +116,12 @@ pub(super) async fn start_backfill(
         return Err(conflict(running));
     }
     let permit = tenant.admission.admit().await?;
-    let progress = ProgressStore::counting(tenant.store.clone());
+    let progress = ProgressStore::counting(store.clone());
     let job = tenant
         .jobs
         .start(request.session_id(), progress.clone())
         .map_err(conflict)?;
-    let mut backends = Backends::store(tenant.store.clone());
+    let mut backends = Backends::store(store.clone());
     backends.embedding_store = progress;
     let service = VectorService::new(
         state.plugin.clone(),
@@ -135,7 +134,7 @@ pub(super) async fn start_backfill(
         ..tenant.limits.backfill_run()
     };
     let (worker, name) = (job.clone(), tenant.name.clone());
-    let (store, shared) = (tenant.store.clone(), state.clone());
+    let (shared, owner) = (state.clone(), tenant.clone());
     state.http.in_flight(&name, tenant.admission.busy());
     tokio::task::spawn_blocking(move || {
         let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
@@ -157,9 +156,7 @@ pub(super) async fn start_backfill(
         };
         // The slot is free (and counted so) before the job reads as finished.
         drop(permit);
-        if let Some(tenant) = shared.live.iter().find(|t| t.name == name) {
-            shared.http.in_flight(&name, tenant.admission.busy());
-        }
+        shared.http.in_flight(&name, owner.admission.busy());
         worker.finish(outcome);
         let view = worker.view();
         tracing::info!(
@@ -180,20 +177,18 @@ pub(super) async fn start_backfill(
 
 /// `GET /v1/backfill/{job}`: the job's progress and outcome (the tenant's own jobs only).
 pub(super) async fn backfill_job(
-    State(state): State<Shared>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    with_job(&state, tenant, &id, |job| Json(job.view()).into_response())
+    with_job(&tenant, &id, |job| Json(job.view()).into_response())
 }
 
 /// `DELETE /v1/backfill/{job}`: cancel it; it stops at its next batch boundary.
 pub(super) async fn cancel_backfill(
-    State(state): State<Shared>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    with_job(&state, tenant, &id, |job| {
+    with_job(&tenant, &id, |job| {
         job.cancel.cancel();
         (StatusCode::ACCEPTED, Json(job.view())).into_response()
     })
@@ -201,12 +196,11 @@ pub(super) async fn cancel_backfill(
 
 /// Find the tenant's job `id` (404 otherwise) and answer with `answer`.
 fn with_job(
-    state: &AppState,
-    tenant: usize,
+    tenant: &TenantState,
     id: &str,
     answer: impl FnOnce(&jobs::Job) -> Response,
 ) -> Result<Response, ApiError> {
-    state.live[tenant]
+    tenant
         .jobs
         .get(id)
         .map(|job| answer(&job))
@@ -227,7 +221,7 @@ pub(super) async fn records(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let tenant = &state.live[tenant];
+    let store = tenant.open()?.store.clone();
     let Query(query) = Query::<RecordsQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))?;
     let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Records).await?;
@@ -236,7 +230,6 @@ pub(super) async fn records(
     let by_db = crate::ingest::parse_records(text, "request body", query.db.as_deref())
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let _permit = tenant.admission.admit().await?;
-    let store = tenant.store.clone();
     let report =
         tokio::task::spawn_blocking(move || crate::ingest::upsert_all(store.as_ref(), &by_db))
             .await
@@ -254,7 +247,7 @@ pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> 
         text
     } else {
         match state.authenticate(&headers) {
-            Ok(tenant) => for_tenant(&text, &state.live[tenant].name),
+            Ok(tenant) => for_tenant(&text, &tenant.name),
             Err(error) => return error.into_response(),
         }
     };
@@ -270,8 +263,9 @@ pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> 
 
 /// `GET /readyz`: from the flags the background check keeps; never touches a store.
 pub(super) async fn readyz(State(state): State<Shared>) -> Response {
-    let tenants = state.live.len();
-    let ready = state
+    let roster = state.roster();
+    let tenants = roster.live.len();
+    let ready = roster
         .live
         .iter()
         .filter(|tenant| tenant.readiness.is_ready())

@@ -1,7 +1,8 @@
 //! `vector-service serve`: the component behind an HTTP JSON API for many tenants. Each
 //! request is authenticated to a tenant, admitted by that tenant's rate and concurrency
 //! limits, and run on a fresh sandboxed instance with the tenant's memory cap and deadline
-//! against the tenant's own database. The component can be reloaded without a restart.
+//! against the tenant's own database. The tenants file and the component can be reloaded
+//! without a restart.
 
 mod admission;
 mod auth;
@@ -15,6 +16,7 @@ mod metrics;
 mod readiness;
 mod reload;
 mod request_log;
+mod roster;
 mod routes;
 mod state;
 pub mod tenants;
@@ -27,19 +29,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use vector_service_runtime::backends::{Backends, Store};
-use vector_service_runtime::{
-    PluginHandle, SandboxEngine, ServiceConfig, Telemetry, VectorService,
-};
+use vector_service_runtime::backends::Store;
+use vector_service_runtime::{PluginHandle, SandboxEngine, Telemetry};
 
-use admission::Admission;
 use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
-use jobs::Jobs;
 use metrics::HttpMetrics;
-use readiness::Readiness;
-use state::{load_plugin, pool_for, AppState, Shared, TenantState};
+use state::{load_plugin, pool_for, AppState, OpenStore, Parts, Shared, TenantState};
 use tenants::Tenants;
 
 /// How to run the server.
@@ -60,10 +57,10 @@ pub struct ServeOptions {
     pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
 
-/// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the component.
+/// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the tenants file and the component.
 pub fn serve(
     options: ServeOptions,
-    open_store: impl Fn(&str, u32) -> anyhow::Result<Arc<dyn Store>>,
+    open_store: impl Fn(&str, u32) -> anyhow::Result<Arc<dyn Store>> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     let tenants = match &options.tenants {
         Some(path) => Tenants::load(path)?,
@@ -86,39 +83,20 @@ pub fn serve(
     let http = HttpMetrics::register(telemetry.registry())
         .context("registering HTTP metrics")?
         .with_log_drops(options.log_drops.clone());
-    let mut live = Vec::new();
-    for entry in &tenants.entries {
-        // A connection per call slot, and one for ingest and readiness checks.
-        let store = open_store(&entry.name, entry.limits.max_concurrent.saturating_add(1))
-            .with_context(|| format!("opening the store of tenant {:?}", entry.name))?;
-        let config = ServiceConfig {
-            tenant: entry.name.clone(),
-            limits: entry.limits.sandbox(),
-            ..ServiceConfig::default()
-        };
-        let service = VectorService::new(
-            plugin.clone(),
-            Backends::store(store.clone()),
-            telemetry.clone(),
-            config.clone(),
-        );
-        http.in_flight(&entry.name, 0);
-        live.push(TenantState {
-            name: entry.name.clone(),
-            service,
-            store,
-            admission: Admission::new(&entry.limits),
-            readiness: Readiness::default(),
-            jobs: Jobs::default(),
-            config,
-            limits: entry.limits,
-        });
+    let open_store: OpenStore = Arc::new(open_store);
+    let (roster, _) = roster::Builder {
+        open_store: &open_store,
+        plugin: &plugin,
+        telemetry: &telemetry,
+        http: &http,
     }
+    .build(tenants, None);
     let limits = ConnectionLimits {
         max_connections: options.max_connections,
         header_timeout: options.header_timeout,
         // Calls in flight end by their deadline; a little more for their answers.
-        shutdown_grace: tenants
+        shutdown_grace: roster
+            .tenants
             .entries
             .iter()
             .map(|t| Duration::from_millis(t.limits.call_deadline_ms))
@@ -126,17 +104,19 @@ pub fn serve(
             .unwrap_or_default()
             + Duration::from_secs(2),
     };
-    let state = Arc::new(AppState {
-        tenants,
-        live,
-        plugin,
-        component: options.component,
-        engine,
-        telemetry,
-        http,
-        max_body_bytes: options.max_body_bytes,
-        reloading: tokio::sync::Mutex::new(()),
-    });
+    let state = Arc::new(AppState::new(
+        roster,
+        Parts {
+            tenants_file: options.tenants,
+            open_store,
+            plugin,
+            component: options.component,
+            engine,
+            telemetry,
+            http,
+            max_body_bytes: options.max_body_bytes,
+        },
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,14 +128,9 @@ pub fn serve(
 }
 
 async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> anyhow::Result<()> {
-    for tenant in &state.live {
-        tenant
-            .readiness
-            .probe(&tenant.name, tenant.store.clone())
-            .await;
-    }
+    probe_all(&state).await;
     tokio::spawn(check_readiness(state.clone()));
-    warm_indexes(&state);
+    warm_indexes(&state.roster().live);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -164,14 +139,14 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
     println!("listening on http://{address}");
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    tracing::info!(%address, tenants = state.live.len(), "serving");
+    tracing::info!(%address, tenants = state.roster().live.len(), "serving");
     tokio::spawn(reload::reload_on_sighup(state.clone()));
     let http = state.http.clone();
     let jobs_state = state.clone();
     let shutdown = async move {
         shutdown_signal().await;
         // Running backfills stop at their next batch boundary; their batches stay committed.
-        for tenant in &jobs_state.live {
+        for tenant in &jobs_state.roster().live {
             tenant.jobs.cancel_all();
         }
     };
@@ -179,11 +154,14 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
     Ok(())
 }
 
-/// Bring every tenant's indexes (lexical, vector) up to date in the background, outside any
+/// Bring the tenants' indexes (lexical, vector) up to date in the background, outside any
 /// call's deadline, so first searches find them built rather than building them.
-fn warm_indexes(state: &Shared) {
-    for tenant in &state.live {
-        let (name, store) = (tenant.name.clone(), tenant.store.clone());
+fn warm_indexes(tenants: &[Arc<TenantState>]) {
+    for tenant in tenants {
+        let Some(store) = tenant.store().cloned() else {
+            continue;
+        };
+        let name = tenant.name.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             match store.sync_index() {
@@ -198,22 +176,27 @@ fn warm_indexes(state: &Shared) {
     }
 }
 
-/// Probe every tenant's store, forever, one after the other.
+/// Probe every open store once, one after the other (a tenant whose store could not be
+/// opened stays not ready until a reload opens it).
+async fn probe_all(state: &AppState) {
+    for tenant in &state.roster().live {
+        if let Some(store) = tenant.store() {
+            tenant.readiness.probe(&tenant.name, store.clone()).await;
+        }
+    }
+}
+
+/// Probe the tenants' stores, forever.
 async fn check_readiness(state: Shared) {
     loop {
         tokio::time::sleep(readiness::CHECK_INTERVAL).await;
-        for tenant in &state.live {
-            tenant
-                .readiness
-                .probe(&tenant.name, tenant.store.clone())
-                .await;
-        }
+        probe_all(&state).await;
     }
 }
 
 /// The API's routes. Those of the request log carry their label in metrics and logs.
 fn router(state: Shared) -> Router {
-    let authenticated = state.tenants.authenticated;
+    let authenticated = state.authenticated;
     let logged = |route: &'static str, handler: MethodRouter<Shared>| {
         handler.layer(axum::middleware::from_fn_with_state(
             (state.clone(), route),

@@ -25,6 +25,11 @@ impl Default for Readiness {
 }
 
 impl Readiness {
+    /// Not ready: for a tenant whose store could not be opened.
+    pub fn not_ready() -> Self {
+        Self(AtomicBool::new(false))
+    }
+
     /// Whether the last probe passed.
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Relaxed)

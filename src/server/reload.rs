@@ -1,6 +1,8 @@
-//! Swapping the component while serving: `POST /admin/reload` and SIGHUP load a component
-//! onto the server's one engine, check it against the WIT world, and swap it in; calls in
-//! flight finish on the old one, and a component that does not fit is refused.
+//! Reloading while serving: `POST /admin/reload` and SIGHUP re-read the tenants file (tenants
+//! added, removed, keys and limits changed: `roster`) and load a component onto the server's
+//! one engine, checked against the WIT world; both are swapped in once both pass. Calls in
+//! flight finish on what they started with; anything that does not pass is refused and the
+//! old tenants and component keep serving.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +18,10 @@ use super::auth::Admin;
 use super::body::{self, Accepts};
 use super::error::ApiError;
 use super::handlers::panicked;
-use super::state::{load_plugin, AppState, Shared};
+use super::roster::Builder;
+use super::state::{fits_pool, load_plugin, AppState, Shared};
+use super::tenants::Tenants;
+use super::warm_indexes;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -25,9 +30,10 @@ struct ReloadBody {
     component: Option<PathBuf>,
 }
 
-/// `POST /admin/reload`: load, validate against the WIT and swap in a component; calls in
-/// flight finish on the old one. A component that does not fit is refused (400) and the old
-/// one keeps serving.
+/// `POST /admin/reload`: re-read the tenants file and load the component (the given one, or
+/// the one the server was started with), then swap both in. Calls in flight finish on the
+/// tenants and component they started with. A tenants file or component that does not pass
+/// its checks is refused (400) and nothing changes.
 pub(super) async fn reload(
     State(state): State<Shared>,
     _: Admin,
@@ -42,16 +48,38 @@ pub(super) async fn reload(
             .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?
     };
     let path = request.component.or_else(|| state.component.clone());
-    let loaded = swap_component(&state, path).await?;
+    let loaded = reload_all(&state, path).await?;
     Ok(Json(loaded).into_response())
 }
 
-/// Load and swap; the JSON answer names what is now serving.
-async fn swap_component(
-    state: &AppState,
-    path: Option<PathBuf>,
-) -> Result<serde_json::Value, ApiError> {
+/// A reload refused: counted, and the old tenants and component keep serving.
+fn refused(state: &AppState, message: String) -> ApiError {
+    state.http.reload(false);
+    ApiError::bad_request(message)
+}
+
+/// Check the tenants file and the component, then swap both in; the JSON answer names what
+/// is now serving and what changed.
+async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json::Value, ApiError> {
     let _one_at_a_time = state.reloading.lock().await;
+    let tenants = match &state.tenants_file {
+        None => None,
+        Some(file) => {
+            let tenants = Tenants::load(file).map_err(|error| {
+                refused(
+                    state,
+                    format!("tenants file refused, nothing changed: {error}"),
+                )
+            })?;
+            fits_pool(&tenants, state.engine.allocation()).map_err(|error| {
+                refused(
+                    state,
+                    format!("tenants file refused, nothing changed: {error}"),
+                )
+            })?;
+            Some(tenants)
+        }
+    };
     let source = path
         .as_ref()
         .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
@@ -59,25 +87,42 @@ async fn swap_component(
     let loaded = tokio::task::spawn_blocking(move || load_plugin(path.as_ref(), &engine))
         .await
         .map_err(|e| panicked("the reload", e))?;
-    match loaded {
-        Ok((plugin, sha256, size)) => {
-            state.plugin.replace(Arc::new(plugin));
-            state.http.reload(true);
-            tracing::info!(component = %source, %sha256, size, "component reloaded");
-            Ok(
-                serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size}),
-            )
-        }
-        Err(error) => {
-            state.http.reload(false);
-            Err(ApiError::bad_request(format!(
-                "component {source} refused, the old one keeps serving: {error:#}"
-            )))
-        }
+    let (plugin, sha256, size) = loaded.map_err(|error| {
+        refused(
+            state,
+            format!("component {source} refused, the old one keeps serving: {error:#}"),
+        )
+    })?;
+    state.plugin.replace(Arc::new(plugin));
+    let mut answer = serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size});
+    if let Some(tenants) = tenants {
+        let shared = state.clone();
+        let (live, changes) = tokio::task::spawn_blocking(move || {
+            let previous = shared.roster();
+            let (roster, changes) = Builder {
+                open_store: &shared.open_store,
+                plugin: &shared.plugin,
+                telemetry: &shared.telemetry,
+                http: &shared.http,
+            }
+            .build(tenants, Some(&previous));
+            let live = roster.live.clone();
+            shared.replace_roster(roster);
+            (live, changes)
+        })
+        .await
+        .map_err(|e| panicked("the reload", e))?;
+        warm_indexes(&live);
+        tracing::info!(tenants = live.len(), ?changes, "tenants reloaded");
+        answer["tenants"] = serde_json::json!({"count": live.len(), "changes": changes});
     }
+    state.http.reload(true);
+    tracing::info!(component = %source, %sha256, size, "component reloaded");
+    Ok(answer)
 }
 
-/// Reload the component on every SIGHUP (the one the server was started with).
+/// Reload the tenants file and the component (the one the server was started with) on every
+/// SIGHUP.
 pub(super) async fn reload_on_sighup(state: Shared) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
@@ -85,8 +130,8 @@ pub(super) async fn reload_on_sighup(state: Shared) {
     };
     while hangup.recv().await.is_some() {
         let path = state.component.clone();
-        if let Err(error) = swap_component(&state, path).await {
-            tracing::error!(error = %error.message, "SIGHUP reload refused; the old component keeps serving");
+        if let Err(error) = reload_all(&state, path).await {
+            tracing::error!(error = %error.message, "SIGHUP reload refused; the old tenants and component keep serving");
         }
     }
 }

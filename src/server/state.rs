@@ -2,7 +2,7 @@
 //! metrics; and loading a component onto the server's one engine.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use vector_service_runtime::backends::Store;
@@ -11,27 +11,65 @@ use vector_service_runtime::{
 };
 
 use super::admission::Admission;
+use super::error::ApiError;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
 use super::readiness::Readiness;
 use super::tenants::{TenantLimits, Tenants};
 
-/// One tenant's live state.
+/// One tenant's live state. Requests hold it by `Arc`, so a reload that removes or changes
+/// the tenant lets the requests already running finish on the state they started with.
 pub(super) struct TenantState {
     pub(super) name: String,
-    pub(super) service: VectorService,
-    pub(super) store: Arc<dyn Store>,
+    /// Its store and the service over it, or why the store could not be opened (the tenant
+    /// is then not ready and its requests get 503 until a reload opens it).
+    pub(super) open: Result<OpenTenant, String>,
     pub(super) admission: Admission,
-    pub(super) readiness: Readiness,
-    pub(super) jobs: Jobs,
+    /// Kept across reloads while the tenant keeps its store.
+    pub(super) readiness: Arc<Readiness>,
+    /// Kept across reloads, so a job started before one can still be read after it.
+    pub(super) jobs: Arc<Jobs>,
     pub(super) config: ServiceConfig,
     pub(super) limits: TenantLimits,
 }
 
+/// A tenant whose store is open.
+pub(super) struct OpenTenant {
+    pub(super) service: VectorService,
+    pub(super) store: Arc<dyn Store>,
+}
+
+impl TenantState {
+    /// The open store and service; 503 `unavailable` when the store could not be opened.
+    pub(super) fn open(&self) -> Result<&OpenTenant, ApiError> {
+        self.open.as_ref().map_err(|reason| {
+            ApiError::unavailable(format!(
+                "tenant {:?} is not ready: its store could not be opened ({reason}); fix it and reload",
+                self.name
+            ))
+        })
+    }
+
+    /// The store, when it is open.
+    pub(super) fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.open.as_ref().ok().map(|open| &open.store)
+    }
+}
+
+/// The tenants a request can be for: the tenants file as last loaded and each tenant's live
+/// state, in file order (a key resolves to an index into both). Swapped whole by a reload.
+pub(super) struct Roster {
+    pub(super) tenants: Tenants,
+    pub(super) live: Vec<Arc<TenantState>>,
+}
+
 /// The server's state, shared by every request.
 pub(super) struct AppState {
-    pub(super) tenants: Tenants,
-    pub(super) live: Vec<TenantState>,
+    roster: RwLock<Arc<Roster>>,
+    /// The tenants file reloads re-read; `None`: the single keyless tenant, fixed.
+    pub(super) tenants_file: Option<PathBuf>,
+    /// Opens a tenant's store (at start and for tenants a reload adds or repairs).
+    pub(super) open_store: OpenStore,
     pub(super) plugin: PluginHandle,
     pub(super) component: Option<PathBuf>,
     /// The one engine (and instance pool) every component of this process compiles onto.
@@ -39,8 +77,56 @@ pub(super) struct AppState {
     pub(super) telemetry: Telemetry,
     pub(super) http: HttpMetrics,
     pub(super) max_body_bytes: usize,
+    /// Whether requests need a tenant key: fixed at start (a tenants file or none).
+    pub(super) authenticated: bool,
     /// One reload at a time.
     pub(super) reloading: tokio::sync::Mutex<()>,
+}
+
+/// Opens the store of a tenant with the given number of connections.
+pub(super) type OpenStore = Arc<dyn Fn(&str, u32) -> anyhow::Result<Arc<dyn Store>> + Send + Sync>;
+
+/// Everything [`AppState::new`] needs besides the roster.
+pub(super) struct Parts {
+    pub(super) tenants_file: Option<PathBuf>,
+    pub(super) open_store: OpenStore,
+    pub(super) plugin: PluginHandle,
+    pub(super) component: Option<PathBuf>,
+    pub(super) engine: SandboxEngine,
+    pub(super) telemetry: Telemetry,
+    pub(super) http: HttpMetrics,
+    pub(super) max_body_bytes: usize,
+}
+
+impl AppState {
+    pub(super) fn new(roster: Roster, parts: Parts) -> Self {
+        Self {
+            authenticated: roster.tenants.authenticated,
+            roster: RwLock::new(Arc::new(roster)),
+            tenants_file: parts.tenants_file,
+            open_store: parts.open_store,
+            plugin: parts.plugin,
+            component: parts.component,
+            engine: parts.engine,
+            telemetry: parts.telemetry,
+            http: parts.http,
+            max_body_bytes: parts.max_body_bytes,
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The tenants as of now (a cheap snapshot; a reload swaps in a new one).
+    pub(super) fn roster(&self) -> Arc<Roster> {
+        self.roster
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Serve `roster` from now on.
+    pub(super) fn replace_roster(&self, roster: Roster) {
+        *self.roster.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(roster);
+    }
 }
 
 /// The state as handlers hold it.
@@ -61,24 +147,57 @@ pub(super) fn load_plugin(
     Ok((plugin, digest, bytes.len()))
 }
 
-/// A pool slot for every call the tenants may run at once (a backfill job takes one of the
-/// tenant's call slots), and room for the largest memory cap. A reload compiles onto the same
-/// engine and pool: calls still running on the old component hold their tenants' call slots,
-/// so old and new together never need more.
+/// Pool slots for twice the calls the tenants may run at once (a backfill job takes one of a
+/// tenant's call slots), at least 16, each with room for the largest memory cap (at least the
+/// default 64 MiB). The headroom is for reloads: calls still running on an old component or
+/// under a tenant's old limits hold their slots while new ones start, and tenants a reload
+/// adds need slots too ([`fits_pool`] refuses a reload that would not fit).
 pub(super) fn pool_for(tenants: &Tenants) -> Allocation {
-    let calls: u32 = tenants
+    let (calls, memory) = demand(tenants);
+    Allocation::Pooling {
+        instances: calls.saturating_mul(2).max(16),
+        memory_bytes: memory.max(64 << 20),
+    }
+}
+
+/// Calls at once and the largest memory cap over every tenant.
+fn demand(tenants: &Tenants) -> (u32, usize) {
+    let calls = tenants
         .entries
         .iter()
         .map(|t| t.limits.max_concurrent)
-        .sum();
+        .fold(0u32, u32::saturating_add);
     let memory = tenants
         .entries
         .iter()
         .map(|t| (t.limits.memory_mib as usize) << 20)
         .max()
-        .unwrap_or(64 << 20);
-    Allocation::Pooling {
-        instances: calls.max(8),
-        memory_bytes: memory,
+        .unwrap_or(0);
+    (calls, memory)
+}
+
+/// Why `tenants` cannot run on the pool reserved at start, if they cannot: the pool is sized
+/// once, so growing past it needs a restart.
+pub(super) fn fits_pool(tenants: &Tenants, pool: Allocation) -> Result<(), String> {
+    let Allocation::Pooling {
+        instances,
+        memory_bytes,
+    } = pool
+    else {
+        return Ok(());
+    };
+    let (calls, memory) = demand(tenants);
+    if calls > instances {
+        return Err(format!(
+            "the tenants' max_concurrent add up to {calls}, more than the {instances} instance slots reserved at start; restart the server to grow the pool"
+        ));
     }
+    if memory > memory_bytes {
+        return Err(format!(
+            "a tenant's memory_mib ({} MiB) is over the {} MiB each instance slot reserved at start; restart the server to grow the pool",
+            memory >> 20,
+            memory_bytes >> 20
+        ));
+    }
+    Ok(())
 }

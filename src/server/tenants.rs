@@ -17,6 +17,7 @@
 //! host_call_mib = 16
 //! backfill_batch_deadline_ms = 60000
 //! backfill_budget_ms = 3600000
+//! cache_entries = 1024
 //! ```
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use vector_service_runtime::{RunLimits, SandboxLimits};
+use vector_service_runtime::{CacheConfig, RunLimits, SandboxLimits};
 
 /// Per-tenant limits.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -46,6 +47,8 @@ pub struct TenantLimits {
     pub backfill_batch_deadline_ms: u64,
     /// Time a whole backfill job may take.
     pub backfill_budget_ms: u64,
+    /// Answers the tenant's result cache keeps (0 turns it off).
+    pub cache_entries: u64,
 }
 
 impl Default for TenantLimits {
@@ -59,6 +62,7 @@ impl Default for TenantLimits {
             host_call_mib: 16,
             backfill_batch_deadline_ms: 60_000,
             backfill_budget_ms: 3_600_000,
+            cache_entries: 1024,
         }
     }
 }
@@ -69,6 +73,14 @@ impl TenantLimits {
         RunLimits {
             budget: Some(Duration::from_millis(self.backfill_budget_ms)),
             ..RunLimits::per_batch(Duration::from_millis(self.backfill_batch_deadline_ms))
+        }
+    }
+
+    /// The tenant's result cache.
+    pub fn cache(&self) -> CacheConfig {
+        CacheConfig {
+            capacity: self.cache_entries as usize,
+            ..CacheConfig::default()
         }
     }
 
@@ -169,7 +181,7 @@ impl TenantLimits {
     /// Why these limits are refused, if they are: each must be finite and inside its range,
     /// so no value switches a limit off or overflows it.
     pub fn check(&self) -> Result<(), String> {
-        let ranges: [(&str, f64, f64, f64); 8] = [
+        let ranges: [(&str, f64, f64, f64); 9] = [
             ("memory_mib", self.memory_mib as f64, 1.0, 4096.0),
             (
                 "call_deadline_ms",
@@ -198,6 +210,7 @@ impl TenantLimits {
                 1.0,
                 86_400_000.0,
             ),
+            ("cache_entries", self.cache_entries as f64, 0.0, 1_000_000.0),
         ];
         for (name, value, low, high) in ranges {
             if !(value.is_finite() && (low..=high).contains(&value)) {

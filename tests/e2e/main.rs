@@ -25,5 +25,6 @@ mod scale_out;
 mod server;
 mod server_process;
 mod sqlite_backend;
+mod tenant_lifecycle;
 mod vector_index;
 mod wit_contract;

@@ -1,0 +1,161 @@
+//! Tenants change without a restart: a reload re-reads the tenants file (tenants added and
+//! removed, keys and limits changed) while another tenant's requests keep succeeding, and a
+//! tenant whose store cannot be opened is not ready (503) while the others serve, at start
+//! and until a reload opens it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::server::Server;
+use crate::support::{temp_dir, write_tenants};
+
+const SEARCH: &str = r#"{"query": "disk quota", "top_k": 3}"#;
+const RECORD: &str =
+    r#"{"db": "errors", "origin_db": "error", "id": "e1", "text": "disk quota exceeded"}"#;
+
+fn names(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn reload_adds_removes_and_rekeys_tenants_and_a_broken_store_fails_only_its_tenant() {
+    let dir = temp_dir("tenant-lifecycle");
+    // `broken`'s database file is not a database: the server still starts.
+    std::fs::write(
+        dir.join("broken.sqlite3"),
+        b"this is not a SQLite file at all",
+    )
+    .unwrap();
+    let tenants = write_tenants(
+        &dir,
+        Some("admin-key"),
+        &[
+            ("stay", "stay-key", ""),
+            ("rekeyed", "old-key", ""),
+            ("leaving", "leaving-key", ""),
+            ("broken", "broken-key", ""),
+        ],
+    );
+    let server = Arc::new(Server::start(
+        &dir,
+        &["--tenants", tenants.to_str().unwrap()],
+    ));
+    let (status, ready) = server.get("/readyz", None);
+    assert_eq!(status, 503, "{ready}");
+    assert!(ready.contains(r#""not_ready":1"#), "{ready}");
+    for key in ["stay-key", "old-key", "leaving-key"] {
+        assert_eq!(
+            server.post("/v1/records", Some(key), RECORD).0,
+            200,
+            "{key}"
+        );
+        assert_eq!(server.post("/v1/search", Some(key), SEARCH).0, 200, "{key}");
+    }
+    let (status, refused, retry_after) = server.post("/v1/search", Some("broken-key"), SEARCH);
+    assert_eq!(
+        (status, refused["error"]["kind"].as_str()),
+        (503, Some("unavailable")),
+        "{refused}"
+    );
+    assert!(retry_after.is_some());
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be opened"),
+        "{refused}"
+    );
+
+    // Load on `stay` throughout the reloads below.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (server, stop, failed, served) =
+            (server.clone(), stop.clone(), failed.clone(), served.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let (status, answer, _) = server.post("/v1/search", Some("stay-key"), SEARCH);
+                if status == 200 {
+                    served.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    eprintln!("{status} {answer}");
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+
+    // The broken file is repaired (moved aside), `leaving` goes, `new` comes, `rekeyed`
+    // gets a new key and `stay` new limits.
+    std::fs::remove_file(dir.join("broken.sqlite3")).unwrap();
+    write_tenants(
+        &dir,
+        Some("admin-key"),
+        &[
+            ("stay", "stay-key", "max_concurrent = 3"),
+            ("rekeyed", "new-key-for-rekeyed", ""),
+            ("broken", "broken-key", ""),
+            ("new", "new-key", ""),
+        ],
+    );
+    let (status, reloaded, _) = server.post("/admin/reload", Some("admin-key"), "");
+    assert_eq!(status, 200, "{reloaded}");
+    let changes = &reloaded["tenants"]["changes"];
+    assert_eq!(names(&changes["added"]), ["new"], "{reloaded}");
+    assert_eq!(names(&changes["removed"]), ["leaving"], "{reloaded}");
+    assert_eq!(names(&changes["changed"]), ["stay"], "{reloaded}");
+    assert_eq!(changes["not_ready"], Value::Array(vec![]), "{reloaded}");
+
+    // Keys as the file now says; the repaired tenant serves; the server is ready.
+    assert_eq!(server.post("/v1/search", Some("new-key"), SEARCH).0, 200);
+    assert_eq!(server.post("/v1/search", Some("broken-key"), SEARCH).0, 200);
+    assert_eq!(
+        server.post("/v1/search", Some("leaving-key"), SEARCH).0,
+        401
+    );
+    assert_eq!(server.post("/v1/search", Some("old-key"), SEARCH).0, 401);
+    let (status, found, _) = server.post("/v1/search", Some("new-key-for-rekeyed"), SEARCH);
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        found["hits"][0]["record_id"], "e1",
+        "the same store: {found}"
+    );
+    let (status, ready) = server.get("/readyz", None);
+    assert_eq!(status, 200, "{ready}");
+    // New tenants' series exist at zero from the reload on.
+    let (_, metrics) = server.get("/metrics", Some("admin-key"));
+    assert!(
+        metrics.contains(r#"embedding_backfill_runs_total{status="failure",tenant="new"} 0"#),
+        "{metrics}"
+    );
+
+    // A tenants file with an error is refused whole: nothing changes.
+    std::fs::write(&tenants, "[[tenant]]\nname = \"Bad Name\"\n").unwrap();
+    let (status, refused, _) = server.post("/admin/reload", Some("admin-key"), "");
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing changed"),
+        "{refused}"
+    );
+    assert_eq!(server.post("/v1/search", Some("new-key"), SEARCH).0, 200);
+
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    assert!(served.load(Ordering::SeqCst) > 0, "the load ran");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "no request of `stay` failed"
+    );
+}
