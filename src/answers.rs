@@ -1,10 +1,13 @@
 //! Answers as people and HTTP clients read them. The component's contract carries some JSON
 //! inside strings (a hit's `metadata`, the compact `context`) so that any host can pass it on
-//! untouched; in the JSON we print and serve it is embedded as JSON, not quoted again.
+//! untouched; in the JSON we print and serve it is embedded as JSON, not quoted again. Enum
+//! values are written in the contract's own spelling (`primary`, not Rust's `Primary`).
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
-use vector_service_runtime::api::{ContextResponse, Hit, SearchResponse};
+use vector_service_runtime::api::{
+    ContextResponse, Destination, Hit, SearchResponse, TrackResponse,
+};
 
 /// A string that holds JSON, written as that JSON; as a plain string when it does not parse
 /// (a component is not trusted to keep its word).
@@ -61,6 +64,27 @@ impl Serialize for ContextAnswer<'_> {
         out.serialize_field("context", &EmbeddedJson(&response.context))?;
         out.serialize_field("entries", &response.entries)?;
         out.serialize_field("from_cache", &response.from_cache)?;
+        out.end()
+    }
+}
+
+/// `PatchLogger.track_contributors`' answer with `written_to` as the WIT spells it.
+pub struct TrackAnswer<'a>(pub &'a TrackResponse);
+
+impl Serialize for TrackAnswer<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let response = self.0;
+        let written_to = match response.written_to {
+            Destination::Primary => "primary",
+            Destination::Fallback => "fallback",
+        };
+        let mut out = serializer.serialize_struct("TrackResponse", 6)?;
+        out.serialize_field("session_id", &response.session_id)?;
+        out.serialize_field("status", &response.status)?;
+        out.serialize_field("written_to", written_to)?;
+        out.serialize_field("rows", &response.rows)?;
+        out.serialize_field("roi_tag", &response.roi_tag)?;
+        out.serialize_field("warnings", &response.warnings)?;
         out.end()
     }
 }

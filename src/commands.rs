@@ -4,22 +4,25 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::Value;
 use vector_service_runtime::api::{
     BackfillRequest, ContextRequest, Destination, SearchRequest, TrackRequest,
 };
 use vector_service_runtime::backends::EmbeddingStore;
 use vector_service_runtime::RunLimits;
 
-use crate::answers::{ContextAnswer, SearchAnswer};
+use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
 use crate::cli::{Command, Global};
+use crate::failure::{CommandFailed, Failure};
 use crate::tenant::Tenant;
 use crate::{ingest, progress};
 
-/// Run `command` (one that needs the tenant's database), then print the metrics if asked.
+/// Run `command` (one that needs the tenant's database) and print its answer: a human table,
+/// or under `--json` one JSON object (with the Prometheus text as `metrics` if asked).
 pub fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     let tenant = Tenant::open(global)?;
     let session = global.session_id.as_str();
-    match command {
+    let answer = match command {
         Command::Info | Command::Component(_) | Command::Serve { .. } => {
             unreachable!("handled without a tenant")
         }
@@ -85,19 +88,41 @@ pub fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         }
         Command::Delete { db, ids } => delete(global, &tenant, &db, &ids)?,
         Command::Stats => stats(global, &tenant)?,
-    }
-    if global.metrics {
-        print!("{}", tenant.telemetry.render());
-    }
-    Ok(())
+    };
+    let metrics = global.metrics.then(|| tenant.telemetry.render());
+    print_answer(global, answer, metrics)
 }
 
-/// JSON for `--json`, else the human rendering.
-fn emit<T: Serialize>(global: &Global, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+/// Under `--json`, `value` as JSON for [`print_answer`]; otherwise print the human rendering
+/// now (and answer `null`).
+pub fn emit<T: Serialize>(
+    global: &Global,
+    value: &T,
+    human: impl FnOnce(&T),
+) -> anyhow::Result<Value> {
     if global.json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(serde_json::to_value(value)?)
     } else {
         human(value);
+        Ok(Value::Null)
+    }
+}
+
+/// Print a command's answer: under `--json` the one JSON object [`emit`] made, with the
+/// metrics text as its `metrics` field; otherwise only the metrics text (the human rendering
+/// was printed already).
+pub fn print_answer(
+    global: &Global,
+    mut answer: Value,
+    metrics: Option<String>,
+) -> anyhow::Result<()> {
+    if global.json {
+        if let (Some(text), Value::Object(object)) = (&metrics, &mut answer) {
+            object.insert("metrics".into(), text.clone().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else if let Some(text) = metrics {
+        print!("{text}");
     }
     Ok(())
 }
@@ -108,18 +133,19 @@ fn ingest_file(
     tenant: &Tenant,
     file: &std::path::Path,
     db: Option<&str>,
-) -> anyhow::Result<()> {
-    let by_db = ingest::read_records(file, db)?;
+) -> anyhow::Result<Value> {
+    let by_db = ingest::read_records(file, db).map_err(CommandFailed::bad_input)?;
     let report = ingest::upsert_all(tenant.store.as_ref(), &by_db)?;
-    emit(global, &report, |report| {
-        for row in report {
+    // The server's answer to `POST /v1/records`, field for field.
+    let answer = serde_json::json!({ "databases": report });
+    emit(global, &answer, |_| {
+        for row in &report {
             println!(
                 "{:<14} {:>6} records, {:>6} new or changed",
                 row.db, row.records, row.new_or_changed
             );
         }
-    })?;
-    Ok(())
+    })
 }
 
 /// `backfill`: embed what lacks a current embedding, then bring the vector index up to date.
@@ -130,7 +156,7 @@ fn backfill(
     session: &str,
     request: BackfillRequest,
     run: &RunLimits,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let total = tenant.pending_records(&request.databases)?;
     let progress = progress::ProgressStore::for_terminal(tenant.store.clone(), total);
     let service = tenant.service(progress.clone().map(|p| p as Arc<dyn EmbeddingStore>));
@@ -145,7 +171,7 @@ fn backfill(
     let indexed = tenant.store.sync_index()?;
     let mut report = serde_json::to_value(&response)?;
     report["index_changes"] = indexed.into();
-    emit(global, &report, |_| {
+    let answer = emit(global, &report, |_| {
         let r = &response;
         println!("backfill {} (session {})", r.status, r.session_id);
         for d in &r.databases {
@@ -173,13 +199,20 @@ fn backfill(
         .map(|d| d.name.as_str())
         .collect();
     if !failed.is_empty() {
-        anyhow::bail!(
-            "backfill failed for {} database(s): {}",
-            failed.len(),
-            failed.join(", ")
-        );
+        return Err(CommandFailed {
+            failure: Failure::new(
+                "backfill-failed",
+                format!(
+                    "backfill failed for {} database(s): {}",
+                    failed.len(),
+                    failed.join(", ")
+                ),
+            ),
+            answer: Some(answer),
+        }
+        .into());
     }
-    Ok(())
+    Ok(answer)
 }
 
 /// `search QUERY`: Retriever.search through the component.
@@ -188,7 +221,7 @@ fn search(
     tenant: &Tenant,
     session: &str,
     request: &SearchRequest,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let response = tenant.service(None).search(session, request)?;
     emit(global, &SearchAnswer(&response), |&SearchAnswer(r)| {
         if let Some(fallback) = &r.fallback {
@@ -207,8 +240,7 @@ fn search(
                 hit.metadata
             );
         }
-    })?;
-    Ok(())
+    })
 }
 
 /// `context TASK`: ContextBuilder.build through the component.
@@ -217,7 +249,7 @@ fn context(
     tenant: &Tenant,
     session: &str,
     request: &ContextRequest,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let response = tenant.service(None).build_context(session, request)?;
     emit(global, &ContextAnswer(&response), |&ContextAnswer(r)| {
         println!("{}", r.context);
@@ -236,8 +268,7 @@ fn context(
                 e.bucket, e.id, e.score
             );
         }
-    })?;
-    Ok(())
+    })
 }
 
 /// `track VECTOR_ID...`: PatchLogger.track_contributors through the component.
@@ -246,9 +277,9 @@ fn track(
     tenant: &Tenant,
     session: &str,
     request: &TrackRequest,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let response = tenant.service(None).track_contributors(session, request)?;
-    emit(global, &response, |r| {
+    emit(global, &TrackAnswer(&response), |&TrackAnswer(r)| {
         let destination = match r.written_to {
             Destination::Primary => "primary metrics db",
             Destination::Fallback => "vector metrics db (fallback)",
@@ -260,22 +291,20 @@ fn track(
         for warning in &r.warnings {
             println!("  warning: {warning}");
         }
-    })?;
-    Ok(())
+    })
 }
 
 /// `delete --db DB ID...`: records and their embeddings.
-fn delete(global: &Global, tenant: &Tenant, db: &str, ids: &[String]) -> anyhow::Result<()> {
+fn delete(global: &Global, tenant: &Tenant, db: &str, ids: &[String]) -> anyhow::Result<Value> {
     let deleted = tenant.store.delete(db, ids)?;
     let report = serde_json::json!({"db": db, "requested": ids.len(), "deleted": deleted});
     emit(global, &report, |_| {
         println!("{db}: deleted {deleted} of {} record(s)", ids.len());
-    })?;
-    Ok(())
+    })
 }
 
 /// `stats`: record, embedding and outcome counts.
-fn stats(global: &Global, tenant: &Tenant) -> anyhow::Result<()> {
+fn stats(global: &Global, tenant: &Tenant) -> anyhow::Result<Value> {
     let stats = tenant.store.stats()?;
     emit(global, &stats, |s| {
         println!("embedder: {}", s.embedding_version);
@@ -286,6 +315,5 @@ fn stats(global: &Global, tenant: &Tenant) -> anyhow::Result<()> {
             "patch outcomes: {}  vector outcomes: {}",
             s.patch_outcomes, s.vector_outcomes
         );
-    })?;
-    Ok(())
+    })
 }

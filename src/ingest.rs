@@ -1,8 +1,12 @@
-//! Reading records to ingest: JSON lines (one record per line) or CSV with a header row.
+//! Reading records to ingest, one contract for the CLI (`ingest FILE`) and the server
+//! (`POST /v1/records`): JSON lines (one record per line), a JSON array of records, or CSV
+//! with a header row.
 //!
 //! `{"db": "bots", "origin_db": "bot", "id": "bot-1", "text": "...", "metadata": {...}}`.
-//! `db` may come from `--db`; `origin_db` defaults to the singular of a known database name;
-//! `text` defaults to the metadata's descriptive fields joined.
+//! `db` may come from `--db` (`?db=`); `origin_db` defaults to the singular of a known
+//! database name; `text` defaults to the metadata's descriptive fields joined. Any other field
+//! is refused, named. CSV columns `db`, `origin_db`, `id` and `text` are those fields; every
+//! other column is a metadata field (numbers as numbers), empty cells left out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,42 +69,58 @@ pub fn upsert_all(
         .collect()
 }
 
-/// Records grouped by database, in file order within each. `.csv` files are CSV with a header
-/// row; anything else is JSON lines. A bad line stops the read before anything is written.
+/// How records are written down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON array of records, or JSON lines (told apart by the first character).
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// The record fields a JSON record may have.
+const FIELDS: [&str; 5] = ["db", "origin_db", "id", "text", "metadata"];
+
+/// Records of a file, grouped by database, in file order within each: CSV for a `.csv` file,
+/// JSON (array or lines) for anything else. A bad record stops the read before anything is
+/// written.
 pub fn read_records(
     path: &Path,
     default_db: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
-    let is_csv = path
+    let format = if path
         .extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
-    let source = path.display().to_string();
-    let lines = if is_csv {
-        csv_lines(path)?
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"))
+    {
+        Format::Csv
     } else {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
-        json_lines(&text, &source)?
+        Format::Json
     };
-    group(lines, &source, default_db)
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+    parse_records(&text, format, &source, default_db)
 }
 
-/// Records from a request body or any text: a JSON array of records, or JSON lines.
-/// `source` names the text in errors (`source:line`, or `source[index]` for an array).
+/// Records from a request body or any text. `source` names the text in errors
+/// (`source:line`; `source:N` is the Nth element of a JSON array).
 pub fn parse_records(
     text: &str,
+    format: Format,
     source: &str,
     default_db: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
-    let lines = if text.trim_start().starts_with('[') {
-        let values: Vec<Value> =
-            serde_json::from_str(text).with_context(|| format!("{source}: not a JSON array"))?;
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (i + 1, v))
-            .collect()
-    } else {
-        json_lines(text, source)?
+    let lines = match format {
+        Format::Csv => csv_rows(text, source)?,
+        Format::Json if text.trim_start().starts_with('[') => {
+            let values: Vec<Value> = serde_json::from_str(text)
+                .with_context(|| format!("{source}: not a JSON array"))?;
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i + 1, v))
+                .collect()
+        }
+        Format::Json => json_lines(text, source)?,
     };
     group(lines, source, default_db)
 }
@@ -134,17 +154,16 @@ fn json_lines(text: &str, source: &str) -> anyhow::Result<Vec<(usize, Value)>> {
 
 /// CSV rows as the JSON-lines shape: `db`, `origin_db`, `id` and `text` columns as they are,
 /// every other non-empty cell into `metadata` (numbers as numbers).
-fn csv_lines(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+fn csv_rows(text: &str, source: &str) -> anyhow::Result<Vec<(usize, Value)>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .with_context(|| format!("{}: no header row", path.display()))?
+        .with_context(|| format!("{source}: no header row"))?
         .clone();
     let mut rows = Vec::new();
     for (index, row) in reader.records().enumerate() {
         let line_no = index + 2;
-        let row = row.with_context(|| format!("{}:{line_no}: not CSV", path.display()))?;
+        let row = row.with_context(|| format!("{source}:{line_no}: not CSV"))?;
         let mut object = Map::new();
         let mut metadata = Map::new();
         for (header, cell) in headers
@@ -197,6 +216,12 @@ fn record(value: Value, default_db: Option<&str>) -> anyhow::Result<(String, Rec
     let Value::Object(object) = value else {
         bail!("a record must be a JSON object")
     };
+    if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+        bail!(
+            "unknown field {unknown:?}: a record has {}",
+            FIELDS.join(", ")
+        );
+    }
     let db = field(&object, "db")
         .or(default_db)
         .context("no \"db\" field and no --db")?

@@ -5,6 +5,7 @@
 mod answers;
 mod cli;
 mod commands;
+mod failure;
 mod ingest;
 mod progress;
 mod server;
@@ -28,8 +29,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Log lines a server queues for its log writer thread before it drops (and counts) lines.
 const LOG_QUEUE_LINES: usize = 64 * 1024;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let json = cli.global.json;
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => failure::report(&error, json),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Serve {
         listen,
         tenants,
@@ -86,23 +95,39 @@ fn main() -> anyhow::Result<()> {
     let global = &cli.global;
     match cli.command.unwrap_or(Command::Info) {
         Command::Info => {
-            println!("vector-service {}", env!("CARGO_PKG_VERSION"));
-            println!("component: {} bytes", BUILTIN_COMPONENT.len());
-            println!("sha256:    {}", sha256_hex(BUILTIN_COMPONENT));
-            println!("wit:       {WIT_PACKAGE}");
-            return Ok(());
+            let info = serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "component_bytes": BUILTIN_COMPONENT.len(),
+                "sha256": sha256_hex(BUILTIN_COMPONENT),
+                "wit": WIT_PACKAGE,
+            });
+            let answer = commands::emit(global, &info, |_| {
+                println!("vector-service {}", env!("CARGO_PKG_VERSION"));
+                println!("component: {} bytes", BUILTIN_COMPONENT.len());
+                println!("sha256:    {}", sha256_hex(BUILTIN_COMPONENT));
+                println!("wit:       {WIT_PACKAGE}");
+            })?;
+            commands::print_answer(global, answer, None)?;
         }
         Command::Component(ComponentCommand::Export { path }) => {
             std::fs::write(&path, BUILTIN_COMPONENT)
                 .with_context(|| format!("writing {}", path.display()))?;
-            println!(
-                "wrote {} ({} bytes)",
-                path.display(),
-                BUILTIN_COMPONENT.len()
-            );
-            println!("sha256: {}", sha256_hex(BUILTIN_COMPONENT));
-            println!("wit:    {WIT_PACKAGE}");
-            return Ok(());
+            let written = serde_json::json!({
+                "path": path,
+                "bytes": BUILTIN_COMPONENT.len(),
+                "sha256": sha256_hex(BUILTIN_COMPONENT),
+                "wit": WIT_PACKAGE,
+            });
+            let answer = commands::emit(global, &written, |_| {
+                println!(
+                    "wrote {} ({} bytes)",
+                    path.display(),
+                    BUILTIN_COMPONENT.len()
+                );
+                println!("sha256: {}", sha256_hex(BUILTIN_COMPONENT));
+                println!("wit:    {WIT_PACKAGE}");
+            })?;
+            commands::print_answer(global, answer, None)?;
         }
         command => commands::run(global, command)?,
     }

@@ -25,7 +25,8 @@ const LINGER_IDLE: Duration = Duration::from_millis(100);
 pub enum Accepts {
     /// `application/json`.
     Json,
-    /// `application/json` (an array) or JSON lines (`application/x-ndjson`, `application/jsonl`).
+    /// `application/json` (an array or lines), JSON lines (`application/x-ndjson`,
+    /// `application/jsonl`) or CSV (`text/csv`).
     Records,
 }
 
@@ -35,7 +36,7 @@ impl Accepts {
             Accepts::Json => media_type == "application/json",
             Accepts::Records => matches!(
                 media_type,
-                "application/json" | "application/x-ndjson" | "application/jsonl"
+                "application/json" | "application/x-ndjson" | "application/jsonl" | "text/csv"
             ),
         }
     }
@@ -43,7 +44,9 @@ impl Accepts {
     fn names(self) -> &'static str {
         match self {
             Accepts::Json => "application/json",
-            Accepts::Records => "application/json, application/x-ndjson or application/jsonl",
+            Accepts::Records => {
+                "application/json, application/x-ndjson, application/jsonl or text/csv"
+            }
         }
     }
 }
@@ -70,7 +73,7 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 }
 
 /// The media type of the request, lower case, without parameters.
-fn media_type(headers: &HeaderMap) -> Option<String> {
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let media_type = value.split(';').next()?.trim().to_ascii_lowercase();
     Some(media_type)

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use vector_service_runtime::api::Error as ComponentError;
-use vector_service_runtime::{SandboxFailure, ServiceError};
+use vector_service_runtime::ServiceError;
+
+use crate::failure::Failure;
 
 /// An error response.
 #[derive(Debug)]
@@ -147,59 +148,35 @@ impl ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::Rejected(error) => match error {
-                ComponentError::MalformedPrompt(m) => {
-                    Self::new(StatusCode::BAD_REQUEST, "malformed-prompt", m)
-                }
-                ComponentError::RateLimited(m) => Self {
-                    retry_after: Some(1),
-                    ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", m)
-                },
-                ComponentError::Backend(m) => Self::backend(m),
-                ComponentError::LimitExceeded(m) => {
-                    Self::new(StatusCode::PAYLOAD_TOO_LARGE, "limit-exceeded", m)
-                }
-                ComponentError::Unavailable(m) => Self {
-                    retry_after: Some(1),
-                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
-                },
-            },
-            // The sandbox's detail (a wasm backtrace) went to the log; callers get the reason.
-            ServiceError::Sandbox { reason, .. } => match reason {
-                SandboxFailure::Deadline => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "deadline-exceeded",
-                    "the call ran past the tenant's deadline",
-                ),
-                SandboxFailure::Memory => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "memory-limit",
-                    "the call hit the tenant's memory cap",
-                ),
-                SandboxFailure::HostCallBytes => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "host-call-limit",
-                    "the call passed more data to the host than the tenant's cap allows",
-                ),
-                SandboxFailure::Trap => Self::internal("the component trapped"),
-                SandboxFailure::Cancelled => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "cancelled",
-                    "the run was cancelled",
-                ),
-            },
+        let Failure { kind, message } = Failure::of_service(&error);
+        let status = match kind {
+            "malformed-prompt" => StatusCode::BAD_REQUEST,
+            "rate-limited" => StatusCode::TOO_MANY_REQUESTS,
+            "backend" => StatusCode::BAD_GATEWAY,
+            "limit-exceeded" => StatusCode::PAYLOAD_TOO_LARGE,
+            "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let retry_after = matches!(kind, "rate-limited" | "unavailable").then_some(1);
+        // The sandbox's detail (a wasm backtrace) and a host failure's chain go to the log;
+        // callers get the reason.
+        let message = match &error {
             ServiceError::Host(error) => {
                 tracing::error!(error = %format!("{error:#}"), "the host could not run a call");
-                Self::internal("the host could not run the call")
+                "the host could not run the call".to_string()
             }
+            _ => message,
+        };
+        Self {
+            retry_after,
+            ..Self::new(status, kind, message)
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"kind": self.kind, "message": self.message}});
+        let body = Failure::new(self.kind, self.message).to_json();
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

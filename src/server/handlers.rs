@@ -22,6 +22,7 @@ use super::metrics::for_tenant;
 use super::request_log::LogFields;
 use super::routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
 use super::state::{AppState, Shared, TenantState};
+use crate::ingest;
 use crate::progress::ProgressStore;
 
 /// The request's JSON body as `T`: read only after authentication, bounded.
@@ -212,8 +213,9 @@ struct RecordsQuery {
     db: Option<String>,
 }
 
-/// `POST /v1/records[?db=NAME]`: a JSON array of records or JSON lines, written in one
-/// transaction per database; a bad record refuses the whole body (400, with its position).
+/// `POST /v1/records[?db=NAME]`: records as `ingest` reads them (a JSON array, JSON lines, or
+/// CSV as `text/csv`), written in one transaction per database; a bad record refuses the
+/// whole body (400, with its position).
 pub(super) async fn records(
     State(state): State<Shared>,
     Authenticated(tenant): Authenticated,
@@ -227,14 +229,17 @@ pub(super) async fn records(
     let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Records).await?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-    let by_db = crate::ingest::parse_records(text, "request body", query.db.as_deref())
+    let format = match body::media_type(&headers).as_deref() {
+        Some("text/csv") => ingest::Format::Csv,
+        _ => ingest::Format::Json,
+    };
+    let by_db = ingest::parse_records(text, format, "request body", query.db.as_deref())
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let _permit = tenant.admission.admit().await?;
-    let report =
-        tokio::task::spawn_blocking(move || crate::ingest::upsert_all(store.as_ref(), &by_db))
-            .await
-            .map_err(|e| panicked("the ingest", e))?
-            .map_err(|e| ApiError::backend(e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || ingest::upsert_all(store.as_ref(), &by_db))
+        .await
+        .map_err(|e| panicked("the ingest", e))?
+        .map_err(|e| ApiError::backend(e.to_string()))?;
     Ok(Json(serde_json::json!({"databases": report})).into_response())
 }
 

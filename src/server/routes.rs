@@ -10,7 +10,7 @@ use vector_service_runtime::api::{
     self, BackfillRequest, ContextRequest, SearchRequest, TrackRequest,
 };
 
-use crate::answers::{ContextAnswer, SearchAnswer};
+use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
 
 /// `POST /v1/search`.
 #[derive(Debug, Deserialize)]
@@ -141,6 +141,6 @@ macro_rules! answer {
 answer!(
     api::SearchResponse => SearchAnswer,
     api::ContextResponse => ContextAnswer,
-    api::TrackResponse => std::convert::identity,
+    api::TrackResponse => TrackAnswer,
     api::BackfillResponse => std::convert::identity
 );

@@ -37,7 +37,7 @@ fn sample_corpus() -> std::path::PathBuf {
 fn ingest_backfill_search_context_track_and_stats() {
     let dir = temp_dir("cli");
     let ingested = json(cli(&dir).arg("ingest").arg(sample_corpus()));
-    let total: u64 = ingested
+    let total: u64 = ingested["databases"]
         .as_array()
         .unwrap()
         .iter()
@@ -132,14 +132,117 @@ fn ingest_backfill_search_context_track_and_stats() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|d| d[1] == d[2]));
+        .all(|d| d["records"] == d["embedded"] && d["db"].is_string()));
 
     let output = cli(&dir)
         .args(["search", " ", "--metrics"])
         .output()
         .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("query must be a non-empty string"),
+        "a message, not a Rust debug dump: {stderr}"
+    );
+    assert!(!stderr.contains("MalformedPrompt"), "{stderr}");
+}
+
+/// `--json`: every command prints one JSON object on stdout, failures included.
+#[test]
+fn every_command_answers_one_json_object_under_json_errors_included() {
+    let dir = temp_dir("cli");
+    let info = json(cli(&dir).arg("info"));
+    assert_eq!(info["sha256"].as_str().map(str::len), Some(64), "{info}");
+    let exported = dir.join("exported.wasm");
+    let export = json(cli(&dir).args(["component", "export"]).arg(&exported));
+    assert_eq!(
+        export["bytes"].as_u64(),
+        Some(std::fs::metadata(&exported).unwrap().len())
+    );
+    let ingested = json(cli(&dir).arg("ingest").arg(sample_corpus()));
+    assert!(
+        ingested["databases"].is_array(),
+        "as POST /v1/records answers: {ingested}"
+    );
+    let tracked = json(cli(&dir).args(["track", "--patch-id", "p-1", "bot:bot-001"]));
+    assert_eq!(tracked["written_to"], "primary", "{tracked}");
+    // --metrics adds the exposition as a field: still one valid JSON object.
+    let with_metrics = json(cli(&dir).args(["search", "upload failed", "--metrics"]));
+    assert!(
+        with_metrics["metrics"]
+            .as_str()
+            .is_some_and(|text| text.contains("# TYPE vector_service_calls_total counter")),
+        "{with_metrics}"
+    );
+
+    let output = cli(&dir).args(["search", " ", "--json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&output.stdout).expect("the error is JSON");
+    assert_eq!(error["error"]["kind"], "malformed-prompt", "{error}");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("non-empty"));
+    // A usage error is clap's: exit status 2.
+    let usage = cli(&dir)
+        .args(["search", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn json_arrays_and_csv_ingest_like_json_lines_and_unknown_fields_are_refused() {
+    let dir = temp_dir("cli");
+    let array = dir.join("records.json");
+    std::fs::write(
+        &array,
+        r#"[{"db": "bots", "id": "b1", "text": "rotates certificates"},
+            {"db": "bots", "id": "b2", "metadata": {"name": "Archiver", "purpose": "compresses logs"}}]"#,
+    )
+    .unwrap();
+    let csv = dir.join("records.csv");
+    std::fs::write(
+        &csv,
+        "db,id,text,severity
+errors,e1,disk full,3
+",
+    )
+    .unwrap();
+    for file in [&array, &csv] {
+        json(cli(&dir).arg("ingest").arg(file));
+    }
+    let stats = json(cli(&dir).arg("stats"));
+    let counts: Vec<(String, u64)> = stats["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["db"].as_str().unwrap().to_string(),
+                d["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [("bots".to_string(), 2), ("errors".to_string(), 1)],
+        "{stats}"
+    );
+
+    let unknown = dir.join("unknown.jsonl");
+    std::fs::write(
+        &unknown,
+        "{\"db\": \"bots\", \"id\": \"b3\", \"txt\": \"typo\"}\n",
+    )
+    .unwrap();
+    let output = cli(&dir).arg("ingest").arg(&unknown).output().unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("query must be a non-empty string"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown.jsonl:1") && stderr.contains("unknown field \"txt\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -243,8 +346,8 @@ fn a_killed_backfill_resumes_without_duplicates_or_half_written_batches() {
     let stats = json(stats.arg("stats"));
     assert_eq!(
         (
-            stats["databases"][0][1].as_u64(),
-            stats["databases"][0][2].as_u64()
+            stats["databases"][0]["records"].as_u64(),
+            stats["databases"][0]["embedded"].as_u64()
         ),
         (Some(3000), Some(3000))
     );
@@ -256,7 +359,7 @@ fn csv_rows_become_records_with_typed_metadata() {
     let file = dir.join("bots.csv");
     std::fs::write(&file, "db,id,name,purpose,roi\nbots,b-1,uploader,Retries failed uploads,1.5\nbots,b-2,test-fixer,Repairs failing tests,\n").unwrap();
     let ingested = json(cli(&dir).arg("ingest").arg(&file));
-    assert_eq!(ingested[0]["records"], 2);
+    assert_eq!(ingested["databases"][0]["records"], 2);
     let found = json(cli(&dir).args(["search", "failed uploads", "--top-k", "1"]));
     let hit = &found["hits"][0];
     assert_eq!(hit["record_id"], "b-1");
@@ -284,7 +387,7 @@ fn the_same_commands_run_on_postgres_and_on_an_explicit_sqlite_dir() {
             )
         };
         let ingested = run(&["ingest", sample_corpus().to_str().unwrap()]);
-        let total: u64 = ingested
+        let total: u64 = ingested["databases"]
             .as_array()
             .unwrap()
             .iter()
@@ -307,7 +410,7 @@ fn the_same_commands_run_on_postgres_and_on_an_explicit_sqlite_dir() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| d[2].as_u64().unwrap())
+            .map(|d| d["embedded"].as_u64().unwrap())
             .sum();
         assert_eq!(current, total, "{database}: {stats}");
     }

@@ -99,7 +99,7 @@ fn no_answer_is_served_from_before_a_write_by_this_server_or_another_process() {
     );
     assert_eq!(
         (status, tracked["written_to"].as_str()),
-        (200, Some("Primary")),
+        (200, Some("primary")),
         "{tracked}"
     );
     let after_track = context(&server, "disk quota");

@@ -91,7 +91,7 @@ fn two_hosts_sharing_postgres_serve_one_tenant_consistently() {
                     .to_string();
                     let (status, answer, _) = host.post("/v1/contributors", key, &body);
                     assert_eq!(status, 200, "{answer}");
-                    assert_eq!(answer["written_to"], "Primary");
+                    assert_eq!(answer["written_to"], "primary");
                 }
             });
         }

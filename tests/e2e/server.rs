@@ -288,6 +288,26 @@ fn every_route_and_error_status_on_the_default_tenant() {
             .contains("request body:2"),
         "{refused}"
     );
+    // CSV as `text/csv`, as the CLI reads a .csv file; an unknown field is refused, named.
+    let status = server.post_bytes(
+        "/v1/records?db=bots",
+        b"id,text,name\nbot-902,uploads retry bot,Retrier\n",
+        "text/csv",
+    );
+    assert_eq!(status, 200);
+    let (status, refused, _) = server.post(
+        "/v1/records",
+        None,
+        r#"{"db": "bots", "id": "bot-903", "text": "fine", "colour": "red"}"#,
+    );
+    assert_eq!((status, error_kind(&refused)), (400, "bad-request"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"colour\""),
+        "{refused}"
+    );
 
     let job = server.run_backfill(None, r#"{"session_id": "s-1", "batch_size": 50}"#);
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -394,7 +414,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
     assert_eq!(count("search", "200"), 1.0);
     assert_eq!(count("search", "400"), 3.0);
     assert_eq!(count("search", "413"), 1.0);
-    assert_eq!(count("records", "400"), 1.0);
+    assert_eq!(count("records", "400"), 2.0);
     assert!(!text.contains("s-1"), "session ids never become labels");
     let promtool = prometheus_tool("promtool");
     let mut check = Command::new(promtool)

@@ -62,7 +62,9 @@ pub fn rates(samples: u64, wins: u64, regrets: u64) -> Option<Rates> {
 /// Counts for `vector-service stats`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StoreStats {
-    /// (database, records, records with a current embedding)
+    /// (database, records, records with a current embedding); serialised as objects
+    /// `{db, records, embedded}`.
+    #[serde(serialize_with = "databases_as_objects")]
     pub databases: Vec<(String, u64, u64)>,
     /// Rows in `patch_outcomes`.
     pub patch_outcomes: u64,
@@ -70,6 +72,23 @@ pub struct StoreStats {
     pub vector_outcomes: u64,
     /// The embedder whose vectors count as current.
     pub embedding_version: String,
+}
+
+fn databases_as_objects<S: serde::Serializer>(
+    databases: &[(String, u64, u64)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Database<'a> {
+        db: &'a str,
+        records: u64,
+        embedded: u64,
+    }
+    serializer.collect_seq(databases.iter().map(|(db, records, embedded)| Database {
+        db,
+        records: *records,
+        embedded: *embedded,
+    }))
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock set before it).
