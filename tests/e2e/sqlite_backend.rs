@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 use vector_service_runtime::api::{BackendError, Destination};
-use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder, Retriever};
+use vector_service_runtime::backends::{
+    Backends, Embedder, EmbeddingStore, HashingEmbedder, Retriever,
+};
 use vector_service_sqlite::{SearchMode, SqliteError, SqliteStore, SCHEMA_VERSION};
 
 use crate::support::*;
@@ -367,4 +369,45 @@ fn a_schema_2_file_with_fts5_migrates_and_its_records_are_found() {
         .hits;
     assert!(!hits.is_empty() && hits.iter().all(|hit| hit.reason == "bm25"));
     assert!(hits[0].metadata.contains("cert"), "{:?}", hits[0]);
+}
+
+/// A database restored from a backup older than its vector index snapshot: the snapshot
+/// covers embeddings the database does not have, so it is rebuilt, never trusted.
+#[test]
+fn a_snapshot_ahead_of_a_restored_database_is_rebuilt() {
+    let dir = temp_dir("sqlite-restore");
+    let path = dir.join("tenant.sqlite3");
+    let backup = dir.join("backup.sqlite3");
+    let open = || {
+        SqliteStore::open(&path, Arc::new(HashingEmbedder))
+            .unwrap()
+            .with_search_mode(SearchMode::Vector)
+    };
+    {
+        let store = open();
+        store
+            .upsert(
+                "errors",
+                &records(&[("error", "e1", "disk quota exceeded")]),
+            )
+            .unwrap();
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
+            .unwrap();
+        // After the backup: embedded, indexed, and the snapshot saved as the store closes.
+        store.embed("errors", &["e1".to_string()]).unwrap();
+        store.sync_index().unwrap();
+        assert_eq!(store.search("disk quota", 5, &[]).unwrap().hits.len(), 1);
+    }
+    // Restore the database only; the newer snapshot stays beside it.
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    std::fs::copy(&backup, &path).unwrap();
+    let store = open();
+    assert!(
+        store.search("disk quota", 5, &[]).unwrap().hits.is_empty(),
+        "the restored database has no embedding, so no vector hit"
+    );
 }

@@ -98,8 +98,12 @@ impl IndexedVectors {
         let found: Option<SnapshotHeader> = std::fs::read(header_path(&snapshot))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        // A snapshot ahead of the database (the file was restored from an older backup and
+        // the snapshot was not) covers writes the database does not have: rebuild.
+        let newest = current_seq(connection)?;
         let restored = found
             .filter(|header| SnapshotHeader { seq: 0, ..header.clone() } == wanted)
+            .filter(|header| header.seq <= newest)
             .and_then(|header| {
                 match VectorIndex::restore(&snapshot, dimensions, params) {
                     Ok(index) => Some((index, header.seq)),
