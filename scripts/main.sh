@@ -6,6 +6,7 @@
 # MAIN_NO_SERVE=1 stops after the command-line part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/require-rust.sh
 
 # No wasm toolchain needed: the component is checked in prebuilt (host/component). The demo
 # uses the hashing embedder and lexical search, so it builds the CLI without the MiniLM

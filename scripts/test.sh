@@ -4,6 +4,7 @@
 # and guests), the lean-host proof and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/require-rust.sh
 
 echo "== checked-in components vs a rebuild from guest/ and tests/misbehaving-guest/"
 bash scripts/build-component.sh --check

@@ -26,43 +26,58 @@ pub struct Cli {
 pub struct Global {
     /// Where tenants' databases live. Default: $VECTOR_SERVICE_DATA_DIR, else
     /// $XDG_DATA_HOME/vector-service, else ~/.local/share/vector-service.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub data_dir: Option<PathBuf>,
     /// Where tenants' data lives: `sqlite:DIR`, one file per tenant (`DIR/<tenant>.sqlite3`;
     /// the default is `sqlite:<data-dir>`), or a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`,
     /// pgvector installed), one schema per tenant (`vs_<tenant>`), shared by any number of hosts.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub database: Option<DatabaseSpec>,
     /// The tenant whose database (SQLite file or PostgreSQL schema) is used: 1-64 of a-z,
     /// 0-9, '-', '_'.
-    #[arg(long, global = true, default_value = "default", value_parser = server::tenants::check_name)]
+    #[arg(long, global = true, help_heading = "Global options", default_value = "default", value_parser = server::tenants::check_name)]
     pub tenant: String,
     /// Carried into every log line; generated when empty.
-    #[arg(long, global = true, default_value = "")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = ""
+    )]
     pub session_id: String,
     /// Machine-readable output.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Print the Prometheus metrics text after the command.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub metrics: bool,
     /// How search ranks records: `lexical` (BM25, needs no backfill; best with the hashing
     /// embedder), `vector` (cosine over the embeddings) or `hybrid` (both fused by rank; best
     /// with `--embedder minilm`). Measured in BENCHMARKS.md.
-    #[arg(long, global = true, value_enum, default_value_t = Retrieval::Lexical)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Retrieval::Lexical)]
     pub retrieval: Retrieval,
     /// What turns text into vectors: `hashing` (offline, deterministic); `minilm` or
     /// `minilm:DIR` (all-MiniLM-L6-v2 on the CPU; default DIR from scripts/fetch-minilm.sh);
     /// or the base URL of an OpenAI-compatible endpoint up to `/v1` (TEI, vLLM, Ollama,
     /// OpenAI), whose API key is read from $VECTOR_SERVICE_EMBEDDING_API_KEY. Changing it
     /// re-embeds on the next backfill.
-    #[arg(long, global = true, default_value = "hashing")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = "hashing"
+    )]
     pub embedder: EmbedderSpec,
     /// The model name sent to an HTTP embedder.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub embedding_model: Option<String>,
     /// Vector length of an HTTP embedder's model (checked on every response).
-    #[arg(long, global = true, default_value_t = 384)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 384
+    )]
     pub embedding_dimensions: usize,
 }
 
@@ -148,10 +163,11 @@ pub enum Command {
     /// The component as an artifact for other hosts.
     #[command(subcommand)]
     Component(ComponentCommand),
-    /// Add or update records from a JSON-lines file.
+    /// Add or update records from a file: JSON lines, a JSON array, or CSV (a .csv file).
     Ingest {
+        /// The records (see the README's "Records").
         file: PathBuf,
-        /// Database for lines without a "db" field.
+        /// Database for records without a "db" field.
         #[arg(long)]
         db: Option<String>,
     },
@@ -174,9 +190,12 @@ pub enum Command {
     },
     /// Search the records.
     Search {
+        /// What to look for.
         query: String,
+        /// Hits wanted, 1-1000 [default: 5].
         #[arg(long)]
         top_k: Option<u32>,
+        /// Confidence below which the search is retried wider, then falls back [default: 0.1].
         #[arg(long)]
         threshold: Option<f64>,
         /// Only these origins (repeatable).
@@ -185,29 +204,38 @@ pub enum Command {
     },
     /// Build a compact context for a task.
     Context {
+        /// The task to build a context for.
         task: String,
+        /// Entries per bucket, 1-1000 [default: 5].
         #[arg(long)]
         top_k: Option<u32>,
+        /// Token budget of the context (4 characters a token; 0: none) [default: 800].
         #[arg(long)]
         max_tokens: Option<u32>,
     },
     /// Record which vectors (origin:id) contributed to a patch and whether it succeeded.
     Track {
+        /// The patch whose outcome this is.
         #[arg(long)]
         patch_id: String,
         /// The patch failed (default: it succeeded).
         #[arg(long)]
         failure: bool,
+        /// Each vector's contribution, recorded with a fallback outcome [default: 0].
         #[arg(long)]
         contribution: Option<f64>,
+        /// success, high-roi, low-roi, bug-introduced, needs-review or blocked [default: success].
         #[arg(long)]
         roi_tag: Option<String>,
+        /// The contributing vectors, each `origin:id`.
         vector_ids: Vec<String>,
     },
     /// Delete records (and their embeddings) from a database.
     Delete {
+        /// The database to delete from.
         #[arg(long)]
         db: String,
+        /// Record ids.
         #[arg(required = true)]
         ids: Vec<String>,
     },
