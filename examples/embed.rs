@@ -165,6 +165,7 @@ fn main() -> anyhow::Result<()> {
                 top_k: Some(2),
                 max_tokens: None,
                 db_weights: vec![],
+                buckets: vec![],
             },
         )
         .context("context")?;

@@ -212,6 +212,11 @@ pub enum Command {
         /// Token budget of the context (4 characters a token; 0: none) [default: 800].
         #[arg(long)]
         max_tokens: Option<u32>,
+        /// A bucket for an origin, as ORIGIN=BUCKET (repeatable, in output order); given
+        /// any, they replace the five defaults (error=errors, bot=bots, workflow=workflows,
+        /// code=code, discrepancy=discrepancies).
+        #[arg(long = "bucket", value_parser = crate::buckets::parse)]
+        buckets: Vec<vector_service_runtime::api::BucketRule>,
     },
     /// Record which vectors (origin:id) contributed to a patch and whether it succeeded.
     Track {

@@ -61,12 +61,14 @@ pub fn run(global: &Global, command: Command) -> anyhow::Result<()> {
             task,
             top_k,
             max_tokens,
+            buckets,
         } => {
             let request = ContextRequest {
                 task,
                 top_k,
                 max_tokens,
                 db_weights: vec![],
+                buckets,
             };
             context(global, &tenant, session, &request)?
         }

@@ -3,6 +3,7 @@
 //! PostgreSQL with pgvector, one schema per tenant (`--database postgres://...`).
 
 mod answers;
+mod buckets;
 mod cli;
 mod commands;
 mod failure;

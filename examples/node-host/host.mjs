@@ -135,7 +135,7 @@ const calls = fixture.calls;
 const session = calls.session_id;
 const backfill = component.embeddingBackfill.run(session, { batchSize: calls.backfill.batch_size, databases: [] });
 const search = component.retriever.search(session, { query: calls.search.query, topK: calls.search.top_k, similarityThreshold: undefined, origins: [] });
-const context = component.contextBuilder.build(session, { task: calls.context.task, topK: calls.context.top_k, maxTokens: undefined, dbWeights: [] });
+const context = component.contextBuilder.build(session, { task: calls.context.task, topK: calls.context.top_k, maxTokens: undefined, dbWeights: [], buckets: [] });
 const track = component.patchLogger.trackContributors(session, {
   vectorIds: calls.track.vector_ids, success: calls.track.success, patchId: calls.track.patch_id,
   contribution: calls.track.contribution, roiTag: calls.track.roi_tag,

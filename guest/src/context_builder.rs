@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 use crate::bindings::exports::vector_service::plugin::context_builder::{
-    ContextEntry, ContextRequest, ContextResponse,
+    BucketRule, ContextEntry, ContextRequest, ContextResponse,
 };
 use crate::bindings::exports::vector_service::plugin::retriever::{Hit, SearchRequest};
 use crate::bindings::vector_service::plugin::result_cache::{self, CacheKind};
@@ -28,72 +28,155 @@ const TRIMMED_CHARS: usize = 40;
 /// Characters per token for the budget estimate.
 const CHARS_PER_TOKEN: usize = 4;
 
-/// How hits of one origin database become entries of one bucket.
-struct BucketRule {
-    origin: &'static str,
-    bucket: &'static str,
-    desc_keys: &'static [&'static str],
-    label_key: Option<&'static str>,
-    metric_keys: &'static [&'static str],
-    /// Errors rank by rarity: 1 / (1 + frequency).
+/// (origin, bucket, desc keys, label key, metric keys, inverse metric).
+type DefaultRule = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    Option<&'static str>,
+    &'static [&'static str],
+    bool,
+);
+
+/// The default buckets, in output order.
+const DEFAULT_RULES: [DefaultRule; 5] = [
+    (
+        "error",
+        "errors",
+        &["message", "description"],
+        None,
+        &["frequency"],
+        true,
+    ),
+    (
+        "bot",
+        "bots",
+        &["name", "purpose"],
+        Some("name"),
+        &["roi", "deploy_count"],
+        false,
+    ),
+    (
+        "workflow",
+        "workflows",
+        &["title", "description"],
+        Some("title"),
+        &["roi", "usage", "runs"],
+        false,
+    ),
+    (
+        "code",
+        "code",
+        &["summary", "code"],
+        None,
+        &["roi", "patch_success"],
+        false,
+    ),
+    (
+        "discrepancy",
+        "discrepancies",
+        &["message", "description"],
+        None,
+        &["roi", "severity", "impact"],
+        false,
+    ),
+];
+
+/// A bucket rule as the builder reads it, borrowed from the defaults or from the request.
+struct Rule<'a> {
+    origin: &'a str,
+    bucket: &'a str,
+    desc_keys: Vec<&'a str>,
+    label_key: Option<&'a str>,
+    metric_keys: Vec<&'a str>,
     inverse_metric: bool,
 }
 
-/// The buckets in output order.
-const RULES: [BucketRule; 5] = [
-    BucketRule {
-        origin: "error",
-        bucket: "errors",
-        desc_keys: &["message", "description"],
-        label_key: None,
-        metric_keys: &["frequency"],
-        inverse_metric: true,
-    },
-    BucketRule {
-        origin: "bot",
-        bucket: "bots",
-        desc_keys: &["name", "purpose"],
-        label_key: Some("name"),
-        metric_keys: &["roi", "deploy_count"],
-        inverse_metric: false,
-    },
-    BucketRule {
-        origin: "workflow",
-        bucket: "workflows",
-        desc_keys: &["title", "description"],
-        label_key: Some("title"),
-        metric_keys: &["roi", "usage", "runs"],
-        inverse_metric: false,
-    },
-    BucketRule {
-        origin: "code",
-        bucket: "code",
-        desc_keys: &["summary", "code"],
-        label_key: None,
-        metric_keys: &["roi", "patch_success"],
-        inverse_metric: false,
-    },
-    BucketRule {
-        origin: "discrepancy",
-        bucket: "discrepancies",
-        desc_keys: &["message", "description"],
-        label_key: None,
-        metric_keys: &["roi", "severity", "impact"],
-        inverse_metric: false,
-    },
-];
+impl<'a> Rule<'a> {
+    fn given(rule: &'a BucketRule) -> Self {
+        Self {
+            origin: &rule.origin,
+            bucket: &rule.bucket,
+            desc_keys: rule.desc_keys.iter().map(String::as_str).collect(),
+            label_key: rule.label_key.as_deref(),
+            metric_keys: rule.metric_keys.iter().map(String::as_str).collect(),
+            inverse_metric: rule.inverse_metric,
+        }
+    }
+}
 
-/// One entry of the compact context, serialised in this field order.
-#[derive(Serialize, Clone)]
+/// The request's buckets (or the defaults), checked: bounded, one per origin.
+fn rules(request: &ContextRequest) -> Result<Vec<Rule<'_>>, Error> {
+    if request.buckets.is_empty() {
+        return Ok(DEFAULT_RULES
+            .iter()
+            .map(|&(origin, bucket, desc, label, metric, inverse)| Rule {
+                origin,
+                bucket,
+                desc_keys: desc.to_vec(),
+                label_key: label,
+                metric_keys: metric.to_vec(),
+                inverse_metric: inverse,
+            })
+            .collect());
+    }
+    bounds::names(
+        "buckets",
+        request.buckets.iter().map(|rule| rule.origin.as_str()),
+        bounds::MAX_LIST_ENTRIES,
+    )?;
+    let rules: Vec<Rule<'_>> = request.buckets.iter().map(Rule::given).collect();
+    for (index, rule) in rules.iter().enumerate() {
+        bounds::name("bucket", rule.bucket)?;
+        let keys = rule
+            .desc_keys
+            .iter()
+            .chain(&rule.metric_keys)
+            .chain(&rule.label_key);
+        bounds::names(
+            "bucket keys",
+            keys.copied().collect::<Vec<_>>().into_iter(),
+            bounds::MAX_LIST_ENTRIES,
+        )?;
+        if rule.origin.trim().is_empty() || rule.bucket.trim().is_empty() {
+            return Err(errors::malformed("a bucket needs an origin and a name"));
+        }
+        if rules[..index]
+            .iter()
+            .any(|earlier| earlier.origin == rule.origin)
+        {
+            return Err(errors::malformed(format!(
+                "origin {:?} has two buckets",
+                rule.origin
+            )));
+        }
+    }
+    Ok(rules)
+}
+
+/// One entry of the compact context: `id`, the label under its own key, `desc`, `metric`.
+#[derive(Clone)]
 struct ContextItem {
     id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    title: Option<String>,
+    label: Option<(String, String)>,
     desc: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     metric: Option<Number>,
+}
+
+impl Serialize for ContextItem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        if let Some((key, value)) = &self.label {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry("desc", &self.desc)?;
+        if let Some(metric) = &self.metric {
+            map.serialize_entry("metric", metric)?;
+        }
+        map.end()
+    }
 }
 
 /// An entry with the bookkeeping that does not go into the compact JSON.
@@ -125,10 +208,17 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
         bounds::MAX_LIST_ENTRIES,
     )?;
     if let Some((origin, weight)) = request.db_weights.iter().find(|(_, w)| !w.is_finite()) {
+        // Spelled by hand: formatting an f64 would link 16 KB of float printing.
+        let got = match *weight {
+            w if w.is_nan() => "NaN",
+            w if w > 0.0 => "inf",
+            _ => "-inf",
+        };
         return Err(errors::malformed(format!(
-            "db weight of {origin:?} must be a finite number, got {weight}"
+            "db weight of {origin:?} must be a finite number, got {got}"
         )));
     }
+    let rules = rules(request)?;
     let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let cache_key = cache_key(request, top_k, max_tokens);
     if let Some(mut cached) = result_cache::get(CacheKind::Context, &cache_key)
@@ -139,32 +229,32 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
         return Ok(cached);
     }
 
-    let search = retriever::search(
-        session_id.to_string(),
-        SearchRequest {
-            query: request.task.clone(),
-            top_k: Some(top_k.saturating_mul(CANDIDATES_PER_ENTRY)),
-            similarity_threshold: None,
-            origins: Vec::new(),
-        },
-    )
-    .map_err(|error| match error {
-        Error::RateLimited(_) | Error::Backend(_) => error,
-        _ => Error::Backend("retriever failure".to_string()),
-    })?;
-    // A fallback result carries only the heuristic entry: it contributes nothing.
-    let hits = if search.fallback.is_some() {
-        Vec::new()
-    } else {
-        search.hits
-    };
+    let origins: Vec<String> = rules.iter().map(|rule| rule.origin.to_string()).collect();
+    let wanted = top_k.saturating_mul(CANDIDATES_PER_ENTRY);
+    let mut hits = related(session_id, &request.task, wanted, origins)?;
+    // A bucket short of `top_k` while the search was cut at `wanted` may have more matches
+    // that other buckets' hits crowded out: that origin's own best `top_k` replace its hits.
+    if hits.len() >= wanted as usize {
+        for rule in &rules {
+            let found = hits
+                .iter()
+                .filter(|hit| hit.origin_db == rule.origin)
+                .count();
+            if found < top_k as usize {
+                let origin = vec![rule.origin.to_string()];
+                let more = related(session_id, &request.task, top_k, origin)?;
+                hits.retain(|hit| hit.origin_db != rule.origin);
+                hits.extend(more);
+            }
+        }
+    }
 
-    let mut candidates = select(hits, &request.db_weights, top_k as usize);
-    fit_to_budget(&mut candidates, max_tokens);
+    let mut candidates = select(&rules, hits, &request.db_weights, top_k as usize);
+    fit_to_budget(&rules, &mut candidates, max_tokens);
     let response = ContextResponse {
         session_id: session_id.to_string(),
-        context: render(&candidates),
-        entries: describe(session_id, candidates),
+        context: render(&rules, &candidates),
+        entries: describe(&rules, session_id, candidates),
         from_cache: false,
     };
     if !response.entries.is_empty() {
@@ -175,15 +265,49 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
     Ok(response)
 }
 
-/// Score every hit of a known origin, then keep the `top_k` best per bucket (stable order).
-fn select(hits: Vec<Hit>, weights: &[(String, f64)], top_k: usize) -> Vec<Candidate> {
+/// Up to `top_k` hits for the task from `origins`, through `Retriever.search` (so with its
+/// retries and confidence threshold); a fallback result contributes nothing.
+fn related(
+    session_id: &str,
+    task: &str,
+    top_k: u32,
+    origins: Vec<String>,
+) -> Result<Vec<Hit>, Error> {
+    let search = retriever::search(
+        session_id.to_string(),
+        SearchRequest {
+            query: task.to_string(),
+            top_k: Some(top_k),
+            similarity_threshold: None,
+            origins,
+        },
+    )
+    .map_err(|error| match error {
+        Error::RateLimited(_) | Error::Backend(_) => error,
+        _ => Error::Backend("retriever failure".to_string()),
+    })?;
+    Ok(if search.fallback.is_some() {
+        Vec::new()
+    } else {
+        search.hits
+    })
+}
+
+/// Score every hit of an origin with a bucket, then keep the `top_k` best per bucket (stable
+/// order).
+fn select(
+    rules: &[Rule<'_>],
+    hits: Vec<Hit>,
+    weights: &[(String, f64)],
+    top_k: usize,
+) -> Vec<Candidate> {
     let mut scored: Vec<Candidate> = hits
         .into_iter()
-        .filter_map(|hit| candidate(hit, weights))
+        .filter_map(|hit| candidate(rules, hit, weights))
         .collect();
     scored.sort_by(|a, b| a.rule.cmp(&b.rule).then(b.score.total_cmp(&a.score)));
     let mut kept = Vec::new();
-    let mut per_bucket = vec![0usize; RULES.len()];
+    let mut per_bucket = vec![0usize; rules.len()];
     for candidate in scored {
         if per_bucket[candidate.rule] < top_k {
             per_bucket[candidate.rule] += 1;
@@ -193,13 +317,13 @@ fn select(hits: Vec<Hit>, weights: &[(String, f64)], top_k: usize) -> Vec<Candid
     kept
 }
 
-fn candidate(hit: Hit, weights: &[(String, f64)]) -> Option<Candidate> {
-    let rule_index = RULES.iter().position(|rule| rule.origin == hit.origin_db)?;
-    let rule = &RULES[rule_index];
+fn candidate(rules: &[Rule<'_>], hit: Hit, weights: &[(String, f64)]) -> Option<Candidate> {
+    let rule_index = rules.iter().position(|rule| rule.origin == hit.origin_db)?;
+    let rule = &rules[rule_index];
     let metadata = json::object(&hit.metadata);
     let label = rule
         .label_key
-        .and_then(|key| json::first_text(&metadata, &[key]));
+        .and_then(|key| json::first_text(&metadata, &[key]).map(|text| (key.to_string(), text)));
     let metric = metric(&metadata, rule);
     let weight = weights
         .iter()
@@ -208,9 +332,8 @@ fn candidate(hit: Hit, weights: &[(String, f64)]) -> Option<Candidate> {
     let score = (hit.score + metric.as_ref().and_then(Number::as_f64).unwrap_or(0.0)) * weight;
     let item = ContextItem {
         id: hit.record_id.unwrap_or_default(),
-        name: label.clone().filter(|_| rule.label_key == Some("name")),
-        title: label.filter(|_| rule.label_key == Some("title")),
-        desc: summarise(&json::first_text(&metadata, rule.desc_keys).unwrap_or_default()),
+        label,
+        desc: summarise(&json::first_text(&metadata, &rule.desc_keys).unwrap_or_default()),
         metric,
     };
     Some(Candidate {
@@ -224,8 +347,8 @@ fn candidate(hit: Hit, weights: &[(String, f64)]) -> Option<Candidate> {
 }
 
 /// The first present metric key of the rule; left out when its value is not a number.
-fn metric(metadata: &Map<String, Value>, rule: &BucketRule) -> Option<Number> {
-    let value = json::first_present(metadata, rule.metric_keys)?.as_number()?;
+fn metric(metadata: &Map<String, Value>, rule: &Rule<'_>) -> Option<Number> {
+    let value = json::first_present(metadata, &rule.metric_keys)?.as_number()?;
     if rule.inverse_metric {
         Number::from_f64(1.0 / (1.0 + value.as_f64()?))
     } else {
@@ -261,7 +384,7 @@ fn estimated_tokens(context: &str) -> usize {
 }
 
 /// Within `max_tokens` (0 = no budget): lowest-scored entries are shortened first, then dropped.
-fn fit_to_budget(candidates: &mut [Candidate], max_tokens: u32) {
+fn fit_to_budget(rules: &[Rule<'_>], candidates: &mut [Candidate], max_tokens: u32) {
     if max_tokens == 0 {
         return;
     }
@@ -269,7 +392,7 @@ fn fit_to_budget(candidates: &mut [Candidate], max_tokens: u32) {
     let mut lowest_first: Vec<usize> = (0..candidates.len()).collect();
     lowest_first.sort_by(|&a, &b| candidates[a].score.total_cmp(&candidates[b].score));
     for &index in &lowest_first {
-        if estimated_tokens(&render(candidates)) <= budget {
+        if estimated_tokens(&render(rules, candidates)) <= budget {
             return;
         }
         if let Some(short) = cut_at_word(&candidates[index].item.desc) {
@@ -278,7 +401,7 @@ fn fit_to_budget(candidates: &mut [Candidate], max_tokens: u32) {
         }
     }
     for &index in &lowest_first {
-        if estimated_tokens(&render(candidates)) <= budget {
+        if estimated_tokens(&render(rules, candidates)) <= budget {
             return;
         }
         candidates[index].dropped = true;
@@ -287,8 +410,8 @@ fn fit_to_budget(candidates: &mut [Candidate], max_tokens: u32) {
 
 /// The compact JSON object: buckets in rule order, empty ones omitted, no spaces.
 /// (Written by hand: serde_json's map would sort the bucket keys.)
-fn render(candidates: &[Candidate]) -> String {
-    let buckets: Vec<String> = RULES
+fn render(rules: &[Rule<'_>], candidates: &[Candidate]) -> String {
+    let buckets: Vec<String> = rules
         .iter()
         .enumerate()
         .filter_map(|(rule_index, rule)| {
@@ -301,14 +424,15 @@ fn render(candidates: &[Candidate]) -> String {
                 return None;
             }
             let items = serde_json::to_string(&items).ok()?;
-            Some(format!("\"{}\":{items}", rule.bucket))
+            let key = serde_json::to_string(rule.bucket).ok()?;
+            Some(format!("{key}:{items}"))
         })
         .collect();
     format!("{{{}}}", buckets.join(","))
 }
 
 /// Per-entry details: scores, budget marks and reliability (per vector, else per origin).
-fn describe(session_id: &str, candidates: Vec<Candidate>) -> Vec<ContextEntry> {
+fn describe(rules: &[Rule<'_>], session_id: &str, candidates: Vec<Candidate>) -> Vec<ContextEntry> {
     let vectors: Vec<VectorRef> = candidates
         .iter()
         .map(|c| VectorRef {
@@ -337,7 +461,7 @@ fn describe(session_id: &str, candidates: Vec<Candidate>) -> Vec<ContextEntry> {
                 (None, None) => (None, "none"),
             };
             ContextEntry {
-                bucket: RULES[c.rule].bucket.to_string(),
+                bucket: rules[c.rule].bucket.to_string(),
                 origin_db: c.origin_db,
                 id: c.item.id,
                 score: c.score,
@@ -396,5 +520,26 @@ fn warn(session_id: &str, message: &str) {
 
 /// One cache entry per task and every option that changes the result.
 fn cache_key(request: &ContextRequest, top_k: u32, max_tokens: u32) -> String {
-    serde_json::json!([request.task, top_k, max_tokens, request.db_weights]).to_string()
+    let buckets: Vec<_> = request
+        .buckets
+        .iter()
+        .map(|rule| {
+            (
+                &rule.origin,
+                &rule.bucket,
+                &rule.desc_keys,
+                &rule.label_key,
+                &rule.metric_keys,
+                rule.inverse_metric,
+            )
+        })
+        .collect();
+    let key = (
+        &request.task,
+        top_k,
+        max_tokens,
+        &request.db_weights,
+        buckets,
+    );
+    serde_json::to_string(&key).unwrap_or_default()
 }

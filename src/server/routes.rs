@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use vector_service_runtime::api::{
-    self, BackfillRequest, ContextRequest, SearchRequest, TrackRequest,
+    self, BackfillRequest, BucketRule, ContextRequest, SearchRequest, TrackRequest,
 };
 
 use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
@@ -46,6 +46,25 @@ pub struct ContextBody {
     /// Score weight per origin database, e.g. `{"bot": 2.0}`.
     #[serde(default)]
     pub db_weights: BTreeMap<String, f64>,
+    /// The buckets, in output order; absent or empty: the five defaults.
+    #[serde(default)]
+    pub buckets: Vec<BucketBody>,
+}
+
+/// One bucket of `POST /v1/context`: `{origin, bucket, desc_keys?, label_key?, metric_keys?,
+/// inverse_metric?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketBody {
+    pub origin: String,
+    pub bucket: String,
+    #[serde(default = "crate::buckets::default_desc_keys")]
+    pub desc_keys: Vec<String>,
+    pub label_key: Option<String>,
+    #[serde(default)]
+    pub metric_keys: Vec<String>,
+    #[serde(default)]
+    pub inverse_metric: bool,
 }
 
 impl From<ContextBody> for ContextRequest {
@@ -55,6 +74,18 @@ impl From<ContextBody> for ContextRequest {
             top_k: body.top_k,
             max_tokens: body.max_tokens,
             db_weights: body.db_weights.into_iter().collect(),
+            buckets: body
+                .buckets
+                .into_iter()
+                .map(|b| BucketRule {
+                    origin: b.origin,
+                    bucket: b.bucket,
+                    desc_keys: b.desc_keys,
+                    label_key: b.label_key,
+                    metric_keys: b.metric_keys,
+                    inverse_metric: b.inverse_metric,
+                })
+                .collect(),
         }
     }
 }

@@ -164,6 +164,9 @@ fn every_command_answers_one_json_object_under_json_errors_included() {
         ingested["databases"].is_array(),
         "as POST /v1/records answers: {ingested}"
     );
+    let context = json(cli(&dir).args(["context", "upload failed", "--bucket", "error=failures"]));
+    let buckets: Vec<&String> = context["context"].as_object().unwrap().keys().collect();
+    assert_eq!(buckets, ["failures"], "{context}");
     let tracked = json(cli(&dir).args(["track", "--patch-id", "p-1", "bot:bot-001"]));
     assert_eq!(tracked["written_to"], "primary", "{tracked}");
     // --metrics adds the exposition as a field: still one valid JSON object.

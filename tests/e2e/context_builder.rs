@@ -1,9 +1,13 @@
 //! ContextBuilder.build: buckets, order, weights, metrics, summaries, compact JSON, budget,
 //! reliability and caching.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use vector_service_runtime::api::{BackendError, Error};
-use vector_service_runtime::ServiceError;
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::{Backends, Record, SearchMode};
+use vector_service_runtime::{ServiceError, VectorService};
 
 use crate::support::*;
 
@@ -86,10 +90,12 @@ fn hits_become_compact_json_in_bucket_order_with_summaries_and_metrics() {
     );
     assert_eq!(response.context, expected);
     assert_eq!(response.session_id, "ctx-1");
-    // The retriever is asked for top_k * 5 candidates with the same session's query.
+    // The retriever is asked for top_k * 5 candidates of the buckets' origins, with the same
+    // session's query (the 8 hits it gave are fewer than asked for: no bucket needs more).
+    let origins = ["error", "bot", "workflow", "code", "discrepancy"].map(String::from);
     assert_eq!(
         retriever.calls(),
-        vec![("upload keeps failing".to_string(), 25, vec![])]
+        vec![("upload keeps failing".to_string(), 25, origins.to_vec())]
     );
 
     let scores: Vec<(String, f64)> = response
@@ -302,4 +308,107 @@ fn a_built_context_is_cached_per_task_and_options() {
     let third = service.build_context("third", &other).unwrap();
     assert!(!third.from_cache);
     assert_eq!(retriever.calls().len(), 2);
+}
+
+/// A store that ranks by BM25, holding `records` (database, record).
+fn lexical_service(records: Vec<(&str, Record)>) -> VectorService {
+    let store = Arc::new(MemoryStore::new().with_search_mode(SearchMode::Lexical));
+    for (db, record) in records {
+        store.insert(db, record);
+    }
+    service(Backends::memory(store)).0
+}
+
+#[test]
+fn a_bucket_crowded_out_of_the_first_search_is_filled_from_its_own_origin() {
+    // Thirty errors match "upload" better than the two bots do: the first search (top_k * 5
+    // = 10 hits) holds errors only.
+    let mut records: Vec<_> = (0..30)
+        .map(|i| {
+            (
+                "errors",
+                record(
+                    "error",
+                    &format!("e{i:02}"),
+                    "upload upload failed",
+                    json!({"message": "upload failed"}),
+                ),
+            )
+        })
+        .collect();
+    for id in ["b1", "b2"] {
+        records.push((
+            "bots",
+            record(
+                "bot",
+                id,
+                "a bot that retries every upload of the day",
+                json!({"name": id}),
+            ),
+        ));
+    }
+    let service = lexical_service(records);
+    let mut request = context("upload failed");
+    request.top_k = Some(2);
+    let response = service.build_context("s", &request).unwrap();
+    let count = |bucket: &str| {
+        response
+            .entries
+            .iter()
+            .filter(|e| e.bucket == bucket)
+            .count()
+    };
+    assert_eq!(
+        (count("errors"), count("bots")),
+        (2, 2),
+        "{}",
+        response.context
+    );
+}
+
+#[test]
+fn custom_buckets_replace_the_defaults_in_their_order_with_their_keys() {
+    let service = lexical_service(vec![
+        (
+            "tickets",
+            record(
+                "ticket",
+                "t1",
+                "upload stalls at 99%",
+                json!({"subject": "Upload stalls", "body": "at 99%", "priority": 3}),
+            ),
+        ),
+        (
+            "errors",
+            record(
+                "error",
+                "e1",
+                "upload failed",
+                json!({"message": "upload failed"}),
+            ),
+        ),
+    ]);
+    let mut request = context("upload");
+    request.buckets = vec![vector_service_runtime::api::BucketRule {
+        origin: "ticket".into(),
+        bucket: "tickets".into(),
+        desc_keys: vec!["body".into()],
+        label_key: Some("subject".into()),
+        metric_keys: vec!["priority".into()],
+        inverse_metric: false,
+    }];
+    let response = service.build_context("s", &request).unwrap();
+    assert_eq!(
+        response.context,
+        r#"{"tickets":[{"id":"t1","subject":"Upload stalls","desc":"at 99%","metric":3}]}"#,
+        "only the requested bucket, the error left out"
+    );
+    assert_eq!(response.entries[0].bucket, "tickets");
+
+    // Two buckets for one origin are refused.
+    request.buckets.push(request.buckets[0].clone());
+    assert!(matches!(
+        service.build_context("s", &request),
+        Err(ServiceError::Rejected(Error::MalformedPrompt(m))) if m.contains("two buckets")
+    ));
 }

@@ -129,6 +129,7 @@ fn wasmtime_results(fixture: &Value) -> Value {
                 top_k: number(&calls["context"]["top_k"]),
                 max_tokens: None,
                 db_weights: vec![],
+                buckets: vec![],
             },
         )
         .unwrap();

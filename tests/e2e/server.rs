@@ -351,6 +351,20 @@ fn every_route_and_error_status_on_the_default_tenant() {
     assert_eq!(status, 200, "{context}");
     assert!(context["context"].is_object(), "{context}");
     assert!(context["context"].to_string().contains("Fix failing tests"));
+    // Buckets of the caller's choosing: only the origins asked for, under their names.
+    let (status, context, _) = server.post(
+        "/v1/context",
+        None,
+        r#"{"task": "upload failed", "top_k": 2, "buckets": [{"origin": "error", "bucket": "failures", "label_key": "severity"}]}"#,
+    );
+    assert_eq!(status, 200, "{context}");
+    let buckets: Vec<&String> = context["context"].as_object().unwrap().keys().collect();
+    assert_eq!(buckets, ["failures"], "{context}");
+    assert_eq!(context["context"]["failures"].as_array().unwrap().len(), 2);
+    assert!(
+        context["context"]["failures"][0]["severity"].is_string(),
+        "{context}"
+    );
 
     let (status, tracked, _) = server.post(
         "/v1/contributors",

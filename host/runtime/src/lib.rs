@@ -47,7 +47,7 @@ pub mod backends;
 /// The WIT contract's types, as the host sees them (generated from `wit/`).
 pub mod api {
     pub use crate::bindings::exports::vector_service::plugin::context_builder::{
-        ContextEntry, ContextRequest, ContextResponse,
+        BucketRule, ContextEntry, ContextRequest, ContextResponse,
     };
     pub use crate::bindings::exports::vector_service::plugin::embedding_backfill::{
         BackfillRequest, BackfillResponse, DatabaseReport,

@@ -91,6 +91,7 @@ pub fn context(task: &str) -> ContextRequest {
         top_k: None,
         max_tokens: None,
         db_weights: vec![],
+        buckets: vec![],
     }
 }
 
