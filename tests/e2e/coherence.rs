@@ -137,3 +137,52 @@ fn no_answer_is_served_from_before_a_write_by_this_server_or_another_process() {
         Value::Array(vec![])
     );
 }
+
+/// A backfill whose embedder is down is a failed job, a `failure` result and a failure in the
+/// metrics: through the release binary, as a cron job or an alert would see it.
+#[test]
+fn a_backfill_with_its_embedder_down_is_a_failure_everywhere_it_is_reported() {
+    let dir = temp_dir("coherence-backfill");
+    // Nothing listens on port 9 of loopback.
+    let server = Server::start_with_globals(
+        &dir,
+        &[
+            "--embedder",
+            "http://127.0.0.1:9/v1",
+            "--embedding-model",
+            "m",
+        ],
+        &[],
+    );
+    let (status, _, _) = server.post(
+        "/v1/records",
+        None,
+        r#"{"db": "errors", "origin_db": "error", "id": "e1", "text": "disk quota exceeded"}"#,
+    );
+    assert_eq!(status, 200);
+    let job = server.run_backfill(None, "{}");
+    assert_eq!(
+        (job["status"].as_str(), job["result"]["status"].as_str()),
+        (Some("failed"), Some("failure")),
+        "{job}"
+    );
+    assert!(job["result"]["databases"][0]["error"].is_string(), "{job}");
+    let (_, metrics) = server.get("/metrics", None);
+    for (series, value) in [
+        (
+            r#"embedding_backfill_runs_total{status="failure",tenant="default"}"#,
+            "1",
+        ),
+        (
+            r#"embedding_backfill_runs_total{status="success",tenant="default"}"#,
+            "0",
+        ),
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line == format!("{series} {value}")),
+            "{series} {value} in {metrics}"
+        );
+    }
+}

@@ -132,10 +132,13 @@ fn reload_adds_removes_and_rekeys_tenants_and_a_broken_store_fails_only_its_tena
     assert_eq!(status, 200, "{ready}");
     // New tenants' series exist at zero from the reload on.
     let (_, metrics) = server.get("/metrics", Some("admin-key"));
-    assert!(
-        metrics.contains(r#"embedding_backfill_runs_total{status="failure",tenant="new"} 0"#),
-        "{metrics}"
-    );
+    for series in [
+        r#"embedding_backfill_runs_total{status="failure",tenant="new"} 0"#,
+        r#"vector_service_errors_total{function="Retriever.search",kind="backend",tenant="new"} 0"#,
+        r#"vector_service_sandbox_failures_total{reason="deadline",tenant="new"} 0"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 
     // A tenants file with an error is refused whole: nothing changes.
     std::fs::write(&tenants, "[[tenant]]\nname = \"Bad Name\"\n").unwrap();
