@@ -23,7 +23,7 @@ pub mod tenants;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -36,7 +36,7 @@ use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
 use metrics::HttpMetrics;
-use state::{load_plugin, pool_for, AppState, OpenStore, Parts, Shared, TenantState};
+use state::{load_plugin, pool_for, AppState, OpenStore, Shared, TenantState};
 use tenants::Tenants;
 
 /// How to run the server.
@@ -104,19 +104,19 @@ pub fn serve(
             .unwrap_or_default()
             + Duration::from_secs(2),
     };
-    let state = Arc::new(AppState::new(
-        roster,
-        Parts {
-            tenants_file: options.tenants,
-            open_store,
-            plugin,
-            component: options.component,
-            engine,
-            telemetry,
-            http,
-            max_body_bytes: options.max_body_bytes,
-        },
-    ));
+    let state = Arc::new(AppState {
+        authenticated: roster.tenants.authenticated,
+        roster: RwLock::new(Arc::new(roster)),
+        tenants_file: options.tenants,
+        open_store,
+        plugin,
+        component: options.component,
+        engine,
+        telemetry,
+        http,
+        max_body_bytes: options.max_body_bytes,
+        reloading: tokio::sync::Mutex::new(()),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -65,7 +65,8 @@ pub(super) struct Roster {
 
 /// The server's state, shared by every request.
 pub(super) struct AppState {
-    roster: RwLock<Arc<Roster>>,
+    /// Read through [`AppState::roster`], swapped by [`AppState::replace_roster`].
+    pub(super) roster: RwLock<Arc<Roster>>,
     /// The tenants file reloads re-read; `None`: the single keyless tenant, fixed.
     pub(super) tenants_file: Option<PathBuf>,
     /// Opens a tenant's store (at start and for tenants a reload adds or repairs).
@@ -86,35 +87,7 @@ pub(super) struct AppState {
 /// Opens the store of a tenant with the given number of connections.
 pub(super) type OpenStore = Arc<dyn Fn(&str, u32) -> anyhow::Result<Arc<dyn Store>> + Send + Sync>;
 
-/// Everything [`AppState::new`] needs besides the roster.
-pub(super) struct Parts {
-    pub(super) tenants_file: Option<PathBuf>,
-    pub(super) open_store: OpenStore,
-    pub(super) plugin: PluginHandle,
-    pub(super) component: Option<PathBuf>,
-    pub(super) engine: SandboxEngine,
-    pub(super) telemetry: Telemetry,
-    pub(super) http: HttpMetrics,
-    pub(super) max_body_bytes: usize,
-}
-
 impl AppState {
-    pub(super) fn new(roster: Roster, parts: Parts) -> Self {
-        Self {
-            authenticated: roster.tenants.authenticated,
-            roster: RwLock::new(Arc::new(roster)),
-            tenants_file: parts.tenants_file,
-            open_store: parts.open_store,
-            plugin: parts.plugin,
-            component: parts.component,
-            engine: parts.engine,
-            telemetry: parts.telemetry,
-            http: parts.http,
-            max_body_bytes: parts.max_body_bytes,
-            reloading: tokio::sync::Mutex::new(()),
-        }
-    }
-
     /// The tenants as of now (a cheap snapshot; a reload swaps in a new one).
     pub(super) fn roster(&self) -> Arc<Roster> {
         self.roster
