@@ -726,13 +726,19 @@ impl MetricsDb for PostgresStore {
 }
 
 impl ChangeClock for PostgresStore {
+    /// One round trip, outside a transaction: a read of one row by its key.
     fn generation(&self) -> Result<u64, BackendError> {
-        self.transaction(|tx| {
-            let generation: i64 = tx
-                .query_one("SELECT generation FROM change_clock", &[])?
-                .get(0);
-            Ok(generation as u64)
-        })
+        let mut client = self.client()?;
+        let messages = client
+            .simple_query("SELECT generation FROM change_clock")
+            .map_err(backend_error)?;
+        messages
+            .iter()
+            .find_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+                _ => None,
+            })
+            .ok_or_else(|| BackendError::Failed("postgres: change_clock has no row".into()))
     }
 }
 
