@@ -30,13 +30,13 @@ use anyhow::Context as _;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use vector_service_runtime::backends::Store;
-use vector_service_runtime::{PluginHandle, SandboxEngine, Telemetry};
+use vector_service_runtime::{Plugin, PluginHandle, SandboxEngine, Telemetry};
 
 use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
 use metrics::HttpMetrics;
-use state::{load_plugin, pool_for, AppState, OpenStore, Shared, TenantState};
+use state::{pool_for, read_component, AppState, OpenStore, Shared, TenantState};
 use tenants::Tenants;
 
 /// How to run the server.
@@ -75,7 +75,8 @@ pub fn serve(
         }
     };
     let engine = SandboxEngine::new(pool_for(&tenants))?;
-    let (plugin, sha256, _) = load_plugin(options.component.as_ref(), &engine)?;
+    let (bytes, sha256) = read_component(options.component.as_ref())?;
+    let plugin = Plugin::new(engine.engine(), &bytes)?;
     tracing::info!(%sha256, allocation = ?engine.allocation(), "component loaded");
     let telemetry = Telemetry::new();
     telemetry.set_instance_slots(engine.instance_slots());
@@ -110,6 +111,7 @@ pub fn serve(
         tenants_file: options.tenants,
         open_store,
         plugin,
+        serving: std::sync::Mutex::new(sha256),
         component: options.component,
         engine,
         telemetry,

@@ -13,13 +13,14 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use vector_service_runtime::Plugin;
 
 use super::auth::Admin;
 use super::body::{self, Accepts};
 use super::error::ApiError;
 use super::handlers::panicked;
 use super::roster::Builder;
-use super::state::{fits_pool, load_plugin, AppState, Shared};
+use super::state::{fits_pool, read_component, AppState, Shared};
 use super::tenants::Tenants;
 use super::warm_indexes;
 
@@ -84,17 +85,29 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json:
         .as_ref()
         .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
     let engine = state.engine.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_plugin(path.as_ref(), &engine))
-        .await
-        .map_err(|e| panicked("the reload", e))?;
+    let serving = state.serving_digest();
+    // Compile only new bytes: a reload for a tenants-file change keeps the component as is.
+    let loaded = tokio::task::spawn_blocking(move || {
+        let (bytes, sha256) = read_component(path.as_ref())?;
+        let plugin = (sha256 != serving)
+            .then(|| Plugin::new(engine.engine(), &bytes))
+            .transpose()?;
+        anyhow::Ok((plugin, sha256, bytes.len()))
+    })
+    .await
+    .map_err(|e| panicked("the reload", e))?;
     let (plugin, sha256, size) = loaded.map_err(|error| {
         refused(
             state,
             format!("component {source} refused, the old one keeps serving: {error:#}"),
         )
     })?;
-    state.plugin.replace(Arc::new(plugin));
-    let mut answer = serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size});
+    let compiled = plugin.is_some();
+    if let Some(plugin) = plugin {
+        state.plugin.replace(Arc::new(plugin));
+        *state.serving.lock().unwrap_or_else(|p| p.into_inner()) = sha256.clone();
+    }
+    let mut answer = serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size, "compiled": compiled});
     if let Some(tenants) = tenants {
         let shared = state.clone();
         let (live, changes) = tokio::task::spawn_blocking(move || {

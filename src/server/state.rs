@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context as _;
 use vector_service_runtime::backends::Store;
 use vector_service_runtime::{
-    Allocation, Plugin, PluginHandle, SandboxEngine, ServiceConfig, Telemetry, VectorService,
+    Allocation, PluginHandle, SandboxEngine, ServiceConfig, Telemetry, VectorService,
 };
 
 use super::admission::Admission;
@@ -72,6 +72,8 @@ pub(super) struct AppState {
     /// Opens a tenant's store (at start and for tenants a reload adds or repairs).
     pub(super) open_store: OpenStore,
     pub(super) plugin: PluginHandle,
+    /// The sha256 of the component serving now: a reload of the same bytes compiles nothing.
+    pub(super) serving: std::sync::Mutex<String>,
     pub(super) component: Option<PathBuf>,
     /// The one engine (and instance pool) every component of this process compiles onto.
     pub(super) engine: SandboxEngine,
@@ -96,6 +98,14 @@ impl AppState {
             .clone()
     }
 
+    /// The sha256 of the component serving now.
+    pub(super) fn serving_digest(&self) -> String {
+        self.serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Serve `roster` from now on.
     pub(super) fn replace_roster(&self, roster: Roster) {
         *self.roster.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(roster);
@@ -105,19 +115,14 @@ impl AppState {
 /// The state as handlers hold it.
 pub(super) type Shared = Arc<AppState>;
 
-/// The component at `path` (or the built-in one) compiled onto the server's one engine, and
-/// its sha256 and size.
-pub(super) fn load_plugin(
-    path: Option<&PathBuf>,
-    engine: &SandboxEngine,
-) -> anyhow::Result<(Plugin, String, usize)> {
+/// The component at `path` (or the built-in one): its bytes and their sha256.
+pub(super) fn read_component(path: Option<&PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
     let bytes = match path {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => vector_service_runtime::BUILTIN_COMPONENT.to_vec(),
     };
-    let plugin = Plugin::new(engine.engine(), &bytes)?;
     let digest = crate::sha256_hex(&bytes);
-    Ok((plugin, digest, bytes.len()))
+    Ok((bytes, digest))
 }
 
 /// Pool slots for twice the calls the tenants may run at once (a backfill job takes one of a

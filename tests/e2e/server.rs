@@ -633,7 +633,26 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
         let (status, answer, _) = server.post("/admin/reload", Some("admin-key"), "");
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["status"], "reloaded");
+        assert_eq!(
+            answer["compiled"], false,
+            "the same bytes are not compiled again"
+        );
     }
+    // Other bytes (the same component with a custom section appended) are compiled and swapped.
+    let other = dir.join("other.wasm");
+    let mut bytes = vector_service_runtime::BUILTIN_COMPONENT.to_vec();
+    bytes.extend_from_slice(&[0, 6, 5, b'x', b'-', b'v', b's', b'2']);
+    std::fs::write(&other, &bytes).unwrap();
+    let (status, answer, _) = server.post(
+        "/admin/reload",
+        Some("admin-key"),
+        &json!({"component": other}).to_string(),
+    );
+    assert_eq!(
+        (status, &answer["compiled"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
     // Not a component: refused, and the old one keeps serving.
     let junk = dir.join("junk.wasm");
     std::fs::write(&junk, b"\0asm\x01\0\0\0 definitely not a component").unwrap();
@@ -671,7 +690,7 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     assert!(served.load(Ordering::SeqCst) > 0);
     let (_, text) = server.get("/metrics", Some("admin-key"));
     assert!(
-        text.contains("vector_service_component_reloads_total{outcome=\"success\"} 3"),
+        text.contains("vector_service_component_reloads_total{outcome=\"success\"} 4"),
         "{text}"
     );
     assert!(text.contains("vector_service_component_reloads_total{outcome=\"refused\"} 2"));

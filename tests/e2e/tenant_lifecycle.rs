@@ -5,9 +5,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::Server;
 use crate::support::{temp_dir, write_tenants};
 
@@ -161,4 +163,63 @@ fn reload_adds_removes_and_rekeys_tenants_and_a_broken_store_fails_only_its_tena
         0,
         "no request of `stay` failed"
     );
+}
+
+/// A tenant removed by a reload finishes what it was doing: its backfill job, in flight on a
+/// slow embedder when the reload lands, completes and is counted.
+#[test]
+fn a_removed_tenants_running_backfill_finishes() {
+    let dir = temp_dir("tenant-removed");
+    let embedder = EmbeddingServer::start(&[Reply::Slow(Duration::from_secs(2))]);
+    let tenants = write_tenants(
+        &dir,
+        Some("admin-key"),
+        &[("stay", "stay-key", ""), ("leaving", "leaving-key", "")],
+    );
+    let server = Server::start_with_globals(
+        &dir,
+        &[
+            "--embedder",
+            &embedder.url,
+            "--embedding-model",
+            "test-model",
+        ],
+        &["--tenants", tenants.to_str().unwrap()],
+    );
+    assert_eq!(
+        server.post("/v1/records", Some("leaving-key"), RECORD).0,
+        200
+    );
+    let (status, started, _) = server.post("/v1/backfill", Some("leaving-key"), "{}");
+    assert_eq!(status, 202, "{started}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while embedder.requests() == 0 {
+        assert!(Instant::now() < deadline, "the job reached the embedder");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    write_tenants(&dir, Some("admin-key"), &[("stay", "stay-key", "")]);
+    let (status, reloaded, _) = server.post("/admin/reload", Some("admin-key"), "");
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(
+        names(&reloaded["tenants"]["changes"]["removed"]),
+        ["leaving"]
+    );
+    assert_eq!(
+        server.post("/v1/search", Some("leaving-key"), SEARCH).0,
+        401
+    );
+
+    let finished = r#"embedding_backfill_runs_total{status="success",tenant="leaving"} 1"#;
+    loop {
+        let (_, metrics) = server.get("/metrics", Some("admin-key"));
+        if metrics.lines().any(|line| line == finished) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the removed tenant's job finished: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
