@@ -66,13 +66,12 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json:
     let tenants = match &state.tenants_file {
         None => None,
         Some(file) => {
-            let tenants = Tenants::load(file).map_err(|error| {
-                refused(
-                    state,
-                    format!("tenants file refused, nothing changed: {error}"),
-                )
-            })?;
-            fits_pool(&tenants, state.engine.allocation()).map_err(|error| {
+            let checked = Tenants::load(file)
+                .map_err(|error| error.to_string())
+                .and_then(|tenants| {
+                    fits_pool(&tenants, state.engine.allocation()).map(|()| tenants)
+                });
+            let tenants = checked.map_err(|error| {
                 refused(
                     state,
                     format!("tenants file refused, nothing changed: {error}"),
