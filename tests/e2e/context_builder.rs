@@ -412,3 +412,37 @@ fn custom_buckets_replace_the_defaults_in_their_order_with_their_keys() {
         Err(ServiceError::Rejected(Error::MalformedPrompt(m))) if m.contains("two buckets")
     ));
 }
+
+#[test]
+fn a_kept_instance_reads_the_generation_afresh_for_every_call() {
+    let store = Arc::new(MemoryStore::new().with_search_mode(SearchMode::Lexical));
+    store.insert(
+        "errors",
+        record(
+            "error",
+            "e1",
+            "upload failed",
+            json!({"message": "upload failed"}),
+        ),
+    );
+    let service = service(Backends::memory(store.clone())).0;
+    let mut instance = service.instance().unwrap();
+    let request = context("upload failed");
+    assert!(!instance.build_context("s", &request).unwrap().from_cache);
+    assert!(instance.build_context("s", &request).unwrap().from_cache);
+    store.insert(
+        "errors",
+        record(
+            "error",
+            "e2",
+            "upload failed again",
+            json!({"message": "again"}),
+        ),
+    );
+    let after = instance.build_context("s", &request).unwrap();
+    assert!(
+        !after.from_cache,
+        "a write between calls on one instance is seen"
+    );
+    assert_eq!(after.entries.len(), 2);
+}

@@ -303,10 +303,7 @@ impl Instance {
         self.store.set_epoch_deadline(deadline_ticks(
             deadline.saturating_duration_since(Instant::now()),
         ));
-        let state = self.store.data_mut();
-        state.budget.reset();
-        state.deadline = deadline;
-        state.renewal = renewal;
+        self.store.data_mut().begin_call(deadline, renewal);
         match invoke(&self.bindings, &mut self.store) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ServiceError::Rejected(error)),

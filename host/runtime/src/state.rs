@@ -116,6 +116,15 @@ impl VectorServiceCtx {
         }
     }
 
+    /// A new call on a kept instance: its own deadline (or long-run renewal), a fresh
+    /// host-call byte budget, and the store's generation read afresh.
+    pub(crate) fn begin_call(&mut self, deadline: Instant, renewal: Option<Renewal>) {
+        self.budget.reset();
+        self.deadline = deadline;
+        self.renewal = renewal;
+        self.generation = Generation::Unread;
+    }
+
     /// When the current call must end.
     pub fn deadline(&self) -> Instant {
         self.deadline
