@@ -311,12 +311,20 @@ fn a_built_context_is_cached_per_task_and_options() {
 }
 
 /// A store that ranks by BM25, holding `records` (database, record).
-fn lexical_service(records: Vec<(&str, Record)>) -> VectorService {
+fn lexical_service(records: Vec<(&str, Record)>) -> (VectorService, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new().with_search_mode(SearchMode::Lexical));
     for (db, record) in records {
         store.insert(db, record);
     }
-    service(Backends::memory(store)).0
+    (service(Backends::memory(store.clone())).0, store)
+}
+
+/// An error record whose message is its text.
+fn error_record(id: &str, text: &str) -> (&'static str, Record) {
+    (
+        "errors",
+        record("error", id, text, json!({ "message": text })),
+    )
 }
 
 #[test]
@@ -347,7 +355,7 @@ fn a_bucket_crowded_out_of_the_first_search_is_filled_from_its_own_origin() {
             ),
         ));
     }
-    let service = lexical_service(records);
+    let (service, _) = lexical_service(records);
     let mut request = context("upload failed");
     request.top_k = Some(2);
     let response = service.build_context("s", &request).unwrap();
@@ -368,7 +376,7 @@ fn a_bucket_crowded_out_of_the_first_search_is_filled_from_its_own_origin() {
 
 #[test]
 fn custom_buckets_replace_the_defaults_in_their_order_with_their_keys() {
-    let service = lexical_service(vec![
+    let (service, _) = lexical_service(vec![
         (
             "tickets",
             record(
@@ -378,15 +386,7 @@ fn custom_buckets_replace_the_defaults_in_their_order_with_their_keys() {
                 json!({"subject": "Upload stalls", "body": "at 99%", "priority": 3}),
             ),
         ),
-        (
-            "errors",
-            record(
-                "error",
-                "e1",
-                "upload failed",
-                json!({"message": "upload failed"}),
-            ),
-        ),
+        error_record("e1", "upload failed"),
     ]);
     let mut request = context("upload");
     request.buckets = vec![vector_service_runtime::api::BucketRule {
@@ -415,30 +415,13 @@ fn custom_buckets_replace_the_defaults_in_their_order_with_their_keys() {
 
 #[test]
 fn a_kept_instance_reads_the_generation_afresh_for_every_call() {
-    let store = Arc::new(MemoryStore::new().with_search_mode(SearchMode::Lexical));
-    store.insert(
-        "errors",
-        record(
-            "error",
-            "e1",
-            "upload failed",
-            json!({"message": "upload failed"}),
-        ),
-    );
-    let service = service(Backends::memory(store.clone())).0;
+    let (service, store) = lexical_service(vec![error_record("e1", "upload failed")]);
     let mut instance = service.instance().unwrap();
     let request = context("upload failed");
     assert!(!instance.build_context("s", &request).unwrap().from_cache);
     assert!(instance.build_context("s", &request).unwrap().from_cache);
-    store.insert(
-        "errors",
-        record(
-            "error",
-            "e2",
-            "upload failed again",
-            json!({"message": "again"}),
-        ),
-    );
+    let (db, record) = error_record("e2", "upload failed again");
+    store.insert(db, record);
     let after = instance.build_context("s", &request).unwrap();
     assert!(
         !after.from_cache,
