@@ -3,8 +3,8 @@
 
 use vector_service_runtime::api::BucketRule;
 
-/// Metadata keys a custom bucket describes its entries by unless told otherwise: the same
-/// descriptive fields `ingest` builds a record's text from.
+/// Metadata keys a custom bucket describes its entries by unless told otherwise: the generic
+/// descriptive fields, longest prose first (the default buckets each name their own).
 pub fn default_desc_keys() -> Vec<String> {
     ["description", "message", "summary", "title", "name", "text"]
         .map(String::from)

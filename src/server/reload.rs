@@ -109,7 +109,7 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json:
     let mut answer = serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size, "compiled": compiled});
     if let Some(tenants) = tenants {
         let shared = state.clone();
-        let (live, changes) = tokio::task::spawn_blocking(move || {
+        let built = tokio::task::spawn_blocking(move || {
             let previous = shared.roster();
             let (roster, changes) = Builder {
                 open_store: &shared.open_store,
@@ -118,15 +118,23 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json:
                 http: &shared.http,
             }
             .build(tenants, Some(&previous));
-            let live = roster.live.clone();
+            // Tenants kept whole have their indexes warm already.
+            let rebuilt: Vec<_> = roster
+                .live
+                .iter()
+                .filter(|tenant| !previous.live.iter().any(|old| Arc::ptr_eq(old, tenant)))
+                .cloned()
+                .collect();
+            let count = roster.live.len();
             shared.replace_roster(roster);
-            (live, changes)
+            (count, rebuilt, changes)
         })
         .await
         .map_err(|e| panicked("the reload", e))?;
-        warm_indexes(&live);
-        tracing::info!(tenants = live.len(), ?changes, "tenants reloaded");
-        answer["tenants"] = serde_json::json!({"count": live.len(), "changes": changes});
+        let (count, rebuilt, changes) = built;
+        warm_indexes(&rebuilt);
+        tracing::info!(tenants = count, ?changes, "tenants reloaded");
+        answer["tenants"] = serde_json::json!({"count": count, "changes": changes});
     }
     state.http.reload(true);
     tracing::info!(component = %source, %sha256, size, "component reloaded");
