@@ -1,17 +1,21 @@
-//! Answers as people and HTTP clients read them. The component's contract carries some JSON
-//! inside strings (a hit's `metadata`, the compact `context`) so that any host can pass it on
-//! untouched; in the JSON we print and serve it is embedded as JSON, not quoted again. Enum
-//! values are written in the contract's own spelling (`primary`, not Rust's `Primary`).
+//! Answers as people and HTTP clients read them, one type per answer: what the server and the
+//! CLI's `--json` write, and what the OpenAPI document (`/openapi.json`) describes, so the two
+//! cannot drift. The component's contract carries some JSON inside strings (a hit's `metadata`,
+//! the compact `context`) so that any host can pass it on untouched; here it is embedded as
+//! JSON, not quoted again. Enum values are written in the contract's own spelling (`primary`,
+//! not Rust's `Primary`).
 
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 use vector_service_runtime::api::{
-    ContextResponse, Destination, Hit, SearchResponse, TrackResponse,
+    BackfillResponse, ContextEntry, ContextResponse, DatabaseReport, Destination, Fallback, Hit,
+    Rates, SearchResponse, TrackResponse,
 };
 
 /// A string that holds JSON, written as that JSON; as a plain string when it does not parse
 /// (a component is not trusted to keep its word).
-struct EmbeddedJson<'a>(&'a str);
+pub struct EmbeddedJson<'a>(&'a str);
 
 impl Serialize for EmbeddedJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -22,70 +26,250 @@ impl Serialize for EmbeddedJson<'_> {
     }
 }
 
-struct HitView<'a>(&'a Hit);
+/// One hit of a search.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Hit)]
+pub struct HitAnswer<'a> {
+    /// The database the record came from (`bot`, `workflow`, `error`, `code`, ...).
+    origin_db: &'a str,
+    /// The record's id: the first of the metadata keys `id`, `wid`, `bid`, `record_id`,
+    /// `info_id`, `item_id` present, else the backend's id.
+    record_id: Option<&'a str>,
+    score: f64,
+    /// Why it matched (`bm25`, `vector`, `hybrid`, `heuristic`, ...).
+    reason: &'a str,
+    /// The record's metadata as stored.
+    #[schema(value_type = Object)]
+    metadata: EmbeddedJson<'a>,
+}
 
-impl Serialize for HitView<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let hit = self.0;
-        let mut out = serializer.serialize_struct("Hit", 5)?;
-        out.serialize_field("origin_db", &hit.origin_db)?;
-        out.serialize_field("record_id", &hit.record_id)?;
-        out.serialize_field("score", &hit.score)?;
-        out.serialize_field("reason", &hit.reason)?;
-        out.serialize_field("metadata", &EmbeddedJson(&hit.metadata))?;
-        out.end()
+/// Why a search had no confident answer (`Retriever.search`'s `FallbackResult`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Fallback)]
+pub struct FallbackAnswer<'a> {
+    /// `no results` or `low confidence`.
+    reason: &'a str,
+    /// The last attempt's confidence.
+    confidence: f64,
+}
+
+/// `Retriever.search`'s answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SearchAnswer)]
+pub struct SearchAnswer<'a> {
+    /// The caller's session id, or the one generated for a call that sent none.
+    session_id: &'a str,
+    hits: Vec<HitAnswer<'a>>,
+    /// Present when no attempt was confident: `hits` then holds one heuristic entry.
+    fallback: Option<FallbackAnswer<'a>>,
+    /// The hits are an earlier answer to the same query (later attempts found nothing).
+    from_cache: bool,
+}
+
+impl<'a> SearchAnswer<'a> {
+    /// The answer to `response`.
+    pub fn of(response: &'a SearchResponse) -> Self {
+        Self {
+            session_id: &response.session_id,
+            hits: response.hits.iter().map(HitAnswer::of).collect(),
+            fallback: response.fallback.as_ref().map(FallbackAnswer::of),
+            from_cache: response.from_cache,
+        }
     }
 }
 
-/// `Retriever.search`'s answer with each hit's metadata as a JSON object.
-pub struct SearchAnswer<'a>(pub &'a SearchResponse);
-
-impl Serialize for SearchAnswer<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let response = self.0;
-        let hits: Vec<HitView<'_>> = response.hits.iter().map(HitView).collect();
-        let mut out = serializer.serialize_struct("SearchResponse", 4)?;
-        out.serialize_field("session_id", &response.session_id)?;
-        out.serialize_field("hits", &hits)?;
-        out.serialize_field("fallback", &response.fallback)?;
-        out.serialize_field("from_cache", &response.from_cache)?;
-        out.end()
+impl<'a> HitAnswer<'a> {
+    fn of(hit: &'a Hit) -> Self {
+        Self {
+            origin_db: &hit.origin_db,
+            record_id: hit.record_id.as_deref(),
+            score: hit.score,
+            reason: &hit.reason,
+            metadata: EmbeddedJson(&hit.metadata),
+        }
     }
 }
 
-/// `ContextBuilder.build`'s answer with the compact context as a JSON object.
-pub struct ContextAnswer<'a>(pub &'a ContextResponse);
-
-impl Serialize for ContextAnswer<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let response = self.0;
-        let mut out = serializer.serialize_struct("ContextResponse", 4)?;
-        out.serialize_field("session_id", &response.session_id)?;
-        out.serialize_field("context", &EmbeddedJson(&response.context))?;
-        out.serialize_field("entries", &response.entries)?;
-        out.serialize_field("from_cache", &response.from_cache)?;
-        out.end()
+impl<'a> FallbackAnswer<'a> {
+    fn of(fallback: &'a Fallback) -> Self {
+        Self {
+            reason: &fallback.reason,
+            confidence: fallback.confidence,
+        }
     }
 }
 
-/// `PatchLogger.track_contributors`' answer with `written_to` as the WIT spells it.
-pub struct TrackAnswer<'a>(pub &'a TrackResponse);
+/// Win and regret rates, in `[0, 1]`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Rates)]
+pub struct RatesAnswer {
+    win_rate: f64,
+    regret_rate: f64,
+    /// How many tracked outcomes the rates come from.
+    samples: u64,
+}
 
-impl Serialize for TrackAnswer<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let response = self.0;
-        let written_to = match response.written_to {
-            Destination::Primary => "primary",
-            Destination::Fallback => "fallback",
-        };
-        let mut out = serializer.serialize_struct("TrackResponse", 6)?;
-        out.serialize_field("session_id", &response.session_id)?;
-        out.serialize_field("status", &response.status)?;
-        out.serialize_field("written_to", written_to)?;
-        out.serialize_field("rows", &response.rows)?;
-        out.serialize_field("roi_tag", &response.roi_tag)?;
-        out.serialize_field("warnings", &response.warnings)?;
-        out.end()
+/// One entry of a built context, with its reliability.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ContextEntry)]
+pub struct ContextEntryAnswer<'a> {
+    bucket: &'a str,
+    origin_db: &'a str,
+    id: &'a str,
+    score: f64,
+    /// Its description was shortened to fit `max_tokens`.
+    trimmed: bool,
+    /// It was left out of `context` to fit `max_tokens`.
+    dropped: bool,
+    reliability: Option<RatesAnswer>,
+    /// `vector` (this record's outcomes), `origin` (its database's) or `none`.
+    reliability_source: &'a str,
+}
+
+/// `ContextBuilder.build`'s answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ContextAnswer)]
+pub struct ContextAnswer<'a> {
+    session_id: &'a str,
+    /// The compact context: one key per non-empty bucket, in bucket order, each a list of
+    /// `{id, name|title?, desc, metric?}`.
+    #[schema(value_type = Object)]
+    context: EmbeddedJson<'a>,
+    entries: Vec<ContextEntryAnswer<'a>>,
+    from_cache: bool,
+}
+
+impl<'a> ContextAnswer<'a> {
+    /// The answer to `response`.
+    pub fn of(response: &'a ContextResponse) -> Self {
+        Self {
+            session_id: &response.session_id,
+            context: EmbeddedJson(&response.context),
+            entries: response
+                .entries
+                .iter()
+                .map(ContextEntryAnswer::of)
+                .collect(),
+            from_cache: response.from_cache,
+        }
+    }
+}
+
+impl<'a> ContextEntryAnswer<'a> {
+    fn of(entry: &'a ContextEntry) -> Self {
+        Self {
+            bucket: &entry.bucket,
+            origin_db: &entry.origin_db,
+            id: &entry.id,
+            score: entry.score,
+            trimmed: entry.trimmed,
+            dropped: entry.dropped,
+            reliability: entry.reliability.map(RatesAnswer::of),
+            reliability_source: &entry.reliability_source,
+        }
+    }
+}
+
+impl RatesAnswer {
+    fn of(rates: Rates) -> Self {
+        Self {
+            win_rate: rates.win_rate,
+            regret_rate: rates.regret_rate,
+            samples: rates.samples,
+        }
+    }
+}
+
+/// Where tracked outcomes were written.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WrittenTo {
+    /// The primary metrics database.
+    Primary,
+    /// The vector metrics database, because the primary one failed.
+    Fallback,
+}
+
+/// `PatchLogger.track_contributors`' answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TrackAnswer)]
+pub struct TrackAnswer<'a> {
+    session_id: &'a str,
+    /// `success` or `failure`, as the patch went.
+    status: &'a str,
+    written_to: WrittenTo,
+    /// Rows written.
+    rows: u32,
+    /// The ROI tag recorded (an unknown tag is recorded as `success`, with a warning).
+    roi_tag: &'a str,
+    warnings: &'a [String],
+}
+
+impl<'a> TrackAnswer<'a> {
+    /// The answer to `response`.
+    pub fn of(response: &'a TrackResponse) -> Self {
+        Self {
+            session_id: &response.session_id,
+            status: &response.status,
+            written_to: match response.written_to {
+                Destination::Primary => WrittenTo::Primary,
+                Destination::Fallback => WrittenTo::Fallback,
+            },
+            rows: response.rows,
+            roi_tag: &response.roi_tag,
+            warnings: &response.warnings,
+        }
+    }
+}
+
+/// One database of a backfill.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DatabaseReport)]
+pub struct DatabaseReportAnswer<'a> {
+    name: &'a str,
+    /// Records embedded in this run.
+    embedded: u64,
+    /// Records left out (nothing to embed).
+    skipped: u64,
+    batches: u32,
+    /// Why this database could not be backfilled; the others still were.
+    error: Option<&'a str>,
+}
+
+/// `EmbeddingBackfill.run`'s answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BackfillAnswer)]
+pub struct BackfillAnswer<'a> {
+    session_id: &'a str,
+    /// `success`, or `failure` when any database failed.
+    status: &'a str,
+    databases: Vec<DatabaseReportAnswer<'a>>,
+}
+
+impl<'a> BackfillAnswer<'a> {
+    /// The answer to `response`.
+    pub fn of(response: &'a BackfillResponse) -> Self {
+        Self {
+            session_id: &response.session_id,
+            status: &response.status,
+            databases: response
+                .databases
+                .iter()
+                .map(DatabaseReportAnswer::of)
+                .collect(),
+        }
+    }
+}
+
+impl<'a> DatabaseReportAnswer<'a> {
+    fn of(report: &'a DatabaseReport) -> Self {
+        Self {
+            name: &report.name,
+            embedded: report.embedded,
+            skipped: report.skipped,
+            batches: report.batches,
+            error: report.error.as_deref(),
+        }
     }
 }
 
@@ -115,7 +299,7 @@ mod tests {
             fallback: None,
             from_cache: false,
         };
-        let value = serde_json::to_value(SearchAnswer(&response)).unwrap();
+        let value = serde_json::to_value(SearchAnswer::of(&response)).unwrap();
         assert_eq!(
             value,
             json!({"session_id": "s", "fallback": null, "from_cache": false, "hits": [
@@ -130,8 +314,22 @@ mod tests {
             entries: Vec::new(),
             from_cache: true,
         };
-        let value = serde_json::to_value(ContextAnswer(&context)).unwrap();
+        let value = serde_json::to_value(ContextAnswer::of(&context)).unwrap();
         assert_eq!(value["context"], json!({"bots": [{"id": "b1"}]}));
         assert_eq!(value["from_cache"], json!(true));
+    }
+
+    #[test]
+    fn written_to_is_spelled_as_the_wit_spells_it() {
+        let response = TrackResponse {
+            session_id: "s".into(),
+            status: "success".into(),
+            written_to: Destination::Fallback,
+            rows: 1,
+            roi_tag: "success".into(),
+            warnings: Vec::new(),
+        };
+        let value = serde_json::to_value(TrackAnswer::of(&response)).unwrap();
+        assert_eq!(value["written_to"], json!("fallback"));
     }
 }

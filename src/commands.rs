@@ -11,7 +11,7 @@ use vector_service_runtime::api::{
 use vector_service_runtime::backends::EmbeddingStore;
 use vector_service_runtime::RunLimits;
 
-use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
+use crate::answers::{BackfillAnswer, ContextAnswer, SearchAnswer, TrackAnswer};
 use crate::cli::{Command, Global};
 use crate::failure::{CommandFailed, Failure};
 use crate::tenant::Tenant;
@@ -137,11 +137,10 @@ fn ingest_file(
     db: Option<&str>,
 ) -> anyhow::Result<Value> {
     let by_db = ingest::read_records(file, db).map_err(CommandFailed::bad_input)?;
-    let report = ingest::upsert_all(tenant.store.as_ref(), &by_db)?;
-    // The server's answer to `POST /v1/records`, field for field.
-    let answer = serde_json::json!({ "databases": report });
-    emit(global, &answer, |_| {
-        for row in &report {
+    // The server's answer to `POST /v1/records`.
+    let answer = ingest::upsert_all(tenant.store.as_ref(), &by_db)?;
+    emit(global, &answer, |answer| {
+        for row in &answer.databases {
             println!(
                 "{:<14} {:>6} records, {:>6} new or changed",
                 row.db, row.records, row.new_or_changed
@@ -171,7 +170,7 @@ fn backfill(
     // Leave the vector index current so the first vector search pays nothing.
     let started = std::time::Instant::now();
     let indexed = tenant.store.sync_index()?;
-    let mut report = serde_json::to_value(&response)?;
+    let mut report = serde_json::to_value(BackfillAnswer::of(&response))?;
     report["index_changes"] = indexed.into();
     let answer = emit(global, &report, |_| {
         let r = &response;
@@ -225,7 +224,8 @@ fn search(
     request: &SearchRequest,
 ) -> anyhow::Result<Value> {
     let response = tenant.service(None).search(session, request)?;
-    emit(global, &SearchAnswer(&response), |&SearchAnswer(r)| {
+    emit(global, &SearchAnswer::of(&response), |_| {
+        let r = &response;
         if let Some(fallback) = &r.fallback {
             println!(
                 "no confident result ({}, confidence {:.3})",
@@ -253,7 +253,8 @@ fn context(
     request: &ContextRequest,
 ) -> anyhow::Result<Value> {
     let response = tenant.service(None).build_context(session, request)?;
-    emit(global, &ContextAnswer(&response), |&ContextAnswer(r)| {
+    emit(global, &ContextAnswer::of(&response), |_| {
+        let r = &response;
         println!("{}", r.context);
         for e in &r.entries {
             let reliability = e
@@ -281,7 +282,8 @@ fn track(
     request: &TrackRequest,
 ) -> anyhow::Result<Value> {
     let response = tenant.service(None).track_contributors(session, request)?;
-    emit(global, &TrackAnswer(&response), |&TrackAnswer(r)| {
+    emit(global, &TrackAnswer::of(&response), |_| {
+        let r = &response;
         let destination = match r.written_to {
             Destination::Primary => "primary metrics db",
             Destination::Fallback => "vector metrics db (fallback)",

@@ -2,6 +2,8 @@
 //! the server's error bodies and the CLI's (`{"error": {"kind", "message"}}` on stdout under
 //! `--json`, `error: MESSAGE` on stderr otherwise).
 
+use serde::Serialize;
+use utoipa::ToSchema;
 use vector_service_runtime::api::{BackendError, Error as ComponentError};
 use vector_service_runtime::{SandboxFailure, ServiceError};
 
@@ -24,8 +26,23 @@ impl Failure {
     }
 
     /// As the JSON error body: `{"error": {"kind", "message"}}`.
+    pub fn body(&self) -> FailureBody {
+        FailureBody {
+            error: self.detail(),
+        }
+    }
+
+    /// As the error body's inner object: `{"kind", "message"}`.
+    pub fn detail(&self) -> FailureDetail {
+        FailureDetail {
+            kind: self.kind.to_string(),
+            message: self.message.clone(),
+        }
+    }
+
+    /// The error body as a JSON value.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"kind": self.kind, "message": self.message}})
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 
     /// A call that failed: the component's typed error, or the sandbox's reason for stopping
@@ -76,6 +93,29 @@ impl Failure {
         }
         Self::new("failed", format!("{error:#}"))
     }
+}
+
+/// Every error answer of the API (and of the CLI under `--json`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct FailureBody {
+    pub error: FailureDetail,
+}
+
+/// What failed: a stable kind to branch on and a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ErrorDetail)]
+pub struct FailureDetail {
+    /// Stable: `bad-request`, `malformed-prompt`, `unauthorized`, `admin-disabled`,
+    /// `forbidden-origin`, `forbidden-host`, `not-found`,
+    /// `method-not-allowed`, `conflict`, `too-large`, `unsupported-media-type`,
+    /// `request-timeout`, `rate-limited`, `overloaded`, `unavailable`, `backend`,
+    /// `limit-exceeded`, `deadline-exceeded`, `memory-limit`, `host-call-limit`, `cancelled`,
+    /// `internal` (and on the CLI `failed`, `backfill-failed`).
+    #[schema(example = "malformed-prompt")]
+    pub kind: String,
+    /// For people; may change between versions.
+    pub message: String,
 }
 
 /// A command that failed in a way it names itself, possibly with an answer that says so

@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::{Record, Store};
 
@@ -42,7 +43,7 @@ fn default_origin(db: &str) -> Option<&'static str> {
 }
 
 /// One database's share of an ingest, as the CLI prints it and the server answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IngestReport {
     /// The database written.
     pub db: String,
@@ -56,8 +57,8 @@ pub struct IngestReport {
 pub fn upsert_all(
     store: &dyn Store,
     by_db: &BTreeMap<String, Vec<Record>>,
-) -> Result<Vec<IngestReport>, BackendError> {
-    by_db
+) -> Result<IngestAnswer, BackendError> {
+    let databases = by_db
         .iter()
         .map(|(db, records)| {
             Ok(IngestReport {
@@ -66,7 +67,8 @@ pub fn upsert_all(
                 new_or_changed: store.upsert(db, records)?,
             })
         })
-        .collect()
+        .collect::<Result<_, BackendError>>()?;
+    Ok(IngestAnswer { databases })
 }
 
 /// How records are written down.
@@ -78,8 +80,35 @@ pub enum Format {
     Csv,
 }
 
-/// The record fields a JSON record may have.
+/// The answer of an ingest: `POST /v1/records`, `ingest --json`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestAnswer {
+    pub databases: Vec<IngestReport>,
+}
+
+/// The record fields a JSON record may have (those of [`RecordFields`]).
 const FIELDS: [&str; 5] = ["db", "origin_db", "id", "text", "metadata"];
+
+/// A record as `POST /v1/records` and `ingest` read it, for the API's document; [`record`]
+/// reads it field by field to name what is wrong (a test keeps the two field lists equal).
+#[derive(ToSchema)]
+#[schema(as = Record, example = json!({"db": "bots", "id": "bot-1", "metadata": {"name": "cert-renewer", "purpose": "renews TLS certificates"}}))]
+#[allow(dead_code)]
+pub struct RecordFields {
+    /// The database (default: `?db=` / `--db`).
+    db: Option<String>,
+    /// Its origin in hits (default: the singular of `bots`, `workflows`, `errors`, `code`,
+    /// `discrepancies`).
+    origin_db: Option<String>,
+    /// The record's id, a non-empty string or a number; at most 256 bytes.
+    #[schema(value_type = String)]
+    id: Value,
+    /// The text searched and embedded (default: the metadata's `name`, `title`, `purpose`,
+    /// `description`, `message`, `summary`, `code` and `text`, joined); at most 1 MiB.
+    text: Option<String>,
+    /// Anything; at most 64 KiB serialised.
+    metadata: Option<Map<String, Value>>,
+}
 
 /// Records of a file, grouped by database, in file order within each: CSV for a `.csv` file,
 /// JSON (array or lines) for anything else. A bad record stops the read before anything is
@@ -269,4 +298,25 @@ fn record(value: Value, default_db: Option<&str>) -> anyhow::Result<(String, Rec
             metadata,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_record_has_exactly_the_fields_the_reader_takes() {
+        let schema =
+            serde_json::to_value(<RecordFields as utoipa::PartialSchema>::schema()).unwrap();
+        let mut documented: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut read = FIELDS.to_vec();
+        documented.sort_unstable();
+        read.sort_unstable();
+        assert_eq!(documented, read);
+    }
 }

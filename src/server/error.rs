@@ -176,7 +176,7 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Failure::new(self.kind, self.message).to_json();
+        let body = Failure::new(self.kind, self.message).body();
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

@@ -10,19 +10,23 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::backends::Backends;
 use vector_service_runtime::{RunLimits, ServiceError, VectorService};
 
 use super::auth::Authenticated;
 use super::body::{self, Accepts};
 use super::error::ApiError;
-use super::jobs;
+use super::jobs::{self, JobView};
 use super::metrics::for_tenant;
+use super::openapi::CallFailures;
 use super::request_log::LogFields;
 use super::routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
 use super::state::{AppState, Shared, TenantState};
-use crate::ingest;
+use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
+use crate::failure::FailureBody;
+use crate::ingest::{self, IngestAnswer, RecordFields};
 use crate::progress::ProgressStore;
 
 /// The request's JSON body as `T`: read only after authentication, bounded.
@@ -71,9 +75,10 @@ where
     Ok(answer.respond())
 }
 
-/// One handler per operation: the body type and the service method.
+/// One handler per operation: its document entry, the body type and the service method.
 macro_rules! operation_handler {
-    ($handler:ident, $body:ty, $method:ident) => {
+    ($(#[$doc:meta])* $handler:ident, $body:ty, $method:ident) => {
+        $(#[$doc])*
         pub(super) async fn $handler(
             State(state): State<Shared>,
             Authenticated(tenant): Authenticated,
@@ -94,12 +99,44 @@ macro_rules! operation_handler {
     };
 }
 
-operation_handler!(search, SearchBody, search);
-operation_handler!(context, ContextBody, build_context);
-operation_handler!(contributors, ContributorsBody, track_contributors);
+operation_handler!(
+    /// `Retriever.search`: hits for a query, a cached earlier answer or a fallback.
+    #[utoipa::path(post, path = "/v1/search", tag = "operations", request_body = SearchBody,
+        security(("tenant_key" = []), ()),
+        responses((status = 200, description = "The hits.", body = SearchAnswer), CallFailures))]
+    search,
+    SearchBody,
+    search
+);
+operation_handler!(
+    /// `ContextBuilder.build`: a compact context of the records related to a task.
+    #[utoipa::path(post, path = "/v1/context", tag = "operations", request_body = ContextBody,
+        security(("tenant_key" = []), ()),
+        responses((status = 200, description = "The context.", body = ContextAnswer), CallFailures))]
+    context,
+    ContextBody,
+    build_context
+);
+operation_handler!(
+    /// `PatchLogger.track_contributors`: record a patch's outcome against the vectors that
+    /// contributed to it.
+    #[utoipa::path(post, path = "/v1/contributors", tag = "operations",
+        request_body = ContributorsBody, security(("tenant_key" = []), ()),
+        responses((status = 200, description = "Where the outcomes were written.", body = TrackAnswer), CallFailures))]
+    contributors,
+    ContributorsBody,
+    track_contributors
+);
 
 /// `POST /v1/backfill`: start a backfill job in one of the tenant's call slots; 202 with its
 /// id, 409 when one is already running.
+#[utoipa::path(post, path = "/v1/backfill", tag = "operations", request_body = BackfillBody,
+    security(("tenant_key" = []), ()),
+    responses(
+        (status = 202, description = "The job started; `Location` names it.", body = JobView,
+            headers(("Location" = String, description = "`/v1/backfill/{job}`"))),
+        (status = 409, description = "`conflict`: the tenant's backfill is still running.", body = FailureBody),
+        CallFailures))]
 pub(super) async fn start_backfill(
     State(state): State<Shared>,
     Authenticated(tenant): Authenticated,
@@ -164,7 +201,7 @@ pub(super) async fn start_backfill(
             target: "vector_service::http",
             tenant = %name,
             job = %worker.id,
-            status = %view["status"],
+            status = view.status.as_str(),
             records_done = worker.progress.done(),
             "backfill job finished"
         );
@@ -177,6 +214,13 @@ pub(super) async fn start_backfill(
 }
 
 /// `GET /v1/backfill/{job}`: the job's progress and outcome (the tenant's own jobs only).
+#[utoipa::path(get, path = "/v1/backfill/{job}", tag = "operations",
+    params(("job" = String, Path, description = "The id `POST /v1/backfill` answered.")),
+    security(("tenant_key" = []), ()),
+    responses(
+        (status = 200, description = "The job.", body = JobView),
+        (status = 404, description = "`not-found`: no such job of this tenant.", body = FailureBody),
+        CallFailures))]
 pub(super) async fn backfill_job(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
@@ -185,6 +229,13 @@ pub(super) async fn backfill_job(
 }
 
 /// `DELETE /v1/backfill/{job}`: cancel it; it stops at its next batch boundary.
+#[utoipa::path(delete, path = "/v1/backfill/{job}", tag = "operations",
+    params(("job" = String, Path, description = "The id `POST /v1/backfill` answered.")),
+    security(("tenant_key" = []), ()),
+    responses(
+        (status = 202, description = "Cancelling: the job stops at its next batch boundary.", body = JobView),
+        (status = 404, description = "`not-found`: no such job of this tenant.", body = FailureBody),
+        CallFailures))]
 pub(super) async fn cancel_backfill(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
@@ -208,14 +259,24 @@ fn with_job(
         .ok_or_else(|| ApiError::not_found_thing("no such backfill job"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RecordsQuery {
+    /// The database of records that name none.
     db: Option<String>,
 }
 
 /// `POST /v1/records[?db=NAME]`: records as `ingest` reads them (a JSON array, JSON lines, or
 /// CSV as `text/csv`), written in one transaction per database; a bad record refuses the
 /// whole body (400, with its position).
+#[utoipa::path(post, path = "/v1/records", tag = "records", params(RecordsQuery),
+    request_body(description = "Records: a JSON array, JSON lines, or CSV with a header row (columns `db`, `origin_db`, `id`, `text`; any other column is a metadata field).",
+        content(
+            (Vec<RecordFields> = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"))),
+    security(("tenant_key" = []), ()),
+    responses((status = 200, description = "Per database: records read and how many were new or changed.", body = IngestAnswer), CallFailures))]
 pub(super) async fn records(
     State(state): State<Shared>,
     Authenticated(tenant): Authenticated,
@@ -240,11 +301,16 @@ pub(super) async fn records(
         .await
         .map_err(|e| panicked("the ingest", e))?
         .map_err(|e| ApiError::backend(e.to_string()))?;
-    Ok(Json(serde_json::json!({"databases": report})).into_response())
+    Ok(Json(report).into_response())
 }
 
 /// `GET /metrics`: every tenant's series for the admin key (or single-tenant mode), only its
 /// own for a tenant key.
+#[utoipa::path(get, path = "/metrics", tag = "operator",
+    security(("admin_key" = []), ("tenant_key" = []), ()),
+    responses(
+        (status = 200, description = "Prometheus text exposition 0.0.4.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = "`unauthorized`.", body = FailureBody)))]
 pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
     state.http.refresh_log_drops();
     let text = state.telemetry.render();
@@ -266,7 +332,37 @@ pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> 
         .into_response()
 }
 
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operator", security(()),
+    responses((status = 200, description = "Alive.", body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `/healthz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// `ok`.
+    status: &'static str,
+}
+
+/// `/readyz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Readiness {
+    /// `ready` or `not ready`.
+    status: &'static str,
+    tenants: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_ready: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
 /// `GET /readyz`: from the flags the background check keeps; never touches a store.
+#[utoipa::path(get, path = "/readyz", tag = "operator", security(()),
+    responses(
+        (status = 200, description = "Every tenant's store passed its last health check.", body = Readiness),
+        (status = 503, description = "A tenant's store failed it (or cannot be opened).", body = Readiness)))]
 pub(super) async fn readyz(State(state): State<Shared>) -> Response {
     let roster = state.roster();
     let tenants = roster.live.len();
@@ -276,17 +372,20 @@ pub(super) async fn readyz(State(state): State<Shared>) -> Response {
         .filter(|tenant| tenant.readiness.is_ready())
         .count();
     if ready == tenants {
-        Json(serde_json::json!({"status": "ready", "tenants": tenants})).into_response()
+        Json(Readiness {
+            status: "ready",
+            tenants,
+            not_ready: None,
+            reason: None,
+        })
+        .into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({
-                "status": "not ready",
-                "tenants": tenants,
-                "not_ready": tenants - ready,
-                "reason": "a tenant store failed its health check",
-            })),
-        )
-            .into_response()
+        let answer = Readiness {
+            status: "not ready",
+            tenants,
+            not_ready: Some(tenants - ready),
+            reason: Some("a tenant store failed its health check"),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response()
     }
 }

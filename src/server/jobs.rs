@@ -12,11 +12,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use vector_service_runtime::api::BackfillResponse;
 use vector_service_runtime::backends::records::unix_ms;
 use vector_service_runtime::CancelFlag;
 
+use crate::answers::BackfillAnswer;
+use crate::failure::{Failure, FailureDetail};
 use crate::progress::ProgressStore;
 
 /// Finished jobs a tenant keeps to be read back.
@@ -63,42 +67,92 @@ impl Job {
     }
 
     /// The job as `GET /v1/backfill/{id}` shows it.
-    pub fn view(&self) -> Value {
+    pub fn view(&self) -> JobView {
         let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-        let mut view = json!({
-            "job": self.id,
-            "session_id": self.session_id,
-            "started_ms": self.started_ms,
-            "records_done": self.progress.done(),
-        });
+        let mut view = JobView {
+            job: self.id.clone(),
+            session_id: self.session_id.clone(),
+            status: JobStatus::Running,
+            started_ms: self.started_ms,
+            finished_ms: None,
+            records_done: self.progress.done(),
+            result: None,
+            error: None,
+        };
         match &*finished {
-            None => {
-                let status = if self.cancel.is_cancelled() {
-                    "cancelling"
-                } else {
-                    "running"
-                };
-                view["status"] = status.into();
-            }
+            None if self.cancel.is_cancelled() => view.status = JobStatus::Cancelling,
+            None => {}
             Some((at, Outcome::Finished(response))) => {
                 let failed = response.databases.iter().any(|d| d.error.is_some());
-                view["status"] = if failed { "failed" } else { "succeeded" }.into();
-                view["finished_ms"] = (*at).into();
-                view["result"] = serde_json::to_value(response).unwrap_or(Value::Null);
+                view.status = if failed {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Succeeded
+                };
+                view.finished_ms = Some(*at);
+                view.result = serde_json::to_value(BackfillAnswer::of(response)).ok();
             }
             Some((at, Outcome::Stopped { kind, message })) => {
-                let status = if *kind == "cancelled" {
-                    "cancelled"
+                view.status = if *kind == "cancelled" {
+                    JobStatus::Cancelled
                 } else {
-                    "failed"
+                    JobStatus::Failed
                 };
-                view["status"] = status.into();
-                view["finished_ms"] = (*at).into();
-                view["error"] = json!({"kind": kind, "message": message});
+                view.finished_ms = Some(*at);
+                view.error = Some(Failure::new(kind, message.clone()).detail());
             }
         }
         view
     }
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Running,
+    /// Asked to stop; it stops at its next batch boundary.
+    Cancelling,
+    /// Every database was backfilled.
+    Succeeded,
+    /// A database failed (see `result`), or the run was stopped (see `error`).
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Cancelling => "cancelling",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A backfill job's progress and outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    /// The job's id, for `GET` and `DELETE /v1/backfill/{job}`.
+    pub job: String,
+    pub session_id: String,
+    pub status: JobStatus,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// Records embedded so far.
+    pub records_done: u64,
+    /// The run's report, once it finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BackfillAnswer>)]
+    pub result: Option<Value>,
+    /// Why the run stopped, when it was stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<FailureDetail>,
 }
 
 /// A tenant's jobs, newest last.

@@ -13,6 +13,7 @@ mod handlers;
 mod jobs;
 mod loopback;
 mod metrics;
+mod openapi;
 mod readiness;
 mod reload;
 mod request_log;
@@ -27,8 +28,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::{get, post, MethodRouter};
-use axum::{Json, Router};
+use axum::body::Bytes;
+use axum::routing::MethodRouter;
+use axum::{Extension, Router};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 use vector_service_runtime::backends::Store;
 use vector_service_runtime::{Plugin, PluginHandle, SandboxEngine, Telemetry};
 
@@ -196,38 +201,34 @@ async fn check_readiness(state: Shared) {
     }
 }
 
-/// The API's routes. Those of the request log carry their label in metrics and logs.
+/// The API's routes, each from its handler's OpenAPI annotation, and the document they make
+/// (served at `/openapi.json`). Those of the request log carry their label in metrics and logs.
 fn router(state: Shared) -> Router {
     let authenticated = state.authenticated;
-    let logged = |route: &'static str, handler: MethodRouter<Shared>| {
-        handler.layer(axum::middleware::from_fn_with_state(
+    let logged = |route: &'static str, (schemas, paths, handler): UtoipaMethodRouter<Shared>| {
+        let handler: MethodRouter<Shared> = handler.layer(axum::middleware::from_fn_with_state(
             (state.clone(), route),
             request_log::record,
-        ))
+        ));
+        (schemas, paths, handler)
     };
-    let router = Router::new()
-        .route("/v1/search", logged("search", post(search)))
-        .route("/v1/context", logged("context", post(context)))
-        .route(
-            "/v1/contributors",
-            logged("contributors", post(contributors)),
-        )
-        .route("/v1/backfill", logged("backfill", post(start_backfill)))
-        .route(
-            "/v1/backfill/{job}",
-            logged("backfill-job", get(backfill_job)).merge(logged(
-                "backfill-cancel",
-                axum::routing::delete(cancel_backfill),
-            )),
-        )
-        .route("/v1/records", logged("records", post(records)))
-        .route("/metrics", get(metrics))
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/readyz", get(readyz))
-        .route("/admin/reload", logged("reload", post(reload::reload)))
+    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(logged("search", routes!(search)))
+        .routes(logged("context", routes!(context)))
+        .routes(logged("contributors", routes!(contributors)))
+        .routes(logged("backfill", routes!(start_backfill)))
+        .routes(logged("backfill-job", routes!(backfill_job)))
+        .routes(logged("backfill-cancel", routes!(cancel_backfill)))
+        .routes(logged("records", routes!(records)))
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(logged("reload", routes!(reload::reload)))
+        .routes(routes!(openapi::document))
+        .split_for_parts();
+    let document = serde_json::to_vec(&document).expect("the OpenAPI document serialises");
+    let router = router
+        .layer(Extension(openapi::Document(Bytes::from(document))))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state);

@@ -12,29 +12,68 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use vector_service_runtime::Plugin;
 
 use super::auth::Admin;
 use super::body::{self, Accepts};
 use super::error::ApiError;
 use super::handlers::panicked;
-use super::roster::Builder;
+use super::roster::{Builder, Changes};
 use super::state::{fits_pool, read_component, AppState, Shared};
 use super::tenants::Tenants;
 use super::warm_indexes;
+use crate::failure::FailureBody;
 
-#[derive(Deserialize, Default)]
+/// `POST /admin/reload`'s body (optional).
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReloadBody {
-    /// A component file; default: the one the server was started with.
+pub(super) struct ReloadBody {
+    /// A component file on the server's machine; default: the one the server was started
+    /// with.
+    #[schema(value_type = Option<String>)]
     component: Option<PathBuf>,
+}
+
+/// `POST /admin/reload`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ReloadAnswer {
+    /// `reloaded`.
+    status: &'static str,
+    /// The component's file, or `built-in`.
+    component: String,
+    /// Its sha256, hex.
+    sha256: String,
+    /// Its size.
+    bytes: usize,
+    /// Whether it was compiled (false: the bytes were already serving).
+    compiled: bool,
+    /// With a tenants file: what the reload changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenants: Option<TenantChanges>,
+}
+
+/// The tenants after a reload.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantChanges {
+    /// Tenants serving now.
+    count: usize,
+    changes: Changes,
 }
 
 /// `POST /admin/reload`: re-read the tenants file and load the component (the given one, or
 /// the one the server was started with), then swap both in. Calls in flight finish on the
 /// tenants and component they started with. A tenants file or component that does not pass
 /// its checks is refused (400) and nothing changes.
+#[utoipa::path(post, path = "/admin/reload", tag = "operator",
+    request_body(content = Option<ReloadBody>, description = "Optional; an empty body reloads the component the server was started with."),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "Reloaded: the component and, with a tenants file, the tenants.", body = ReloadAnswer),
+        (status = 400, description = "`bad-request`: the tenants file or component did not pass its checks; nothing changed.", body = FailureBody),
+        (status = 401, description = "`unauthorized`.", body = FailureBody),
+        (status = 403, description = "`admin-disabled`: no admin key is configured.", body = FailureBody)))]
 pub(super) async fn reload(
     State(state): State<Shared>,
     _: Admin,
@@ -61,7 +100,7 @@ fn refused(state: &AppState, message: String) -> ApiError {
 
 /// Check the tenants file and the component, then swap both in; the JSON answer names what
 /// is now serving and what changed.
-async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json::Value, ApiError> {
+async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswer, ApiError> {
     let _one_at_a_time = state.reloading.lock().await;
     let tenants = match &state.tenants_file {
         None => None,
@@ -106,7 +145,14 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json:
         state.plugin.replace(Arc::new(plugin));
         *state.serving.lock().unwrap_or_else(|p| p.into_inner()) = sha256.clone();
     }
-    let mut answer = serde_json::json!({"status": "reloaded", "component": source, "sha256": sha256, "bytes": size, "compiled": compiled});
+    let mut answer = ReloadAnswer {
+        status: "reloaded",
+        component: source.clone(),
+        sha256: sha256.clone(),
+        bytes: size,
+        compiled,
+        tenants: None,
+    };
     if let Some(tenants) = tenants {
         let shared = state.clone();
         let built = tokio::task::spawn_blocking(move || {
@@ -134,7 +180,7 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<serde_json:
         let (count, rebuilt, changes) = built;
         warm_indexes(&rebuilt);
         tracing::info!(tenants = count, ?changes, "tenants reloaded");
-        answer["tenants"] = serde_json::json!({"count": count, "changes": changes});
+        answer.tenants = Some(TenantChanges { count, changes });
     }
     state.http.reload(true);
     tracing::info!(component = %source, %sha256, size, "component reloaded");

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use vector_service_runtime::backends::Backends;
 use vector_service_runtime::{PluginHandle, ServiceConfig, Telemetry, VectorService};
 
@@ -17,7 +18,7 @@ use super::state::{OpenStore, OpenTenant, Roster, TenantState};
 use super::tenants::{TenantEntry, Tenants};
 
 /// What a reload changed, by tenant name (the answer of `POST /admin/reload`).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub(super) struct Changes {
     pub(super) added: Vec<String>,
     pub(super) removed: Vec<String>,
@@ -28,9 +29,10 @@ pub(super) struct Changes {
 }
 
 /// A tenant whose store could not be opened.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct NotReady {
     pub(super) tenant: String,
+    /// Why its store could not be opened.
     pub(super) reason: String,
 }
 

@@ -6,20 +6,27 @@ use std::collections::BTreeMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use vector_service_runtime::api::{
     self, BackfillRequest, BucketRule, ContextRequest, SearchRequest, TrackRequest,
 };
 
-use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
+use crate::answers::{BackfillAnswer, ContextAnswer, SearchAnswer, TrackAnswer};
 
-/// `POST /v1/search`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/search`: `Retriever.search`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"query": "upload failed", "top_k": 3, "session_id": "s-42"}))]
 pub struct SearchBody {
+    /// What to look for; not blank, at most 16 KiB and 512 words.
     pub query: String,
+    /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
+    /// Hits wanted, 1 to 1,000 (default 5); doubled on the second attempt.
     pub top_k: Option<u32>,
+    /// The confidence below which an attempt does not count (default 0.1).
     pub threshold: Option<f64>,
+    /// Only these origin databases (default: all).
     #[serde(default)]
     pub origins: Vec<String>,
 }
@@ -35,13 +42,18 @@ impl From<SearchBody> for SearchRequest {
     }
 }
 
-/// `POST /v1/context`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/context`: `ContextBuilder.build`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"task": "fix failing tests", "top_k": 2, "db_weights": {"bot": 2.0}}))]
 pub struct ContextBody {
+    /// The task to build a context for; not blank.
     pub task: String,
+    /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
+    /// Entries per bucket (default 5).
     pub top_k: Option<u32>,
+    /// The context's token budget (default 800): lowest-scored entries are trimmed first.
     pub max_tokens: Option<u32>,
     /// Score weight per origin database, e.g. `{"bot": 2.0}`.
     #[serde(default)]
@@ -51,18 +63,24 @@ pub struct ContextBody {
     pub buckets: Vec<BucketBody>,
 }
 
-/// One bucket of `POST /v1/context`: `{origin, bucket, desc_keys?, label_key?, metric_keys?,
-/// inverse_metric?}`.
-#[derive(Debug, Deserialize)]
+/// One bucket of `POST /v1/context`: which origin's hits it holds and how an entry reads.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BucketBody {
+    /// The origin database whose hits go here.
     pub origin: String,
+    /// The bucket's key in the context.
     pub bucket: String,
+    /// Metadata keys whose first non-empty value is the entry's `desc` (default:
+    /// `description, message, summary, title, name, text`).
     #[serde(default = "crate::buckets::default_desc_keys")]
     pub desc_keys: Vec<String>,
+    /// A metadata key copied into the entry under its own name.
     pub label_key: Option<String>,
+    /// Metadata keys whose first number is the entry's `metric`.
     #[serde(default)]
     pub metric_keys: Vec<String>,
+    /// The metric is `1 / (1 + value)` (for counts of bad things).
     #[serde(default)]
     pub inverse_metric: bool,
 }
@@ -90,15 +108,22 @@ impl From<ContextBody> for ContextRequest {
     }
 }
 
-/// `POST /v1/contributors`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/contributors`: `PatchLogger.track_contributors`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"vector_ids": ["bot:bot-005", "workflow:wf-008"], "success": true, "patch_id": "p-2", "roi_tag": "high-roi"}))]
 pub struct ContributorsBody {
+    /// `origin:id`, split at the first colon; at most 1,000.
     pub vector_ids: Vec<String>,
+    /// Whether the patch succeeded.
     pub success: bool,
     pub patch_id: String,
+    /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
+    /// Recorded with each vector when the primary metrics database is down (default 0.0).
     pub contribution: Option<f64>,
+    /// `success` (default), `high-roi`, `low-roi`, `bug-introduced`, `needs-review` or `blocked`;
+    /// anything else is recorded as `success` with a warning.
     pub roi_tag: Option<String>,
 }
 
@@ -114,13 +139,17 @@ impl From<ContributorsBody> for TrackRequest {
     }
 }
 
-/// `POST /v1/backfill`.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/backfill`: `EmbeddingBackfill.run`, as a job.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"dbs": ["bot"], "batch_size": 100}))]
 pub struct BackfillBody {
+    /// Carried into every log line of the run.
     pub session_id: Option<String>,
+    /// Only these databases (default: every embeddable one).
     #[serde(default)]
     pub dbs: Vec<String>,
+    /// Records embedded per batch (and per transaction), 1 to 1,000 (default 100).
     pub batch_size: Option<u32>,
 }
 
@@ -170,8 +199,8 @@ macro_rules! answer {
     )*};
 }
 answer!(
-    api::SearchResponse => SearchAnswer,
-    api::ContextResponse => ContextAnswer,
-    api::TrackResponse => TrackAnswer,
-    api::BackfillResponse => std::convert::identity
+    api::SearchResponse => SearchAnswer::of,
+    api::ContextResponse => ContextAnswer::of,
+    api::TrackResponse => TrackAnswer::of,
+    api::BackfillResponse => BackfillAnswer::of
 );

@@ -16,6 +16,7 @@ mod long_backfill;
 mod minilm_embedder;
 mod misbehaving;
 mod node_host;
+mod openapi;
 mod patch_logger;
 mod postgres_server;
 mod promises;
