@@ -11,11 +11,12 @@ bash scripts/build-component.sh --check
 # What the tests run against, fetched fatally: a test that cannot run fails, it never skips.
 # Prometheus + promtool (the metrics checks and a real scrape), PostgreSQL + pgvector (the
 # conformance and two-host tests), all-MiniLM-L6-v2 (the neural embedder's tests), Node.js and
-# npm (the jco host's test).
+# npm (the jco host's test), Python 3 (the Python client's tests).
 bash scripts/fetch-prometheus.sh
 bash scripts/fetch-pgserver.sh
 bash scripts/fetch-minilm.sh
 bash scripts/install-node.sh
+bash scripts/install-python.sh
 
 echo "== format"
 cargo fmt --all -- --check
@@ -32,3 +33,9 @@ bash scripts/check-lean-host.sh
 
 echo "== tests"
 cargo test --workspace --locked
+
+# The Python client against the release binary a user runs (the build scripts/main.sh makes).
+echo "== Python client (clients/python) against the release server"
+cargo build --locked --release --no-default-features --bin vector-service
+VECTOR_SERVICE_BIN="$PWD/target/release/vector-service" \
+    python3 -m unittest discover -s clients/python/tests -v

@@ -1,0 +1,109 @@
+"""The module's exceptions, and how the server's error kinds map onto them.
+
+`VectorServiceError`, `MalformedPromptError` and `RateLimitError` are the original module's
+names; the others are subclasses of `VectorServiceError`, so an `except VectorServiceError`
+written for the original still catches everything.
+"""
+
+from typing import Optional
+
+
+class VectorServiceError(Exception):
+    """Any failure of a call: the server's error, or the server could not be reached.
+
+    `kind` is the server's stable error kind (`backend`, `unavailable`, ...), `status` the HTTP
+    status (None when no answer arrived), `retry_after` the seconds the server asked to wait.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "failed",
+        status: Optional[int] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+
+class MalformedPromptError(VectorServiceError):
+    """The input was refused: a blank query or task, a bound exceeded, a malformed request."""
+
+
+class RateLimitError(VectorServiceError):
+    """The tenant's request rate, or the backend's after its retry, was exceeded."""
+
+
+class AuthenticationError(VectorServiceError):
+    """No API key, a wrong one, or a request the server refuses from where it comes."""
+
+
+class LimitExceededError(VectorServiceError):
+    """A sandbox limit stopped the call: body size, memory, deadline, host-call bytes."""
+
+
+class BackendError(VectorServiceError):
+    """The tenant's store or embedder failed; the message is the backend's."""
+
+
+class ServiceUnavailableError(VectorServiceError):
+    """The server is down, overloaded, or the tenant's store cannot be opened: retry later."""
+
+
+class ServiceTimeoutError(ServiceUnavailableError):
+    """No answer within the client's timeout."""
+
+
+class NotFoundError(VectorServiceError):
+    """The route or the backfill job does not exist."""
+
+
+class ConflictError(VectorServiceError):
+    """The tenant already runs a backfill."""
+
+
+class BackfillError(VectorServiceError):
+    """A backfill ended without embedding every database; `report` is its answer, if any."""
+
+    def __init__(self, message: str, *, report: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.report = report
+
+
+# The server's error kinds (the OpenAPI document's `ErrorDetail.kind`) by exception.
+_BY_KIND = {
+    "malformed-prompt": MalformedPromptError,
+    "bad-request": MalformedPromptError,
+    "unsupported-media-type": MalformedPromptError,
+    "rate-limited": RateLimitError,
+    "unauthorized": AuthenticationError,
+    "admin-disabled": AuthenticationError,
+    "forbidden-origin": AuthenticationError,
+    "forbidden-host": AuthenticationError,
+    "too-large": LimitExceededError,
+    "limit-exceeded": LimitExceededError,
+    "deadline-exceeded": LimitExceededError,
+    "memory-limit": LimitExceededError,
+    "host-call-limit": LimitExceededError,
+    "backend": BackendError,
+    "overloaded": ServiceUnavailableError,
+    "unavailable": ServiceUnavailableError,
+    "request-timeout": ServiceTimeoutError,
+    "not-found": NotFoundError,
+    "method-not-allowed": NotFoundError,
+    "conflict": ConflictError,
+    "cancelled": BackfillError,
+    "internal": VectorServiceError,
+}
+
+
+def error_for(
+    kind: str, message: str, status: Optional[int], retry_after: Optional[float]
+) -> VectorServiceError:
+    """The exception for the server's error `kind` (`VectorServiceError` for an unknown one)."""
+    cls = _BY_KIND.get(kind, VectorServiceError)
+    return cls(message, kind=kind, status=status, retry_after=retry_after)
