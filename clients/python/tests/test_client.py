@@ -286,20 +286,33 @@ def check_against(test, document, schema, value, where):
             check_against(test, document, schema["items"], item, f"{where}[]")
 
 
-class RefusingEmbedder(http.server.BaseHTTPRequestHandler):
-    """An embedding endpoint that refuses every request (400): a permanent backend failure."""
+class CannedAnswers(http.server.BaseHTTPRequestHandler):
+    """A stand-in HTTP server (for fault handling only): `answer(path)` gives each POST's
+    (status, JSON payload, extra headers)."""
+
+    def answer(self, path):
+        raise NotImplementedError
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        payload = b'{"error": {"message": "no such model"}}'
-        self.send_response(400)
+        status, payload, headers = self.answer(self.path)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
     def log_message(self, *args):
         pass
+
+
+class RefusingEmbedder(CannedAnswers):
+    """An embedding endpoint that refuses every request (400): a permanent backend failure."""
+
+    def answer(self, path):
+        return 400, b'{"error": {"message": "no such model"}}', ()
 
 
 class AgainstABrokenBackend(unittest.TestCase):
@@ -363,20 +376,12 @@ class WithoutAServer(unittest.TestCase):
     def test_each_error_answer_becomes_its_exception(self):
         answers = {}
 
-        class Canned(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                status, kind, body = answers[self.path]
+        class Canned(CannedAnswers):
+            def answer(self, path):
+                status, kind, body = answers[path]
                 payload = body if body is not None else json.dumps(
                     {"error": {"kind": kind, "message": f"{kind} here"}}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Retry-After", "3")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
+                return status, payload, [("Retry-After", "3")]
 
         expected = {
             (400, "malformed-prompt"): MalformedPromptError,
