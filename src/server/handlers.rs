@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::backends::Backends;
-use vector_service_runtime::{RunLimits, ServiceError, VectorService};
+use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
 
 use super::auth::Authenticated;
 use super::body::{self, Accepts};
@@ -388,4 +388,90 @@ pub(super) async fn readyz(State(state): State<Shared>) -> Response {
         };
         (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response()
     }
+}
+
+/// A tenant's metered usage of one component (or of all, summed).
+#[derive(Serialize, ToSchema)]
+pub(super) struct UsageFigures {
+    /// Calls run in the sandbox (a backfill run is one call).
+    calls: u64,
+    /// Wall-clock seconds in the sandbox outside backend imports.
+    guest_seconds: f64,
+    /// Seconds in backend imports (search, metrics databases, embedding store).
+    backend_seconds: f64,
+    /// Component instances created.
+    instantiations: u64,
+    /// The largest linear memory an instance reached, in bytes.
+    memory_high_water_bytes: u64,
+}
+
+impl UsageFigures {
+    fn of(totals: &UsageTotals) -> Self {
+        Self {
+            calls: totals.calls,
+            guest_seconds: totals.guest_seconds,
+            backend_seconds: totals.backend_seconds,
+            instantiations: totals.instantiations,
+            memory_high_water_bytes: totals.memory_high_water_bytes,
+        }
+    }
+
+    fn add(mut self, other: Self) -> Self {
+        self.calls += other.calls;
+        self.guest_seconds += other.guest_seconds;
+        self.backend_seconds += other.backend_seconds;
+        self.instantiations += other.instantiations;
+        self.memory_high_water_bytes = self
+            .memory_high_water_bytes
+            .max(other.memory_high_water_bytes);
+        self
+    }
+}
+
+/// One component's share of a tenant's usage.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ComponentUsage {
+    /// The component's short digest (the `component` label of the metering metrics).
+    component: String,
+    #[serde(flatten)]
+    usage: UsageFigures,
+}
+
+/// `GET /v1/usage`'s answer: totals since the server started.
+#[derive(Serialize, ToSchema)]
+pub(super) struct UsageAnswer {
+    tenant: String,
+    #[serde(flatten)]
+    total: UsageFigures,
+    components: Vec<ComponentUsage>,
+}
+
+/// `GET /v1/usage`: the tenant's own metered usage (the `vector_service_tenant_*` metrics),
+/// summed and per component.
+#[utoipa::path(get, path = "/v1/usage", tag = "operator",
+    security(("tenant_key" = []), ()),
+    responses(
+        (status = 200, description = "The tenant's usage since the server started.", body = UsageAnswer),
+        (status = 401, description = "`unauthorized`.", body = FailureBody),
+        (status = 503, description = "`unavailable`: the tenant's store cannot be opened.", body = FailureBody)))]
+pub(super) async fn usage(Authenticated(tenant): Authenticated) -> Result<Response, ApiError> {
+    let totals = tenant.open()?.service.usage();
+    let zero = UsageFigures::of(&UsageTotals::default());
+    let total = totals
+        .iter()
+        .map(UsageFigures::of)
+        .fold(zero, UsageFigures::add);
+    let components = totals
+        .iter()
+        .map(|totals| ComponentUsage {
+            component: totals.component.clone(),
+            usage: UsageFigures::of(totals),
+        })
+        .collect();
+    Ok(Json(UsageAnswer {
+        tenant: tenant.name.clone(),
+        total,
+        components,
+    })
+    .into_response())
 }

@@ -220,6 +220,7 @@ fn router(state: Shared) -> Router {
         .routes(logged("backfill-job", routes!(backfill_job)))
         .routes(logged("backfill-cancel", routes!(cancel_backfill)))
         .routes(logged("records", routes!(records)))
+        .routes(logged("usage", routes!(usage)))
         .routes(routes!(metrics))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

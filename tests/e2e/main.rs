@@ -12,6 +12,7 @@ mod embedding_backfill;
 mod http_embedder;
 mod logs_and_metrics;
 mod long_backfill;
+mod metering;
 #[cfg(feature = "neural")]
 mod minilm_embedder;
 mod misbehaving;

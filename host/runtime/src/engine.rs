@@ -146,6 +146,8 @@ pub struct Plugin {
     engine: Engine,
     pre: VectorServicePre<VectorServiceCtx>,
     size: usize,
+    /// The sha256 of its bytes, hex.
+    digest: String,
 }
 
 impl Plugin {
@@ -164,6 +166,7 @@ impl Plugin {
             engine: engine.clone(),
             pre,
             size: bytes.len(),
+            digest: sha256_hex(bytes),
         })
     }
 
@@ -183,6 +186,17 @@ impl Plugin {
     /// [`Plugin::new`] on the process-wide engine.
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
         Self::new(SandboxEngine::shared()?.engine(), bytes)
+    }
+
+    /// The sha256 of the component's bytes, hex: which bytes run.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The digest's first [`crate::metering::SHORT_DIGEST`] hex digits: the `component`
+    /// label of the metering families.
+    pub fn short_digest(&self) -> &str {
+        &self.digest[..crate::metering::SHORT_DIGEST]
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -275,4 +289,16 @@ pub(crate) fn anyhow_result<T>(result: wasmtime::Result<T>) -> anyhow::Result<T>
 /// Epoch ticks in `deadline`, at least one.
 pub fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}
+
+/// `bytes`' sha256 as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }

@@ -38,6 +38,7 @@ mod limits;
 pub mod linker;
 mod logging;
 mod long_work;
+pub mod metering;
 mod service;
 mod state;
 mod telemetry;
@@ -69,12 +70,13 @@ pub mod api {
 
 pub use cache::CacheConfig;
 pub use engine::{
-    configure, deadline_ticks, Allocation, Plugin, PluginHandle, SandboxEngine, BUILTIN_COMPONENT,
-    EPOCH_TICK, WIT_PACKAGE,
+    configure, deadline_ticks, sha256_hex, Allocation, Plugin, PluginHandle, SandboxEngine,
+    BUILTIN_COMPONENT, EPOCH_TICK, WIT_PACKAGE,
 };
 pub use host_calls::HostCallBytesExceeded;
 pub use limits::SandboxLimits;
 pub use logging::GUEST_TARGET;
 pub use long_work::{CancelFlag, RunCancelled, RunLimits};
+pub use metering::{Usage, UsageTotals};
 pub use service::{Instance, ServiceConfig, ServiceError, VectorService};
 pub use telemetry::{SandboxFailure, Telemetry};

@@ -16,6 +16,7 @@ use crate::host_calls::HostCallBytesExceeded;
 use crate::limits::SandboxLimits;
 use crate::linker::prepare_store;
 use crate::long_work::{Renewal, RunCancelled, RunLimits};
+use crate::metering::{Usage, UsageTotals};
 use crate::state::{TenantContext, VectorServiceCtx};
 use crate::telemetry::{SandboxFailure, Telemetry};
 
@@ -81,11 +82,21 @@ impl VectorService {
         telemetry: Telemetry,
         config: ServiceConfig,
     ) -> Self {
+        let plugin = plugin.into();
+        let context = TenantContext::new(backends, telemetry, &config);
+        // The metering series of the component it starts with, at zero.
+        context.usage(plugin.current().short_digest());
         Self {
-            plugin: plugin.into(),
-            context: TenantContext::new(backends, telemetry, &config),
+            plugin,
+            context,
             limits: config.limits,
         }
+    }
+
+    /// The tenant's metered usage, per component it has run: totals since the process
+    /// started (kept across services of the same tenant on the same telemetry).
+    pub fn usage(&self) -> Vec<UsageTotals> {
+        self.context.usage_totals()
     }
 
     /// The tenant this service serves.
@@ -164,11 +175,14 @@ impl VectorService {
         let telemetry = &self.context.telemetry;
         telemetry.instantiated(&self.context.tenant, started.elapsed().as_secs_f64());
         telemetry.instance_alive(&self.context.tenant, 1);
+        let usage = self.context.usage(plugin.short_digest());
+        usage.instantiated();
         Ok(Instance {
             service: self.clone(),
             store,
             bindings,
             trapped: false,
+            usage,
             _plugin: plugin,
         })
     }
@@ -214,6 +228,8 @@ pub struct Instance {
     store: wasmtime::Store<VectorServiceCtx>,
     bindings: World,
     trapped: bool,
+    /// The tenant's metering of this instance's component.
+    usage: Arc<Usage>,
     /// Keeps the plugin alive while this instance runs, even if the
     /// service has moved on to a reloaded one. Declared last: dropped after the store.
     _plugin: Arc<Plugin>,
@@ -296,15 +312,18 @@ impl Instance {
         if self.trapped {
             *self = self.service.instance()?;
         }
+        let started = Instant::now();
         let deadline = match &renewal {
             Some(renewal) => renewal.next_deadline(),
-            None => Instant::now() + self.service.limits.call_deadline,
+            None => started + self.service.limits.call_deadline,
         };
-        self.store.set_epoch_deadline(deadline_ticks(
-            deadline.saturating_duration_since(Instant::now()),
-        ));
+        self.store
+            .set_epoch_deadline(deadline_ticks(deadline.saturating_duration_since(started)));
         self.store.data_mut().begin_call(deadline, renewal);
-        match invoke(&self.bindings, &mut self.store) {
+        let outcome = invoke(&self.bindings, &mut self.store);
+        self.usage
+            .call(started.elapsed(), self.store.data().in_backends);
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ServiceError::Rejected(error)),
             Err(error) => {
@@ -318,9 +337,9 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         let context = &self.service.context;
-        context
-            .telemetry
-            .memory_peak(&context.tenant, self.store.data().limiter.memory_peak);
+        let peak = self.store.data().limiter.memory_peak;
+        context.telemetry.memory_peak(&context.tenant, peak);
+        self.usage.memory_peak(peak);
         context.telemetry.instance_alive(&context.tenant, -1);
     }
 }

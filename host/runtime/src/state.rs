@@ -1,7 +1,7 @@
 //! The per-store context and its implementation of every import the component uses. Each
 //! import is a one-line delegation to the tenant's backends, telemetry, cache or logs.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::backends::Backends;
@@ -17,6 +17,7 @@ use crate::host_calls::HostCallBudget;
 use crate::limits::CallLimiter;
 use crate::limits::SandboxLimits;
 use crate::long_work::{Renewal, RunCancelled};
+use crate::metering::{Usage, UsageTotals};
 use crate::service::ServiceConfig;
 use crate::telemetry::Telemetry;
 use types::{BackendError, Rates, VectorRef};
@@ -29,6 +30,8 @@ pub struct TenantContext {
     pub(crate) telemetry: Telemetry,
     pub(crate) cache: ResultCache,
     pub(crate) retry_backoff: Duration,
+    /// Its metering, one entry per component it has run.
+    usage: RwLock<Vec<Arc<Usage>>>,
 }
 
 impl TenantContext {
@@ -41,7 +44,40 @@ impl TenantContext {
             telemetry,
             cache: ResultCache::new(config.cache),
             retry_backoff: config.retry_backoff,
+            usage: RwLock::new(Vec::new()),
         })
+    }
+
+    /// The metering of this tenant's calls on `component` (a short digest); created, with
+    /// its series at zero, on first use.
+    pub fn usage(&self, component: &str) -> Arc<Usage> {
+        let known = |usage: &[Arc<Usage>]| {
+            usage
+                .iter()
+                .find(|usage| usage.component() == component)
+                .cloned()
+        };
+        if let Some(usage) = known(&self.usage.read().unwrap_or_else(|p| p.into_inner())) {
+            return usage;
+        }
+        let mut usage = self.usage.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = known(&usage) {
+            return found;
+        }
+        let created = Arc::new(self.telemetry.usage(&self.tenant, component));
+        usage.push(created.clone());
+        created
+    }
+
+    /// The tenant's totals per component it has run, as metered by this context's
+    /// telemetry (totals of the process, kept across contexts of the same tenant).
+    pub fn usage_totals(&self) -> Vec<UsageTotals> {
+        self.usage
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|usage| usage.totals())
+            .collect()
     }
 
     /// The tenant's name (the `tenant` label and log field).
@@ -64,6 +100,8 @@ pub struct VectorServiceCtx {
     pub(crate) renewal: Option<Renewal>,
     /// The store's generation as this call first saw it, before reading any data.
     generation: Generation,
+    /// Time the current call spent in backend imports (metering).
+    pub(crate) in_backends: Duration,
 }
 
 /// The store's generation for the result cache, read once per call before any data is read:
@@ -92,6 +130,7 @@ impl VectorServiceCtx {
             deadline: Instant::now() + limits.call_deadline,
             renewal: None,
             generation: Generation::Unread,
+            in_backends: Duration::ZERO,
         }
     }
 
@@ -123,6 +162,7 @@ impl VectorServiceCtx {
         self.deadline = deadline;
         self.renewal = renewal;
         self.generation = Generation::Unread;
+        self.in_backends = Duration::ZERO;
     }
 
     /// When the current call must end.
@@ -148,8 +188,9 @@ impl VectorServiceCtx {
     /// Run backend work for the current call under its deadline. Work that ran past it traps
     /// the call ([`HostDeadlineExceeded`]), whatever the backend answered; a request over the
     /// host's bounds is refused with a typed error before any backend sees it.
+    /// The two clock reads of the deadline checks measure the work for metering.
     fn backend<T>(
-        &self,
+        &mut self,
         refused: Option<String>,
         work: impl FnOnce(&Backends) -> Result<T, BackendError>,
     ) -> BackendResult<T> {
@@ -159,11 +200,14 @@ impl VectorServiceCtx {
         if self.cancelled() {
             return Err(RunCancelled.into());
         }
-        if Instant::now() >= self.deadline {
+        let started = Instant::now();
+        if started >= self.deadline {
             return Err(HostDeadlineExceeded.into());
         }
         let result = deadline::within(self.deadline, || work(&self.context.backends));
-        if Instant::now() >= self.deadline {
+        let ended = Instant::now();
+        self.in_backends += ended.saturating_duration_since(started);
+        if ended >= self.deadline {
             return Err(HostDeadlineExceeded.into());
         }
         Ok(result)

@@ -3,14 +3,15 @@
 //! Label values come from closed WIT enums, so no call can create an unbounded series.
 
 use prometheus::{
-    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::bindings::vector_service::plugin::telemetry::{
     ErrorKind, Operation, PatchStatus, RunStatus, Sample,
 };
 use crate::cache::CacheSize;
+use crate::metering::{Usage, UsageHandles};
 
 const OPERATIONS: [Operation; 4] = [
     Operation::RetrieverSearch,
@@ -99,6 +100,9 @@ impl SandboxFailure {
     }
 }
 
+/// The labels of the metering families.
+const METERED: [&str; 2] = ["tenant", "component"];
+
 /// One registry for every tenant of a process.
 #[derive(Clone)]
 pub struct Telemetry {
@@ -118,6 +122,17 @@ pub struct Telemetry {
     instance_slots: IntGauge,
     cache_entries: IntGaugeVec,
     cache_bytes: IntGaugeVec,
+    metered: Metered,
+}
+
+/// The metering families (`crate::metering`), labelled `tenant` and `component`.
+#[derive(Clone)]
+struct Metered {
+    calls: IntCounterVec,
+    guest_seconds: CounterVec,
+    backend_seconds: CounterVec,
+    instantiations: IntCounterVec,
+    memory_high_water: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
@@ -137,6 +152,15 @@ fn histogram(
 ) -> HistogramVec {
     let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .expect("valid histogram definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+fn int_counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric names are unique");
@@ -197,6 +221,13 @@ impl Telemetry {
             cache_entries: gauge_vec(r, "vector_service_cache_entries", "Entries in the tenant's result cache.", &["tenant"]),
             cache_bytes: gauge_vec(r, "vector_service_cache_bytes", "Bytes (keys, values, bookkeeping) in the tenant's result cache; bounded by its byte budget.", &["tenant"]),
             instance_slots: gauge(r, "vector_service_instance_slots", "Instance slots the pooling allocator reserved (0: allocating on demand)."),
+            metered: Metered {
+                calls: int_counter(r, "vector_service_tenant_calls_total", "Calls run in the sandbox, counted by the host (a backfill run is one call).", &METERED),
+                guest_seconds: counter(r, "vector_service_tenant_guest_seconds_total", "Wall-clock seconds calls spent in the sandbox outside backend imports.", &METERED),
+                backend_seconds: counter(r, "vector_service_tenant_backend_seconds_total", "Seconds calls spent in backend imports (search, metrics databases, embedding store).", &METERED),
+                instantiations: int_counter(r, "vector_service_tenant_instantiations_total", "Component instances created.", &METERED),
+                memory_high_water: gauge_vec(r, "vector_service_tenant_memory_high_water_bytes", "The largest linear memory any instance reached since the process started.", &METERED),
+            },
             registry,
         }
     }
@@ -242,6 +273,23 @@ impl Telemetry {
             self.sandbox_failures
                 .with_label_values(&[tenant, failure.label()]);
         }
+    }
+
+    /// The metering handles of `tenant` running `component` (a short digest), its series
+    /// created at zero: for a host that runs its own instances (ours meter themselves).
+    pub fn usage(&self, tenant: &str, component: &str) -> Usage {
+        let labels = [tenant, component];
+        let m = &self.metered;
+        Usage::new(
+            component,
+            UsageHandles {
+                calls: m.calls.with_label_values(&labels),
+                guest_seconds: m.guest_seconds.with_label_values(&labels),
+                backend_seconds: m.backend_seconds.with_label_values(&labels),
+                instantiations: m.instantiations.with_label_values(&labels),
+                memory_high_water: m.memory_high_water.with_label_values(&labels),
+            },
+        )
     }
 
     /// Publish the size of `tenant`'s result cache.
