@@ -14,18 +14,12 @@ mod tenant;
 
 use anyhow::Context as _;
 use clap::Parser;
-use sha2::{Digest, Sha256};
 use vector_service_runtime::{BUILTIN_COMPONENT, WIT_PACKAGE};
 
 use cli::{Cli, Command, ComponentCommand};
 
 /// Lowercase hex SHA-256: component digests and API-key hashes.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use vector_service_runtime::sha256_hex;
 
 /// Log lines a server queues for its log writer thread before it drops (and counts) lines.
 const LOG_QUEUE_LINES: usize = 64 * 1024;
