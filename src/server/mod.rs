@@ -7,6 +7,7 @@
 mod admission;
 mod auth;
 mod body;
+mod catalogue;
 mod connections;
 mod error;
 mod handlers;
@@ -21,6 +22,7 @@ mod roster;
 mod routes;
 mod state;
 pub mod tenants;
+mod tenants_view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +39,7 @@ use utoipa_axum::routes;
 use vector_service_runtime::backends::Store;
 use vector_service_runtime::{Plugin, PluginHandle, SandboxEngine, Telemetry};
 
+use catalogue::Catalogue;
 use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
@@ -81,7 +84,13 @@ pub fn serve(
     };
     let engine = SandboxEngine::new(pool_for(&tenants))?;
     let (bytes, sha256) = read_component(options.component.as_ref())?;
+    let source = options
+        .component
+        .as_ref()
+        .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
+    catalogue::check_allowed(&tenants, &sha256, &source).map_err(anyhow::Error::msg)?;
     let plugin = Plugin::new(engine.engine(), &bytes)?;
+    let catalogue = Catalogue::load(&tenants, &engine, None).map_err(anyhow::Error::msg)?;
     tracing::info!(%sha256, allocation = ?engine.allocation(), "component loaded");
     let telemetry = Telemetry::new();
     telemetry.set_instance_slots(engine.instance_slots());
@@ -93,6 +102,7 @@ pub fn serve(
     let (roster, _) = roster::Builder {
         open_store: &open_store,
         plugin: &plugin,
+        catalogue: &catalogue,
         telemetry: &telemetry,
         http: &http,
     }
@@ -116,6 +126,7 @@ pub fn serve(
         tenants_file: options.tenants,
         open_store,
         plugin,
+        catalogue: RwLock::new(Arc::new(catalogue)),
         serving: std::sync::Mutex::new(sha256),
         component: options.component,
         engine,
@@ -225,6 +236,7 @@ fn router(state: Shared) -> Router {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(logged("reload", routes!(reload::reload)))
+        .routes(logged("tenants", routes!(tenants_view::tenants)))
         .routes(routes!(openapi::document))
         .split_for_parts();
     let document = serde_json::to_vec(&document).expect("the OpenAPI document serialises");

@@ -18,6 +18,7 @@ use vector_service_runtime::Plugin;
 
 use super::auth::Admin;
 use super::body::{self, Accepts};
+use super::catalogue::{self, Catalogue};
 use super::error::ApiError;
 use super::handlers::panicked;
 use super::roster::{Builder, Changes};
@@ -124,20 +125,31 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
         .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
     let engine = state.engine.clone();
     let serving = state.serving_digest();
-    // Compile only new bytes: a reload for a tenants-file change keeps the component as is.
+    let shown = source.clone();
+    let previous = state.catalogue();
+    // Compile only new bytes: a reload for a tenants-file change keeps the component as is,
+    // and the catalogue keeps what it compiled before.
     let loaded = tokio::task::spawn_blocking(move || {
-        let (bytes, sha256) = read_component(path.as_ref())?;
+        let (bytes, sha256) = read_component(path.as_ref()).map_err(|e| format!("{e:#}"))?;
+        if let Some(tenants) = &tenants {
+            catalogue::check_allowed(tenants, &sha256, &shown)?;
+        }
         let plugin = (sha256 != serving)
             .then(|| Plugin::new(engine.engine(), &bytes))
+            .transpose()
+            .map_err(|e| format!("{e:#}"))?;
+        let catalogue = tenants
+            .as_ref()
+            .map(|tenants| Catalogue::load(tenants, &engine, Some(&previous)))
             .transpose()?;
-        anyhow::Ok((plugin, sha256, bytes.len()))
+        Ok::<_, String>((plugin, catalogue, tenants, sha256, bytes.len()))
     })
     .await
     .map_err(|e| panicked("the reload", e))?;
-    let (plugin, sha256, size) = loaded.map_err(|error| {
+    let (plugin, catalogue, tenants, sha256, size) = loaded.map_err(|error| {
         refused(
             state,
-            format!("component {source} refused, the old one keeps serving: {error:#}"),
+            format!("component {source} or the tenants file's components refused, nothing changed: {error}"),
         )
     })?;
     let compiled = plugin.is_some();
@@ -153,17 +165,19 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
         compiled,
         tenants: None,
     };
-    if let Some(tenants) = tenants {
+    if let (Some(tenants), Some(catalogue)) = (tenants, catalogue) {
         let shared = state.clone();
         let built = tokio::task::spawn_blocking(move || {
             let previous = shared.roster();
             let (roster, changes) = Builder {
                 open_store: &shared.open_store,
                 plugin: &shared.plugin,
+                catalogue: &catalogue,
                 telemetry: &shared.telemetry,
                 http: &shared.http,
             }
             .build(tenants, Some(&previous));
+            shared.replace_catalogue(catalogue);
             // Tenants kept whole have their indexes warm already.
             let rebuilt: Vec<_> = roster
                 .live

@@ -11,6 +11,7 @@ use vector_service_runtime::backends::Backends;
 use vector_service_runtime::{PluginHandle, ServiceConfig, Telemetry, VectorService};
 
 use super::admission::Admission;
+use super::catalogue::Catalogue;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
 use super::readiness::Readiness;
@@ -39,7 +40,10 @@ pub(super) struct NotReady {
 /// What building tenants' services needs from the server.
 pub(super) struct Builder<'a> {
     pub(super) open_store: &'a OpenStore,
+    /// The server's component, for tenants not pinned to one.
     pub(super) plugin: &'a PluginHandle,
+    /// The allowed components, for tenants pinned to one.
+    pub(super) catalogue: &'a Catalogue,
     pub(super) telemetry: &'a Telemetry,
     pub(super) http: &'a HttpMetrics,
 }
@@ -56,11 +60,15 @@ impl Builder<'_> {
                 let before = previous
                     .and_then(|roster| roster.live.iter().find(|tenant| tenant.name == entry.name));
                 match before {
-                    Some(before) if before.limits == entry.limits && before.open.is_ok() => {
+                    Some(before)
+                        if before.limits == entry.limits
+                            && before.component == entry.component
+                            && before.open.is_ok() =>
+                    {
                         before.clone()
                     }
                     Some(before) => {
-                        if before.limits != entry.limits {
+                        if before.limits != entry.limits || before.component != entry.component {
                             changes.changed.push(entry.name.clone());
                         }
                         self.tenant(entry, Some(before), &mut changes)
@@ -109,8 +117,18 @@ impl Builder<'_> {
         };
         let (open, readiness) = match opened {
             Ok((store, readiness)) => {
+                let plugin = match &entry.component {
+                    // Tenants files are checked against the catalogue they are loaded with.
+                    Some(digest) => PluginHandle::new(
+                        self.catalogue
+                            .get(digest)
+                            .expect("a pinned component is in the catalogue")
+                            .clone(),
+                    ),
+                    None => self.plugin.clone(),
+                };
                 let service = VectorService::new(
-                    self.plugin.clone(),
+                    plugin,
                     Backends::store(store.clone()),
                     self.telemetry.clone(),
                     config.clone(),
@@ -138,6 +156,7 @@ impl Builder<'_> {
             jobs: before.map_or_else(|| Arc::new(Jobs::default()), |b| b.jobs.clone()),
             config,
             limits: entry.limits,
+            component: entry.component.clone(),
         })
     }
 }

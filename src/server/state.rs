@@ -11,6 +11,7 @@ use vector_service_runtime::{
 };
 
 use super::admission::Admission;
+use super::catalogue::Catalogue;
 use super::error::ApiError;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
@@ -31,6 +32,8 @@ pub(super) struct TenantState {
     pub(super) jobs: Arc<Jobs>,
     pub(super) config: ServiceConfig,
     pub(super) limits: TenantLimits,
+    /// The component it is pinned to (sha256); `None`: the server's.
+    pub(super) component: Option<String>,
 }
 
 /// A tenant whose store is open.
@@ -72,6 +75,8 @@ pub(super) struct AppState {
     /// Opens a tenant's store (at start and for tenants a reload adds or repairs).
     pub(super) open_store: OpenStore,
     pub(super) plugin: PluginHandle,
+    /// The allowed components, compiled; swapped with the roster by a reload.
+    pub(super) catalogue: RwLock<Arc<Catalogue>>,
     /// The sha256 of the component serving now: a reload of the same bytes compiles nothing.
     pub(super) serving: std::sync::Mutex<String>,
     pub(super) component: Option<PathBuf>,
@@ -104,6 +109,19 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The allowed components as of now.
+    pub(super) fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Pin tenants to `catalogue`'s components from now on.
+    pub(super) fn replace_catalogue(&self, catalogue: Catalogue) {
+        *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalogue);
     }
 
     /// Serve `roster` from now on.

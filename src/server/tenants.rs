@@ -1,13 +1,17 @@
 //! Who may call the server: the tenants file (TOML). Each tenant has a name (also its data
 //! namespace: `<data-dir>/<name>.sqlite3`), the SHA-256 of its API key (the key itself is
-//! never stored), and limits. Without a file the server runs one `default` tenant with no key,
-//! on loopback only.
+//! never stored), limits, and optionally the component it is pinned to. Without a file the
+//! server runs one `default` tenant with no key, on loopback only.
 //!
 //! ```toml
 //! admin_key_sha256 = "…"           # optional: enables POST /admin/reload and all-tenant /metrics
+//! [[component]]                    # optional: components tenants may be pinned to
+//! sha256 = "…"                     # sha256sum FILE
+//! file = "plugin-v2.wasm"          # relative to this file
 //! [[tenant]]
 //! name = "acme"
 //! api_key_sha256 = "…"             # printf %s "$KEY" | sha256sum
+//! component = "…"                  # optional: a listed sha256 or the built-in one's
 //! [tenant.limits]                  # every field optional; defaults shown
 //! memory_mib = 64
 //! call_deadline_ms = 10000
@@ -21,14 +25,14 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use vector_service_runtime::{CacheConfig, RunLimits, SandboxLimits};
 
 /// Per-tenant limits.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantLimits {
     /// Guest linear memory cap per call.
@@ -105,12 +109,27 @@ pub struct TenantEntry {
     /// Limits; defaults when absent.
     #[serde(default)]
     pub limits: TenantLimits,
+    /// The sha256 of the component it runs: the built-in one's or one of the `[[component]]`
+    /// list's. Absent: the server's component (the built-in, `--component`, or a reload's).
+    #[serde(default)]
+    pub component: Option<String>,
+}
+
+/// A component the operator allows: its sha256 and the file holding those bytes (relative
+/// to the tenants file's directory).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueEntry {
+    pub sha256: String,
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TenantsFile {
     admin_key_sha256: Option<String>,
+    #[serde(default, rename = "component")]
+    catalogue: Vec<CatalogueEntry>,
     #[serde(default, rename = "tenant")]
     tenants: Vec<TenantEntry>,
 }
@@ -153,6 +172,8 @@ pub struct Tenants {
     admin_key_sha256: Option<String>,
     /// False for the implicit single tenant: no key is asked for.
     pub authenticated: bool,
+    /// The components tenants may be pinned to, besides the built-in one (files resolved).
+    pub catalogue: Vec<CatalogueEntry>,
 }
 
 /// Hex SHA-256 of `key`.
@@ -233,10 +254,12 @@ impl Tenants {
                 name: "default".into(),
                 api_key_sha256: None,
                 limits: TenantLimits::default(),
+                component: None,
             }],
             by_key_hash: HashMap::new(),
             admin_key_sha256: None,
             authenticated: false,
+            catalogue: Vec::new(),
         }
     }
 
@@ -247,7 +270,12 @@ impl Tenants {
             path: shown.clone(),
             source,
         })?;
-        Self::parse(&text, &shown)
+        let mut tenants = Self::parse(&text, &shown)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for entry in &mut tenants.catalogue {
+            entry.file = dir.join(&entry.file);
+        }
+        Ok(tenants)
     }
 
     /// Check tenants from TOML text; `source` names it in errors.
@@ -263,9 +291,34 @@ impl Tenants {
         if file.tenants.is_empty() {
             return Err(invalid("no [[tenant]] entries".into()));
         }
+        let mut catalogue = file.catalogue;
+        for entry in &mut catalogue {
+            entry.sha256 = entry.sha256.to_ascii_lowercase();
+            if !valid_hash(&entry.sha256) {
+                return Err(invalid(format!(
+                    "component {}: sha256 must be 64 hex digits",
+                    entry.file.display()
+                )));
+            }
+        }
+        let mut tenants = file.tenants;
+        for tenant in &mut tenants {
+            let Some(digest) = tenant.component.as_mut() else {
+                continue;
+            };
+            *digest = digest.to_ascii_lowercase();
+            let allowed = *digest == *super::catalogue::BUILTIN_DIGEST
+                || catalogue.iter().any(|entry| entry.sha256 == *digest);
+            if !allowed {
+                return Err(invalid(format!(
+                    "tenant {:?}: component {digest} is neither the built-in one nor in the [[component]] list",
+                    tenant.name
+                )));
+            }
+        }
         let mut by_key_hash = HashMap::new();
         let mut names = std::collections::HashSet::new();
-        for (index, tenant) in file.tenants.iter().enumerate() {
+        for (index, tenant) in tenants.iter().enumerate() {
             check_name(&tenant.name).map_err(invalid)?;
             if !names.insert(tenant.name.clone()) {
                 return Err(invalid(format!("tenant {:?} appears twice", tenant.name)));
@@ -298,10 +351,11 @@ impl Tenants {
             None => None,
         };
         Ok(Self {
-            entries: file.tenants,
+            entries: tenants,
             by_key_hash,
             admin_key_sha256,
             authenticated: true,
+            catalogue,
         })
     }
 
@@ -351,6 +405,33 @@ mod tests {
     }
 
     #[test]
+    fn tenants_pin_allowed_digests_and_listed_files_resolve_beside_the_file() {
+        let digest = "AB".repeat(32);
+        let text = format!(
+            "[[component]]\nsha256 = \"{digest}\"\nfile = \"c/x.wasm\"\n{}component = \"{digest}\"\n{}component = \"{}\"\n{}",
+            tenant("a", "ka"),
+            tenant("b", "kb"),
+            *crate::server::catalogue::BUILTIN_DIGEST,
+            tenant("c", "kc"),
+        );
+        let dir = std::env::temp_dir().join(format!("tenants-pin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tenants.toml");
+        std::fs::write(&path, text).unwrap();
+        let tenants = Tenants::load(&path).unwrap();
+        let lower = digest.to_ascii_lowercase();
+        assert_eq!(tenants.catalogue[0].sha256, lower);
+        assert_eq!(tenants.catalogue[0].file, dir.join("c/x.wasm"));
+        assert_eq!(
+            tenants.entries[0].component.as_deref(),
+            Some(lower.as_str())
+        );
+        assert!(tenants.entries[1].component.is_some());
+        assert_eq!(tenants.entries[2].component, None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn bad_files_are_refused_with_the_reason() {
         let cases = [
             (String::new(), "no [[tenant]]"),
@@ -383,6 +464,15 @@ mod tests {
                 "call_deadline_ms",
             ),
             (tenant("../x", "k"), "tenant name"),
+            (
+                tenant("a", "k") + &format!("component = \"{}\"\n", "ab".repeat(32)),
+                "neither the built-in one nor in the [[component]] list",
+            ),
+            (
+                "[[component]]\nsha256 = \"12\"\nfile = \"x.wasm\"\n".to_string()
+                    + &tenant("a", "k"),
+                "sha256 must be 64 hex digits",
+            ),
         ];
         for (text, expected) in cases {
             let error = Tenants::parse(&text, "t.toml").unwrap_err().to_string();

@@ -4,6 +4,7 @@
 mod support;
 
 mod abuse;
+mod catalogue;
 mod cli;
 mod coherence;
 mod conformance;
