@@ -75,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_body_bytes,
             max_connections,
             header_timeout: std::time::Duration::from_millis(header_timeout_ms),
+            rollouts: Some(tenant::data_dir(&global).join("rollouts.json")),
             log_drops: Some(log_drops),
         };
         return server::serve(options, move |tenant, connections| {

@@ -49,7 +49,7 @@ fn minilm(_dir: Option<&Path>) -> anyhow::Result<Arc<dyn Embedder>> {
 
 /// `--data-dir`, else $VECTOR_SERVICE_DATA_DIR, else $XDG_DATA_HOME/vector-service, else
 /// ~/.local/share/vector-service.
-fn data_dir(global: &Global) -> PathBuf {
+pub fn data_dir(global: &Global) -> PathBuf {
     if let Some(dir) = &global.data_dir {
         return dir.clone();
     }

@@ -146,6 +146,13 @@ impl ApiError {
     }
 }
 
+/// A failure of the server's own work, told as a sentence (500 `internal`).
+impl From<String> for ApiError {
+    fn from(message: String) -> Self {
+        ApiError::internal(message)
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let Failure { kind, message } = Failure::of_service(&error);

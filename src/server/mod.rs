@@ -4,6 +4,7 @@
 //! against the tenant's own database. The tenants file and the component can be reloaded
 //! without a restart.
 
+mod admin_tenants;
 mod admission;
 mod auth;
 mod body;
@@ -18,11 +19,11 @@ mod openapi;
 mod readiness;
 mod reload;
 mod request_log;
+mod rollout;
 mod roster;
 mod routes;
 mod state;
 pub mod tenants;
-mod tenants_view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
 use metrics::HttpMetrics;
+use rollout::Rollouts;
 use state::{pool_for, read_component, AppState, OpenStore, Shared, TenantState};
 use tenants::Tenants;
 
@@ -61,6 +63,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Time a client has to send a request's headers (and most a connection stays idle).
     pub header_timeout: Duration,
+    /// Where tenants' rollouts are kept (`None`: in memory only).
+    pub rollouts: Option<PathBuf>,
     /// The off-thread log writer's count of dropped lines, exported as a metric.
     pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
@@ -99,10 +103,12 @@ pub fn serve(
         .context("registering HTTP metrics")?
         .with_log_drops(options.log_drops.clone());
     let open_store: OpenStore = Arc::new(open_store);
+    let rollouts = Rollouts::open(options.rollouts.clone())?;
     let (roster, _) = roster::Builder {
         open_store: &open_store,
         plugin: &plugin,
         catalogue: &catalogue,
+        rollouts: &rollouts,
         telemetry: &telemetry,
         http: &http,
     }
@@ -127,6 +133,7 @@ pub fn serve(
         open_store,
         plugin,
         catalogue: RwLock::new(Arc::new(catalogue)),
+        rollouts,
         serving: std::sync::Mutex::new(sha256),
         component: options.component,
         engine,
@@ -236,7 +243,10 @@ fn router(state: Shared) -> Router {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(logged("reload", routes!(reload::reload)))
-        .routes(logged("tenants", routes!(tenants_view::tenants)))
+        .routes(logged("tenants", routes!(admin_tenants::tenants)))
+        .routes(logged("canary", routes!(admin_tenants::canary)))
+        .routes(logged("promote", routes!(admin_tenants::promote)))
+        .routes(logged("rollback", routes!(admin_tenants::rollback)))
         .routes(routes!(openapi::document))
         .split_for_parts();
     let document = serde_json::to_vec(&document).expect("the OpenAPI document serialises");

@@ -154,8 +154,16 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
     })?;
     let compiled = plugin.is_some();
     if let Some(plugin) = plugin {
-        state.plugin.replace(Arc::new(plugin));
+        let plugin = Arc::new(plugin);
+        state.plugin.replace(plugin.clone());
         *state.serving.lock().unwrap_or_else(|p| p.into_inner()) = sha256.clone();
+        // Tenants that run the server's component move with it; pinned ones and those in a
+        // rollout stay where they are.
+        for tenant in &state.roster().live {
+            if tenant.component.is_none() && state.rollouts.get(&tenant.name, None).is_none() {
+                tenant.plugin.replace(plugin.clone());
+            }
+        }
     }
     let mut answer = ReloadAnswer {
         status: "reloaded",
@@ -173,6 +181,7 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
                 open_store: &shared.open_store,
                 plugin: &shared.plugin,
                 catalogue: &catalogue,
+                rollouts: &shared.rollouts,
                 telemetry: &shared.telemetry,
                 http: &shared.http,
             }

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vector_service_runtime::backends::Backends;
-use vector_service_runtime::{PluginHandle, ServiceConfig, Telemetry, VectorService};
+use vector_service_runtime::{
+    Canary, Plugin, PluginHandle, ServiceConfig, Telemetry, VectorService,
+};
 
 use super::admission::Admission;
 use super::catalogue::Catalogue;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
 use super::readiness::Readiness;
+use super::rollout::Rollouts;
 use super::state::{OpenStore, OpenTenant, Roster, TenantState};
 use super::tenants::{TenantEntry, Tenants};
 
@@ -44,6 +47,8 @@ pub(super) struct Builder<'a> {
     pub(super) plugin: &'a PluginHandle,
     /// The allowed components, for tenants pinned to one.
     pub(super) catalogue: &'a Catalogue,
+    /// Rollouts kept from before, for tenants built afresh.
+    pub(super) rollouts: &'a Rollouts,
     pub(super) telemetry: &'a Telemetry,
     pub(super) http: &'a HttpMetrics,
 }
@@ -115,20 +120,15 @@ impl Builder<'_> {
                 .map(|store| (store, Arc::new(Readiness::default())))
                 .map_err(|error| format!("{error:#}")),
         };
+        // A tenant that keeps its pin keeps its handle, and with it any rollout in progress.
+        let plugin = match before.filter(|before| before.component == entry.component) {
+            Some(before) => before.plugin.clone(),
+            None => self.handle(entry),
+        };
         let (open, readiness) = match opened {
             Ok((store, readiness)) => {
-                let plugin = match &entry.component {
-                    // Tenants files are checked against the catalogue they are loaded with.
-                    Some(digest) => PluginHandle::new(
-                        self.catalogue
-                            .get(digest)
-                            .expect("a pinned component is in the catalogue")
-                            .clone(),
-                    ),
-                    None => self.plugin.clone(),
-                };
                 let service = VectorService::new(
-                    plugin,
+                    plugin.clone(),
                     Backends::store(store.clone()),
                     self.telemetry.clone(),
                     config.clone(),
@@ -157,6 +157,49 @@ impl Builder<'_> {
             config,
             limits: entry.limits,
             component: entry.component.clone(),
+            plugin,
         })
+    }
+
+    /// The component with `digest`: an allowed one, or the server's own.
+    pub(super) fn resolve(&self, digest: &str) -> Option<Arc<Plugin>> {
+        let server = self.plugin.active();
+        match self.catalogue.get(digest) {
+            Some(plugin) => Some(plugin.clone()),
+            None => (server.digest() == digest).then_some(server),
+        }
+    }
+
+    /// A new handle for `entry`: its pinned component (or the server's), then the rollout
+    /// kept for it, as far as its components are still allowed.
+    fn handle(&self, entry: &TenantEntry) -> PluginHandle {
+        let pinned = entry
+            .component
+            .as_deref()
+            .and_then(|digest| self.resolve(digest));
+        let handle = PluginHandle::new(pinned.unwrap_or_else(|| self.plugin.active()));
+        let Some(rollout) = self.rollouts.get(&entry.name, entry.component.as_deref()) else {
+            return handle;
+        };
+        match self.resolve(&rollout.active) {
+            Some(active) => {
+                handle.replace(active);
+            }
+            None => {
+                tracing::warn!(tenant = %entry.name, component = %rollout.active, "the promoted component is no longer allowed; the tenant runs its pinned one")
+            }
+        }
+        if let Some(canary) = &rollout.canary {
+            match self.resolve(&canary.component) {
+                Some(plugin) => handle.set_canary(Some(Canary {
+                    plugin,
+                    share: canary.share_percent / 100.0,
+                })),
+                None => {
+                    tracing::warn!(tenant = %entry.name, component = %canary.component, "the canary component is no longer allowed; no canary")
+                }
+            }
+        }
+        handle
     }
 }

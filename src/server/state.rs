@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
 use super::readiness::Readiness;
+use super::rollout::Rollouts;
 use super::tenants::{TenantLimits, Tenants};
 
 /// One tenant's live state. Requests hold it by `Arc`, so a reload that removes or changes
@@ -34,6 +35,8 @@ pub(super) struct TenantState {
     pub(super) limits: TenantLimits,
     /// The component it is pinned to (sha256); `None`: the server's.
     pub(super) component: Option<String>,
+    /// What its new calls run (its canary included); its own, so a rollout moves it alone.
+    pub(super) plugin: PluginHandle,
 }
 
 /// A tenant whose store is open.
@@ -77,6 +80,8 @@ pub(super) struct AppState {
     pub(super) plugin: PluginHandle,
     /// The allowed components, compiled; swapped with the roster by a reload.
     pub(super) catalogue: RwLock<Arc<Catalogue>>,
+    /// Tenants' rollouts (canary, promotion, rollback), kept across restarts.
+    pub(super) rollouts: Rollouts,
     /// The sha256 of the component serving now: a reload of the same bytes compiles nothing.
     pub(super) serving: std::sync::Mutex<String>,
     pub(super) component: Option<PathBuf>,

@@ -23,7 +23,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// The second real component: the misbehaving test guest, which answers an ordinary search
 /// with no hits and no fallback (the built-in one answers an empty store with a fallback).
-fn other_component(dir: &Path) -> (PathBuf, String) {
+pub(crate) fn other_component(dir: &Path) -> (PathBuf, String) {
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/misbehaving-guest/misbehaving.wasm"
@@ -35,13 +35,13 @@ fn other_component(dir: &Path) -> (PathBuf, String) {
     (path, sha256(&bytes))
 }
 
-fn builtin_digest() -> String {
+pub(crate) fn builtin_digest() -> String {
     sha256(vector_service_runtime::BUILTIN_COMPONENT)
 }
 
 /// A tenants file allowing `other` (at `components/other.wasm`), with an admin key and the
 /// tenants `(name, pinned digest)`.
-fn tenants_file(dir: &Path, other: &str, tenants: &[(&str, Option<&str>)]) -> PathBuf {
+pub(crate) fn tenants_file(dir: &Path, other: &str, tenants: &[(&str, Option<&str>)]) -> PathBuf {
     let mut text = format!(
         "admin_key_sha256 = \"{}\"\n\n[[component]]\nsha256 = \"{other}\"\nfile = \"components/other.wasm\"\n",
         hash("admin-key")
@@ -61,7 +61,7 @@ fn tenants_file(dir: &Path, other: &str, tenants: &[(&str, Option<&str>)]) -> Pa
 }
 
 /// Which component answered: the built-in one falls back, the other one does not.
-fn answered_by(server: &Server, tenant: &str) -> &'static str {
+pub(crate) fn answered_by(server: &Server, tenant: &str) -> &'static str {
     let (status, answer, _) = server.post("/v1/search", Some(&format!("{tenant}-key")), SEARCH);
     assert_eq!(status, 200, "{answer}");
     if answer["fallback"].is_null() {

@@ -23,6 +23,7 @@ mod patch_logger;
 mod postgres_server;
 mod promises;
 mod retriever;
+mod rollout;
 mod sandbox;
 mod scale_out;
 mod server;

@@ -156,6 +156,12 @@ fn the_document_lists_every_route_and_its_examples_are_answered_as_documented() 
                 example,
                 &format!("{name}'s example"),
             );
+            examples += 1;
+            // Admin routes are off on this keyless server (the rollout tests send their
+            // bodies to a server with an admin key).
+            if operation["security"] == json!([{"admin_key": []}]) {
+                continue;
+            }
             let (status, answer) = call(&server, method, path, Some(example));
             assert!(
                 (200..300).contains(&status),
@@ -167,12 +173,11 @@ fn the_document_lists_every_route_and_its_examples_are_answered_as_documented() 
                 &answer,
                 path,
             );
-            examples += 1;
         }
     }
     assert_eq!(
-        examples, 4,
-        "search, context, contributors and backfill have examples"
+        examples, 5,
+        "search, context, contributors, backfill and canary have examples"
     );
 
     // The backfill job the example started, and the error answers, as documented.

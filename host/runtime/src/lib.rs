@@ -70,7 +70,7 @@ pub mod api {
 
 pub use cache::CacheConfig;
 pub use engine::{
-    configure, deadline_ticks, sha256_hex, Allocation, Plugin, PluginHandle, SandboxEngine,
+    configure, deadline_ticks, sha256_hex, Allocation, Canary, Plugin, PluginHandle, SandboxEngine,
     BUILTIN_COMPONENT, EPOCH_TICK, WIT_PACKAGE,
 };
 pub use host_calls::HostCallBytesExceeded;

@@ -85,7 +85,7 @@ impl VectorService {
         let plugin = plugin.into();
         let context = TenantContext::new(backends, telemetry, &config);
         // The metering series of the component it starts with, at zero.
-        context.usage(plugin.current().short_digest());
+        context.usage(plugin.active().short_digest());
         Self {
             plugin,
             context,
