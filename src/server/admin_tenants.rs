@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 use vector_service_runtime::{Canary, Plugin};
 
 use super::auth::Admin;
@@ -61,16 +61,13 @@ pub(super) struct TenantsView {
     tenants: Vec<TenantView>,
 }
 
-const NOT_ADMIN: &str = "`unauthorized`.";
-const ADMIN_OFF: &str = "`admin-disabled`: no admin key is configured.";
-
 /// `GET /admin/tenants`: every tenant, the component it runs and its limits.
 #[utoipa::path(get, path = "/admin/tenants", tag = "operator",
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The tenants as serving now.", body = TenantsView),
-        (status = 401, description = NOT_ADMIN, body = FailureBody),
-        (status = 403, description = ADMIN_OFF, body = FailureBody)))]
+        (status = 401, description = "`unauthorized`.", body = FailureBody),
+        (status = 403, description = "`admin-disabled`: no admin key is configured.", body = FailureBody)))]
 pub(super) async fn tenants(State(state): State<Shared>, _: Admin) -> Response {
     let tenants = state
         .roster()
@@ -83,6 +80,21 @@ pub(super) async fn tenants(State(state): State<Shared>, _: Admin) -> Response {
         tenants,
     })
     .into_response()
+}
+
+/// The errors of a route that names a tenant, beside its own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum TenantRouteFailures {
+    /// `unauthorized`: not the admin key.
+    #[response(status = 401)]
+    Unauthorized(FailureBody),
+    /// `admin-disabled`: no admin key is configured.
+    #[response(status = 403)]
+    AdminOff(FailureBody),
+    /// `not-found`: no such tenant.
+    #[response(status = 404)]
+    NoSuchTenant(FailureBody),
 }
 
 /// `POST /admin/tenants/{tenant}/canary`'s body.
@@ -168,9 +180,7 @@ fn roll(
     responses(
         (status = 200, description = "The tenant, its canary set.", body = TenantView),
         (status = 400, description = "`bad-request`: a share outside 0..=100, or a component that is not allowed.", body = FailureBody),
-        (status = 401, description = NOT_ADMIN, body = FailureBody),
-        (status = 403, description = ADMIN_OFF, body = FailureBody),
-        (status = 404, description = "`not-found`: no such tenant.", body = FailureBody)))]
+        TenantRouteFailures))]
 pub(super) async fn canary(
     State(state): State<Shared>,
     _: Admin,
@@ -204,9 +214,7 @@ pub(super) async fn canary(
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The tenant, its canary promoted.", body = TenantView),
-        (status = 401, description = NOT_ADMIN, body = FailureBody),
-        (status = 403, description = ADMIN_OFF, body = FailureBody),
-        (status = 404, description = "`not-found`: no such tenant.", body = FailureBody),
+        TenantRouteFailures,
         (status = 409, description = "`conflict`: the tenant has no canary.", body = FailureBody)))]
 pub(super) async fn promote(
     State(state): State<Shared>,
@@ -217,13 +225,9 @@ pub(super) async fn promote(
     roll(&state, &tenant, |rollout| {
         let canary = rollout
             .canary
+            .clone()
             .ok_or_else(|| ApiError::conflict("the tenant has no canary to promote"))?;
-        Ok(Rollout {
-            previous: Some(rollout.active),
-            active: canary.component,
-            canary: None,
-            file_pin: rollout.file_pin,
-        })
+        Ok(rollout.switch_to(canary.component))
     })
 }
 
@@ -234,9 +238,7 @@ pub(super) async fn promote(
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The tenant, rolled back.", body = TenantView),
-        (status = 401, description = NOT_ADMIN, body = FailureBody),
-        (status = 403, description = ADMIN_OFF, body = FailureBody),
-        (status = 404, description = "`not-found`: no such tenant.", body = FailureBody),
+        TenantRouteFailures,
         (status = 409, description = "`conflict`: no canary and no earlier component.", body = FailureBody)))]
 pub(super) async fn rollback(
     State(state): State<Shared>,

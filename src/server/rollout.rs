@@ -35,6 +35,18 @@ pub(super) struct Rollout {
     pub(super) canary: Option<CanarySetting>,
 }
 
+impl Rollout {
+    /// Every new call on `component`, no canary; the active one kept for a rollback.
+    pub(super) fn switch_to(self, component: String) -> Self {
+        Self {
+            previous: Some(self.active),
+            active: component,
+            canary: None,
+            file_pin: self.file_pin,
+        }
+    }
+}
+
 /// Every tenant's rollout, and the file that keeps them.
 pub(super) struct Rollouts {
     path: Option<PathBuf>,

@@ -177,15 +177,7 @@ fn a_digest_not_allowed_or_bytes_not_matching_their_digest_are_refused_at_start_
     let server = Server::start(&dir, &["--tenants", tenants.to_str().unwrap()]);
     assert_eq!(answered_by(&server, "a"), "other");
     tenants_file(&dir, &other, &[("a", Some(&unknown)), ("b", None)]);
-    let (status, refused, _) = server.post("/admin/reload", Some("admin-key"), "");
-    assert_eq!(status, 400, "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("neither the built-in one"),
-        "{refused}"
-    );
+    server.refused_reload("", "neither the built-in one");
     assert_eq!(answered_by(&server, "a"), "other");
 
     // The server's own component must be allowed too once the file lists components.
@@ -196,14 +188,6 @@ fn a_digest_not_allowed_or_bytes_not_matching_their_digest_are_refused_at_start_
     bytes.extend_from_slice(&[0, 6, 5, b'n', b'o', b't', b'e', b'!']);
     std::fs::write(&elsewhere, &bytes).unwrap();
     let body = serde_json::json!({"component": elsewhere}).to_string();
-    let (status, refused, _) = server.post("/admin/reload", Some("admin-key"), &body);
-    assert_eq!(status, 400, "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("is not in the tenants file's [[component]] list"),
-        "{refused}"
-    );
+    server.refused_reload(&body, "is not in the tenants file's [[component]] list");
     assert_eq!(answered_by(&server, "b"), "built-in");
 }

@@ -214,6 +214,15 @@ impl Server {
         )
     }
 
+    /// `POST /admin/reload` with `body`, which must be refused (400) with a message that
+    /// contains `expected`.
+    pub(crate) fn refused_reload(&self, body: &str, expected: &str) {
+        let (status, refused, _) = self.post("/admin/reload", Some("admin-key"), body);
+        assert_eq!(status, 400, "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{refused}");
+    }
+
     /// The server's process id.
     pub(crate) fn pid(&self) -> u32 {
         self._process.lock().unwrap().child.id()
