@@ -104,6 +104,9 @@ pub fn serve(
         .with_log_drops(options.log_drops.clone());
     let open_store: OpenStore = Arc::new(open_store);
     let rollouts = Rollouts::open(options.rollouts.clone())?;
+    rollouts
+        .forget_stale(&tenants)
+        .map_err(anyhow::Error::msg)?;
     let (roster, _) = roster::Builder {
         open_store: &open_store,
         plugin: &plugin,

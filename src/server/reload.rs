@@ -186,6 +186,9 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
                 http: &shared.http,
             }
             .build(tenants, Some(&previous));
+            if let Err(error) = shared.rollouts.forget_stale(&roster.tenants) {
+                tracing::warn!(%error, "stale rollouts stay in the file (they are ignored)");
+            }
             shared.replace_catalogue(catalogue);
             // Tenants kept whole have their indexes warm already.
             let rebuilt: Vec<_> = roster

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::tenants::Tenants;
+
 /// A canary: the component on trial and its share of the tenant's new calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub(super) struct CanarySetting {
@@ -107,6 +109,35 @@ impl Rollouts {
         }
         *by_tenant = next;
         Ok(by_tenant.get(tenant).cloned())
+    }
+}
+
+impl Rollouts {
+    /// Forget the rollouts of tenants that are gone or whose `component` in the tenants file
+    /// changed since their rollout began (the file wins), so an old rollout never comes back.
+    pub(super) fn forget_stale(&self, tenants: &Tenants) -> Result<(), String> {
+        let current = |name: &str, rollout: &Rollout| {
+            tenants
+                .entries
+                .iter()
+                .any(|entry| entry.name == name && entry.component == rollout.file_pin)
+        };
+        let mut by_tenant = self.lock();
+        if by_tenant
+            .iter()
+            .all(|(name, rollout)| current(name, rollout))
+        {
+            return Ok(());
+        }
+        let mut next = by_tenant.clone();
+        next.retain(|name, rollout| current(name, rollout));
+        if let Some(path) = &self.path {
+            write_atomically(path, &next).map_err(|e| {
+                format!("the rollouts could not be kept in {}: {e}", path.display())
+            })?;
+        }
+        *by_tenant = next;
+        Ok(())
     }
 }
 

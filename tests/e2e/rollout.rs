@@ -120,6 +120,12 @@ fn a_canary_takes_its_share_then_promote_and_rollback_switch_every_call_and_surv
     assert_eq!(status, 200, "{reloaded}");
     assert!((0..10).all(|_| answered_by(&server, "a") == "built-in"));
     assert!(view_of(&server, "a")["previous"].is_null());
+    // ... and for good: unpinning it again does not bring the old rollout back.
+    tenants_file(&dir, &other, &[("a", None), ("b", None)]);
+    assert_eq!(admin(&server, "/admin/reload", "").0, 200);
+    assert!((0..10).all(|_| answered_by(&server, "a") == "built-in"));
+    let kept = std::fs::read_to_string(dir.join("rollouts.json")).unwrap();
+    assert!(!kept.contains("\"a\""), "{kept}");
 }
 
 #[test]
