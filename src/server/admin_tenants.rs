@@ -149,25 +149,26 @@ fn roll(
                 canary: None,
             })
     };
-    let mut resolved = None;
-    state.rollouts.update(&tenant.name, |kept| {
-        let next = change(current(kept))?;
-        let active = allowed(state, &next.active)?;
-        let canary = match &next.canary {
-            Some(canary) => Some(Canary {
-                plugin: allowed(state, &canary.component)?,
-                share: canary.share_percent / 100.0,
-            }),
-            None => None,
-        };
-        resolved = Some((active, canary));
-        Ok::<_, ApiError>(Some(next))
-    })?;
-    if let Some((active, canary)) = resolved {
-        // The canary first: no call sees the old canary beside the new active one.
-        tenant.plugin.set_canary(canary);
-        tenant.plugin.replace(active);
-    }
+    state.rollouts.update(
+        &tenant.name,
+        |kept| {
+            let next = change(current(kept))?;
+            let active = allowed(state, &next.active)?;
+            let canary = match &next.canary {
+                Some(canary) => Some(Canary {
+                    plugin: allowed(state, &canary.component)?,
+                    share: canary.share_percent / 100.0,
+                }),
+                None => None,
+            };
+            Ok::<_, ApiError>((next, (active, canary)))
+        },
+        |(active, canary)| {
+            // The canary first: no call sees the old canary beside the new active one.
+            tenant.plugin.set_canary(canary);
+            tenant.plugin.replace(active);
+        },
+    )?;
     tracing::info!(tenant = %tenant.name, rollout = ?state.rollouts.get(&tenant.name, pin.as_deref()), "rollout changed");
     Ok(Json(TenantView::of(state, tenant)).into_response())
 }

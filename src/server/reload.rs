@@ -149,7 +149,7 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
     let (plugin, catalogue, tenants, sha256, size) = loaded.map_err(|error| {
         refused(
             state,
-            format!("component {source} or the tenants file's components refused, nothing changed: {error}"),
+            format!("component {source} or the tenants file's [[component]] list refused; nothing changed, the old one keeps serving: {error}"),
         )
     })?;
     let compiled = plugin.is_some();

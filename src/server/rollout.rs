@@ -85,20 +85,20 @@ impl Rollouts {
             .cloned()
     }
 
-    /// Change `tenant`'s rollout with `change` (given its current one, if any) and keep it:
-    /// written to the file before it is returned, so nothing acts on a change a restart would
-    /// forget. `change` refusing leaves everything as it was.
-    pub(super) fn update<E: From<String>>(
+    /// Change `tenant`'s rollout with `change` (given its current one, if any), keep it, then
+    /// `apply` what `change` prepared. Kept before it is applied, so nothing acts on a change
+    /// a restart would forget; applied under the same lock, so concurrent changes of a tenant
+    /// take effect in the order they were kept. `change` refusing leaves everything as it was.
+    pub(super) fn update<E: From<String>, A>(
         &self,
         tenant: &str,
-        change: impl FnOnce(Option<&Rollout>) -> Result<Option<Rollout>, E>,
-    ) -> Result<Option<Rollout>, E> {
+        change: impl FnOnce(Option<&Rollout>) -> Result<(Rollout, A), E>,
+        apply: impl FnOnce(A),
+    ) -> Result<(), E> {
         let mut by_tenant = self.lock();
+        let (rollout, effect) = change(by_tenant.get(tenant))?;
         let mut next = by_tenant.clone();
-        match change(by_tenant.get(tenant))? {
-            Some(rollout) => next.insert(tenant.to_string(), rollout),
-            None => next.remove(tenant),
-        };
+        next.insert(tenant.to_string(), rollout);
         if let Some(path) = &self.path {
             write_atomically(path, &next).map_err(|e| {
                 E::from(format!(
@@ -108,7 +108,8 @@ impl Rollouts {
             })?;
         }
         *by_tenant = next;
-        Ok(by_tenant.get(tenant).cloned())
+        apply(effect);
+        Ok(())
     }
 }
 

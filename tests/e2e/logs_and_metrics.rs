@@ -164,10 +164,24 @@ fn the_exposition_has_the_named_families_with_types_labels_and_values() {
             "{}",
             sample.metric
         );
+        // The metering families' component: the digest of the bytes that ran, bounded by the
+        // components an operator loads.
+        if let Some(component) = sample.labels.get("component") {
+            let builtin =
+                vector_service_runtime::sha256_hex(vector_service_runtime::BUILTIN_COMPONENT);
+            assert_eq!(component, &builtin[..12], "{}", sample.metric);
+        }
     }
-    let allowed: BTreeSet<String> = ["tenant", "function", "status", "kind", "reason"]
-        .map(String::from)
-        .into();
+    let allowed: BTreeSet<String> = [
+        "tenant",
+        "function",
+        "status",
+        "kind",
+        "reason",
+        "component",
+    ]
+    .map(String::from)
+    .into();
     assert!(label_names.is_subset(&allowed), "{label_names:?}");
     assert!(
         !metrics.text.contains("m1"),
