@@ -121,14 +121,14 @@ fn tenant_named(state: &AppState, name: &str) -> Result<std::sync::Arc<TenantSta
 
 /// The allowed component with `digest`, or a 400 naming it.
 fn allowed(state: &AppState, digest: &str) -> Result<std::sync::Arc<Plugin>, ApiError> {
-    let server = state.plugin.active();
-    match state.catalogue().get(digest) {
-        Some(plugin) => Ok(plugin.clone()),
-        None if server.digest() == digest => Ok(server),
-        None => Err(ApiError::bad_request(format!(
-            "component {digest} is neither in the tenants file's [[component]] list nor the server's"
-        ))),
-    }
+    state
+        .catalogue()
+        .resolve(digest, &state.plugin)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "component {digest} is neither in the tenants file's [[component]] list nor the server's"
+            ))
+        })
 }
 
 /// Keep `tenant`'s new rollout (computed by `change` from its current one), then make its

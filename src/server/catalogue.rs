@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use vector_service_runtime::{sha256_hex, Plugin, SandboxEngine, BUILTIN_COMPONENT};
+use vector_service_runtime::{sha256_hex, Plugin, PluginHandle, SandboxEngine, BUILTIN_COMPONENT};
 
 use super::tenants::Tenants;
 
@@ -23,15 +23,21 @@ pub(super) struct Catalogue {
 
 impl Catalogue {
     /// Compile every component `tenants` lists and the built-in one if a tenant is pinned to
-    /// it, reusing what `previous` compiled. Reads files and compiles: run it off the async
-    /// threads.
+    /// it, reusing what `previous` compiled and the server's own component (`server`), so no
+    /// bytes are compiled twice. Reads files and compiles: run it off the async threads.
     pub(super) fn load(
         tenants: &Tenants,
         engine: &SandboxEngine,
         previous: Option<&Catalogue>,
+        server: &Arc<Plugin>,
     ) -> Result<Self, String> {
         let mut plugins = HashMap::new();
-        let reuse = |digest: &str| previous.and_then(|p| p.plugins.get(digest)).cloned();
+        let reuse = |digest: &str| {
+            previous
+                .and_then(|p| p.plugins.get(digest))
+                .cloned()
+                .or_else(|| (server.digest() == digest).then(|| server.clone()))
+        };
         for entry in &tenants.catalogue {
             let plugin = match reuse(&entry.sha256) {
                 Some(plugin) => plugin,
@@ -71,9 +77,14 @@ impl Catalogue {
         Ok(Self { plugins })
     }
 
-    /// The compiled component with `digest`, if it is allowed and compiled.
-    pub(super) fn get(&self, digest: &str) -> Option<&Arc<Plugin>> {
-        self.plugins.get(digest)
+    /// The component with `digest` a tenant may run: an allowed one, or the server's own
+    /// (`server`).
+    pub(super) fn resolve(&self, digest: &str, server: &PluginHandle) -> Option<Arc<Plugin>> {
+        if let Some(plugin) = self.plugins.get(digest) {
+            return Some(plugin.clone());
+        }
+        let server = server.active();
+        (server.digest() == digest).then_some(server)
     }
 }
 

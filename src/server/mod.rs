@@ -93,12 +93,13 @@ pub fn serve(
         .as_ref()
         .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
     catalogue::check_allowed(&tenants, &sha256, &source).map_err(anyhow::Error::msg)?;
-    let plugin = Plugin::new(engine.engine(), &bytes)?;
-    let catalogue = Catalogue::load(&tenants, &engine, None).map_err(anyhow::Error::msg)?;
+    let plugin = Arc::new(Plugin::new(engine.engine(), &bytes)?);
+    let catalogue =
+        Catalogue::load(&tenants, &engine, None, &plugin).map_err(anyhow::Error::msg)?;
     tracing::info!(%sha256, allocation = ?engine.allocation(), "component loaded");
     let telemetry = Telemetry::new();
     telemetry.set_instance_slots(engine.instance_slots());
-    let plugin = PluginHandle::new(Arc::new(plugin));
+    let plugin = PluginHandle::new(plugin);
     let http = HttpMetrics::register(telemetry.registry())
         .context("registering HTTP metrics")?
         .with_log_drops(options.log_drops.clone());

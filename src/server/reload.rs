@@ -127,6 +127,7 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
     let serving = state.serving_digest();
     let shown = source.clone();
     let previous = state.catalogue();
+    let running = state.plugin.active();
     // Compile only new bytes: a reload for a tenants-file change keeps the component as is,
     // and the catalogue keeps what it compiled before.
     let loaded = tokio::task::spawn_blocking(move || {
@@ -135,12 +136,13 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
             catalogue::check_allowed(tenants, &sha256, &shown)?;
         }
         let plugin = (sha256 != serving)
-            .then(|| Plugin::new(engine.engine(), &bytes))
+            .then(|| Plugin::new(engine.engine(), &bytes).map(Arc::new))
             .transpose()
             .map_err(|e| format!("{e:#}"))?;
+        let server = plugin.clone().unwrap_or(running);
         let catalogue = tenants
             .as_ref()
-            .map(|tenants| Catalogue::load(tenants, &engine, Some(&previous)))
+            .map(|tenants| Catalogue::load(tenants, &engine, Some(&previous), &server))
             .transpose()?;
         Ok::<_, String>((plugin, catalogue, tenants, sha256, bytes.len()))
     })
@@ -154,7 +156,6 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
     })?;
     let compiled = plugin.is_some();
     if let Some(plugin) = plugin {
-        let plugin = Arc::new(plugin);
         state.plugin.replace(plugin.clone());
         *state.serving.lock().unwrap_or_else(|p| p.into_inner()) = sha256.clone();
         // Tenants that run the server's component move with it; pinned ones and those in a

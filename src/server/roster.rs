@@ -162,12 +162,8 @@ impl Builder<'_> {
     }
 
     /// The component with `digest`: an allowed one, or the server's own.
-    pub(super) fn resolve(&self, digest: &str) -> Option<Arc<Plugin>> {
-        let server = self.plugin.active();
-        match self.catalogue.get(digest) {
-            Some(plugin) => Some(plugin.clone()),
-            None => (server.digest() == digest).then_some(server),
-        }
+    fn resolve(&self, digest: &str) -> Option<Arc<Plugin>> {
+        self.catalogue.resolve(digest, self.plugin)
     }
 
     /// A new handle for `entry`: its pinned component (or the server's), then the rollout
