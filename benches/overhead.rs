@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench overhead
 //! OVERHEAD_COMPONENT=other.wasm cargo bench --bench overhead   # another build of the guest
+//! OVERHEAD_ONLY_FIXED=1 cargo bench --bench overhead   # only the fixed-hits table (profiling)
 //! ```
 //! Prints one table per corpus size: ns per call for each path and its difference from the
 //! direct call. Figures go to BENCHMARKS.md.
@@ -79,12 +80,14 @@ struct FixedHits;
 impl Retriever for FixedHits {
     fn search(&self, _: &str, top_k: u32, _: &[String]) -> Result<BackendHits, BackendError> {
         let hits = (0..top_k.min(5))
-            .map(|i| BackendHit {
-                origin_db: "bot".into(),
-                id: format!("bot-{i}"),
-                score: 0.9 - f64::from(i) * 0.1,
-                reason: "fixed".into(),
-                metadata: json!({"name": format!("bot {i}"), "roi": i}).to_string(),
+            .map(|i| {
+                BackendHit::new(
+                    "bot".into(),
+                    format!("bot-{i}"),
+                    0.9 - f64::from(i) * 0.1,
+                    "fixed".into(),
+                    json!({"name": format!("bot {i}"), "roi": i}).to_string(),
+                )
             })
             .collect();
         Ok(BackendHits {
@@ -113,8 +116,10 @@ fn sample_corpus_in_sqlite() -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
-/// Mean ns per call of `call`, run for `MEASURE_FOR` after a short warm-up.
-fn ns_per_call(mut call: impl FnMut(usize)) -> f64 {
+/// Mean ns per call of `call`, run for `MEASURE_FOR` after a short warm-up. The row's name goes
+/// to stderr as it starts, so a profiler can attach to one row (`perf record -p`).
+fn ns_per_call(row: &str, mut call: impl FnMut(usize)) -> f64 {
+    eprintln!("measuring: {row}");
     for i in 0..50 {
         call(i);
     }
@@ -162,7 +167,13 @@ fn main() -> anyhow::Result<()> {
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
     // own cost; then the in-memory index at two sizes; then SQLite (usize::MAX marks it).
     let sqlite = sample_corpus_in_sqlite()?;
-    for records in [0, 100, 1_000, usize::MAX] {
+    let only_fixed = std::env::var_os("OVERHEAD_ONLY_FIXED").is_some();
+    let corpora: &[usize] = if only_fixed {
+        &[0]
+    } else {
+        &[0, 100, 1_000, usize::MAX]
+    };
+    for &records in corpora {
         let store = corpus(records.min(1_000));
         let retriever: Arc<dyn Retriever> = match records {
             0 => Arc::new(FixedHits),
@@ -184,30 +195,30 @@ fn main() -> anyhow::Result<()> {
         let service = VectorService::new(plugin.clone(), backends, Telemetry::new(), config);
         let mut warm = service.instance()?;
 
-        let direct = ns_per_call(|i| {
+        let direct = ns_per_call("direct", |i| {
             black_box(
                 retriever
                     .search(QUERIES[i % QUERIES.len()], 5, &[])
                     .expect("direct search"),
             );
         });
-        let warm_ns = ns_per_call(|i| {
+        let warm_ns = ns_per_call("warm", |i| {
             black_box(warm.search("bench", &request(i)).expect("warm search"));
         });
-        let fresh = ns_per_call(|i| {
+        let fresh = ns_per_call("fresh", |i| {
             black_box(service.search("bench", &request(i)).expect("fresh search"));
         });
-        let instantiate = ns_per_call(|_| {
+        let instantiate = ns_per_call("instantiate", |_| {
             black_box(service.instance().expect("instance"));
         });
-        let fresh_pooled = ns_per_call(|i| {
+        let fresh_pooled = ns_per_call("fresh pooled", |i| {
             black_box(
                 pooled
                     .search("bench", &request(i))
                     .expect("fresh pooled search"),
             );
         });
-        let instantiate_pooled = ns_per_call(|_| {
+        let instantiate_pooled = ns_per_call("instantiate pooled", |_| {
             black_box(pooled.instance().expect("pooled instance"));
         });
 
@@ -240,6 +251,9 @@ fn main() -> anyhow::Result<()> {
         println!("| instantiate only (fresh store + instance) | {instantiate:.0} | |");
         println!("| instantiate only, pooling allocator | {instantiate_pooled:.0} | |");
     }
+    if only_fixed {
+        return Ok(());
+    }
     metering(&plugin)
 }
 
@@ -257,11 +271,11 @@ fn metering(plugin: &Plugin) -> anyhow::Result<()> {
         &config,
     );
     let component = plugin.short_digest();
-    let lookup = ns_per_call(|_| {
+    let lookup = ns_per_call("metering lookup", |_| {
         black_box(context.usage(component));
     });
     let usage = context.usage(component);
-    let clock = ns_per_call(|_| {
+    let clock = ns_per_call("metering clock", |_| {
         black_box(Instant::now().elapsed());
     });
     let record = |i: usize| {
@@ -272,10 +286,10 @@ fn metering(plugin: &Plugin) -> anyhow::Result<()> {
         );
         usage.memory_peak(1 << 20);
     };
-    let updates = ns_per_call(record);
+    let updates = ns_per_call("metering updates", record);
     let contended = std::thread::scope(|scope| {
-        let other = scope.spawn(|| ns_per_call(record));
-        let here = ns_per_call(record);
+        let other = scope.spawn(|| ns_per_call("metering, other thread", record));
+        let here = ns_per_call("metering, this thread", record);
         (here + other.join().expect("the other thread")) / 2.0
     });
     println!(

@@ -43,13 +43,13 @@ impl Retriever for KeywordRetriever {
             .map(|doc| {
                 let text = doc.text.to_lowercase();
                 let matched = words.iter().filter(|w| text.contains(w.as_str())).count();
-                BackendHit {
-                    origin_db: doc.origin_db.clone(),
-                    id: doc.id.clone(),
-                    score: matched as f64 / words.len().max(1) as f64,
-                    reason: format!("{matched} of {} query words", words.len()),
-                    metadata: doc.metadata.to_string(),
-                }
+                BackendHit::from_value(
+                    doc.origin_db.clone(),
+                    doc.id.clone(),
+                    matched as f64 / words.len().max(1) as f64,
+                    format!("{matched} of {} query words", words.len()),
+                    &doc.metadata,
+                )
             })
             .filter(|hit| hit.score > 0.0)
             .collect();

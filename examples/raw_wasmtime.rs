@@ -54,18 +54,24 @@ impl ids::Host for Host {
 }
 
 impl telemetry::Host for Host {
-    fn observe(&mut self, sample: telemetry::Sample) {
-        if let telemetry::Sample::Call(_) = sample {
+    fn observe(&mut self, _: telemetry::Sample) {}
+
+    fn record_call(&mut self, event: telemetry::CallEvent) {
+        if let telemetry::CallPhase::End | telemetry::CallPhase::Error = event.phase {
             self.calls += 1;
         }
     }
 }
 
 impl result_cache::Host for Host {
-    fn get(&mut self, _: result_cache::CacheKind, _: String) -> Option<String> {
+    fn get_hits(&mut self, _: String) -> Option<Vec<types::Hit>> {
         None
     }
-    fn put(&mut self, _: result_cache::CacheKind, _: String, _: String) {}
+    fn put_hits(&mut self, _: String, _: Vec<types::Hit>) {}
+    fn get_context(&mut self, _: String) -> Option<String> {
+        None
+    }
+    fn put_context(&mut self, _: String, _: String) {}
 }
 
 impl types::Host for Host {}
@@ -80,6 +86,7 @@ impl retriever_backend::Host for Host {
         let hit = |origin: &str, id: &str, score| retriever_backend::BackendHit {
             origin_db: origin.into(),
             id: id.into(),
+            record_id: None,
             score,
             reason: format!("matched {query:?}"),
             metadata: "{}".into(),

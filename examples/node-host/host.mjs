@@ -52,12 +52,21 @@ const embeddingStore = {
 };
 
 // retriever-backend: the fixture's hits for a query, best first, at most top-k.
+// The record id a hit's metadata names (the WIT's backend-hit.record-id): the first of these
+// keys present and not null, as text; none when that is an array or object.
+const RECORD_ID_KEYS = ['id', 'wid', 'bid', 'record_id', 'info_id', 'item_id'];
+const recordId = (metadata) => {
+  const key = RECORD_ID_KEYS.find((k) => metadata[k] !== undefined && metadata[k] !== null);
+  const value = key === undefined ? undefined : metadata[key];
+  return ['string', 'number', 'boolean'].includes(typeof value) ? String(value) : undefined;
+};
+
 const retrieverBackend = {
   search(query, topK, origins) {
     const hits = (fixture.searches[query] ?? [])
       .filter((hit) => origins.length === 0 || origins.includes(hit.origin_db))
       .slice(0, topK)
-      .map((hit) => ({ originDb: hit.origin_db, id: hit.id, score: hit.score, reason: hit.reason, metadata: JSON.stringify(hit.metadata) }));
+      .map((hit) => ({ originDb: hit.origin_db, id: hit.id, recordId: recordId(hit.metadata), score: hit.score, reason: hit.reason, metadata: JSON.stringify(hit.metadata) }));
     return { hits, confidence: undefined };
   },
 };
@@ -91,9 +100,15 @@ const vectorMetricsDb = {
 const metrics = {};
 const count = (name, label) => { metrics[name] ??= {}; metrics[name][label] = (metrics[name][label] ?? 0) + 1; };
 const telemetry = {
+  // A call's phases: its start and end (or error) log lines, and its call metrics at the end.
+  recordCall(event) {
+    const line = `${event.operation} ${event.phase} session=${event.sessionId}`;
+    console.error(event.failure ? `[error] ${line} ${event.failure.kind}: ${event.failure.message}` : `[info] ${line}`);
+    if (event.phase === 'start') return;
+    count('vector_service_calls_total', event.operation);
+    if (event.failure) count('vector_service_errors_total', `${event.operation}/${event.failure.kind}`);
+  },
   observe(sample) {
-    if (sample.tag === 'call') count('vector_service_calls_total', sample.val.operation);
-    if (sample.tag === 'call-error') count('vector_service_errors_total', `${sample.val.operation}/${sample.val.kind}`);
     if (sample.tag === 'patch-tracked') count('patch_logger_track_contributors_total', sample.val.status);
     if (sample.tag === 'backfill-run') count('embedding_backfill_runs_total', sample.val.status);
   },
@@ -113,8 +128,10 @@ const imports = {
   'vector-service:plugin/ids': { newSessionId: () => randomUUID() },
   'vector-service:plugin/telemetry': telemetry,
   'vector-service:plugin/result-cache': {
-    get: (kind, key) => cache.get(`${kind}/${key}`),
-    put: (kind, key, value) => { cache.set(`${kind}/${key}`, value); },
+    getHits: (key) => cache.get(`search/${key}`),
+    putHits: (key, hits) => { cache.set(`search/${key}`, hits); },
+    getContext: (key) => cache.get(`context/${key}`),
+    putContext: (key, value) => { cache.set(`context/${key}`, value); },
   },
   'vector-service:plugin/types': {},
   'vector-service:plugin/retriever-backend': retrieverBackend,

@@ -9,7 +9,7 @@ use crate::bindings::exports::vector_service::plugin::context_builder::{
     BucketRule, ContextEntry, ContextRequest, ContextResponse,
 };
 use crate::bindings::exports::vector_service::plugin::retriever::{Hit, SearchRequest};
-use crate::bindings::vector_service::plugin::result_cache::{self, CacheKind};
+use crate::bindings::vector_service::plugin::result_cache;
 use crate::bindings::vector_service::plugin::telemetry::Operation;
 use crate::bindings::vector_service::plugin::types::{BackendError, Error, Rates, VectorRef};
 use crate::bindings::vector_service::plugin::vector_metrics_db;
@@ -221,7 +221,7 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
     let rules = rules(request)?;
     let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let cache_key = cache_key(request, top_k, max_tokens);
-    if let Some(mut cached) = result_cache::get(CacheKind::Context, &cache_key)
+    if let Some(mut cached) = result_cache::get_context(&cache_key)
         .and_then(|text| serde_json::from_str::<ContextResponse>(&text).ok())
     {
         cached.session_id = session_id.to_string();
@@ -259,7 +259,7 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
     };
     if !response.entries.is_empty() {
         if let Ok(text) = serde_json::to_string(&response) {
-            result_cache::put(CacheKind::Context, &cache_key, &text);
+            result_cache::put_context(&cache_key, &text);
         }
     }
     Ok(response)

@@ -14,17 +14,6 @@ pub fn kind(error: &Error) -> ErrorKind {
     }
 }
 
-/// The WIT case name of an error, for log fields.
-pub fn kind_name(error: &Error) -> &'static str {
-    match error {
-        Error::MalformedPrompt(_) => "malformed-prompt",
-        Error::RateLimited(_) => "rate-limited",
-        Error::Backend(_) => "backend",
-        Error::LimitExceeded(_) => "limit-exceeded",
-        Error::Unavailable(_) => "unavailable",
-    }
-}
-
 /// The message every error case carries.
 pub fn message(error: &Error) -> &str {
     match error {

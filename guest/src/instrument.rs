@@ -1,9 +1,9 @@
 //! Cross-cutting call instrumentation: session ids, start/end/error logs and call metrics.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::bindings::vector_service::plugin::telemetry::{
-    self, CallErrorSample, CallSample, Operation, Sample,
+    self, CallEvent, CallFailure, CallPhase, Operation,
 };
 use crate::bindings::vector_service::plugin::types::Error;
 use crate::bindings::vector_service::plugin::{clock, ids};
@@ -50,6 +50,26 @@ pub fn event(level: Level, operation: Operation, session_id: &str, message: &str
     log(level, &Value::Object(context).to_string(), message);
 }
 
+/// One phase of the call, as typed fields: the host logs it and, at the end, records the call
+/// metrics (no JSON on the hot path).
+fn record_call(
+    operation: Operation,
+    session_id: &str,
+    phase: CallPhase,
+    latency_seconds: f64,
+    result_size: u32,
+    failure: Option<CallFailure>,
+) {
+    telemetry::record_call(&CallEvent {
+        operation,
+        session_id: session_id.to_string(),
+        phase,
+        latency_seconds,
+        result_size,
+        failure,
+    });
+}
+
 /// Run `body` as one instrumented call of `operation`: resolve the session id, log start and
 /// end (or error) with latency and result size, and record the call metrics.
 pub fn instrumented<T>(
@@ -65,54 +85,34 @@ pub fn instrumented<T>(
         Ok(()) => resolve_session_id(session_id),
         Err(_) => ids::new_session_id(),
     };
-    let name = operation_name(operation);
     let started = clock::monotonic_now();
-    event(
-        Level::Info,
-        operation,
-        &session_id,
-        &format!("{name} start"),
-        json!({}),
-    );
+    record_call(operation, &session_id, CallPhase::Start, 0.0, 0, None);
 
     let result = bounded.and_then(|()| body(&session_id));
     let latency_seconds = seconds_since(started);
-    let size = match &result {
+    match &result {
         Ok(value) => {
             let size = result_size(value);
-            event(
-                Level::Info,
+            record_call(
                 operation,
                 &session_id,
-                &format!("{name} end"),
-                json!({ "latency_seconds": latency_seconds, "result_size": size }),
+                CallPhase::End,
+                latency_seconds,
+                size,
+                None,
             );
-            size
         }
-        Err(error) => {
-            event(
-                Level::Error,
-                operation,
-                &session_id,
-                &format!("{name} error"),
-                json!({
-                    "latency_seconds": latency_seconds,
-                    "result_size": 0,
-                    "error": errors::message(error),
-                    "error_kind": errors::kind_name(error),
-                }),
-            );
-            telemetry::observe(Sample::CallError(CallErrorSample {
-                operation,
+        Err(error) => record_call(
+            operation,
+            &session_id,
+            CallPhase::Error,
+            latency_seconds,
+            0,
+            Some(CallFailure {
                 kind: errors::kind(error),
-            }));
-            0
-        }
-    };
-    telemetry::observe(Sample::Call(CallSample {
-        operation,
-        latency_seconds,
-        result_size: size,
-    }));
+                message: errors::message(error).to_string(),
+            }),
+        ),
+    }
     result
 }

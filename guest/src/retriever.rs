@@ -2,21 +2,19 @@
 //! `k` when the result is weak), a cached earlier result, else a heuristic fallback.
 
 use crate::bindings::exports::vector_service::plugin::retriever::{
-    Fallback, Hit, SearchRequest, SearchResponse,
+    Fallback, SearchRequest, SearchResponse,
 };
 use crate::bindings::vector_service::plugin::clock;
-use crate::bindings::vector_service::plugin::result_cache::{self, CacheKind};
+use crate::bindings::vector_service::plugin::result_cache;
 use crate::bindings::vector_service::plugin::retriever_backend::{self, BackendHit};
 use crate::bindings::vector_service::plugin::telemetry::Operation;
-use crate::bindings::vector_service::plugin::types::Error;
+use crate::bindings::vector_service::plugin::types::{Error, Hit};
 use crate::instrument::instrumented;
-use crate::{bounds, errors, json};
+use crate::{bounds, errors};
 
 const DEFAULT_TOP_K: u32 = 5;
 const DEFAULT_SIMILARITY_THRESHOLD: f64 = 0.1;
 const ATTEMPTS: u32 = 2;
-/// Metadata keys that name a record, in the order the original module looked them up.
-const RECORD_ID_KEYS: [&str; 6] = ["id", "wid", "bid", "record_id", "info_id", "item_id"];
 
 /// The export: one instrumented `Retriever.search` call.
 pub fn search(session_id: String, request: SearchRequest) -> Result<SearchResponse, Error> {
@@ -60,18 +58,14 @@ fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<Search
 
     match attempt_search(&request.query, top_k, threshold, &request.origins)? {
         Outcome::Accepted(hits) => {
-            if let Ok(text) = serde_json::to_string(&hits) {
-                result_cache::put(CacheKind::Search, &cache_key, &text);
-            }
+            result_cache::put_hits(&cache_key, &hits);
             Ok(respond(hits, None, false))
         }
         Outcome::Weak {
             had_hits,
             confidence,
         } => {
-            let cached = result_cache::get(CacheKind::Search, &cache_key)
-                .and_then(|text| serde_json::from_str::<Vec<Hit>>(&text).ok());
-            if let Some(hits) = cached {
+            if let Some(hits) = result_cache::get_hits(&cache_key) {
                 return Ok(respond(hits, None, true));
             }
             let reason = if had_hits {
@@ -132,25 +126,15 @@ fn best_score(hits: &[BackendHit]) -> f64 {
     hits.iter().map(|hit| hit.score).fold(0.0, f64::max)
 }
 
-/// A backend hit in the caller's shape, with the record id read from its metadata. Valid
-/// metadata passes through as the backend wrote it; anything but a JSON object reads as `{}`.
+/// A backend hit in the caller's shape: the record id the backend read from the metadata,
+/// else the backend's own id.
 fn to_hit(hit: BackendHit) -> Hit {
-    let parsed = json::parse_object(&hit.metadata);
-    let record_id = parsed
-        .as_ref()
-        .and_then(|metadata| json::first_present(metadata, &RECORD_ID_KEYS))
-        .and_then(json::scalar_text)
-        .unwrap_or(hit.id);
     Hit {
         origin_db: hit.origin_db,
-        record_id: Some(record_id),
+        record_id: Some(hit.record_id.unwrap_or(hit.id)),
         score: hit.score,
         reason: hit.reason,
-        metadata: if parsed.is_some() {
-            hit.metadata
-        } else {
-            "{}".to_string()
-        },
+        metadata: hit.metadata,
     }
 }
 

@@ -66,12 +66,14 @@ impl Retriever for FixtureRetriever {
                 origins.is_empty() || origins.iter().any(|o| hit["origin_db"] == o.as_str())
             })
             .take(top_k as usize)
-            .map(|hit| BackendHit {
-                origin_db: hit["origin_db"].as_str().unwrap().into(),
-                id: hit["id"].as_str().unwrap().into(),
-                score: hit["score"].as_f64().unwrap(),
-                reason: hit["reason"].as_str().unwrap().into(),
-                metadata: hit["metadata"].to_string(),
+            .map(|hit| {
+                BackendHit::from_value(
+                    hit["origin_db"].as_str().unwrap().into(),
+                    hit["id"].as_str().unwrap().into(),
+                    hit["score"].as_f64().unwrap(),
+                    hit["reason"].as_str().unwrap().into(),
+                    &hit["metadata"],
+                )
             })
             .collect();
         Ok(BackendHits {

@@ -74,13 +74,13 @@ pub fn with_retriever(retriever: Arc<dyn Retriever>) -> (Backends, Arc<MemorySto
 }
 
 pub fn hit(origin: &str, id: &str, score: f64, metadata: Value) -> BackendHit {
-    BackendHit {
-        origin_db: origin.to_string(),
-        id: id.to_string(),
+    BackendHit::from_value(
+        origin.to_string(),
+        id.to_string(),
         score,
-        reason: "test".to_string(),
-        metadata: metadata.to_string(),
-    }
+        "test".to_string(),
+        &metadata,
+    )
 }
 
 pub fn hits(hits: Vec<BackendHit>, confidence: Option<f64>) -> Result<BackendHits, BackendError> {

@@ -512,13 +512,13 @@ impl Rankings for PostgresStore {
 }
 
 fn hit(row: &postgres::Row, reason: &str) -> BackendHit {
-    BackendHit {
-        origin_db: row.get(0),
-        id: row.get(1),
-        metadata: row.get(2),
-        score: row.get(3),
-        reason: reason.into(),
-    }
+    BackendHit::new(
+        row.get(0),
+        row.get(1),
+        row.get(3),
+        reason.into(),
+        row.get(2),
+    )
 }
 
 impl Store for PostgresStore {

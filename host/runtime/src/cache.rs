@@ -8,7 +8,52 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::bindings::vector_service::plugin::result_cache::CacheKind;
+use crate::bindings::vector_service::plugin::types::Hit;
+
+/// Which operation's cache a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    /// The last good search result per query.
+    Search,
+    /// A built context per (task, options).
+    Context,
+}
+
+/// A kept answer: a search's hits as the component returned them (typed, so a search pays no
+/// serialisation to keep them), or the text the component wrote for a context.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CachedValue {
+    Hits(Vec<Hit>),
+    Text(String),
+}
+
+/// What a hit's bookkeeping costs besides its text: the `Hit` and its `String` headers.
+const HIT_OVERHEAD: usize = 128;
+
+impl CachedValue {
+    /// Bytes charged against the cache's budget.
+    fn bytes(&self) -> usize {
+        match self {
+            CachedValue::Text(text) => text.len(),
+            CachedValue::Hits(hits) => hits
+                .iter()
+                .map(|hit| {
+                    HIT_OVERHEAD
+                        + hit.origin_db.len()
+                        + hit.record_id.as_ref().map_or(0, String::len)
+                        + hit.reason.len()
+                        + hit.metadata.len()
+                })
+                .sum(),
+        }
+    }
+}
+
+impl From<String> for CachedValue {
+    fn from(text: String) -> Self {
+        CachedValue::Text(text)
+    }
+}
 
 /// Cache sizing; see [`CacheConfig::default`].
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +80,7 @@ impl Default for CacheConfig {
 
 #[derive(Debug)]
 struct Entry {
-    value: String,
+    value: CachedValue,
     /// The store's generation the value was computed at (`None`: the store cannot tell).
     generation: Option<u64>,
     written: Instant,
@@ -45,8 +90,8 @@ struct Entry {
 /// What the bookkeeping charges for an entry besides its text: map slots, `String` headers.
 const ENTRY_OVERHEAD: usize = 96;
 
-fn entry_bytes(key: &str, value: &str) -> usize {
-    key.len() + value.len() + ENTRY_OVERHEAD
+fn entry_bytes(key: &str, value: &CachedValue) -> usize {
+    key.len() + value.bytes() + ENTRY_OVERHEAD
 }
 
 /// Entries (one map per kind, so lookups borrow the key), their recency order and their size.
@@ -95,7 +140,7 @@ impl Entries {
     }
 }
 
-/// A bounded, expiring map from (kind, key) to the guest's JSON text.
+/// A bounded, expiring map from (kind, key) to a kept answer.
 #[derive(Debug)]
 pub struct ResultCache {
     config: CacheConfig,
@@ -103,10 +148,7 @@ pub struct ResultCache {
 }
 
 fn kind_index(kind: CacheKind) -> usize {
-    match kind {
-        CacheKind::Search => 0,
-        CacheKind::Context => 1,
-    }
+    kind as usize
 }
 
 /// Entries and bytes held, for the cache gauges.
@@ -136,7 +178,7 @@ impl ResultCache {
     }
 
     /// The value under `key` if it was computed at `generation` and has not expired.
-    pub fn get(&self, kind: CacheKind, key: &str, generation: Option<u64>) -> Option<String> {
+    pub fn get(&self, kind: CacheKind, key: &str, generation: Option<u64>) -> Option<CachedValue> {
         let mut entries = self.lock();
         let index = kind_index(kind);
         let entry = entries.maps[index].get(key)?;
@@ -155,7 +197,7 @@ impl ResultCache {
         &self,
         kind: CacheKind,
         key: &str,
-        value: String,
+        value: CachedValue,
         generation: Option<u64>,
     ) -> CacheSize {
         let mut entries = self.lock();
@@ -195,6 +237,19 @@ impl ResultCache {
 mod tests {
     use super::*;
 
+    impl From<&str> for CachedValue {
+        fn from(text: &str) -> Self {
+            CachedValue::Text(text.to_string())
+        }
+    }
+
+    fn text(value: Option<CachedValue>) -> Option<String> {
+        match value? {
+            CachedValue::Text(text) => Some(text),
+            CachedValue::Hits(_) => None,
+        }
+    }
+
     fn cache(capacity: usize, time_to_live: Duration) -> ResultCache {
         ResultCache::new(CacheConfig {
             capacity,
@@ -209,28 +264,28 @@ mod tests {
         cache.put(CacheKind::Search, "q", "search".into(), None);
         cache.put(CacheKind::Context, "q", "context".into(), None);
         assert_eq!(
-            cache.get(CacheKind::Search, "q", None).as_deref(),
+            text(cache.get(CacheKind::Search, "q", None)).as_deref(),
             Some("search")
         );
         // Full: the context entry was used least recently.
         cache.put(CacheKind::Search, "other", "new".into(), None);
         assert_eq!(cache.get(CacheKind::Context, "q", None), None);
         assert_eq!(
-            cache.get(CacheKind::Search, "q", None).as_deref(),
+            text(cache.get(CacheKind::Search, "q", None)).as_deref(),
             Some("search")
         );
         assert_eq!(
-            cache.get(CacheKind::Search, "other", None).as_deref(),
+            text(cache.get(CacheKind::Search, "other", None)).as_deref(),
             Some("new")
         );
         // Replacing a key does not evict.
         cache.put(CacheKind::Search, "q", "again".into(), None);
         assert_eq!(
-            cache.get(CacheKind::Search, "other", None).as_deref(),
+            text(cache.get(CacheKind::Search, "other", None)).as_deref(),
             Some("new")
         );
         assert_eq!(
-            cache.get(CacheKind::Search, "q", None).as_deref(),
+            text(cache.get(CacheKind::Search, "q", None)).as_deref(),
             Some("again")
         );
     }
@@ -252,7 +307,7 @@ mod tests {
         let cache = cache(4, Duration::from_secs(60));
         cache.put(CacheKind::Context, "q", "at 7".into(), Some(7));
         assert_eq!(
-            cache.get(CacheKind::Context, "q", Some(7)).as_deref(),
+            text(cache.get(CacheKind::Context, "q", Some(7))).as_deref(),
             Some("at 7")
         );
         assert_eq!(cache.get(CacheKind::Context, "q", Some(8)), None);
@@ -277,7 +332,12 @@ mod tests {
             bytes: 0,
         };
         for i in 0..1000 {
-            size = cache.put(CacheKind::Search, &format!("q{i}"), "x".repeat(4096), None);
+            size = cache.put(
+                CacheKind::Search,
+                &format!("q{i}"),
+                "x".repeat(4096).into(),
+                None,
+            );
             assert!(size.bytes <= max_bytes, "{size:?} after {i}");
         }
         assert!(size.entries >= 10, "the budget is used: {size:?}");
@@ -288,8 +348,33 @@ mod tests {
         );
         assert!(cache.get(CacheKind::Search, "q999", None).is_some());
         // An entry over an eighth of the budget is not kept, and evicts nothing.
-        let after = cache.put(CacheKind::Search, "big", "x".repeat(max_bytes / 8), None);
+        let after = cache.put(
+            CacheKind::Search,
+            "big",
+            "x".repeat(max_bytes / 8).into(),
+            None,
+        );
         assert_eq!(after, size);
         assert_eq!(cache.get(CacheKind::Search, "big", None), None);
+    }
+
+    #[test]
+    fn hits_are_kept_typed_and_charged_by_their_text() {
+        let cache = cache(4, Duration::from_secs(60));
+        let hit = Hit {
+            origin_db: "bot".into(),
+            record_id: Some("b1".into()),
+            score: 0.5,
+            reason: "bm25".into(),
+            metadata: r#"{"name":"x"}"#.into(),
+        };
+        let hits = CachedValue::Hits(vec![hit.clone(), hit]);
+        let size = cache.put(CacheKind::Search, "q", hits.clone(), None);
+        assert_eq!(
+            size.bytes,
+            "q".len() + ENTRY_OVERHEAD + 2 * (HIT_OVERHEAD + 3 + 2 + 4 + 12)
+        );
+        assert_eq!(cache.get(CacheKind::Search, "q", None), Some(hits));
+        assert_eq!(cache.get(CacheKind::Context, "q", None), None);
     }
 }

@@ -72,6 +72,10 @@ impl SandboxEngine {
     pub fn new(allocation: Allocation) -> anyhow::Result<Self> {
         let mut config = Config::new();
         configure(&mut config);
+        // Guest code named in `perf report` (a /tmp/perf-PID.map), for profiling the sandbox.
+        if std::env::var_os("VECTOR_SERVICE_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Allocation::Pooling {
             instances,
             memory_bytes,

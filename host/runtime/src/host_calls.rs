@@ -6,7 +6,8 @@
 //! traps the call with [`HostCallBytesExceeded`].
 
 use crate::bindings::vector_service::plugin::metrics_db::{ContributorRow, PatchOutcome};
-use crate::bindings::vector_service::plugin::types::VectorRef;
+use crate::bindings::vector_service::plugin::telemetry::CallEvent;
+use crate::bindings::vector_service::plugin::types::{Hit, VectorRef};
 use crate::bindings::vector_service::plugin::vector_metrics_db::VectorOutcome;
 
 /// What an import with no variable-size argument costs, so that calling one in a loop is
@@ -99,6 +100,22 @@ impl<A: WireBytes + ?Sized, B: WireBytes + ?Sized> WireBytes for (&A, &B) {
 impl WireBytes for VectorRef {
     fn wire_bytes(&self) -> usize {
         self.origin_db.len() + self.vector_id.len()
+    }
+}
+
+impl WireBytes for Hit {
+    fn wire_bytes(&self) -> usize {
+        self.origin_db.len() + self.record_id.wire_bytes() + self.reason.len() + self.metadata.len()
+    }
+}
+
+impl WireBytes for CallEvent {
+    fn wire_bytes(&self) -> usize {
+        self.session_id.len()
+            + self
+                .failure
+                .as_ref()
+                .map_or(0, |failure| failure.message.len())
     }
 }
 

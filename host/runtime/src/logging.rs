@@ -1,12 +1,75 @@
-//! `wasi:logging` from the component, as `tracing` events with structured fields.
+//! The component's log lines, as `tracing` events with structured fields, target
+//! `vector_service::guest`.
 //!
-//! The guest sends its fields as a JSON object in the `context` argument; the well-known ones
-//! become typed `tracing` fields, and the rest is kept as JSON in `fields` so nothing is lost.
-//! Events use the target `vector_service::guest`.
+//! A call's start, end and error lines arrive typed (`telemetry.record-call`) and are formatted
+//! here only when the level is enabled. Other lines come through `wasi:logging` with their
+//! fields as a JSON object in the `context` argument; the well-known ones become typed
+//! `tracing` fields, and the rest is kept as JSON in `fields` so nothing is lost.
 
 use serde_json::{Map, Value};
 
+use crate::backends::records::unix_ms;
+use crate::bindings::vector_service::plugin::telemetry::{CallEvent, CallPhase};
 use crate::bindings::wasi::logging::logging::Level;
+use crate::telemetry::{error_kind_label, function_label};
+
+/// The logger name of the component's call lines (the original module's logger).
+const LOGGER: &str = "vector_service";
+
+/// Emit the log line of one phase of a call for `tenant`, with the fields a guest line has:
+/// `session_id`, `function`, `logger`, `latency_seconds` and `result_size` (after the start),
+/// `error`, and `fields` holding `timestamp_ms` (and `error_kind` on an error).
+pub fn emit_call(tenant: &str, event: &CallEvent) {
+    let function = function_label(event.operation);
+    let session_id = event.session_id.as_str();
+    let timestamp_ms = unix_ms();
+    match event.phase {
+        CallPhase::Start => {
+            if tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO) {
+                let fields = format!("{{\"timestamp_ms\":{timestamp_ms}}}");
+                tracing::info!(target: GUEST_TARGET, tenant, session_id, function, logger = LOGGER, fields, "{function} start");
+            }
+        }
+        CallPhase::End => {
+            if tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO) {
+                let fields = format!("{{\"timestamp_ms\":{timestamp_ms}}}");
+                tracing::info!(
+                    target: GUEST_TARGET,
+                    tenant,
+                    session_id,
+                    function,
+                    logger = LOGGER,
+                    latency_seconds = event.latency_seconds,
+                    result_size = event.result_size,
+                    fields,
+                    "{function} end"
+                );
+            }
+        }
+        CallPhase::Error => {
+            if tracing::enabled!(target: GUEST_TARGET, tracing::Level::ERROR) {
+                let (kind, error) = match &event.failure {
+                    Some(failure) => (error_kind_label(failure.kind), failure.message.as_str()),
+                    None => ("unknown", ""),
+                };
+                let fields =
+                    format!("{{\"error_kind\":\"{kind}\",\"timestamp_ms\":{timestamp_ms}}}");
+                tracing::error!(
+                    target: GUEST_TARGET,
+                    tenant,
+                    session_id,
+                    function,
+                    logger = LOGGER,
+                    latency_seconds = event.latency_seconds,
+                    result_size = 0u32,
+                    error,
+                    fields,
+                    "{function} error"
+                );
+            }
+        }
+    }
+}
 
 /// Target of every event the component logs.
 pub const GUEST_TARGET: &str = "vector_service::guest";

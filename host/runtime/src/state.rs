@@ -11,7 +11,7 @@ use crate::bindings::vector_service::plugin::{
 };
 use crate::bindings::wasi::logging::logging;
 use crate::bounds::{self, count_error, query_error};
-use crate::cache::ResultCache;
+use crate::cache::{CacheKind, CachedValue, ResultCache};
 use crate::deadline::{self, HostDeadlineExceeded};
 use crate::host_calls::HostCallBudget;
 use crate::limits::CallLimiter;
@@ -20,7 +20,7 @@ use crate::long_work::{Renewal, RunCancelled};
 use crate::metering::{Usage, UsageTotals};
 use crate::service::ServiceConfig;
 use crate::telemetry::Telemetry;
-use types::{BackendError, Rates, VectorRef};
+use types::{BackendError, Hit, Rates, VectorRef};
 
 /// Everything a tenant's calls share: its backends, metrics, result cache and retry backoff.
 /// Cheap to hand to a new store (one `Arc`).
@@ -268,35 +268,62 @@ impl telemetry::Host for VectorServiceCtx {
             .observe(&self.context.tenant, &sample);
         Ok(())
     }
+
+    fn record_call(&mut self, event: telemetry::CallEvent) -> wasmtime::Result<()> {
+        self.budget.charge(&event)?;
+        crate::logging::emit_call(&self.context.tenant, &event);
+        self.context
+            .telemetry
+            .record_call(&self.context.tenant, &event);
+        Ok(())
+    }
 }
 
-impl result_cache::Host for VectorServiceCtx {
-    fn get(
-        &mut self,
-        kind: result_cache::CacheKind,
-        key: String,
-    ) -> wasmtime::Result<Option<String>> {
-        self.budget.charge(&key)?;
-        let Some(generation) = self.cache_generation() else {
-            return Ok(None);
-        };
-        Ok(self.context.cache.get(kind, &key, generation))
+impl VectorServiceCtx {
+    /// The cached value under (`kind`, `key`) if it is current for this call's store.
+    fn cache_get(&mut self, kind: CacheKind, key: &str) -> Option<CachedValue> {
+        let generation = self.cache_generation()?;
+        self.context.cache.get(kind, key, generation)
     }
 
-    fn put(
-        &mut self,
-        kind: result_cache::CacheKind,
-        key: String,
-        value: String,
-    ) -> wasmtime::Result<()> {
-        self.budget.charge(&(&key, &value))?;
+    /// Keep `value` under (`kind`, `key`) at this call's store generation.
+    fn cache_put(&mut self, kind: CacheKind, key: &str, value: CachedValue) {
         let Some(generation) = self.cache_generation() else {
-            return Ok(());
+            return;
         };
-        let size = self.context.cache.put(kind, &key, value, generation);
+        let size = self.context.cache.put(kind, key, value, generation);
         self.context
             .telemetry
             .cache_size(&self.context.tenant, size);
+    }
+}
+
+impl result_cache::Host for VectorServiceCtx {
+    fn get_hits(&mut self, key: String) -> wasmtime::Result<Option<Vec<Hit>>> {
+        self.budget.charge(&key)?;
+        Ok(match self.cache_get(CacheKind::Search, &key) {
+            Some(CachedValue::Hits(hits)) => Some(hits),
+            _ => None,
+        })
+    }
+
+    fn put_hits(&mut self, key: String, hits: Vec<Hit>) -> wasmtime::Result<()> {
+        self.budget.charge(&(&key, &hits))?;
+        self.cache_put(CacheKind::Search, &key, CachedValue::Hits(hits));
+        Ok(())
+    }
+
+    fn get_context(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.budget.charge(&key)?;
+        Ok(match self.cache_get(CacheKind::Context, &key) {
+            Some(CachedValue::Text(text)) => Some(text),
+            _ => None,
+        })
+    }
+
+    fn put_context(&mut self, key: String, value: String) -> wasmtime::Result<()> {
+        self.budget.charge(&(&key, &value))?;
+        self.cache_put(CacheKind::Context, &key, CachedValue::Text(value));
         Ok(())
     }
 }

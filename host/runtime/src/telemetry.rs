@@ -8,7 +8,7 @@ use prometheus::{
 };
 
 use crate::bindings::vector_service::plugin::telemetry::{
-    ErrorKind, Operation, PatchStatus, RunStatus, Sample,
+    CallEvent, CallPhase, ErrorKind, Operation, PatchStatus, RunStatus, Sample,
 };
 use crate::cache::CacheSize;
 use crate::metering::{Usage, UsageHandles};
@@ -38,7 +38,7 @@ pub fn function_label(operation: Operation) -> &'static str {
     }
 }
 
-fn error_kind_label(kind: ErrorKind) -> &'static str {
+pub(crate) fn error_kind_label(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::MalformedPrompt => "malformed-prompt",
         ErrorKind::RateLimited => "rate-limited",
@@ -302,28 +302,34 @@ impl Telemetry {
             .set(size.bytes as i64);
     }
 
+    /// Record the end of one call the component reported for `tenant` (its call metrics; a
+    /// failed call's error count too). The start of a call records nothing.
+    pub fn record_call(&self, tenant: &str, event: &CallEvent) {
+        if let CallPhase::Start = event.phase {
+            return;
+        }
+        let labels = [tenant, function_label(event.operation)];
+        self.calls.with_label_values(&labels).inc();
+        self.latency
+            .with_label_values(&labels)
+            .observe(non_negative(event.latency_seconds));
+        self.result_size
+            .with_label_values(&labels)
+            .observe(f64::from(event.result_size));
+        if let Some(failure) = &event.failure {
+            self.errors
+                .with_label_values(&[
+                    tenant,
+                    function_label(event.operation),
+                    error_kind_label(failure.kind),
+                ])
+                .inc();
+        }
+    }
+
     /// Record one sample the component sent for `tenant`.
     pub fn observe(&self, tenant: &str, sample: &Sample) {
         match sample {
-            Sample::Call(call) => {
-                let labels = [tenant, function_label(call.operation)];
-                self.calls.with_label_values(&labels).inc();
-                self.latency
-                    .with_label_values(&labels)
-                    .observe(non_negative(call.latency_seconds));
-                self.result_size
-                    .with_label_values(&labels)
-                    .observe(f64::from(call.result_size));
-            }
-            Sample::CallError(error) => {
-                self.errors
-                    .with_label_values(&[
-                        tenant,
-                        function_label(error.operation),
-                        error_kind_label(error.kind),
-                    ])
-                    .inc();
-            }
             Sample::PatchTracked(patch) => {
                 self.patch_tracked
                     .with_label_values(&[tenant, patch_status_label(patch.status)])

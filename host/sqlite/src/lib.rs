@@ -343,13 +343,13 @@ impl SqliteStore {
             .iter()
             .filter_map(|(key, score)| {
                 let (origin_db, id, metadata) = rows.remove(key)?;
-                Some(BackendHit {
+                Some(BackendHit::new(
                     origin_db,
                     id,
-                    score: *score,
-                    reason: reason.into(),
+                    *score,
+                    reason.into(),
                     metadata,
-                })
+                ))
             })
             .collect())
     }

@@ -130,12 +130,14 @@ fn top_hits(mut scored: Vec<(f64, &Record)>, top_k: u32, reason: &str) -> Vec<Ba
     scored
         .into_iter()
         .take(top_k as usize)
-        .map(|(score, record)| BackendHit {
-            origin_db: record.origin_db.clone(),
-            id: record.id.clone(),
-            score,
-            reason: reason.to_string(),
-            metadata: record.metadata.to_string(),
+        .map(|(score, record)| {
+            BackendHit::from_value(
+                record.origin_db.clone(),
+                record.id.clone(),
+                score,
+                reason.to_string(),
+                &record.metadata,
+            )
         })
         .collect()
 }
@@ -199,13 +201,13 @@ impl Rankings for MemoryStore {
             .filter_map(|hit| {
                 let (db, id) = tables.keyed.get(&hit.key)?;
                 let stored = tables.databases.get(db)?.get(id)?;
-                Some(BackendHit {
-                    origin_db: stored.record.origin_db.clone(),
-                    id: stored.record.id.clone(),
-                    score: hit.score,
-                    reason: "bm25".into(),
-                    metadata: stored.record.metadata.to_string(),
-                })
+                Some(BackendHit::from_value(
+                    stored.record.origin_db.clone(),
+                    stored.record.id.clone(),
+                    hit.score,
+                    "bm25".into(),
+                    &stored.record.metadata,
+                ))
             })
             .collect();
         relative_to_best(&mut hits);

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+pub mod backend_hit;
 pub mod embedder;
 pub mod hashing_embedder;
 pub mod lexical_index;
