@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod failure;
 mod ingest;
+mod log_writer;
 mod progress;
 mod server;
 mod tenant;
@@ -20,9 +21,6 @@ use cli::{Cli, Command, ComponentCommand};
 
 /// Lowercase hex SHA-256: component digests and API-key hashes.
 use vector_service_runtime::sha256_hex;
-
-/// Log lines a server queues for its log writer thread before it drops (and counts) lines.
-const LOG_QUEUE_LINES: usize = 64 * 1024;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -44,21 +42,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }) = cli.command
     {
         // A server logs JSON lines (info and up unless RUST_LOG says otherwise), formatted on
-        // the thread that logs and written to stderr by a thread of their own, so a slow
-        // stderr never blocks a request. When that thread falls LOG_QUEUE_LINES behind, lines
-        // are dropped and counted (vector_service_log_lines_dropped_total).
-        let (writer, _flush_on_exit) =
-            tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(true)
-                .buffered_lines_limit(LOG_QUEUE_LINES)
-                .thread_name("vector-service-log")
-                // The writer thread drains every queued line before it flushes: one write for a
-                // burst of lines rather than one per line.
-                .finish(std::io::BufWriter::with_capacity(
-                    64 << 10,
-                    std::io::stderr(),
-                ));
-        let log_drops = writer.error_counter();
+        // the thread that logs and written to stderr in batches by a thread of their own, so
+        // a slow stderr never blocks a request. Lines past the buffer's bound are dropped and
+        // counted (vector_service_log_lines_dropped_total).
+        let (writer, log_drops, _flush_on_exit) =
+            log_writer::BatchingWriter::spawn(std::io::stderr())
+                .context("starting the log writer thread")?;
         tracing_subscriber::fmt()
             .json()
             .with_writer(writer)

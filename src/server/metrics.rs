@@ -2,7 +2,7 @@
 //! route and status, their latency, and calls in flight. Label values are bounded: routes are
 //! the fixed route names, tenants come from the tenants file (`unauthenticated` otherwise).
 
-use tracing_appender::non_blocking::ErrorCounter;
+use crate::log_writer::DroppedLines;
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -23,7 +23,7 @@ pub struct HttpMetrics {
     accept_errors: IntCounter,
     log_lines_dropped: IntCounter,
     /// The log writer's own count of lines it dropped (`None` when logs are written inline).
-    log_drops: Option<ErrorCounter>,
+    log_drops: Option<DroppedLines>,
 }
 
 impl HttpMetrics {
@@ -101,7 +101,7 @@ impl HttpMetrics {
     }
 
     /// Count the lines the off-thread log writer behind `drops` drops.
-    pub fn with_log_drops(mut self, drops: Option<ErrorCounter>) -> Self {
+    pub fn with_log_drops(mut self, drops: Option<DroppedLines>) -> Self {
         self.log_drops = drops;
         self
     }
@@ -109,7 +109,7 @@ impl HttpMetrics {
     /// Bring the dropped-lines counter up to the log writer's own count (before a scrape).
     pub fn refresh_log_drops(&self) {
         if let Some(drops) = &self.log_drops {
-            let total = drops.dropped_lines() as u64;
+            let total = drops.get();
             let counted = self.log_lines_dropped.get();
             if total > counted {
                 self.log_lines_dropped.inc_by(total - counted);
