@@ -9,6 +9,7 @@
 //! ```text
 //! cargo bench --bench load
 //! LOAD_SECONDS=10 LOAD_CONNECTIONS=8 cargo bench --bench load
+//! VECTOR_SERVICE_BINARY=path/to/vector-service cargo bench --bench load   # another build
 //! ```
 //! Client and server share the machine's 2 cores, so req/s is a floor for a server with the
 //! machine to itself ("server-only req/s" divides the cores by the server's CPU per request).

@@ -210,26 +210,40 @@ mod tests {
 
     #[test]
     fn a_full_buffer_drops_and_counts_lines() {
-        /// A sink that never returns while the test runs: the buffer can only fill.
-        struct Stuck(mpsc::Receiver<()>);
+        /// A sink that says when a write starts and then waits for the test to release it.
+        struct Stuck {
+            entered: mpsc::Sender<()>,
+            release: mpsc::Receiver<()>,
+        }
         impl Write for Stuck {
             fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                let _ = self.0.recv();
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
                 Ok(bytes.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
         }
-        let (release, stuck) = mpsc::channel();
-        let (writer, dropped, flush) = BatchingWriter::spawn(Stuck(stuck)).unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let (writer, dropped, flush) = BatchingWriter::spawn(Stuck {
+            entered: entered_tx,
+            release,
+        })
+        .unwrap();
+        // Declared after `flush`, so it is dropped first even if an assertion fails: the
+        // writer thread is released before anything joins it.
+        let release = release_tx;
         let line = vec![b'x'; 1 << 20];
-        // The first line may be taken by the (then stuck) writer thread; 16 more fill the
-        // buffer; everything after is dropped.
+        writer.make_writer().write_all(&line).unwrap();
+        entered.recv_timeout(Duration::from_secs(5)).unwrap();
+        // The writer thread is stuck writing the first line: 16 more fill the buffer, the
+        // other 24 are dropped.
         for _ in 0..40 {
             writer.make_writer().write_all(&line).unwrap();
         }
-        assert!(dropped.get() >= 40 - 17, "dropped {}", dropped.get());
+        assert_eq!(dropped.get(), 24);
         drop(release);
         drop(flush);
     }

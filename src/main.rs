@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod failure;
 mod ingest;
+mod log_format;
 mod log_writer;
 mod progress;
 mod server;
@@ -49,7 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             log_writer::BatchingWriter::spawn(std::io::stderr())
                 .context("starting the log writer thread")?;
         tracing_subscriber::fmt()
-            .json()
+            .event_format(log_format::JsonLines)
             .with_writer(writer)
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()

@@ -30,7 +30,10 @@ impl ServerProcess {
             ),
             None => ("warn", Stdio::null()),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vector-service"))
+        // Benchmarks may run another build of the server (e.g. one with debug info to profile).
+        let binary = std::env::var_os("VECTOR_SERVICE_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_vector-service").into());
+        let mut child = Command::new(binary)
             .arg("--data-dir")
             .arg(data_dir)
             .args(globals)
