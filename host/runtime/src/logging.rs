@@ -20,73 +20,107 @@ const LOGGER: &str = "vector_service";
 /// `session_id`, `function`, `logger`, `latency_seconds` and `result_size` (after the start),
 /// `error`, and `fields` holding `timestamp_ms` (and `error_kind` on an error).
 pub fn emit_call(tenant: &str, event: &CallEvent) {
-    let function = function_label(event.operation);
-    let session_id = event.session_id.as_str();
-    let timestamp_ms = unix_ms();
-    match event.phase {
-        CallPhase::Start => {
-            if tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO) {
-                let fields = format!("{{\"timestamp_ms\":{timestamp_ms}}}");
-                tracing::info!(target: GUEST_TARGET, tenant, session_id, function, logger = LOGGER, fields, "{function} start");
-            }
-        }
-        CallPhase::End => {
-            if tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO) {
-                let fields = format!("{{\"timestamp_ms\":{timestamp_ms}}}");
-                tracing::info!(
-                    target: GUEST_TARGET,
-                    tenant,
-                    session_id,
-                    function,
-                    logger = LOGGER,
-                    latency_seconds = event.latency_seconds,
-                    result_size = event.result_size,
-                    fields,
-                    "{function} end"
-                );
-            }
-        }
-        CallPhase::Error => {
-            if tracing::enabled!(target: GUEST_TARGET, tracing::Level::ERROR) {
-                let (kind, error) = match &event.failure {
-                    Some(failure) => (error_kind_label(failure.kind), failure.message.as_str()),
-                    None => ("unknown", ""),
-                };
-                let fields =
-                    format!("{{\"error_kind\":\"{kind}\",\"timestamp_ms\":{timestamp_ms}}}");
-                tracing::error!(
-                    target: GUEST_TARGET,
-                    tenant,
-                    session_id,
-                    function,
-                    logger = LOGGER,
-                    latency_seconds = event.latency_seconds,
-                    result_size = 0u32,
-                    error,
-                    fields,
-                    "{function} error"
-                );
-            }
-        }
+    let (level, phase) = match event.phase {
+        CallPhase::Start => (tracing::Level::INFO, "start"),
+        CallPhase::End => (tracing::Level::INFO, "end"),
+        CallPhase::Error => (tracing::Level::ERROR, "error"),
+    };
+    if !enabled(level) {
+        return;
     }
+    let function = function_label(event.operation);
+    let started = matches!(event.phase, CallPhase::Start);
+    let timestamp_ms = unix_ms();
+    let (error, fields) = match &event.failure {
+        Some(failure) => (
+            Some(failure.message.as_str()),
+            format!(
+                "{{\"error_kind\":\"{}\",\"timestamp_ms\":{timestamp_ms}}}",
+                error_kind_label(failure.kind)
+            ),
+        ),
+        None => (None, format!("{{\"timestamp_ms\":{timestamp_ms}}}")),
+    };
+    GuestLine {
+        tenant,
+        session_id: &event.session_id,
+        function: Some(function),
+        logger: Some(LOGGER),
+        latency_seconds: (!started).then_some(event.latency_seconds),
+        result_size: (!started).then_some(u64::from(event.result_size)),
+        error,
+        fields: Some(&fields),
+    }
+    .emit(level, format_args!("{function} {phase}"));
 }
 
 /// Target of every event the component logs.
 pub const GUEST_TARGET: &str = "vector_service::guest";
 
+/// Whether a guest line at `level` would be written.
+fn enabled(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::TRACE => tracing::enabled!(target: GUEST_TARGET, tracing::Level::TRACE),
+        tracing::Level::DEBUG => tracing::enabled!(target: GUEST_TARGET, tracing::Level::DEBUG),
+        tracing::Level::INFO => tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO),
+        tracing::Level::WARN => tracing::enabled!(target: GUEST_TARGET, tracing::Level::WARN),
+        tracing::Level::ERROR => tracing::enabled!(target: GUEST_TARGET, tracing::Level::ERROR),
+    }
+}
+
+/// The fields every guest line has; absent ones are left out of the line.
+struct GuestLine<'a> {
+    tenant: &'a str,
+    session_id: &'a str,
+    function: Option<&'a str>,
+    logger: Option<&'a str>,
+    latency_seconds: Option<f64>,
+    result_size: Option<u64>,
+    error: Option<&'a str>,
+    /// Whatever else the guest sent, as a JSON object.
+    fields: Option<&'a str>,
+}
+
+impl GuestLine<'_> {
+    fn emit(self, level: tracing::Level, message: std::fmt::Arguments<'_>) {
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(
+                    target: GUEST_TARGET,
+                    $level,
+                    tenant = self.tenant,
+                    session_id = self.session_id,
+                    function = self.function,
+                    logger = self.logger,
+                    latency_seconds = self.latency_seconds,
+                    result_size = self.result_size,
+                    error = self.error,
+                    fields = self.fields,
+                    "{message}"
+                )
+            };
+        }
+        match level {
+            tracing::Level::TRACE => event!(tracing::Level::TRACE),
+            tracing::Level::DEBUG => event!(tracing::Level::DEBUG),
+            tracing::Level::INFO => event!(tracing::Level::INFO),
+            tracing::Level::WARN => event!(tracing::Level::WARN),
+            tracing::Level::ERROR => event!(tracing::Level::ERROR),
+        }
+    }
+}
+
 /// Emit one guest log line for `tenant`.
 pub fn emit(tenant: &str, level: Level, context: &str, message: &str) {
-    let enabled = match level {
-        Level::Trace => tracing::enabled!(target: GUEST_TARGET, tracing::Level::TRACE),
-        Level::Debug => tracing::enabled!(target: GUEST_TARGET, tracing::Level::DEBUG),
-        Level::Info => tracing::enabled!(target: GUEST_TARGET, tracing::Level::INFO),
-        Level::Warn => tracing::enabled!(target: GUEST_TARGET, tracing::Level::WARN),
-        Level::Error | Level::Critical => {
-            tracing::enabled!(target: GUEST_TARGET, tracing::Level::ERROR)
-        }
+    let level = match level {
+        Level::Trace => tracing::Level::TRACE,
+        Level::Debug => tracing::Level::DEBUG,
+        Level::Info => tracing::Level::INFO,
+        Level::Warn => tracing::Level::WARN,
+        Level::Error | Level::Critical => tracing::Level::ERROR,
     };
     // Parsing the fields is the expensive part: skip it when nobody listens.
-    if !enabled {
+    if !enabled(level) {
         return;
     }
     let mut fields = match serde_json::from_str::<Value>(context) {
@@ -107,29 +141,15 @@ pub fn emit(tenant: &str, level: Level, context: &str, message: &str) {
     let result_size = fields.remove("result_size").and_then(|v| v.as_u64());
     // Whatever else the guest sent (timestamp, database, batch counts, ...), kept verbatim.
     let extra = (!fields.is_empty()).then(|| Value::Object(fields).to_string());
-
-    macro_rules! event {
-        ($level:expr) => {
-            tracing::event!(
-                target: GUEST_TARGET,
-                $level,
-                tenant,
-                session_id,
-                function,
-                logger,
-                latency_seconds,
-                result_size,
-                error,
-                fields = extra,
-                "{message}"
-            )
-        };
+    GuestLine {
+        tenant,
+        session_id: &session_id,
+        function: function.as_deref(),
+        logger: logger.as_deref(),
+        latency_seconds,
+        result_size,
+        error: error.as_deref(),
+        fields: extra.as_deref(),
     }
-    match level {
-        Level::Trace => event!(tracing::Level::TRACE),
-        Level::Debug => event!(tracing::Level::DEBUG),
-        Level::Info => event!(tracing::Level::INFO),
-        Level::Warn => event!(tracing::Level::WARN),
-        Level::Error | Level::Critical => event!(tracing::Level::ERROR),
-    }
+    .emit(level, format_args!("{message}"));
 }
