@@ -1,9 +1,8 @@
 //! The server's log sink: lines are appended to one bounded buffer and written to stderr by a
 //! thread of its own in batches, every [`FLUSH_INTERVAL`] while lines keep coming (sooner when
-//! [`WAKE_AT_BYTES`] are waiting). A request never waits for stderr, and a busy server does not
-//! wake the writer once per line (a queue-per-line writer did, a futex wake and two thread
-//! switches per line; BENCHMARKS.md, "Logs"). Past [`MAX_BUFFERED_BYTES`] lines are dropped and
-//! counted.
+//! [`WAKE_AT_BYTES`] are waiting). A request never waits for stderr, and a busy server wakes
+//! the writer at most once per interval rather than once per line. Past [`MAX_BUFFERED_BYTES`]
+//! lines are dropped and counted.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::bindings::vector_service::plugin::types::Hit;
+use crate::host_calls::WireBytes;
 
 /// Which operation's cache a key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,23 +36,8 @@ impl CachedValue {
     fn bytes(&self) -> usize {
         match self {
             CachedValue::Text(text) => text.len(),
-            CachedValue::Hits(hits) => hits
-                .iter()
-                .map(|hit| {
-                    HIT_OVERHEAD
-                        + hit.origin_db.len()
-                        + hit.record_id.as_ref().map_or(0, String::len)
-                        + hit.reason.len()
-                        + hit.metadata.len()
-                })
-                .sum(),
+            CachedValue::Hits(hits) => hits.len() * HIT_OVERHEAD + hits.wire_bytes(),
         }
-    }
-}
-
-impl From<String> for CachedValue {
-    fn from(text: String) -> Self {
-        CachedValue::Text(text)
     }
 }
 
@@ -236,6 +222,12 @@ impl ResultCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl From<String> for CachedValue {
+        fn from(text: String) -> Self {
+            CachedValue::Text(text)
+        }
+    }
 
     impl From<&str> for CachedValue {
         fn from(text: &str) -> Self {

@@ -308,7 +308,8 @@ impl Telemetry {
         if let CallPhase::Start = event.phase {
             return;
         }
-        let labels = [tenant, function_label(event.operation)];
+        let function = function_label(event.operation);
+        let labels = [tenant, function];
         self.calls.with_label_values(&labels).inc();
         self.latency
             .with_label_values(&labels)
@@ -318,11 +319,7 @@ impl Telemetry {
             .observe(f64::from(event.result_size));
         if let Some(failure) = &event.failure {
             self.errors
-                .with_label_values(&[
-                    tenant,
-                    function_label(event.operation),
-                    error_kind_label(failure.kind),
-                ])
+                .with_label_values(&[tenant, function, error_kind_label(failure.kind)])
                 .inc();
         }
     }
