@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/require-rust.sh
+# One build from nothing: incremental state would only cost disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== checked-in components vs a rebuild from guest/ and tests/misbehaving-guest/"
 bash scripts/build-component.sh --check
