@@ -7,9 +7,11 @@
 //! cargo bench --bench overhead
 //! OVERHEAD_COMPONENT=other.wasm cargo bench --bench overhead   # another build of the guest
 //! OVERHEAD_ONLY_FIXED=1 cargo bench --bench overhead   # only the fixed-hits table (profiling)
+//! OVERHEAD_ONLY_LOGS=1 cargo bench --bench overhead    # only the logs table
 //! ```
 //! Prints one table per corpus size: ns per call for each path and its difference from the
-//! direct call. Figures go to BENCHMARKS.md.
+//! direct call; then what metering adds, and what the server's JSON logs add to a search.
+//! Figures go to BENCHMARKS.md.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -168,10 +170,11 @@ fn main() -> anyhow::Result<()> {
     // own cost; then the in-memory index at two sizes; then SQLite (usize::MAX marks it).
     let sqlite = sample_corpus_in_sqlite()?;
     let only_fixed = std::env::var_os("OVERHEAD_ONLY_FIXED").is_some();
-    let corpora: &[usize] = if only_fixed {
-        &[0]
-    } else {
-        &[0, 100, 1_000, usize::MAX]
+    let only_logs = std::env::var_os("OVERHEAD_ONLY_LOGS").is_some();
+    let corpora: &[usize] = match (only_fixed, only_logs) {
+        (_, true) => &[],
+        (true, false) => &[0],
+        (false, false) => &[0, 100, 1_000, usize::MAX],
     };
     for &records in corpora {
         let store = corpus(records.min(1_000));
@@ -254,7 +257,11 @@ fn main() -> anyhow::Result<()> {
     if only_fixed {
         return Ok(());
     }
-    metering(&plugin)
+    if !only_logs {
+        metering(&plugin)?;
+    }
+    // Last: it installs the process's log subscriber, which stays for the rest of the run.
+    logs(&plugin)
 }
 
 /// What metering adds to a call, each piece timed alone: the per-instance lookup of the
@@ -307,4 +314,69 @@ fn metering(plugin: &Plugin) -> anyhow::Result<()> {
         lookup + clock + contended
     );
     Ok(())
+}
+
+/// What the server's JSON logs add to a search: the same warm fixed-hits search without a
+/// subscriber, then with the server's own log stack (`vector_service_json_logs::install`, info
+/// level, lines written by its thread into a sink). Wall time is the calling thread's; CPU is
+/// the whole process's, so the writer thread's work counts too.
+fn logs(plugin: &Arc<Plugin>) -> anyhow::Result<()> {
+    let mut backends = Backends::memory(Arc::new(MemoryStore::new()));
+    backends.retriever = Arc::new(FixedHits);
+    let config = ServiceConfig {
+        tenant: "bench".into(),
+        ..ServiceConfig::default()
+    };
+    let service = VectorService::new(plugin.clone(), backends, Telemetry::new(), config);
+    let mut warm = service.instance()?;
+    let mut search = |i: usize| {
+        black_box(warm.search("bench", &request(i)).expect("warm search"));
+    };
+    let off = wall_and_cpu_per_call("logs off", &mut search)?;
+    let (_, _flush_on_exit) = vector_service_json_logs::install(
+        std::io::sink(),
+        tracing_subscriber::EnvFilter::new("info"),
+    )?;
+    let on = wall_and_cpu_per_call("logs on", &mut search)?;
+    println!(
+        "\nlogs, a warm fixed-hits search (its start and end lines), mean of {} s each:",
+        MEASURE_FOR.as_secs()
+    );
+    println!("| logs | wall ns/call | process CPU ns/call |");
+    println!("|---|---:|---:|");
+    println!("| off (no subscriber) | {:.0} | {:.0} |", off.0, off.1);
+    println!(
+        "| JSON at info, the server's stack into a sink | {:.0} | {:.0} |",
+        on.0, on.1
+    );
+    println!(
+        "| the two lines' cost | {:+.0} | {:+.0} |",
+        on.0 - off.0,
+        on.1 - off.1
+    );
+    Ok(())
+}
+
+/// [`ns_per_call`] with the CPU time every thread of the process spent meanwhile, per call.
+fn wall_and_cpu_per_call(row: &str, call: impl FnMut(usize)) -> anyhow::Result<(f64, f64)> {
+    let cpu_before = process_cpu_ns()?;
+    let started = Instant::now();
+    let wall = ns_per_call(row, call);
+    let calls = started.elapsed().as_nanos() as f64 / wall;
+    let cpu = (process_cpu_ns()? - cpu_before) as f64 / calls;
+    Ok((wall, cpu))
+}
+
+/// CPU time of the process's live threads, in ns (the first field of each thread's
+/// `/proc/self/task/*/schedstat`).
+fn process_cpu_ns() -> anyhow::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        let on_cpu = stat.split_whitespace().next().unwrap_or_default();
+        total += on_cpu
+            .parse::<u64>()
+            .map_err(|error| anyhow::anyhow!("schedstat {on_cpu:?}: {error}"))?;
+    }
+    Ok(total)
 }

@@ -8,8 +8,6 @@ mod cli;
 mod commands;
 mod failure;
 mod ingest;
-mod log_format;
-mod log_writer;
 mod progress;
 mod server;
 mod tenant;
@@ -46,17 +44,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // the thread that logs and written to stderr in batches by a thread of their own, so
         // a slow stderr never blocks a request. Lines past the buffer's bound are dropped and
         // counted (vector_service_log_lines_dropped_total).
-        let (writer, log_drops, _flush_on_exit) =
-            log_writer::BatchingWriter::spawn(std::io::stderr())
-                .context("starting the log writer thread")?;
-        tracing_subscriber::fmt()
-            .event_format(log_format::JsonLines)
-            .with_writer(writer)
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-            )
-            .init();
+        let (log_drops, _flush_on_exit) = vector_service_json_logs::install(
+            std::io::stderr(),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .context("starting the log writer thread")?;
         let global = cli.global.clone();
         let options = server::ServeOptions {
             listen,

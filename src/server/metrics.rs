@@ -2,7 +2,7 @@
 //! route and status, their latency, and calls in flight. Label values are bounded: routes are
 //! the fixed route names, tenants come from the tenants file (`unauthenticated` otherwise).
 
-use crate::log_writer::DroppedLines;
+use vector_service_json_logs::DroppedLines;
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,

@@ -66,7 +66,7 @@ pub struct ServeOptions {
     /// Where tenants' rollouts are kept (`None`: in memory only).
     pub rollouts: Option<PathBuf>,
     /// The off-thread log writer's count of dropped lines, exported as a metric.
-    pub log_drops: Option<crate::log_writer::DroppedLines>,
+    pub log_drops: Option<vector_service_json_logs::DroppedLines>,
 }
 
 /// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the tenants file and the component.
