@@ -172,9 +172,9 @@ impl VectorService {
             Ok(bindings) => bindings,
             Err(error) => return Err(self.sandbox_error(&store, error)),
         };
-        let telemetry = &self.context.telemetry;
-        telemetry.instantiated(&self.context.tenant, started.elapsed().as_secs_f64());
-        telemetry.instance_alive(&self.context.tenant, 1);
+        self.context
+            .series
+            .instantiated(started.elapsed().as_secs_f64());
         let usage = self.context.usage(plugin.short_digest());
         usage.instantiated();
         Ok(Instance {
@@ -338,8 +338,7 @@ impl Drop for Instance {
     fn drop(&mut self) {
         let context = &self.service.context;
         let peak = self.store.data().limiter.memory_peak;
-        context.telemetry.memory_peak(&context.tenant, peak);
+        context.series.dropped(peak);
         self.usage.memory_peak(peak);
-        context.telemetry.instance_alive(&context.tenant, -1);
     }
 }

@@ -19,7 +19,7 @@ use crate::limits::SandboxLimits;
 use crate::long_work::{Renewal, RunCancelled};
 use crate::metering::{Usage, UsageTotals};
 use crate::service::ServiceConfig;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, TenantSeries};
 use types::{BackendError, Hit, Rates, VectorRef};
 
 /// Everything a tenant's calls share: its backends, metrics, result cache and retry backoff.
@@ -28,6 +28,8 @@ pub struct TenantContext {
     pub(crate) tenant: String,
     pub(crate) backends: Backends,
     pub(crate) telemetry: Telemetry,
+    /// Its series in `telemetry` that every call updates.
+    pub(crate) series: TenantSeries,
     pub(crate) cache: ResultCache,
     pub(crate) retry_backoff: Duration,
     /// Its metering, one entry per component it has run.
@@ -37,10 +39,10 @@ pub struct TenantContext {
 impl TenantContext {
     /// The context of `config.tenant`, registering its metric series in `telemetry`.
     pub fn new(backends: Backends, telemetry: Telemetry, config: &ServiceConfig) -> Arc<Self> {
-        telemetry.register_tenant(&config.tenant);
         Arc::new(Self {
             tenant: config.tenant.clone(),
             backends,
+            series: telemetry.tenant_series(&config.tenant),
             telemetry,
             cache: ResultCache::new(config.cache),
             retry_backoff: config.retry_backoff,
@@ -272,9 +274,7 @@ impl telemetry::Host for VectorServiceCtx {
     fn record_call(&mut self, event: telemetry::CallEvent) -> wasmtime::Result<()> {
         self.budget.charge(&event)?;
         crate::logging::emit_call(&self.context.tenant, &event);
-        self.context
-            .telemetry
-            .record_call(&self.context.tenant, &event);
+        self.context.series.record_call(&event);
         Ok(())
     }
 }
@@ -292,9 +292,7 @@ impl VectorServiceCtx {
             return;
         };
         let size = self.context.cache.put(kind, key, value, generation);
-        self.context
-            .telemetry
-            .cache_size(&self.context.tenant, size);
+        self.context.series.cache_size(size);
     }
 }
 

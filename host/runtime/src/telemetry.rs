@@ -3,8 +3,8 @@
 //! Label values come from closed WIT enums, so no call can create an unbounded series.
 
 use prometheus::{
-    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::bindings::vector_service::plugin::telemetry::{
@@ -27,6 +27,27 @@ const ERROR_KINDS: [ErrorKind; 5] = [
     ErrorKind::LimitExceeded,
     ErrorKind::Unavailable,
 ];
+
+/// The position of `operation` in [`OPERATIONS`].
+fn operation_index(operation: Operation) -> usize {
+    match operation {
+        Operation::RetrieverSearch => 0,
+        Operation::ContextBuilderBuild => 1,
+        Operation::PatchLoggerTrackContributors => 2,
+        Operation::EmbeddingBackfillRun => 3,
+    }
+}
+
+/// The position of `kind` in [`ERROR_KINDS`].
+fn error_kind_index(kind: ErrorKind) -> usize {
+    match kind {
+        ErrorKind::MalformedPrompt => 0,
+        ErrorKind::RateLimited => 1,
+        ErrorKind::Backend => 2,
+        ErrorKind::LimitExceeded => 3,
+        ErrorKind::Unavailable => 4,
+    }
+}
 
 /// The `function` label: the original module's `Class.method` names.
 pub fn function_label(operation: Operation) -> &'static str {
@@ -292,35 +313,34 @@ impl Telemetry {
         )
     }
 
-    /// Publish the size of `tenant`'s result cache.
-    pub(crate) fn cache_size(&self, tenant: &str, size: CacheSize) {
-        self.cache_entries
-            .with_label_values(&[tenant])
-            .set(size.entries as i64);
-        self.cache_bytes
-            .with_label_values(&[tenant])
-            .set(size.bytes as i64);
-    }
-
-    /// Record the end of one call the component reported for `tenant` (its call metrics; a
-    /// failed call's error count too). The start of a call records nothing.
-    pub fn record_call(&self, tenant: &str, event: &CallEvent) {
-        if let CallPhase::Start = event.phase {
-            return;
-        }
-        let function = function_label(event.operation);
-        let labels = [tenant, function];
-        self.calls.with_label_values(&labels).inc();
-        self.latency
-            .with_label_values(&labels)
-            .observe(non_negative(event.latency_seconds));
-        self.result_size
-            .with_label_values(&labels)
-            .observe(f64::from(event.result_size));
-        if let Some(failure) = &event.failure {
-            self.errors
-                .with_label_values(&[tenant, function, error_kind_label(failure.kind)])
-                .inc();
+    /// The series of `tenant` that every call updates, registered and resolved once.
+    pub(crate) fn tenant_series(&self, tenant: &str) -> TenantSeries {
+        self.register_tenant(tenant);
+        let per_operation = |family: &HistogramVec| {
+            OPERATIONS
+                .map(|operation| family.with_label_values(&[tenant, function_label(operation)]))
+        };
+        TenantSeries {
+            calls: OPERATIONS.map(|operation| {
+                self.calls
+                    .with_label_values(&[tenant, function_label(operation)])
+            }),
+            latency: per_operation(&self.latency),
+            result_size: per_operation(&self.result_size),
+            errors: OPERATIONS.map(|operation| {
+                ERROR_KINDS.map(|kind| {
+                    self.errors.with_label_values(&[
+                        tenant,
+                        function_label(operation),
+                        error_kind_label(kind),
+                    ])
+                })
+            }),
+            instantiate: self.instantiate.with_label_values(&[tenant]),
+            memory_peak: self.memory_peak.with_label_values(&[tenant]),
+            live_instances: self.live_instances.with_label_values(&[tenant]),
+            cache_entries: self.cache_entries.with_label_values(&[tenant]),
+            cache_bytes: self.cache_bytes.with_label_values(&[tenant]),
         }
     }
 
@@ -360,18 +380,6 @@ impl Telemetry {
             .observe(seconds);
     }
 
-    /// An instance of `tenant` was created (`+1`) or dropped (`-1`).
-    pub(crate) fn instance_alive(&self, tenant: &str, delta: i64) {
-        self.live_instances.with_label_values(&[tenant]).add(delta);
-    }
-
-    /// Record the memory high-water mark of a dropped instance.
-    pub(crate) fn memory_peak(&self, tenant: &str, bytes: usize) {
-        self.memory_peak
-            .with_label_values(&[tenant])
-            .observe(bytes as f64);
-    }
-
     /// Publish how many instance slots the pool holds (a host calls this after creating its
     /// [`crate::SandboxEngine`]: [`crate::SandboxEngine::instance_slots`]).
     pub fn set_instance_slots(&self, slots: u32) {
@@ -390,6 +398,56 @@ impl Telemetry {
             .encode(&self.registry.gather(), &mut buffer)
             .expect("encoding to memory cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// One tenant's series of the families a call updates, resolved when its context is made: a
+/// label lookup hashes the labels and takes the family's lock, and a fresh instance's call
+/// would otherwise make up to nine of them.
+pub(crate) struct TenantSeries {
+    calls: [Counter; 4],
+    latency: [Histogram; 4],
+    result_size: [Histogram; 4],
+    errors: [[Counter; 5]; 4],
+    instantiate: Histogram,
+    memory_peak: Histogram,
+    live_instances: IntGauge,
+    cache_entries: IntGauge,
+    cache_bytes: IntGauge,
+}
+
+impl TenantSeries {
+    /// Record the end of one call the component reported (its call metrics; a failed call's
+    /// error count too). The start of a call records nothing.
+    pub(crate) fn record_call(&self, event: &CallEvent) {
+        if let CallPhase::Start = event.phase {
+            return;
+        }
+        let operation = operation_index(event.operation);
+        self.calls[operation].inc();
+        self.latency[operation].observe(non_negative(event.latency_seconds));
+        self.result_size[operation].observe(f64::from(event.result_size));
+        if let Some(failure) = &event.failure {
+            self.errors[operation][error_kind_index(failure.kind)].inc();
+        }
+    }
+
+    /// Record how long an instantiation took, and count the instance alive.
+    pub(crate) fn instantiated(&self, seconds: f64) {
+        self.instantiate.observe(seconds);
+        self.live_instances.inc();
+    }
+
+    /// Record a dropped instance's memory high-water mark, and count it gone.
+    pub(crate) fn dropped(&self, memory_peak: usize) {
+        self.memory_peak.observe(memory_peak as f64);
+        self.live_instances.dec();
+    }
+
+    /// Publish the size of the tenant's result cache.
+    pub(crate) fn cache_size(&self, size: CacheSize) {
+        self.cache_entries.set(size.entries as i64);
+        self.cache_bytes.set(size.bytes as i64);
     }
 }
 
