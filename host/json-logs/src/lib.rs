@@ -7,23 +7,34 @@ pub mod writer;
 
 use std::io::Write;
 
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 
 pub use format::JsonLines;
 pub use writer::{BatchingWriter, DroppedLines, FlushOnDrop};
 
-/// Install the server's log stack as the process's default subscriber: events `filter` lets
-/// through become JSON lines written to `sink` by the writer thread. Keep the returned guard
-/// alive until the process ends; dropping it writes what is still waiting.
+/// The server's log stack as a subscriber: events `filter` lets through become JSON lines
+/// written to `sink` by the writer thread. Keep the returned guard alive while it is in use;
+/// dropping it writes what is still waiting.
+pub fn subscriber(
+    sink: impl Write + Send + 'static,
+    filter: EnvFilter,
+) -> std::io::Result<(impl Subscriber + Send + Sync, DroppedLines, FlushOnDrop)> {
+    let (writer, dropped, flush_on_exit) = BatchingWriter::spawn(sink)?;
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(JsonLines)
+        .with_writer(writer)
+        .with_env_filter(filter)
+        .finish();
+    Ok((subscriber, dropped, flush_on_exit))
+}
+
+/// [`subscriber`], installed as the process's default (once per process).
 pub fn install(
     sink: impl Write + Send + 'static,
     filter: EnvFilter,
 ) -> std::io::Result<(DroppedLines, FlushOnDrop)> {
-    let (writer, dropped, flush_on_exit) = BatchingWriter::spawn(sink)?;
-    tracing_subscriber::fmt()
-        .event_format(JsonLines)
-        .with_writer(writer)
-        .with_env_filter(filter)
-        .init();
+    let (subscriber, dropped, flush_on_exit) = self::subscriber(sink, filter)?;
+    tracing::subscriber::set_global_default(subscriber).map_err(std::io::Error::other)?;
     Ok((dropped, flush_on_exit))
 }
