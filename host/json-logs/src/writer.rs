@@ -45,6 +45,7 @@ impl Shared {
 pub struct DroppedLines(Arc<Shared>);
 
 impl DroppedLines {
+    /// Lines dropped since the writer started.
     pub fn get(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
     }

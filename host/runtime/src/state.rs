@@ -39,6 +39,7 @@ pub struct TenantContext {
 impl TenantContext {
     /// The context of `config.tenant`, registering its metric series in `telemetry`.
     pub fn new(backends: Backends, telemetry: Telemetry, config: &ServiceConfig) -> Arc<Self> {
+        telemetry.register_tenant(&config.tenant);
         Arc::new(Self {
             tenant: config.tenant.clone(),
             backends,

@@ -256,12 +256,8 @@ impl Telemetry {
     /// Create every series of `tenant` at zero, so that rates and absent-alerts work from the
     /// first scrape.
     pub fn register_tenant(&self, tenant: &str) {
-        for operation in OPERATIONS {
-            let labels = [tenant, function_label(operation)];
-            self.calls.with_label_values(&labels);
-            self.latency.with_label_values(&labels);
-            self.result_size.with_label_values(&labels);
-        }
+        // Resolving a tenant's per-call series creates them.
+        drop(self.tenant_series(tenant));
         for status in [
             PatchStatus::Success,
             PatchStatus::Failure,
@@ -276,20 +272,6 @@ impl Telemetry {
         }
         self.patch_duration.with_label_values(&[tenant]);
         self.backfill_duration.with_label_values(&[tenant]);
-        self.instantiate.with_label_values(&[tenant]);
-        self.memory_peak.with_label_values(&[tenant]);
-        self.live_instances.with_label_values(&[tenant]);
-        self.cache_entries.with_label_values(&[tenant]);
-        self.cache_bytes.with_label_values(&[tenant]);
-        for operation in OPERATIONS {
-            for kind in ERROR_KINDS {
-                self.errors.with_label_values(&[
-                    tenant,
-                    function_label(operation),
-                    error_kind_label(kind),
-                ]);
-            }
-        }
         for failure in SandboxFailure::ALL {
             self.sandbox_failures
                 .with_label_values(&[tenant, failure.label()]);
@@ -313,9 +295,9 @@ impl Telemetry {
         )
     }
 
-    /// The series of `tenant` that every call updates, registered and resolved once.
+    /// The series of `tenant` that every call updates, resolved (and so created) once; the
+    /// caller registers the tenant's other series with [`Self::register_tenant`].
     pub(crate) fn tenant_series(&self, tenant: &str) -> TenantSeries {
-        self.register_tenant(tenant);
         let per_operation = |family: &HistogramVec| {
             OPERATIONS
                 .map(|operation| family.with_label_values(&[tenant, function_label(operation)]))
