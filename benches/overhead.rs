@@ -137,6 +137,14 @@ fn ns_per_call(row: &str, mut call: impl FnMut(usize)) -> f64 {
     started.elapsed().as_nanos() as f64 / calls as f64
 }
 
+/// Every service of the bench runs as tenant `bench`.
+fn bench_config() -> ServiceConfig {
+    ServiceConfig {
+        tenant: "bench".into(),
+        ..ServiceConfig::default()
+    }
+}
+
 fn request(i: usize) -> SearchRequest {
     SearchRequest {
         query: QUERIES[i % QUERIES.len()].into(),
@@ -186,10 +194,7 @@ fn main() -> anyhow::Result<()> {
         };
         let mut backends = Backends::memory(store);
         backends.retriever = retriever.clone();
-        let config = ServiceConfig {
-            tenant: "bench".into(),
-            ..ServiceConfig::default()
-        };
+        let config = bench_config();
         let pooled = VectorService::new(
             pooled_plugin.clone(),
             backends.clone(),
@@ -268,10 +273,7 @@ fn main() -> anyhow::Result<()> {
 /// tenant's handles, the call's extra clock read, and the counter updates (one thread, then
 /// two threads of one tenant, which share the counters' cache lines).
 fn metering(plugin: &Plugin) -> anyhow::Result<()> {
-    let config = ServiceConfig {
-        tenant: "bench".into(),
-        ..ServiceConfig::default()
-    };
+    let config = bench_config();
     let context = TenantContext::new(
         Backends::memory(Arc::new(MemoryStore::new())),
         Telemetry::new(),
@@ -327,10 +329,7 @@ fn logs(plugin: &Arc<Plugin>) -> anyhow::Result<()> {
     const ROUNDS: usize = 20;
     let mut backends = Backends::memory(Arc::new(MemoryStore::new()));
     backends.retriever = Arc::new(FixedHits);
-    let config = ServiceConfig {
-        tenant: "bench".into(),
-        ..ServiceConfig::default()
-    };
+    let config = bench_config();
     let service = VectorService::new(plugin.clone(), backends, Telemetry::new(), config);
     let mut warm = service.instance()?;
     let lines = LineCount::default();

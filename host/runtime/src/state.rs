@@ -39,11 +39,10 @@ pub struct TenantContext {
 impl TenantContext {
     /// The context of `config.tenant`, registering its metric series in `telemetry`.
     pub fn new(backends: Backends, telemetry: Telemetry, config: &ServiceConfig) -> Arc<Self> {
-        telemetry.register_tenant(&config.tenant);
         Arc::new(Self {
             tenant: config.tenant.clone(),
             backends,
-            series: telemetry.tenant_series(&config.tenant),
+            series: telemetry.register_tenant_series(&config.tenant),
             telemetry,
             cache: ResultCache::new(config.cache),
             retry_backoff: config.retry_backoff,

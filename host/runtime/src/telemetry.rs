@@ -256,8 +256,12 @@ impl Telemetry {
     /// Create every series of `tenant` at zero, so that rates and absent-alerts work from the
     /// first scrape.
     pub fn register_tenant(&self, tenant: &str) {
-        // Resolving a tenant's per-call series creates them.
-        drop(self.tenant_series(tenant));
+        drop(self.register_tenant_series(tenant));
+    }
+
+    /// Create `tenant`'s series that [`Self::tenant_series`] does not hold (the patch,
+    /// backfill and sandbox-failure families) at zero.
+    fn register_other_series(&self, tenant: &str) {
         for status in [
             PatchStatus::Success,
             PatchStatus::Failure,
@@ -295,9 +299,15 @@ impl Telemetry {
         )
     }
 
-    /// The series of `tenant` that every call updates, resolved (and so created) once; the
-    /// caller registers the tenant's other series with [`Self::register_tenant`].
-    pub(crate) fn tenant_series(&self, tenant: &str) -> TenantSeries {
+    /// Register `tenant` (every series at zero, as [`Self::register_tenant`]) and return its
+    /// series that every call updates, resolved once.
+    pub(crate) fn register_tenant_series(&self, tenant: &str) -> TenantSeries {
+        self.register_other_series(tenant);
+        self.tenant_series(tenant)
+    }
+
+    /// The series of `tenant` that every call updates, resolved (and so created at zero).
+    fn tenant_series(&self, tenant: &str) -> TenantSeries {
         let per_operation = |family: &HistogramVec| {
             OPERATIONS
                 .map(|operation| family.with_label_values(&[tenant, function_label(operation)]))
