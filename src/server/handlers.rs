@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::backends::Backends;
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
@@ -45,26 +46,49 @@ pub(super) fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
     ApiError::internal(format!("{what} failed inside the server"))
 }
 
-/// Parse, admit, run `operation` on the blocking pool, answer JSON.
-async fn operation<B, R>(
+/// A parsed call holding one of its tenant's call slots.
+struct Admitted<B> {
+    service: VectorService,
+    /// Whether the tenant's store answers reads in process now: a read call then runs on this
+    /// task instead of the blocking pool (the hop costs more than a search: BENCHMARKS.md).
+    reads_in_process: bool,
+    session: String,
+    request: B,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Parse the body and take a call slot.
+async fn admit<B: DeserializeOwned + Session>(
     state: &AppState,
-    tenant: Arc<TenantState>,
-    log: LogFields,
+    tenant: &TenantState,
+    log: &LogFields,
     headers: HeaderMap,
     body: Body,
-    run: fn(&VectorService, &str, B) -> Result<R, ServiceError>,
-) -> Result<Response, ApiError>
-where
-    B: DeserializeOwned + Session + Send + 'static,
-    R: Answer + Send + 'static,
-{
-    let service = tenant.open()?.service.clone();
+) -> Result<Admitted<B>, ApiError> {
+    let open = tenant.open()?;
+    let (service, store) = (open.service.clone(), open.store.clone());
     let request: B = parse(state, &headers, body).await?;
     let session = request.session_id();
     log.session(&session);
     let permit = tenant.admission.admit().await?;
     state.http.in_flight(&tenant.name, tenant.admission.busy());
-    let outcome = tokio::task::spawn_blocking(move || run(&service, &session, request)).await;
+    Ok(Admitted {
+        service,
+        reads_in_process: store.serves_reads_in_process(),
+        session,
+        request,
+        permit,
+    })
+}
+
+/// Free the call's slot and answer JSON.
+fn answer<R: Answer>(
+    state: &AppState,
+    tenant: &TenantState,
+    log: &LogFields,
+    permit: OwnedSemaphorePermit,
+    outcome: Result<Result<R, ServiceError>, tokio::task::JoinError>,
+) -> Result<Response, ApiError> {
     drop(permit);
     state.http.in_flight(&tenant.name, tenant.admission.busy());
     let answer = outcome.map_err(|e| panicked("the call", e))??;
@@ -75,9 +99,11 @@ where
     Ok(answer.respond())
 }
 
-/// One handler per operation: its document entry, the body type and the service method.
+/// One handler per operation: its document entry, the body type and the service method; a
+/// read names its async method too, which runs on this task's worker when the store answers
+/// in process (as a task of its own, so a panic answers 500 as on the blocking pool).
 macro_rules! operation_handler {
-    ($(#[$doc:meta])* $handler:ident, $body:ty, $method:ident) => {
+    ($(#[$doc:meta])* $handler:ident, $body:ty, $method:ident $(, read: $read:ident)?) => {
         $(#[$doc])*
         pub(super) async fn $handler(
             State(state): State<Shared>,
@@ -86,15 +112,22 @@ macro_rules! operation_handler {
             headers: HeaderMap,
             body: Body,
         ) -> Result<Response, ApiError> {
-            operation(
-                &state,
-                tenant,
-                log,
-                headers,
-                body,
-                |service, session, body: $body| service.$method(session, &body.into()),
-            )
-            .await
+            let Admitted { service, reads_in_process, session, request, permit } =
+                admit::<$body>(&state, &tenant, &log, headers, body).await?;
+            let _ = reads_in_process;
+            $(
+                if reads_in_process {
+                    let outcome = tokio::spawn(async move {
+                        service.$read(&session, &request.into()).await
+                    })
+                    .await;
+                    return answer(&state, &tenant, &log, permit, outcome);
+                }
+            )?
+            let outcome =
+                tokio::task::spawn_blocking(move || service.$method(&session, &request.into()))
+                    .await;
+            answer(&state, &tenant, &log, permit, outcome)
         }
     };
 }
@@ -106,7 +139,8 @@ operation_handler!(
         responses((status = 200, description = "The hits.", body = SearchAnswer), CallFailures))]
     search,
     SearchBody,
-    search
+    search,
+    read: search_async
 );
 operation_handler!(
     /// `ContextBuilder.build`: a compact context of the records related to a task.
@@ -115,7 +149,8 @@ operation_handler!(
         responses((status = 200, description = "The context.", body = ContextAnswer), CallFailures))]
     context,
     ContextBody,
-    build_context
+    build_context,
+    read: build_context_async
 );
 operation_handler!(
     /// `PatchLogger.track_contributors`: record a patch's outcome against the vectors that
@@ -297,10 +332,16 @@ pub(super) async fn records(
     let by_db = ingest::parse_records(text, format, "request body", query.db.as_deref())
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let _permit = tenant.admission.admit().await?;
-    let report = tokio::task::spawn_blocking(move || ingest::upsert_all(store.as_ref(), &by_db))
-        .await
-        .map_err(|e| panicked("the ingest", e))?
-        .map_err(|e| ApiError::backend(e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || {
+        let report = ingest::upsert_all(store.as_ref(), &by_db)?;
+        // Searches run on the async workers once the indexes are built: leave them current
+        // here, so the next search does not catch up this whole body on a worker.
+        store.sync_index()?;
+        Ok::<_, anyhow::Error>(report)
+    })
+    .await
+    .map_err(|e| panicked("the ingest", e))?
+    .map_err(|e| ApiError::backend(e.to_string()))?;
     Ok(Json(report).into_response())
 }
 

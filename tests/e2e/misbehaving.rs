@@ -169,3 +169,58 @@ fn each_misbehaviour_fails_only_its_own_request_at_its_tenants_limit() {
         "the neighbour's hoard grew past 16 MiB under its 32 MiB cap"
     );
 }
+
+/// The server's path for reads: an async call's runaway guest yields to the executor at every
+/// epoch tick (so it never holds a worker thread for longer than a tick), and its deadline still
+/// stops it; the synchronous call of the same service is stopped at the deadline as before.
+#[test]
+fn an_async_calls_runaway_guest_yields_at_every_tick_until_its_deadline() {
+    use vector_service_runtime::backends::memory::MemoryStore;
+    use vector_service_runtime::backends::Backends;
+    use vector_service_runtime::{Plugin, SandboxFailure, SandboxLimits, ServiceError, Telemetry};
+
+    let plugin = Plugin::from_file(misbehaving_component()).expect("the misbehaving component");
+    let config = crate::support::limited(SandboxLimits {
+        call_deadline: Duration::from_millis(300),
+        ..SandboxLimits::default()
+    });
+    let backends = Backends::memory(std::sync::Arc::new(MemoryStore::new()));
+    let service = vector_service_runtime::VectorService::new(
+        std::sync::Arc::new(plugin),
+        backends,
+        Telemetry::new(),
+        config,
+    );
+    let deadline = |outcome: Result<_, ServiceError>| match outcome {
+        Err(ServiceError::Sandbox { reason, .. }) => reason == SandboxFailure::Deadline,
+        _ => false,
+    };
+
+    let request = crate::support::search("spin");
+    let (outcome, yields) = poll_to_end(service.search_async("s-1", &request));
+    // 300 ms of 5 ms ticks: one yield per tick, give or take a slow ticker.
+    assert!(yields >= 10, "the guest yielded {yields} times");
+    assert!(deadline(outcome), "the deadline stopped the async call");
+
+    assert!(
+        deadline(service.search("s-1", &request)),
+        "the deadline stopped the synchronous call"
+    );
+    let fine = crate::support::search("fine");
+    let (answer, _) = poll_to_end(service.search_async("s-1", &fine));
+    assert_eq!(answer.expect("a normal call after").session_id, "s-1");
+}
+
+/// Poll `future` until it is ready, on this thread: its output and how often it yielded.
+fn poll_to_end<F: std::future::Future>(future: F) -> (F::Output, usize) {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    let mut yields = 0;
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return (output, yields),
+            Poll::Pending => yields += 1,
+        }
+    }
+}

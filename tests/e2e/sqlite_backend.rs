@@ -411,3 +411,38 @@ fn a_snapshot_ahead_of_a_restored_database_is_rebuilt() {
         "the restored database has no embedding, so no vector hit"
     );
 }
+
+/// The server runs read calls on its async workers only for a store that answers them in
+/// process: SQLite says so once the index its search mode reads is built, and never for
+/// vectors from an embedder that waits on a network.
+#[test]
+fn reads_are_served_in_process_once_the_mode_s_index_is_built() {
+    use vector_service_embed_http::{HttpEmbedder, HttpEmbedderConfig};
+    use vector_service_runtime::backends::Store as _;
+
+    let dir = temp_dir("in-process");
+    let lexical = SqliteStore::open(&dir.join("lexical.sqlite3"), Arc::new(HashingEmbedder))
+        .expect("the store opens");
+    ingest(&lexical);
+    assert!(!lexical.serves_reads_in_process(), "no text index yet");
+    lexical.sync_index().unwrap();
+    assert!(lexical.serves_reads_in_process(), "text index built");
+
+    let vectors = open(&dir.join("vectors.sqlite3"));
+    ingest(&vectors);
+    assert!(!vectors.serves_reads_in_process(), "no vector index yet");
+    vectors.sync_index().unwrap();
+    assert!(vectors.serves_reads_in_process(), "vector index built");
+
+    // Nothing listens there: the embedder is never called, only asked what it is.
+    let remote = HttpEmbedder::new(HttpEmbedderConfig::new("http://127.0.0.1:9/v1", "m"));
+    let remote = SqliteStore::open(&dir.join("remote.sqlite3"), Arc::new(remote))
+        .expect("the store opens")
+        .with_search_mode(SearchMode::Hybrid);
+    ingest(&remote);
+    remote.sync_index().unwrap();
+    assert!(
+        !remote.serves_reads_in_process(),
+        "a query embedding waits on the network"
+    );
+}

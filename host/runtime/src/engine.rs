@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, Linker};
 use wasmtime::{
     Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
@@ -95,6 +95,9 @@ impl SandboxEngine {
                 .pagemap_scan(Enabled::Auto)
                 .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY_BYTES)
                 .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
+            // An async call runs on a fiber stack from the pool: one per live instance.
+            #[cfg(feature = "async")]
+            pool.total_stacks(instances);
             let mut pooled = config.clone();
             pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
             // Explicit bounds checks instead of guard pages: a slot then never has its
@@ -150,6 +153,7 @@ impl SandboxEngine {
 pub struct Plugin {
     engine: Engine,
     pre: VectorServicePre<VectorServiceCtx>,
+    exports: Exports,
     size: usize,
     /// The sha256 of its bytes, hex.
     digest: String,
@@ -167,9 +171,11 @@ impl Plugin {
             .context("the component does not match the vector-service world")?;
         let pre = anyhow_result(VectorServicePre::new(instance_pre))
             .context("the component does not export the vector-service interfaces")?;
+        let exports = Exports::new(&component)?;
         Ok(Self {
             engine: engine.clone(),
             pre,
+            exports,
             size: bytes.len(),
             digest: sha256_hex(bytes),
         })
@@ -212,9 +218,43 @@ impl Plugin {
         &self.pre
     }
 
+    pub(crate) fn exports(&self) -> &Exports {
+        &self.exports
+    }
+
     /// Size of the component binary in bytes.
     pub fn component_size(&self) -> usize {
         self.size
+    }
+}
+
+/// The four operations' functions in the component, found by name once per plugin. A call
+/// types only the function it calls (instead of every export on each instantiation).
+pub(crate) struct Exports {
+    pub(crate) search: ComponentExportIndex,
+    pub(crate) build: ComponentExportIndex,
+    pub(crate) track_contributors: ComponentExportIndex,
+    pub(crate) run: ComponentExportIndex,
+}
+
+impl Exports {
+    fn new(component: &Component) -> anyhow::Result<Self> {
+        let (package, version) = WIT_PACKAGE
+            .split_once('@')
+            .context("the WIT package name has a version")?;
+        let function = |interface: &str, function: &str| {
+            let name = format!("{package}/{interface}@{version}");
+            component
+                .get_export_index(None, name.as_str())
+                .and_then(|interface| component.get_export_index(Some(&interface), function))
+                .with_context(|| format!("the component does not export {name}#{function}"))
+        };
+        Ok(Self {
+            search: function("retriever", "search")?,
+            build: function("context-builder", "build")?,
+            track_contributors: function("patch-logger", "track-contributors")?,
+            run: function("embedding-backfill", "run")?,
+        })
     }
 }
 

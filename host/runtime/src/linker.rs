@@ -58,7 +58,24 @@ pub fn prepare_store<T: VectorServiceView + 'static>(store: &mut Store<T>) {
         Ok(if left.is_zero() {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Continue(deadline_ticks(left))
+            resume(state.yields, left)
         })
     });
+}
+
+/// Guest code with time left goes on: an async call after yielding to the executor, one tick
+/// at a time (so it never holds an executor thread longer than a tick); a synchronous one
+/// until its deadline.
+#[cfg(feature = "async")]
+fn resume(yields: bool, left: std::time::Duration) -> UpdateDeadline {
+    if yields {
+        UpdateDeadline::Yield(1)
+    } else {
+        UpdateDeadline::Continue(deadline_ticks(left))
+    }
+}
+
+#[cfg(not(feature = "async"))]
+fn resume(_yields: bool, left: std::time::Duration) -> UpdateDeadline {
+    UpdateDeadline::Continue(deadline_ticks(left))
 }

@@ -104,6 +104,9 @@ pub struct VectorServiceCtx {
     generation: Generation,
     /// Time the current call spent in backend imports (metering).
     pub(crate) in_backends: Duration,
+    /// The current call is async: at each epoch tick its guest code yields to the executor
+    /// (until the deadline, which still stops it).
+    pub(crate) yields: bool,
 }
 
 /// The store's generation for the result cache, read once per call before any data is read:
@@ -132,6 +135,7 @@ impl VectorServiceCtx {
             deadline: Instant::now() + limits.call_deadline,
             renewal: None,
             generation: Generation::Unread,
+            yields: false,
             in_backends: Duration::ZERO,
         }
     }

@@ -367,6 +367,26 @@ impl Store for SqliteStore {
         current_seq(&connection).map(drop)
     }
 
+    /// Yes once the indexes its search mode reads are built (a search then only catches
+    /// them up with what was written since) and, for vectors, its embedder is in process.
+    /// An index being caught up by another call right now reads as no.
+    fn serves_reads_in_process(&self) -> bool {
+        let text_built = || {
+            self.text_index
+                .try_read()
+                .is_ok_and(|index| index.is_some())
+        };
+        let vectors_built = || {
+            self.embedder.embeds_in_microseconds()
+                && self.index.try_lock().is_ok_and(|index| index.is_some())
+        };
+        match self.search_mode {
+            SearchMode::Lexical => text_built(),
+            SearchMode::Vector => vectors_built(),
+            SearchMode::Hybrid => text_built() && vectors_built(),
+        }
+    }
+
     fn sync_index(&self) -> Result<usize, BackendError> {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let applied = self.current_index(&mut index)?;

@@ -46,6 +46,11 @@ pub trait Embedder: Send + Sync {
     fn dimensions(&self) -> usize;
     /// One vector per text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BackendError>;
+    /// Whether embedding a query is a few microseconds of this thread's work (no network, no
+    /// model): see [`crate::backends::Store::serves_reads_in_process`].
+    fn embeds_in_microseconds(&self) -> bool {
+        false
+    }
 }
 
 /// The default: offline, deterministic feature hashing (see [`hashing_embedder`]).
@@ -59,6 +64,10 @@ impl Embedder for HashingEmbedder {
 
     fn dimensions(&self) -> usize {
         hashing_embedder::DIMENSIONS
+    }
+
+    fn embeds_in_microseconds(&self) -> bool {
+        true
     }
 
     /// Large batches are split across the machine's cores (each text is independent).

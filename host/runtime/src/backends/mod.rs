@@ -100,6 +100,13 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + Chan
     fn health(&self) -> Result<(), BackendError> {
         Ok(())
     }
+    /// Whether a search or a rates read answers now from process memory and local files
+    /// alone, in bounded time: no network, no model to run, no index to build first. The
+    /// server then runs such calls on its async workers instead of handing them to its
+    /// blocking pool. A store that cannot tell says no (the default).
+    fn serves_reads_in_process(&self) -> bool {
+        false
+    }
     /// Bring indexes kept outside the database (vector, lexical) up to date; returns the
     /// vector index changes applied. Stores whose database maintains its own indexes have
     /// nothing to do.

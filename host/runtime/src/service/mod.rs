@@ -1,17 +1,21 @@
 //! The public handle: one method per operation, each on a fresh sandboxed instance.
 
+#[cfg(feature = "async")]
+mod asynchronous;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Lift, Lower, TypedFunc};
 
 use crate::api::{
     BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
     SearchResponse, TrackRequest, TrackResponse,
 };
 use crate::backends::Backends;
-use crate::bindings::VectorService as World;
 use crate::cache::CacheConfig;
 use crate::deadline::HostDeadlineExceeded;
-use crate::engine::{deadline_ticks, Plugin, PluginHandle};
+use crate::engine::{deadline_ticks, Exports, Plugin, PluginHandle};
 use crate::host_calls::HostCallBytesExceeded;
 use crate::limits::SandboxLimits;
 use crate::linker::prepare_store;
@@ -167,9 +171,9 @@ impl VectorService {
         let state = VectorServiceCtx::new(self.context.clone(), &self.limits);
         let mut store = wasmtime::Store::new(plugin.engine(), state);
         prepare_store(&mut store);
-        let result = plugin.pre().instantiate(&mut store);
-        let bindings = match result {
-            Ok(bindings) => bindings,
+        let result = plugin.pre().instance_pre().instantiate(&mut store);
+        let instance = match result {
+            Ok(instance) => instance,
             Err(error) => return Err(self.sandbox_error(&store, error)),
         };
         self.context
@@ -180,7 +184,7 @@ impl VectorService {
         Ok(Instance {
             service: self.clone(),
             store,
-            bindings,
+            instance,
             trapped: false,
             usage,
             _plugin: plugin,
@@ -221,12 +225,15 @@ impl VectorService {
     }
 }
 
+/// Which of the plugin's exports a call runs.
+type ExportOf = fn(&Exports) -> &ComponentExportIndex;
+
 /// One live instance of the component. After a trap it is replaced transparently by a fresh one
 /// on the next call: a failed call never poisons the next.
 pub struct Instance {
     service: VectorService,
     store: wasmtime::Store<VectorServiceCtx>,
-    bindings: World,
+    instance: wasmtime::component::Instance,
     trapped: bool,
     /// The tenant's metering of this instance's component.
     usage: Arc<Usage>,
@@ -242,11 +249,7 @@ impl Instance {
         session_id: &str,
         request: &SearchRequest,
     ) -> Result<SearchResponse, ServiceError> {
-        self.call(|world, store| {
-            world
-                .vector_service_plugin_retriever()
-                .call_search(store, session_id, request)
-        })
+        self.call(None, |exports| &exports.search, (session_id, request))
     }
 
     /// ContextBuilder.build on this instance.
@@ -255,11 +258,7 @@ impl Instance {
         session_id: &str,
         request: &ContextRequest,
     ) -> Result<ContextResponse, ServiceError> {
-        self.call(|world, store| {
-            world
-                .vector_service_plugin_context_builder()
-                .call_build(store, session_id, request)
-        })
+        self.call(None, |exports| &exports.build, (session_id, request))
     }
 
     /// PatchLogger.track_contributors on this instance.
@@ -268,11 +267,11 @@ impl Instance {
         session_id: &str,
         request: &TrackRequest,
     ) -> Result<TrackResponse, ServiceError> {
-        self.call(|world, store| {
-            world
-                .vector_service_plugin_patch_logger()
-                .call_track_contributors(store, session_id, request)
-        })
+        self.call(
+            None,
+            |exports| &exports.track_contributors,
+            (session_id, request),
+        )
     }
 
     /// EmbeddingBackfill.run on this instance, as a long run (see
@@ -283,32 +282,31 @@ impl Instance {
         request: &BackfillRequest,
         run: &RunLimits,
     ) -> Result<BackfillResponse, ServiceError> {
-        self.call_with(Some(Renewal::starting_now(run)), |world, store| {
-            world
-                .vector_service_plugin_embedding_backfill()
-                .call_run(store, session_id, request)
-        })
-    }
-
-    fn call<T>(
-        &mut self,
-        invoke: impl FnOnce(
-            &World,
-            &mut wasmtime::Store<VectorServiceCtx>,
-        ) -> wasmtime::Result<Result<T, Error>>,
-    ) -> Result<T, ServiceError> {
-        self.call_with(None, invoke)
+        let renewal = Some(Renewal::starting_now(run));
+        self.call(renewal, |exports| &exports.run, (session_id, request))
     }
 
     /// One call under the call deadline, or as a long run renewed per batch by `renewal`.
-    fn call_with<T>(
+    fn call<P, R>(
         &mut self,
         renewal: Option<Renewal>,
-        invoke: impl FnOnce(
-            &World,
-            &mut wasmtime::Store<VectorServiceCtx>,
-        ) -> wasmtime::Result<Result<T, Error>>,
-    ) -> Result<T, ServiceError> {
+        export: ExportOf,
+        params: P,
+    ) -> Result<R, ServiceError>
+    where
+        P: ComponentNamedList + Lower,
+        (Result<R, Error>,): ComponentNamedList + Lift,
+    {
+        let started = self.begin(renewal)?;
+        let outcome = self
+            .function::<P, R>(export)
+            .and_then(|function| function.call(&mut self.store, params))
+            .map(|(result,)| result);
+        self.finish(started, outcome)
+    }
+
+    /// A fresh instance after a trap, and the deadline armed: when the call started.
+    fn begin(&mut self, renewal: Option<Renewal>) -> Result<Instant, ServiceError> {
         if self.trapped {
             *self = self.service.instance()?;
         }
@@ -320,7 +318,29 @@ impl Instance {
         self.store
             .set_epoch_deadline(deadline_ticks(deadline.saturating_duration_since(started)));
         self.store.data_mut().begin_call(deadline, renewal);
-        let outcome = invoke(&self.bindings, &mut self.store);
+        Ok(started)
+    }
+
+    /// The call's export, typed (the check the generated bindings make for every export on
+    /// each instantiation, made here for the one called).
+    fn function<P, R>(
+        &mut self,
+        export: ExportOf,
+    ) -> wasmtime::Result<TypedFunc<P, (Result<R, Error>,)>>
+    where
+        P: ComponentNamedList + Lower,
+        (Result<R, Error>,): ComponentNamedList + Lift,
+    {
+        let index = export(self._plugin.exports());
+        self.instance.get_typed_func(&mut self.store, index)
+    }
+
+    /// Meter the call and sort its outcome; a trap marks the instance for replacement.
+    fn finish<R>(
+        &mut self,
+        started: Instant,
+        outcome: wasmtime::Result<Result<R, Error>>,
+    ) -> Result<R, ServiceError> {
         self.usage
             .call(started.elapsed(), self.store.data().in_backends);
         match outcome {
