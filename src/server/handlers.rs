@@ -1,6 +1,7 @@
 //! The API's handlers: the three operations, backfill jobs, record ingest, metrics and
 //! readiness. Authentication is an extractor (`auth`), the request log a layer
-//! (`request_log`); a handler parses, admits, runs on the blocking pool and answers.
+//! (`request_log`); a handler parses, admits, runs the call (a read on this task's worker when
+//! the store answers it in process, else on the blocking pool) and answers.
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The JSON API: request bodies as the HTTP contract names them, turned into component
-//! requests. Every operation runs on the blocking pool, inside the tenant's admission gate.
+//! requests. Every operation runs inside the tenant's admission gate: reads on the async workers
+//! when the store answers them in process, everything else on the blocking pool.
 
 use std::collections::BTreeMap;
 
