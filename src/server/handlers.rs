@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
+use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::Backends;
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
 
@@ -113,11 +114,10 @@ macro_rules! operation_handler {
             headers: HeaderMap,
             body: Body,
         ) -> Result<Response, ApiError> {
-            let Admitted { service, reads_in_process, session, request, permit } =
-                admit::<$body>(&state, &tenant, &log, headers, body).await?;
-            let _ = reads_in_process;
+            let call = admit::<$body>(&state, &tenant, &log, headers, body).await?;
             $(
-                if reads_in_process {
+                if call.reads_in_process {
+                    let Admitted { service, session, request, permit, .. } = call;
                     let outcome = tokio::spawn(async move {
                         service.$read(&session, &request.into()).await
                     })
@@ -125,6 +125,7 @@ macro_rules! operation_handler {
                     return answer(&state, &tenant, &log, permit, outcome);
                 }
             )?
+            let Admitted { service, session, request, permit, .. } = call;
             let outcome =
                 tokio::task::spawn_blocking(move || service.$method(&session, &request.into()))
                     .await;
@@ -333,12 +334,16 @@ pub(super) async fn records(
     let by_db = ingest::parse_records(text, format, "request body", query.db.as_deref())
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let _permit = tenant.admission.admit().await?;
+    let name = tenant.name.clone();
     let report = tokio::task::spawn_blocking(move || {
         let report = ingest::upsert_all(store.as_ref(), &by_db)?;
         // Searches run on the async workers once the indexes are built: leave them current
-        // here, so the next search does not catch up this whole body on a worker.
-        store.sync_index()?;
-        Ok::<_, anyhow::Error>(report)
+        // here, so the next search does not catch up this whole body on a worker. The records
+        // are written either way; a search catches up what this could not.
+        if let Err(error) = store.sync_index() {
+            tracing::warn!(tenant = %name, %error, "the indexes were not brought up to date after an ingest");
+        }
+        Ok::<_, BackendError>(report)
     })
     .await
     .map_err(|e| panicked("the ingest", e))?
