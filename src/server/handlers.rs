@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::api::BackendError;
-use vector_service_runtime::backends::Backends;
+use vector_service_runtime::backends::{Backends, Store};
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
 
 use super::auth::Authenticated;
@@ -51,9 +51,10 @@ pub(super) fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
 /// A parsed call holding one of its tenant's call slots.
 struct Admitted<B> {
     service: VectorService,
-    /// Whether the tenant's store answers reads in process now: a read call then runs on this
-    /// task instead of the blocking pool (the hop costs more than a search: BENCHMARKS.md).
-    reads_in_process: bool,
+    /// The tenant's store: a read call asks it whether it answers in process now, and then
+    /// runs on this task instead of the blocking pool (the hop costs more than a search:
+    /// BENCHMARKS.md).
+    store: Arc<dyn Store>,
     session: String,
     request: B,
     permit: OwnedSemaphorePermit,
@@ -76,7 +77,7 @@ async fn admit<B: DeserializeOwned + Session>(
     state.http.in_flight(&tenant.name, tenant.admission.busy());
     Ok(Admitted {
         service,
-        reads_in_process: store.serves_reads_in_process(),
+        store,
         session,
         request,
         permit,
@@ -116,7 +117,7 @@ macro_rules! operation_handler {
         ) -> Result<Response, ApiError> {
             let call = admit::<$body>(&state, &tenant, &log, headers, body).await?;
             $(
-                if call.reads_in_process {
+                if call.store.serves_reads_in_process() {
                     let Admitted { service, session, request, permit, .. } = call;
                     let outcome = tokio::spawn(async move {
                         service.$read(&session, &request.into()).await

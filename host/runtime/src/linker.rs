@@ -66,16 +66,12 @@ pub fn prepare_store<T: VectorServiceView + 'static>(store: &mut Store<T>) {
 /// Guest code with time left goes on: an async call after yielding to the executor, one tick
 /// at a time (so it never holds an executor thread longer than a tick); a synchronous one
 /// until its deadline.
-#[cfg(feature = "async")]
 fn resume(yields: bool, left: std::time::Duration) -> UpdateDeadline {
+    #[cfg(feature = "async")]
     if yields {
-        UpdateDeadline::Yield(1)
-    } else {
-        UpdateDeadline::Continue(deadline_ticks(left))
+        return UpdateDeadline::Yield(1);
     }
-}
-
-#[cfg(not(feature = "async"))]
-fn resume(_yields: bool, left: std::time::Duration) -> UpdateDeadline {
+    #[cfg(not(feature = "async"))]
+    let _ = yields;
     UpdateDeadline::Continue(deadline_ticks(left))
 }
