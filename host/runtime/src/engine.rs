@@ -10,12 +10,13 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, ComponentExportIndex, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
 use crate::bindings::VectorServicePre;
+use crate::exports::Exports;
 use crate::linker::{add_to_linker, VectorServiceCtx};
 
 /// The component built from `guest/`, shipped prebuilt by `vector-service-component`.
@@ -171,7 +172,7 @@ impl Plugin {
             .context("the component does not match the vector-service world")?;
         let pre = anyhow_result(VectorServicePre::new(instance_pre))
             .context("the component does not export the vector-service interfaces")?;
-        let exports = Exports::new(&component)?;
+        let exports = Exports::new(&component, pre.instance_pre())?;
         Ok(Self {
             engine: engine.clone(),
             pre,
@@ -225,36 +226,6 @@ impl Plugin {
     /// Size of the component binary in bytes.
     pub fn component_size(&self) -> usize {
         self.size
-    }
-}
-
-/// The four operations' functions in the component, found by name once per plugin. A call
-/// types only the function it calls (instead of every export on each instantiation).
-pub(crate) struct Exports {
-    pub(crate) search: ComponentExportIndex,
-    pub(crate) build: ComponentExportIndex,
-    pub(crate) track_contributors: ComponentExportIndex,
-    pub(crate) run: ComponentExportIndex,
-}
-
-impl Exports {
-    fn new(component: &Component) -> anyhow::Result<Self> {
-        let (package, version) = WIT_PACKAGE
-            .split_once('@')
-            .context("the WIT package name has a version")?;
-        let function = |interface: &str, function: &str| {
-            let name = format!("{package}/{interface}@{version}");
-            component
-                .get_export_index(None, name.as_str())
-                .and_then(|interface| component.get_export_index(Some(&interface), function))
-                .with_context(|| format!("the component does not export {name}#{function}"))
-        };
-        Ok(Self {
-            search: function("retriever", "search")?,
-            build: function("context-builder", "build")?,
-            track_contributors: function("patch-logger", "track-contributors")?,
-            run: function("embedding-backfill", "run")?,
-        })
     }
 }
 

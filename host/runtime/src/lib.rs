@@ -33,6 +33,7 @@ pub mod bounds;
 mod cache;
 pub mod deadline;
 mod engine;
+mod exports;
 mod host_calls;
 mod limits;
 pub mod linker;

@@ -9,9 +9,9 @@ use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use super::{ExportOf, Instance, ServiceError, VectorService};
 use crate::api::{
-    ContextRequest, ContextResponse, Error, SearchRequest, SearchResponse, TrackRequest,
-    TrackResponse,
+    ContextRequest, ContextResponse, SearchRequest, SearchResponse, TrackRequest, TrackResponse,
 };
+use crate::exports::{Params, Results, Signature};
 
 impl VectorService {
     /// [`VectorService::search`] on the caller's async task.
@@ -20,9 +20,8 @@ impl VectorService {
         session_id: &str,
         request: &SearchRequest,
     ) -> Result<SearchResponse, ServiceError> {
-        let export: ExportOf = |exports| &exports.search;
         self.instance()?
-            .call_async(export, (session_id, request))
+            .call_async(|exports| &exports.search, (session_id, request))
             .await
     }
 
@@ -32,9 +31,8 @@ impl VectorService {
         session_id: &str,
         request: &ContextRequest,
     ) -> Result<ContextResponse, ServiceError> {
-        let export: ExportOf = |exports| &exports.build;
         self.instance()?
-            .call_async(export, (session_id, request))
+            .call_async(|exports| &exports.build, (session_id, request))
             .await
     }
 
@@ -44,25 +42,27 @@ impl VectorService {
         session_id: &str,
         request: &TrackRequest,
     ) -> Result<TrackResponse, ServiceError> {
-        let export: ExportOf = |exports| &exports.track_contributors;
         self.instance()?
-            .call_async(export, (session_id, request))
+            .call_async(|exports| &exports.track_contributors, (session_id, request))
             .await
     }
 }
 
 impl Instance {
     /// One call under the call deadline, its guest code yielding at every epoch tick.
-    async fn call_async<P, R>(&mut self, export: ExportOf, params: P) -> Result<R, ServiceError>
+    async fn call_async<S: Signature>(
+        &mut self,
+        export: ExportOf<S>,
+        params: Params<'_, S>,
+    ) -> Result<S::Response, ServiceError>
     where
-        P: ComponentNamedList + Lower + Send + Sync,
-        R: Send + Sync + 'static,
-        (Result<R, Error>,): ComponentNamedList + Lift + Send + Sync + 'static,
+        for<'a> Params<'a, S>: ComponentNamedList + Lower + Send + Sync,
+        Results<S>: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let started = self.begin(None)?;
         self.store.data_mut().yields = true;
         self.store.set_epoch_deadline(1);
-        let outcome = match self.function::<P, R>(export) {
+        let outcome = match self.function(export) {
             Ok(function) => function
                 .call_async(&mut self.store, params)
                 .await

@@ -6,7 +6,7 @@ mod asynchronous;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Lift, Lower, TypedFunc};
+use wasmtime::component::{ComponentNamedList, Lift, Lower, TypedFunc};
 
 use crate::api::{
     BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
@@ -15,7 +15,8 @@ use crate::api::{
 use crate::backends::Backends;
 use crate::cache::CacheConfig;
 use crate::deadline::HostDeadlineExceeded;
-use crate::engine::{deadline_ticks, Exports, Plugin, PluginHandle};
+use crate::engine::{deadline_ticks, Plugin, PluginHandle};
+use crate::exports::{Export, Exports, Params, Results, Signature};
 use crate::host_calls::HostCallBytesExceeded;
 use crate::limits::SandboxLimits;
 use crate::linker::prepare_store;
@@ -226,7 +227,7 @@ impl VectorService {
 }
 
 /// Which of the plugin's exports a call runs.
-type ExportOf = fn(&Exports) -> &ComponentExportIndex;
+type ExportOf<S> = fn(&Exports) -> &Export<S>;
 
 /// One live instance of the component. After a trap it is replaced transparently by a fresh one
 /// on the next call: a failed call never poisons the next.
@@ -287,19 +288,19 @@ impl Instance {
     }
 
     /// One call under the call deadline, or as a long run renewed per batch by `renewal`.
-    fn call<P, R>(
+    fn call<S: Signature>(
         &mut self,
         renewal: Option<Renewal>,
-        export: ExportOf,
-        params: P,
-    ) -> Result<R, ServiceError>
+        export: ExportOf<S>,
+        params: Params<'_, S>,
+    ) -> Result<S::Response, ServiceError>
     where
-        P: ComponentNamedList + Lower,
-        (Result<R, Error>,): ComponentNamedList + Lift,
+        for<'a> Params<'a, S>: ComponentNamedList + Lower,
+        Results<S>: ComponentNamedList + Lift,
     {
         let started = self.begin(renewal)?;
         let outcome = self
-            .function::<P, R>(export)
+            .function(export)
             .and_then(|function| function.call(&mut self.store, params))
             .map(|(result,)| result);
         self.finish(started, outcome)
@@ -321,18 +322,18 @@ impl Instance {
         Ok(started)
     }
 
-    /// The call's export, typed (the check the generated bindings make for every export on
-    /// each instantiation, made here for the one called).
-    fn function<P, R>(
+    /// The call's export in this instance, typed by the check made once per component.
+    fn function<'a, S: Signature>(
         &mut self,
-        export: ExportOf,
-    ) -> wasmtime::Result<TypedFunc<P, (Result<R, Error>,)>>
+        export: ExportOf<S>,
+    ) -> wasmtime::Result<TypedFunc<Params<'a, S>, Results<S>>>
     where
-        P: ComponentNamedList + Lower,
-        (Result<R, Error>,): ComponentNamedList + Lift,
+        for<'b> Params<'b, S>: ComponentNamedList + Lower,
+        Results<S>: ComponentNamedList + Lift,
     {
-        let index = export(self._plugin.exports());
-        self.instance.get_typed_func(&mut self.store, index)
+        export(self._plugin.exports())
+            .typed(&self.instance, &mut self.store)
+            .ok_or_else(|| wasmtime::format_err!("the instance lacks the plugin's export"))
     }
 
     /// Meter the call and sort its outcome; a trap marks the instance for replacement.
@@ -360,5 +361,60 @@ impl Drop for Instance {
         let peak = self.store.data().limiter.memory_peak;
         context.series.dropped(peak);
         self.usage.memory_peak(peak);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::backends::memory::MemoryStore;
+    use crate::backends::Backends;
+    use crate::{Plugin, ServiceConfig, Telemetry, VectorService};
+
+    fn service_of(plugin: &Arc<Plugin>) -> VectorService {
+        let backends = Backends::memory(Arc::new(MemoryStore::new()));
+        VectorService::new(
+            plugin.clone(),
+            backends,
+            Telemetry::new(),
+            ServiceConfig::default(),
+        )
+    }
+
+    /// A call types its export without checking it again, which is sound only because the
+    /// export's index answers nothing in an instance of another component, even one compiled
+    /// from the same bytes.
+    #[test]
+    fn an_export_is_typed_only_in_instances_of_its_own_component() {
+        let own = Arc::new(Plugin::builtin().unwrap());
+        let same_bytes = Arc::new(Plugin::builtin().unwrap());
+        let mut instance = service_of(&same_bytes).instance().unwrap();
+        let exports = own.exports();
+        assert!(exports
+            .search
+            .typed(&instance.instance, &mut instance.store)
+            .is_none());
+        assert!(exports
+            .build
+            .typed(&instance.instance, &mut instance.store)
+            .is_none());
+        let theirs = same_bytes.exports();
+        assert!(theirs
+            .search
+            .typed(&instance.instance, &mut instance.store)
+            .is_some());
+        assert!(theirs
+            .run
+            .typed(&instance.instance, &mut instance.store)
+            .is_some());
+        // And a call through the instance's own plugin answers.
+        let request = crate::api::SearchRequest {
+            query: "anything".to_string(),
+            top_k: None,
+            similarity_threshold: None,
+            origins: Vec::new(),
+        };
+        assert!(instance.search("s", &request).is_ok());
     }
 }
