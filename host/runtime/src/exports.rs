@@ -33,33 +33,28 @@ pub(crate) type Params<'a, S> = (&'a str, &'a <S as Signature>::Request);
 /// The results a call of `S` lifts.
 pub(crate) type Results<S> = (Result<<S as Signature>::Response, Error>,);
 
-/// `Retriever.search`.
-pub(crate) enum Search {}
-/// `ContextBuilder.build`.
-pub(crate) enum Build {}
-/// `PatchLogger.track_contributors`.
-pub(crate) enum TrackContributors {}
-/// `EmbeddingBackfill.run`.
-pub(crate) enum Run {}
+/// Each operation's marker type and its signature.
+macro_rules! operations {
+    ($($(#[$doc:meta])* $name:ident: $request:ty => $response:ty;)*) => {$(
+        $(#[$doc])*
+        pub(crate) enum $name {}
 
-impl Signature for Search {
-    type Request = SearchRequest;
-    type Response = SearchResponse;
+        impl Signature for $name {
+            type Request = $request;
+            type Response = $response;
+        }
+    )*};
 }
 
-impl Signature for Build {
-    type Request = ContextRequest;
-    type Response = ContextResponse;
-}
-
-impl Signature for TrackContributors {
-    type Request = TrackRequest;
-    type Response = TrackResponse;
-}
-
-impl Signature for Run {
-    type Request = BackfillRequest;
-    type Response = BackfillResponse;
+operations! {
+    /// `Retriever.search`.
+    Search: SearchRequest => SearchResponse;
+    /// `ContextBuilder.build`.
+    Build: ContextRequest => ContextResponse;
+    /// `PatchLogger.track_contributors`.
+    TrackContributors: TrackRequest => TrackResponse;
+    /// `EmbeddingBackfill.run`.
+    Run: BackfillRequest => BackfillResponse;
 }
 
 /// One operation's export, type-checked against `S` when the component was compiled.

@@ -390,24 +390,27 @@ mod tests {
         let own = Arc::new(Plugin::builtin().unwrap());
         let same_bytes = Arc::new(Plugin::builtin().unwrap());
         let mut instance = service_of(&same_bytes).instance().unwrap();
-        let exports = own.exports();
-        assert!(exports
-            .search
-            .typed(&instance.instance, &mut instance.store)
-            .is_none());
-        assert!(exports
-            .build
-            .typed(&instance.instance, &mut instance.store)
-            .is_none());
-        let theirs = same_bytes.exports();
-        assert!(theirs
-            .search
-            .typed(&instance.instance, &mut instance.store)
-            .is_some());
-        assert!(theirs
-            .run
-            .typed(&instance.instance, &mut instance.store)
-            .is_some());
+        let typed_in_instance = |plugin: &Plugin, instance: &mut super::Instance| {
+            let exports = plugin.exports();
+            let store = &mut instance.store;
+            [
+                exports
+                    .search
+                    .typed(&instance.instance, &mut *store)
+                    .is_some(),
+                exports
+                    .build
+                    .typed(&instance.instance, &mut *store)
+                    .is_some(),
+                exports
+                    .track_contributors
+                    .typed(&instance.instance, &mut *store)
+                    .is_some(),
+                exports.run.typed(&instance.instance, &mut *store).is_some(),
+            ]
+        };
+        assert_eq!(typed_in_instance(&own, &mut instance), [false; 4]);
+        assert_eq!(typed_in_instance(&same_bytes, &mut instance), [true; 4]);
         // And a call through the instance's own plugin answers.
         let request = crate::api::SearchRequest {
             query: "anything".to_string(),
