@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per call of the sandbox's steps, counted by callgrind: for differences the
 clock on these VMs cannot resolve (its rows move by more than 2% between runs of one build;
-these counts moved by 0.3% at most between two runs of one build).
+these counts moved by 0.9% at most between runs of one build).
 
     cargo bench --no-run --bench overhead        # prints the bench binary's path
     python3 scripts/count-instructions.py BEFORE_BINARY [AFTER_BINARY ...]
