@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use wasmtime::component::{bindgen, Component, HasSelf, Linker};
+use wasmtime::component::{bindgen, Component, HasSelf, Linker, Resource};
 use wasmtime::{Engine, Store};
 
 bindgen!({ path: "wit", world: "vector-service:plugin/vector-service" });
@@ -64,10 +64,10 @@ impl telemetry::Host for Host {
 }
 
 impl result_cache::Host for Host {
-    fn get_hits(&mut self, _: String) -> Option<Vec<types::Hit>> {
+    fn get_hits(&mut self, _: String) -> Option<Vec<retriever_backend::BackendHit>> {
         None
     }
-    fn put_hits(&mut self, _: String, _: Vec<types::Hit>) {}
+    fn put_answer(&mut self, _: String, _: Resource<retriever_backend::Answer>) {}
     fn get_context(&mut self, _: String) -> Option<String> {
         None
     }
@@ -76,13 +76,26 @@ impl result_cache::Host for Host {
 
 impl types::Host for Host {}
 
+/// No cache here, so an answer's handle holds nothing: every one has the same representation.
+impl retriever_backend::HostAnswer for Host {
+    fn drop(&mut self, _: Resource<retriever_backend::Answer>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
 impl retriever_backend::Host for Host {
     fn search(
         &mut self,
         query: String,
         _: u32,
         _: Vec<String>,
-    ) -> Result<retriever_backend::BackendHits, BackendError> {
+    ) -> Result<
+        (
+            retriever_backend::BackendHits,
+            Resource<retriever_backend::Answer>,
+        ),
+        BackendError,
+    > {
         let hit = |origin: &str, id: &str, score| retriever_backend::BackendHit {
             origin_db: origin.into(),
             id: id.into(),
@@ -91,10 +104,11 @@ impl retriever_backend::Host for Host {
             reason: format!("matched {query:?}"),
             metadata: "{}".into(),
         };
-        Ok(retriever_backend::BackendHits {
+        let hits = retriever_backend::BackendHits {
             hits: vec![hit("error", "e-1", 0.9), hit("bot", "b-2", 0.7)],
             confidence: None,
-        })
+        };
+        Ok((hits, Resource::new_own(0)))
     }
 }
 

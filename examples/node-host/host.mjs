@@ -61,13 +61,19 @@ const recordId = (metadata) => {
   return ['string', 'number', 'boolean'].includes(typeof value) ? String(value) : undefined;
 };
 
+// An answer's handle (the WIT's `answer` resource): the host keeps the hits it handed out, so
+// the component caches them by handle instead of sending them back.
+class Answer {
+  constructor(hits) { this.hits = hits; }
+}
 const retrieverBackend = {
+  Answer,
   search(query, topK, origins) {
     const hits = (fixture.searches[query] ?? [])
       .filter((hit) => origins.length === 0 || origins.includes(hit.origin_db))
       .slice(0, topK)
       .map((hit) => ({ originDb: hit.origin_db, id: hit.id, recordId: recordId(hit.metadata), score: hit.score, reason: hit.reason, metadata: JSON.stringify(hit.metadata) }));
-    return { hits, confidence: undefined };
+    return [{ hits, confidence: undefined }, new Answer(hits)];
   },
 };
 
@@ -129,7 +135,7 @@ const imports = {
   'vector-service:plugin/telemetry': telemetry,
   'vector-service:plugin/result-cache': {
     getHits: (key) => cache.get(`search/${key}`),
-    putHits: (key, hits) => { cache.set(`search/${key}`, hits); },
+    putAnswer: (key, answer) => { cache.set(`search/${key}`, answer.hits); },
     getContext: (key) => cache.get(`context/${key}`),
     putContext: (key, value) => { cache.set(`context/${key}`, value); },
   },

@@ -6,7 +6,7 @@ use crate::bindings::exports::vector_service::plugin::retriever::{
 };
 use crate::bindings::vector_service::plugin::clock;
 use crate::bindings::vector_service::plugin::result_cache;
-use crate::bindings::vector_service::plugin::retriever_backend::{self, BackendHit};
+use crate::bindings::vector_service::plugin::retriever_backend::{self, Answer, BackendHit};
 use crate::bindings::vector_service::plugin::telemetry::Operation;
 use crate::bindings::vector_service::plugin::types::{Error, Hit};
 use crate::instrument::instrumented;
@@ -28,7 +28,8 @@ pub fn search(session_id: String, request: SearchRequest) -> Result<SearchRespon
 
 /// What the search found before it was shaped into a response.
 enum Outcome {
-    Accepted(Vec<Hit>),
+    /// The hits, and the host's handle on them for the cache.
+    Accepted(Vec<Hit>, Answer),
     Weak { had_hits: bool, confidence: f64 },
 }
 
@@ -57,8 +58,8 @@ fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<Search
     };
 
     match attempt_search(&request.query, top_k, threshold, &request.origins)? {
-        Outcome::Accepted(hits) => {
-            result_cache::put_hits(&cache_key, &hits);
+        Outcome::Accepted(hits, answer) => {
+            result_cache::put_answer(&cache_key, &answer);
             Ok(respond(hits, None, false))
         }
         Outcome::Weak {
@@ -66,7 +67,7 @@ fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<Search
             confidence,
         } => {
             if let Some(hits) = result_cache::get_hits(&cache_key) {
-                return Ok(respond(hits, None, true));
+                return Ok(respond(hits.into_iter().map(to_hit).collect(), None, true));
             }
             let reason = if had_hits {
                 "low confidence"
@@ -99,7 +100,7 @@ fn attempt_search(
         confidence: 0.0,
     };
     for attempt in 1..=ATTEMPTS {
-        let found = match retriever_backend::search(query, k, origins) {
+        let (found, answer) = match retriever_backend::search(query, k, origins) {
             Ok(found) => found,
             Err(error) if errors::is_rate_limited(&error) && attempt < ATTEMPTS => {
                 clock::backoff(attempt);
@@ -111,6 +112,7 @@ fn attempt_search(
         if !found.hits.is_empty() && confidence >= threshold {
             return Ok(Outcome::Accepted(
                 found.hits.into_iter().map(to_hit).collect(),
+                answer,
             ));
         }
         outcome = Outcome::Weak {

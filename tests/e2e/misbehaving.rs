@@ -211,6 +211,38 @@ fn an_async_calls_runaway_guest_yields_at_every_tick_until_its_deadline() {
     assert_eq!(answer.expect("a normal call after").session_id, "s-1");
 }
 
+/// A guest that keeps every search answer's handle is stopped at the host's bound on held
+/// answers (each keeps hits on the host), as a guest bug; the next call is served.
+#[test]
+fn a_guest_holding_search_answers_is_stopped_at_the_bound() {
+    use vector_service_runtime::backends::memory::MemoryStore;
+    use vector_service_runtime::backends::Backends;
+    use vector_service_runtime::{Plugin, SandboxFailure, ServiceError, Telemetry};
+
+    let plugin = Plugin::from_file(misbehaving_component()).expect("the misbehaving component");
+    let service = vector_service_runtime::VectorService::new(
+        std::sync::Arc::new(plugin),
+        Backends::memory(std::sync::Arc::new(MemoryStore::new())),
+        Telemetry::new(),
+        vector_service_runtime::ServiceConfig::default(),
+    );
+    match service.search("s-1", &crate::support::search("hold")) {
+        Err(ServiceError::Sandbox { reason, detail }) => {
+            assert_eq!(reason, SandboxFailure::Trap, "{detail}");
+            assert!(
+                detail.contains(&format!(
+                    "more than {} search answers",
+                    vector_service_runtime::MAX_HELD_ANSWERS
+                )),
+                "{detail}"
+            );
+        }
+        other => panic!("expected the bound to stop the call, got {other:?}"),
+    }
+    let fine = service.search("s-1", &crate::support::search("fine"));
+    assert_eq!(fine.expect("a normal call after").session_id, "s-1");
+}
+
 /// Poll `future` until it is ready, on this thread: its output and how often it yielded.
 fn poll_to_end<F: std::future::Future>(future: F) -> (F::Output, usize) {
     use std::task::{Context, Poll, Waker};

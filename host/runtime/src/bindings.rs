@@ -7,4 +7,6 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
     // Every import may trap: that is how the host-call byte cap stops a call.
     imports: { default: trappable },
+    // The host's side of a search answer's handle.
+    with: { "vector-service:plugin/retriever-backend.answer": crate::answers::Answer },
 });

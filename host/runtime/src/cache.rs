@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::bindings::vector_service::plugin::types::Hit;
+use crate::answers::SharedHits;
 use crate::host_calls::WireBytes;
 
 /// Which operation's cache a key belongs to.
@@ -20,15 +20,16 @@ pub enum CacheKind {
     Context,
 }
 
-/// A kept answer: a search's hits as the component returned them (typed, so a search pays no
-/// serialisation to keep them), or the text the component wrote for a context.
+/// A kept answer: a search's hits as the backend answered them (kept on the host, so a search
+/// pays no serialisation or copy out of the sandbox to keep them), or the text the component
+/// wrote for a context.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CachedValue {
-    Hits(Vec<Hit>),
+    Hits(SharedHits),
     Text(String),
 }
 
-/// What a hit's bookkeeping costs besides its text: the `Hit` and its `String` headers.
+/// What a hit's bookkeeping costs besides its text: the `BackendHit` and its `String` headers.
 const HIT_OVERHEAD: usize = 128;
 
 impl CachedValue {
@@ -222,6 +223,8 @@ impl ResultCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::vector_service::plugin::retriever_backend::BackendHit;
+    use std::sync::Arc;
 
     impl From<String> for CachedValue {
         fn from(text: String) -> Self {
@@ -353,18 +356,19 @@ mod tests {
     #[test]
     fn hits_are_kept_typed_and_charged_by_their_text() {
         let cache = cache(4, Duration::from_secs(60));
-        let hit = Hit {
+        let hit = BackendHit {
             origin_db: "bot".into(),
+            id: "7".into(),
             record_id: Some("b1".into()),
             score: 0.5,
             reason: "bm25".into(),
             metadata: r#"{"name":"x"}"#.into(),
         };
-        let hits = CachedValue::Hits(vec![hit.clone(), hit]);
+        let hits = CachedValue::Hits(Arc::new(vec![hit.clone(), hit]));
         let size = cache.put(CacheKind::Search, "q", hits.clone(), None);
         assert_eq!(
             size.bytes,
-            "q".len() + ENTRY_OVERHEAD + 2 * (HIT_OVERHEAD + 3 + 2 + 4 + 12)
+            "q".len() + ENTRY_OVERHEAD + 2 * (HIT_OVERHEAD + 3 + 1 + 2 + 4 + 12)
         );
         assert_eq!(cache.get(CacheKind::Search, "q", None), Some(hits));
         assert_eq!(cache.get(CacheKind::Context, "q", None), None);

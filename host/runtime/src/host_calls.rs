@@ -6,8 +6,9 @@
 //! traps the call with [`HostCallBytesExceeded`].
 
 use crate::bindings::vector_service::plugin::metrics_db::{ContributorRow, PatchOutcome};
+use crate::bindings::vector_service::plugin::retriever_backend::BackendHit;
 use crate::bindings::vector_service::plugin::telemetry::CallEvent;
-use crate::bindings::vector_service::plugin::types::{Hit, VectorRef};
+use crate::bindings::vector_service::plugin::types::VectorRef;
 use crate::bindings::vector_service::plugin::vector_metrics_db::VectorOutcome;
 
 /// What an import with no variable-size argument costs, so that calling one in a loop is
@@ -103,9 +104,13 @@ impl WireBytes for VectorRef {
     }
 }
 
-impl WireBytes for Hit {
+impl WireBytes for BackendHit {
     fn wire_bytes(&self) -> usize {
-        self.origin_db.len() + self.record_id.wire_bytes() + self.reason.len() + self.metadata.len()
+        self.origin_db.len()
+            + self.id.len()
+            + self.record_id.wire_bytes()
+            + self.reason.len()
+            + self.metadata.len()
     }
 }
 

@@ -5,11 +5,15 @@
 
 use std::time::Instant;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, ResourceType};
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::VectorService as Bindings;
-use crate::engine::{anyhow_result, deadline_ticks, ensure_ticking};
+use crate::answers::Answer;
+use crate::bindings::vector_service::plugin::{
+    clock, embedding_store, ids, metrics_db, result_cache, telemetry, types, vector_metrics_db,
+};
+use crate::bindings::wasi::logging::logging;
+use crate::engine::{anyhow_result, deadline_ticks, ensure_ticking, WIT_PACKAGE};
 use crate::long_work::RunCancelled;
 
 pub use crate::bindings::{VectorService as VectorServiceBindings, VectorServicePre};
@@ -32,10 +36,52 @@ impl VectorServiceView for VectorServiceCtx {
 /// epoch is advanced by this crate's ticker from now on (one thread per process).
 pub fn add_to_linker<T: VectorServiceView + 'static>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     ensure_ticking(linker.engine());
-    anyhow_result(Bindings::add_to_linker::<T, HasSelf<VectorServiceCtx>>(
-        linker,
-        T::vector_service,
-    ))
+    type Ctx = HasSelf<VectorServiceCtx>;
+    let get = T::vector_service;
+    anyhow_result((|| {
+        logging::add_to_linker::<T, Ctx>(linker, get)?;
+        clock::add_to_linker::<T, Ctx>(linker, get)?;
+        ids::add_to_linker::<T, Ctx>(linker, get)?;
+        telemetry::add_to_linker::<T, Ctx>(linker, get)?;
+        types::add_to_linker::<T, Ctx>(linker, get)?;
+        result_cache::add_to_linker::<T, Ctx>(linker, get)?;
+        add_retriever_backend(linker)?;
+        metrics_db::add_to_linker::<T, Ctx>(linker, get)?;
+        vector_metrics_db::add_to_linker::<T, Ctx>(linker, get)?;
+        embedding_store::add_to_linker::<T, Ctx>(linker, get)
+    })())
+}
+
+/// `retriever-backend`, by hand rather than generated: its `search` lowers the hits by
+/// reference from the allocation its `answer` handle keeps for the cache. The linker checks
+/// these signatures against the component's imports when it is instantiated.
+fn add_retriever_backend<T: VectorServiceView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    let version = WIT_PACKAGE
+        .rsplit_once('@')
+        .map_or("", |(_, version)| version);
+    let mut backend = linker.instance(&format!(
+        "vector-service:plugin/retriever-backend@{version}"
+    ))?;
+    backend.resource(
+        "answer",
+        ResourceType::host::<Answer>(),
+        |mut store, rep| {
+            store.data_mut().vector_service().release_answer(rep);
+            Ok(())
+        },
+    )?;
+    backend.func_wrap(
+        "search",
+        |mut store, (query, top_k, origins): (String, u32, Vec<String>)| {
+            let answer = store
+                .data_mut()
+                .vector_service()
+                .search(query, top_k, origins)?;
+            Ok((answer,))
+        },
+    )
 }
 
 /// Arm a new store for calls under its context's limits: the memory cap, and the deadline as

@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::answers::{Answer, Answers, FoundHits};
 use crate::backends::Backends;
 use crate::bindings::vector_service::plugin::{
     clock, embedding_store, ids, metrics_db, result_cache, retriever_backend, telemetry, types,
@@ -20,7 +21,9 @@ use crate::long_work::{Renewal, RunCancelled};
 use crate::metering::{Usage, UsageTotals};
 use crate::service::ServiceConfig;
 use crate::telemetry::{Telemetry, TenantSeries};
-use types::{BackendError, Hit, Rates, VectorRef};
+use retriever_backend::BackendHit;
+use types::{BackendError, Rates, VectorRef};
+use wasmtime::component::Resource;
 
 /// Everything a tenant's calls share: its backends, metrics, result cache and retry backoff.
 /// Cheap to hand to a new store (one `Arc`).
@@ -107,6 +110,8 @@ pub struct VectorServiceCtx {
     /// The current call is async: at each epoch tick its guest code yields to the executor
     /// (until the deadline, which still stops it).
     pub(crate) yields: bool,
+    /// The search answers the guest holds handles on.
+    answers: Answers,
 }
 
 /// The store's generation for the result cache, read once per call before any data is read:
@@ -137,6 +142,7 @@ impl VectorServiceCtx {
             generation: Generation::Unread,
             yields: false,
             in_backends: Duration::ZERO,
+            answers: Answers::default(),
         }
     }
 
@@ -301,17 +307,20 @@ impl VectorServiceCtx {
 }
 
 impl result_cache::Host for VectorServiceCtx {
-    fn get_hits(&mut self, key: String) -> wasmtime::Result<Option<Vec<Hit>>> {
+    fn get_hits(&mut self, key: String) -> wasmtime::Result<Option<Vec<BackendHit>>> {
         self.budget.charge(&key)?;
         Ok(match self.cache_get(CacheKind::Search, &key) {
-            Some(CachedValue::Hits(hits)) => Some(hits),
+            Some(CachedValue::Hits(hits)) => Some(hits.as_ref().clone()),
             _ => None,
         })
     }
 
-    fn put_hits(&mut self, key: String, hits: Vec<Hit>) -> wasmtime::Result<()> {
-        self.budget.charge(&(&key, &hits))?;
-        self.cache_put(CacheKind::Search, &key, CachedValue::Hits(hits));
+    fn put_answer(&mut self, key: String, answer: Resource<Answer>) -> wasmtime::Result<()> {
+        self.budget.charge(&key)?;
+        let hits = self.answers.get_mut(&answer).and_then(Answer::take_hits);
+        if let Some(hits) = hits {
+            self.cache_put(CacheKind::Search, &key, CachedValue::Hits(hits));
+        }
         Ok(())
     }
 
@@ -332,21 +341,35 @@ impl result_cache::Host for VectorServiceCtx {
 
 impl types::Host for VectorServiceCtx {}
 
-impl retriever_backend::Host for VectorServiceCtx {
-    fn search(
+/// The `retriever-backend` import, linked by hand in [`crate::linker`]: its answer lowers the
+/// hits from the allocation the `answer` handle shares (the generated binding would own them).
+impl VectorServiceCtx {
+    pub(crate) fn search(
         &mut self,
         query: String,
         top_k: u32,
         origins: Vec<String>,
-    ) -> BackendResult<retriever_backend::BackendHits> {
+    ) -> BackendResult<(FoundHits, Resource<Answer>)> {
         self.budget.charge(&(&query, &origins))?;
         let refused = query_error(&query)
             .or_else(|| count_error("hits", top_k as usize, bounds::MAX_BACKEND_TOP_K as usize));
-        if self.context.cache.enabled() {
-            // Before the data: these hits may be cached.
-            self.cache_generation();
-        }
-        self.backend(refused, |b| b.retriever.search(&query, top_k, &origins))
+        // Before the data: these hits may be cached.
+        let cached = self.context.cache.enabled() && self.cache_generation().is_some();
+        let found = match self.backend(refused, |b| b.retriever.search(&query, top_k, &origins))? {
+            Ok(found) => found,
+            Err(error) => return Ok(Err(error)),
+        };
+        let found = FoundHits {
+            hits: Arc::new(found.hits),
+            confidence: found.confidence,
+        };
+        let answer = self.answers.hold(Answer::new(&found.hits, cached))?;
+        Ok(Ok((found, answer)))
+    }
+
+    /// The guest dropped its handle on an answer.
+    pub(crate) fn release_answer(&mut self, rep: u32) {
+        self.answers.release(rep);
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `hoard`: allocates until the memory cap refuses to grow;
 //! - `flood`: sends 1 MiB log lines until the host-call byte cap stops it;
 //! - `flood:N`: sends N such lines, then answers normally (so a test can tell caps apart);
+//! - `hold`: searches the backend again and again, keeping every answer's handle;
 //! - anything else: answers normally with no hits.
 //!
 //! The other operations answer `unavailable`: this component exists to misbehave in search.
@@ -22,6 +23,7 @@ use bindings::exports::vector_service::plugin::{
     context_builder as ctx, embedding_backfill as backfill, patch_logger as patch, retriever as ret,
 };
 use bindings::vector_service::plugin::types::Error;
+use bindings::vector_service::plugin::retriever_backend;
 use bindings::wasi::logging::logging::{log, Level};
 
 struct Component;
@@ -53,6 +55,15 @@ fn flood_lines(count: u32) {
     }
 }
 
+fn hold_answers() -> ! {
+    let mut held = Vec::new();
+    loop {
+        if let Ok((_, answer)) = retriever_backend::search("held", 1, &[]) {
+            held.push(answer);
+        }
+    }
+}
+
 fn spin() -> ! {
     let mut counter = 0u64;
     loop {
@@ -74,6 +85,7 @@ impl ret::Guest for Component {
             "spin" => spin(),
             "hoard" => hoard(),
             "flood" => flood(),
+            "hold" => hold_answers(),
             _ => Ok(ret::SearchResponse {
                 session_id,
                 hits: Vec::new(),

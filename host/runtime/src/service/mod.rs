@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{ComponentNamedList, Lift, Lower, TypedFunc};
 
+use crate::answers::TooManyAnswers;
 use crate::api::{
     BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
     SearchResponse, TrackRequest, TrackResponse,
@@ -210,7 +211,9 @@ impl VectorService {
             )
         {
             SandboxFailure::Deadline
-        } else if error.downcast_ref::<wasmtime::Trap>().is_some() {
+        } else if error.downcast_ref::<wasmtime::Trap>().is_some()
+            || error.downcast_ref::<TooManyAnswers>().is_some()
+        {
             SandboxFailure::Trap
         } else {
             return ServiceError::Host(error.into());
