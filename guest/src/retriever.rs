@@ -30,7 +30,10 @@ pub fn search(session_id: String, request: SearchRequest) -> Result<SearchRespon
 enum Outcome {
     /// The hits, and the host's handle on them for the cache.
     Accepted(Vec<Hit>, Answer),
-    Weak { had_hits: bool, confidence: f64 },
+    Weak {
+        had_hits: bool,
+        confidence: f64,
+    },
 }
 
 fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<SearchResponse, Error> {

@@ -22,8 +22,8 @@ mod bindings {
 use bindings::exports::vector_service::plugin::{
     context_builder as ctx, embedding_backfill as backfill, patch_logger as patch, retriever as ret,
 };
-use bindings::vector_service::plugin::types::Error;
 use bindings::vector_service::plugin::retriever_backend;
+use bindings::vector_service::plugin::types::Error;
 use bindings::wasi::logging::logging::{log, Level};
 
 struct Component;
