@@ -21,7 +21,7 @@ use crate::long_work::{Renewal, RunCancelled};
 use crate::metering::{Usage, UsageTotals};
 use crate::service::ServiceConfig;
 use crate::telemetry::{Telemetry, TenantSeries};
-use retriever_backend::BackendHit;
+use retriever_backend::{BackendHit, BackendHits};
 use types::{BackendError, Rates, VectorRef};
 use wasmtime::component::Resource;
 
@@ -353,18 +353,50 @@ impl VectorServiceCtx {
         self.budget.charge(&(&query, &origins))?;
         let refused = query_error(&query)
             .or_else(|| count_error("hits", top_k as usize, bounds::MAX_BACKEND_TOP_K as usize));
-        // Before the data: these hits may be cached.
-        let cached = self.context.cache.enabled() && self.cache_generation().is_some();
-        let found = match self.backend(refused, |b| b.retriever.search(&query, top_k, &origins))? {
+        let found = match self.search_backend(refused, &query, top_k, &origins)? {
             Ok(found) => found,
             Err(error) => return Ok(Err(error)),
         };
+        let cached = self.context.cache.enabled() && self.cache_generation().is_some();
         let found = FoundHits {
             hits: Arc::new(found.hits),
             confidence: found.confidence,
         };
         let answer = self.answers.hold(Answer::new(&found.hits, cached))?;
         Ok(Ok((found, answer)))
+    }
+
+    /// The retriever's hits, with the cache's generation read before them (these hits may be
+    /// cached): in the search's own statement when the retriever is the change clock and can,
+    /// else by a read of its own first.
+    fn search_backend(
+        &mut self,
+        refused: Option<String>,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> BackendResult<BackendHits> {
+        let cache_on = self.context.cache.enabled();
+        if cache_on
+            && matches!(self.generation, Generation::Unread)
+            && self.context.backends.retriever_is_change_clock()
+        {
+            let combined = self.backend(refused.clone(), |b| {
+                Ok(b.retriever.search_reading_generation(query, top_k, origins))
+            })?;
+            match combined {
+                Ok(Some(Ok((found, generation)))) => {
+                    self.generation = Generation::Read(Some(generation));
+                    return Ok(Ok(found));
+                }
+                Ok(Some(Err(error))) | Err(error) => return Ok(Err(error)),
+                Ok(None) => {}
+            }
+        }
+        if cache_on {
+            self.cache_generation();
+        }
+        self.backend(refused, |b| b.retriever.search(query, top_k, origins))
     }
 
     /// The guest dropped its handle on an answer.

@@ -312,6 +312,31 @@ impl SqliteStore {
         deadline::read(&self.text_index)
     }
 
+    /// BM25 hits from the in-process index, once it reflects every change up to `newest`.
+    fn lexical_search_at(
+        &self,
+        connection: &Connection,
+        newest: i64,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Result<Vec<BackendHit>, BackendError> {
+        let index = self.current_text_index(connection, newest)?;
+        let scored: Vec<(u64, f64)> = match index.as_ref() {
+            Some(text) => text
+                .index
+                .search(query, top_k as usize, origins)?
+                .into_iter()
+                .map(|hit| (hit.key, hit.score))
+                .collect(),
+            None => Vec::new(),
+        };
+        drop(index);
+        let mut hits = Self::hits_for_keys(connection, &scored, "bm25")?;
+        relative_to_best(&mut hits);
+        Ok(hits)
+    }
+
     /// The records under the keys (rowids) of `scored`, in its order, as hits with its
     /// scores. One statement for them all; rows deleted since the index caught up are skipped.
     fn hits_for_keys(
@@ -611,6 +636,47 @@ impl Retriever for SqliteStore {
     ) -> Result<BackendHits, BackendError> {
         search_by_mode(self, query, top_k, origins)
     }
+
+    /// Lexical search reads the change clock first anyway (to catch its index up): that one
+    /// read also gives the generation. The other modes read it apart.
+    fn search_reading_generation(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Option<Result<(BackendHits, u64), BackendError>> {
+        (self.search_mode == SearchMode::Lexical).then(|| {
+            let connection = self.connection()?;
+            let clock = current_clock(&connection)?;
+            let hits = self.lexical_search_at(&connection, clock.seq, query, top_k, origins)?;
+            let found = BackendHits {
+                hits,
+                confidence: None,
+            };
+            Ok((found, clock.generation))
+        })
+    }
+}
+
+/// The change clock as one read: the `seq` the indexes catch up to, and the result cache's
+/// generation (`seq + outcomes`).
+struct Clock {
+    seq: i64,
+    generation: u64,
+}
+
+fn current_clock(connection: &Connection) -> Result<Clock, BackendError> {
+    connection
+        .prepare_cached("SELECT seq, seq + outcomes FROM change_clock")
+        .and_then(|mut statement| {
+            statement.query_row([], |row| {
+                Ok(Clock {
+                    seq: row.get(0)?,
+                    generation: unsigned(row, 1)?,
+                })
+            })
+        })
+        .map_err(backend_error)
 }
 
 impl Rankings for SqliteStore {
@@ -625,21 +691,13 @@ impl Rankings for SqliteStore {
         origins: &[String],
     ) -> Result<Vec<BackendHit>, BackendError> {
         let connection = self.connection()?;
-        let newest = current_seq(&connection)?;
-        let index = self.current_text_index(&connection, newest)?;
-        let scored: Vec<(u64, f64)> = match index.as_ref() {
-            Some(text) => text
-                .index
-                .search(query, top_k as usize, origins)?
-                .into_iter()
-                .map(|hit| (hit.key, hit.score))
-                .collect(),
-            None => Vec::new(),
-        };
-        drop(index);
-        let mut hits = Self::hits_for_keys(&connection, &scored, "bm25")?;
-        relative_to_best(&mut hits);
-        Ok(hits)
+        self.lexical_search_at(
+            &connection,
+            current_seq(&connection)?,
+            query,
+            top_k,
+            origins,
+        )
     }
 
     fn vector_search(
@@ -696,10 +754,7 @@ impl Drop for SqliteStore {
 impl ChangeClock for SqliteStore {
     fn generation(&self) -> Result<u64, BackendError> {
         let connection = self.connection()?;
-        connection
-            .prepare_cached("SELECT seq + outcomes FROM change_clock")
-            .and_then(|mut statement| statement.query_row([], |row| unsigned(row, 0)))
-            .map_err(backend_error)
+        current_clock(&connection).map(|clock| clock.generation)
     }
 }
 

@@ -33,6 +33,21 @@ pub trait Retriever: Send + Sync {
         top_k: u32,
         origins: &[String],
     ) -> Result<BackendHits, BackendError>;
+
+    /// For a store that is also the tenant's [`ChangeClock`]: [`search`](Self::search), and
+    /// the clock's generation read before any of the data, in a statement the search runs
+    /// anyway (the result cache needs one per call; this saves the statement of its own).
+    /// `None`, having done nothing, from a store that cannot (the default): the caller then
+    /// reads the clock itself first.
+    fn search_reading_generation(
+        &self,
+        query: &str,
+        top_k: u32,
+        origins: &[String],
+    ) -> Option<Result<(BackendHits, u64), BackendError>> {
+        let _ = (query, top_k, origins);
+        None
+    }
 }
 
 /// `metrics-db`: the primary metrics database.
@@ -132,6 +147,14 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// Whether `retriever` is the change clock itself (one store serving both), so that its
+    /// [`Retriever::search_reading_generation`] reads the generation the cache checks.
+    pub(crate) fn retriever_is_change_clock(&self) -> bool {
+        self.change_clock.as_ref().is_some_and(|clock| {
+            std::ptr::addr_eq(Arc::as_ptr(clock), Arc::as_ptr(&self.retriever))
+        })
+    }
+
     /// Every slot served by one in-memory store.
     pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
         Self::single(store)
