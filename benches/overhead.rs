@@ -100,10 +100,18 @@ impl Retriever for FixedHits {
     }
 }
 
-/// The sample corpus (`examples/data/records.jsonl`) in a fresh SQLite file.
-fn sample_corpus_in_sqlite() -> anyhow::Result<Arc<SqliteStore>> {
-    let dir = std::env::temp_dir().join(format!("vs-overhead-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+/// The bench's scratch directory, removed when `main` returns.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The sample corpus (`examples/data/records.jsonl`) in a fresh SQLite file under `dir`.
+fn sample_corpus_in_sqlite(dir: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
+    std::fs::create_dir_all(dir)?;
     let path = dir.join("bench.sqlite3");
     let _ = std::fs::remove_file(&path);
     let store = SqliteStore::open(&path, Arc::new(HashingEmbedder))?;
@@ -177,7 +185,8 @@ fn main() -> anyhow::Result<()> {
 
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
     // own cost; then the in-memory index at two sizes; then SQLite (usize::MAX marks it).
-    let sqlite = sample_corpus_in_sqlite()?;
+    let scratch = Scratch(std::env::temp_dir().join(format!("vs-overhead-{}", std::process::id())));
+    let sqlite = sample_corpus_in_sqlite(&scratch.0)?;
     let only_fixed = std::env::var_os("OVERHEAD_ONLY_FIXED").is_some();
     let only_logs = std::env::var_os("OVERHEAD_ONLY_LOGS").is_some();
     let corpora: &[usize] = match (only_fixed, only_logs) {
