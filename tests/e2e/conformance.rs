@@ -89,6 +89,7 @@ conformance!(
     vector_outcomes_give_rates_in_the_order_asked,
     outcomes_in_either_metrics_database_count_in_rates,
     every_write_an_answer_depends_on_moves_the_generation,
+    a_search_reading_the_generation_agrees_with_its_parts,
     the_component_runs_every_operation_over_the_store,
 );
 

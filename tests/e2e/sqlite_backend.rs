@@ -448,38 +448,19 @@ fn reads_are_served_in_process_once_the_mode_s_index_is_built() {
 }
 
 /// A lexical search reads the result cache's generation in the statement it runs anyway (the
-/// change clock its index catches up to): the same generation as a read of its own, moved by a
-/// write, and the same hits as a plain search. The other modes leave the read to the caller.
+/// change clock its index catches up to); a vector search leaves the read to the caller. That
+/// the generation and hits agree with their parts is a conformance check
+/// (`a_search_reading_the_generation_agrees_with_its_parts`).
 #[test]
 fn a_lexical_search_reads_the_cache_generation_on_its_way() {
-    use vector_service_runtime::backends::{ChangeClock, Store};
-
     let path = temp_dir("sqlite-clock").join("tenant.sqlite3");
     let lexical = SqliteStore::open(&path, Arc::new(HashingEmbedder)).expect("the store opens");
     ingest(&lexical);
-    let read = |store: &SqliteStore| {
-        store
-            .search_reading_generation("upload failed", 5, &[])
-            .expect("a lexical store reads the generation")
-            .expect("the search")
-    };
-
-    let (found, generation) = read(&lexical);
-    assert_eq!(generation, lexical.generation().unwrap());
-    assert_eq!(
-        found.hits,
-        lexical.search("upload failed", 5, &[]).unwrap().hits
-    );
+    let (found, _) = lexical
+        .search_reading_generation("upload failed", 5, &[])
+        .expect("a lexical store reads the generation")
+        .expect("the search");
     assert!(!found.hits.is_empty());
-
-    let (db, record) = corpus_records().remove(0);
-    let mut changed = record.clone();
-    changed.text = format!("{} upload failed again", record.text);
-    lexical.upsert(db, &[changed]).unwrap();
-    let (_, moved) = read(&lexical);
-    assert!(moved > generation, "{moved} after {generation}");
-    assert_eq!(moved, lexical.generation().unwrap());
-
     let vector = open(&path);
     assert!(vector
         .search_reading_generation("upload failed", 5, &[])

@@ -84,6 +84,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         every_write_an_answer_depends_on_moves_the_generation,
     ),
     (
+        "a_search_reading_the_generation_agrees_with_its_parts",
+        a_search_reading_the_generation_agrees_with_its_parts,
+    ),
+    (
         "the_component_runs_every_operation_over_the_store",
         the_component_runs_every_operation_over_the_store,
     ),
@@ -531,6 +535,59 @@ pub fn every_write_an_answer_depends_on_moves_the_generation(stores: &dyn StoreF
     store.search("upload failed", 5, &[]).unwrap();
     store.stats().unwrap();
     assert_eq!(store.generation().unwrap(), before, "reads leave it alone");
+}
+
+/// A lexical search that reads the generation on its way (where the store can) answers the
+/// hits a plain search answers and the generation a read of its own gives, also after an
+/// outcome (which moves the generation, not the hits) and after a write.
+pub fn a_search_reading_the_generation_agrees_with_its_parts(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    store
+        .upsert(
+            "errors",
+            &records(&[
+                ("error", "e1", "upload failed"),
+                ("error", "e2", "disk quota"),
+            ]),
+        )
+        .unwrap();
+    let agrees = |what: &str| {
+        let Some(found) = store.search_reading_generation("upload failed", 5, &[]) else {
+            return;
+        };
+        let (found, generation) = found.unwrap();
+        assert_eq!(
+            generation,
+            store.generation().unwrap(),
+            "{what}: the generation"
+        );
+        assert_eq!(
+            found.hits,
+            store.search("upload failed", 5, &[]).unwrap().hits,
+            "{what}: the hits"
+        );
+    };
+    agrees("fresh");
+    store
+        .log_patch_outcome(&PatchOutcome {
+            patch_id: "p-1".into(),
+            session_id: "s-1".into(),
+            success: true,
+            reverted: false,
+            label: "success".into(),
+            roi_tag: "".into(),
+            contributors: vec![],
+            credited_origins: vec![],
+        })
+        .unwrap();
+    agrees("after an outcome");
+    store
+        .upsert(
+            "errors",
+            &records(&[("error", "e3", "upload failed twice")]),
+        )
+        .unwrap();
+    agrees("after a write");
 }
 
 /// The component runs every operation over the store.
