@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use vector_service_runtime::api::{BackfillRequest, ContextRequest, SearchRequest, TrackRequest};
+use vector_service_runtime::api::{
+    BackfillRequest, ContextRequest, PatchOutcome, SearchRequest, TrackRequest,
+};
 use vector_service_runtime::backends::{Backends, Record, Store};
 use vector_service_runtime::{Plugin, ServiceConfig, Telemetry, VectorService};
 
@@ -14,6 +16,21 @@ pub fn records(specs: &[(&str, &str, &str)]) -> Vec<Record> {
         .iter()
         .map(|(origin, id, text)| record(origin, id, text, json!({"name": id})))
         .collect()
+}
+
+/// A successful patch `p-1` with no contributors: a write that moves the store's generation
+/// and changes no search hits.
+pub fn outcome_without_contributors() -> PatchOutcome {
+    PatchOutcome {
+        patch_id: "p-1".into(),
+        session_id: "s-1".into(),
+        success: true,
+        reverted: false,
+        label: "success".into(),
+        roi_tag: "".into(),
+        contributors: vec![],
+        credited_origins: vec![],
+    }
 }
 
 /// A record of `origin` with `id`, `text` and `metadata`.

@@ -93,6 +93,22 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
 ];
 
+/// A fresh store searching by `mode`, holding `(id, text)` records of origin `error` in the
+/// database `errors`.
+fn fresh_with_errors(
+    stores: &dyn StoreFactory,
+    mode: SearchMode,
+    records_of_errors: &[(&str, &str)],
+) -> Arc<dyn Store> {
+    let store = stores.fresh(mode);
+    let specs: Vec<_> = records_of_errors
+        .iter()
+        .map(|(id, text)| ("error", *id, *text))
+        .collect();
+    store.upsert("errors", &records(&specs)).unwrap();
+    store
+}
+
 /// Upsert counts new and changed records only.
 pub fn upsert_counts_new_and_changed_records_only(stores: &dyn StoreFactory) {
     let store = stores.fresh(SearchMode::Lexical);
@@ -182,16 +198,11 @@ pub fn embedding_makes_records_current_until_their_text_changes(stores: &dyn Sto
 
 /// Delete removes records with their embeddings.
 pub fn delete_removes_records_with_their_embeddings(stores: &dyn StoreFactory) {
-    let store = stores.fresh(SearchMode::Vector);
-    store
-        .upsert(
-            "errors",
-            &records(&[
-                ("error", "e1", "upload failed"),
-                ("error", "e2", "upload timed out"),
-            ]),
-        )
-        .unwrap();
+    let store = fresh_with_errors(
+        stores,
+        SearchMode::Vector,
+        &[("e1", "upload failed"), ("e2", "upload timed out")],
+    );
     store
         .embed("errors", &["e1".to_string(), "e2".to_string()])
         .unwrap();
@@ -502,16 +513,7 @@ pub fn every_write_an_answer_depends_on_moves_the_generation(stores: &dyn StoreF
     store.embed("errors", &["e1".to_string()]).unwrap();
     moved("an embedding");
     store
-        .log_patch_outcome(&PatchOutcome {
-            patch_id: "p-1".into(),
-            session_id: "s-1".into(),
-            success: true,
-            reverted: false,
-            label: "success".into(),
-            roi_tag: "".into(),
-            contributors: vec![],
-            credited_origins: vec![],
-        })
+        .log_patch_outcome(&outcome_without_contributors())
         .unwrap();
     moved("a primary outcome");
     store
@@ -541,16 +543,11 @@ pub fn every_write_an_answer_depends_on_moves_the_generation(stores: &dyn StoreF
 /// hits a plain search answers and the generation a read of its own gives, also after an
 /// outcome (which moves the generation, not the hits) and after a write.
 pub fn a_search_reading_the_generation_agrees_with_its_parts(stores: &dyn StoreFactory) {
-    let store = stores.fresh(SearchMode::Lexical);
-    store
-        .upsert(
-            "errors",
-            &records(&[
-                ("error", "e1", "upload failed"),
-                ("error", "e2", "disk quota"),
-            ]),
-        )
-        .unwrap();
+    let store = fresh_with_errors(
+        stores,
+        SearchMode::Lexical,
+        &[("e1", "upload failed"), ("e2", "disk quota")],
+    );
     let agrees = |what: &str| {
         let Some(found) = store.search_reading_generation("upload failed", 5, &[]) else {
             return;
@@ -569,16 +566,7 @@ pub fn a_search_reading_the_generation_agrees_with_its_parts(stores: &dyn StoreF
     };
     agrees("fresh");
     store
-        .log_patch_outcome(&PatchOutcome {
-            patch_id: "p-1".into(),
-            session_id: "s-1".into(),
-            success: true,
-            reverted: false,
-            label: "success".into(),
-            roi_tag: "".into(),
-            contributors: vec![],
-            credited_origins: vec![],
-        })
+        .log_patch_outcome(&outcome_without_contributors())
         .unwrap();
     agrees("after an outcome");
     store
