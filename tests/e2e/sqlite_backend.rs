@@ -325,6 +325,93 @@ fn lexical_search_replays_writes_from_another_store_on_the_same_file() {
     assert!(ids("certificate", &[]).is_empty(), "a deletion replayed");
 }
 
+/// A lexical hit's fields come from the copies kept beside the index, replayed with it, and
+/// from the file past the copies' budget: stores with every record copied, none, and some
+/// answer alike after every kind of write by another store on the same file.
+#[test]
+fn lexical_hits_from_copies_and_from_the_file_agree_through_writes() {
+    let path = temp_dir("sqlite").join("tenant.sqlite3");
+    let open = |budget: usize| {
+        SqliteStore::open(&path, Arc::new(HashingEmbedder))
+            .unwrap()
+            .with_hit_copy_budget(budget)
+    };
+    let searchers = [
+        open(vector_service_sqlite::DEFAULT_HIT_COPY_BUDGET),
+        open(0),
+        open(300),
+    ];
+    let writer = open(0);
+    let write = |origin: &str, id: &str, text: &str, metadata: serde_json::Value| {
+        let mut record = records(&[(origin, id, text)]).remove(0);
+        record.metadata = metadata;
+        writer.upsert("bots", &[record]).unwrap();
+    };
+    type Shown = (String, String, Option<String>, String);
+    let answers = |query: &str| -> Vec<Vec<Shown>> {
+        searchers
+            .iter()
+            .map(|searcher| {
+                let found = searcher.search(query, 10, &[]).unwrap().hits;
+                found
+                    .into_iter()
+                    .map(|hit| (hit.origin_db, hit.id, hit.record_id, hit.metadata))
+                    .collect()
+            })
+            .collect()
+    };
+    let shown_alike = |query: &str| -> Vec<Shown> {
+        let mut answers = answers(query);
+        let copied = answers.remove(0);
+        for (budget, other) in ["0", "300"].iter().zip(answers) {
+            assert_eq!(
+                other, copied,
+                "{query}: a {budget}-byte budget answers alike"
+            );
+        }
+        copied
+    };
+    for id in ["b1", "b2", "b3", "b4"] {
+        write("bot", id, "rotates TLS certificates", json!({"wid": id}));
+    }
+    let first = shown_alike("certificates");
+    assert_eq!(first.len(), 4);
+    assert!(first
+        .iter()
+        .all(|(_, id, record_id, _)| record_id.as_deref() == Some(id.as_str())));
+
+    write(
+        "bot",
+        "b2",
+        "rotates TLS certificates",
+        json!({"wid": "w-new", "n": 1}),
+    );
+    let changed = shown_alike("certificates");
+    let b2 = changed
+        .iter()
+        .find(|shown| shown.1 == "b2")
+        .expect("b2 found");
+    assert_eq!(
+        (b2.2.as_deref(), b2.3.as_str()),
+        (Some("w-new"), r#"{"n":1,"wid":"w-new"}"#),
+        "a metadata change is replayed into the copy"
+    );
+    write(
+        "error",
+        "b3",
+        "rotates TLS certificates",
+        json!({"wid": "b3"}),
+    );
+    let moved = shown_alike("certificates");
+    assert!(moved
+        .iter()
+        .any(|shown| (shown.0.as_str(), shown.1.as_str()) == ("error", "b3")));
+    assert_eq!(writer.delete("bots", &["b1".to_string()]).unwrap(), 1);
+    let left = shown_alike("certificates");
+    assert_eq!(left.len(), 3, "a deletion drops the copy");
+    assert!(left.iter().all(|shown| shown.1 != "b1"));
+}
+
 /// A file written before the lexical index (schema 2, with FTS5 tables and triggers) migrates:
 /// FTS5 is dropped and every existing record is found.
 #[test]

@@ -8,6 +8,7 @@
 //! stopped, with nothing duplicated or half-written.
 #![deny(missing_docs)]
 
+mod hit_copies;
 mod index;
 mod lexical;
 mod pool;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+pub use crate::hit_copies::DEFAULT_HIT_COPY_BUDGET;
 use crate::index::{current_seq, next_seq, IndexedVectors};
 use crate::lexical::IndexedText;
 use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled};
@@ -192,6 +194,8 @@ pub struct SqliteStore {
     index_params: IndexParams,
     /// Built on the first lexical search (or [`Store::sync_index`]), then kept current.
     text_index: RwLock<Option<IndexedText>>,
+    /// Bytes of records' hit fields the text index keeps copies of.
+    hit_copy_budget: usize,
 }
 
 /// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
@@ -244,6 +248,7 @@ impl SqliteStore {
             index_snapshot: PathBuf::from(format!("{}.usearch", path.display())),
             index_params: IndexParams::default(),
             text_index: RwLock::new(None),
+            hit_copy_budget: DEFAULT_HIT_COPY_BUDGET,
         })
     }
 
@@ -256,6 +261,14 @@ impl SqliteStore {
     /// The same store, ranking searches by `mode`.
     pub fn with_search_mode(mut self, mode: SearchMode) -> Self {
         self.search_mode = mode;
+        self
+    }
+
+    /// The same store, keeping copies of at most `bytes` of its records' hit fields (origin,
+    /// ids, metadata) beside the text index, so that a lexical search of those records reads
+    /// nothing back from the file. Records past the budget are read from the file.
+    pub fn with_hit_copy_budget(mut self, bytes: usize) -> Self {
+        self.hit_copy_budget = bytes;
         self
     }
 
@@ -306,13 +319,14 @@ impl SqliteStore {
                 Some(text) => {
                     text.catch_up(connection)?;
                 }
-                None => *index = Some(IndexedText::build(connection)?),
+                None => *index = Some(IndexedText::build(connection, self.hit_copy_budget)?),
             }
         }
         deadline::read(&self.text_index)
     }
 
-    /// BM25 hits from the in-process index, once it reflects every change up to `newest`.
+    /// BM25 hits from the in-process index, once it reflects every change up to `newest`: from
+    /// its copies of the records, and from the file for records past the copies' budget.
     fn lexical_search_at(
         &self,
         connection: &Connection,
@@ -321,62 +335,84 @@ impl SqliteStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<Vec<BackendHit>, BackendError> {
+        const REASON: &str = "bm25";
         let index = self.current_text_index(connection, newest)?;
-        let scored: Vec<(u64, f64)> = match index.as_ref() {
-            Some(text) => text
-                .index
-                .search(query, top_k as usize, origins)?
-                .into_iter()
-                .map(|hit| (hit.key, hit.score))
-                .collect(),
-            None => Vec::new(),
+        let Some(text) = index.as_ref() else {
+            return Ok(Vec::new());
         };
+        let scored = text.index.search(query, top_k as usize, origins)?;
+        let mut found: Vec<Option<BackendHit>> = scored
+            .iter()
+            .map(|hit| text.hits.hit(hit.key, hit.score, REASON))
+            .collect();
         drop(index);
-        let mut hits = Self::hits_for_keys(connection, &scored, "bm25")?;
+        let uncopied: Vec<u64> = scored
+            .iter()
+            .zip(&found)
+            .filter(|(_, copy)| copy.is_none())
+            .map(|(hit, _)| hit.key)
+            .collect();
+        if !uncopied.is_empty() {
+            let mut read = Self::read_hits(connection, &uncopied, REASON)?;
+            for (slot, hit) in found.iter_mut().zip(&scored) {
+                if slot.is_none() {
+                    *slot = read.remove(&hit.key).map(|read| BackendHit {
+                        score: hit.score,
+                        ..read
+                    });
+                }
+            }
+        }
+        let mut hits: Vec<BackendHit> = found.into_iter().flatten().collect();
         relative_to_best(&mut hits);
         Ok(hits)
     }
 
     /// The records under the keys (rowids) of `scored`, in its order, as hits with its
-    /// scores. One statement for them all; rows deleted since the index caught up are skipped.
+    /// scores; rows deleted since the index caught up are skipped.
     fn hits_for_keys(
         connection: &Connection,
         scored: &[(u64, f64)],
         reason: &str,
     ) -> Result<Vec<BackendHit>, BackendError> {
-        if scored.is_empty() {
-            return Ok(Vec::new());
-        }
         let keys: Vec<u64> = scored.iter().map(|(key, _)| *key).collect();
-        let keys = serde_json::to_string(&keys).map_err(|e| BackendError::Failed(e.to_string()))?;
+        let mut read = Self::read_hits(connection, &keys, reason)?;
+        Ok(scored
+            .iter()
+            .filter_map(|(key, score)| {
+                read.remove(key).map(|hit| BackendHit {
+                    score: *score,
+                    ..hit
+                })
+            })
+            .collect())
+    }
+
+    /// The records under `keys` (rowids) as hits scored 0, in one statement; keys whose rows
+    /// are gone are absent.
+    fn read_hits(
+        connection: &Connection,
+        keys: &[u64],
+        reason: &str,
+    ) -> Result<HashMap<u64, BackendHit>, BackendError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = serde_json::to_string(keys).map_err(|e| BackendError::Failed(e.to_string()))?;
         let mut statement = connection
             .prepare_cached(
                 "SELECT rowid, origin_db, id, metadata FROM records
                  WHERE rowid IN (SELECT value FROM json_each(?1))",
             )
             .map_err(backend_error)?;
-        let mut rows: HashMap<u64, (String, String, String)> = statement
+        statement
             .query_map([keys], |row| {
-                Ok((
-                    row.get::<_, i64>(0)? as u64,
-                    (row.get(1)?, row.get(2)?, row.get(3)?),
-                ))
+                let hit =
+                    BackendHit::new(row.get(1)?, row.get(2)?, 0.0, reason.into(), row.get(3)?);
+                Ok((row.get::<_, i64>(0)? as u64, hit))
             })
             .and_then(Iterator::collect)
-            .map_err(backend_error)?;
-        Ok(scored
-            .iter()
-            .filter_map(|(key, score)| {
-                let (origin_db, id, metadata) = rows.remove(key)?;
-                Some(BackendHit::new(
-                    origin_db,
-                    id,
-                    *score,
-                    reason.into(),
-                    metadata,
-                ))
-            })
-            .collect())
+            .map_err(backend_error)
     }
 }
 
