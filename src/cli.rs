@@ -79,6 +79,16 @@ pub struct Global {
         default_value_t = 384
     )]
     pub embedding_dimensions: usize,
+    /// Per SQLite tenant, MiB of its records' hit fields (origin, ids, metadata) kept in memory
+    /// beside the lexical index, so a lexical search reads no records back from the file;
+    /// records past it are read from the file. 0 keeps none.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 64
+    )]
+    pub hit_copies_mib: u32,
 }
 
 /// What `--embedder` names.

@@ -82,7 +82,8 @@ pub fn open_store(
             Ok(Arc::new(
                 SqliteStore::open(&path, embedder(global)?)?
                     .with_connections(connections as usize)
-                    .with_search_mode(mode),
+                    .with_search_mode(mode)
+                    .with_hit_copy_budget((global.hit_copies_mib as usize) << 20),
             ))
         }
         DatabaseSpec::Postgres(url) => Ok(Arc::new(

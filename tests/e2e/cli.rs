@@ -71,6 +71,16 @@ fn ingest_backfill_search_context_track_and_stats() {
             .all(|h| h["metadata"].is_object() && h["metadata"].to_string().contains("upload")),
         "{search:#}"
     );
+    // Without hit copies every hit is read from the file, and reads the same.
+    let uncopied = json(cli(&dir).args([
+        "search",
+        "upload failed",
+        "--top-k",
+        "5",
+        "--hit-copies-mib",
+        "0",
+    ]));
+    assert_eq!(uncopied["hits"], search["hits"]);
 
     let by_vector = json(cli(&dir).args(["search", "upload failed", "--retrieval", "vector"]));
     assert!(by_vector["hits"]
