@@ -50,10 +50,13 @@ pub(super) fn note_error(error: &rusqlite::Error) {
     }
 }
 
-/// Idle connections and how many exist.
+/// Idle connections, how many exist, and how many calls wait for one.
 struct Slots {
     idle: Vec<Connection>,
     open: usize,
+    /// A returned connection wakes a waiter only when there is one: a condvar's notify is a
+    /// futex syscall even with nobody waiting, and every backend call returns a connection.
+    waiting: usize,
 }
 
 /// Up to `max` connections to `path`.
@@ -98,6 +101,7 @@ impl ConnectionPool {
             slots: Mutex::new(Slots {
                 idle: vec![first],
                 open: 1,
+                waiting: 0,
             }),
             returned: Condvar::new(),
             damaged: AtomicBool::new(false),
@@ -141,14 +145,16 @@ impl ConnectionPool {
                     crate::backend_error(error)
                 });
             }
-            slots = match deadline::remaining() {
+            let left = deadline::remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(BackendError::Unavailable(format!(
+                    "sqlite: every connection stayed busy: {}",
+                    deadline::DEADLINE_MESSAGE
+                )));
+            }
+            slots.waiting += 1;
+            slots = match left {
                 None => self.returned.wait(slots).unwrap_or_else(|p| p.into_inner()),
-                Some(left) if left.is_zero() => {
-                    return Err(BackendError::Unavailable(format!(
-                        "sqlite: every connection stayed busy: {}",
-                        deadline::DEADLINE_MESSAGE
-                    )))
-                }
                 Some(left) => {
                     self.returned
                         .wait_timeout(slots, left)
@@ -156,6 +162,7 @@ impl ConnectionPool {
                         .0
                 }
             };
+            slots.waiting -= 1;
         }
     }
 
@@ -190,8 +197,83 @@ impl Drop for Pooled<'_> {
             self.pool.damaged.store(true, Ordering::Relaxed);
         }
         if let Some(connection) = self.connection.take() {
-            self.pool.slots().idle.push(connection);
-            self.pool.returned.notify_one();
+            let mut slots = self.pool.slots();
+            slots.idle.push(connection);
+            let someone_waits = slots.waiting > 0;
+            drop(slots);
+            if someone_waits {
+                self.pool.returned.notify_one();
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A directory of the test's own, removed when the test ends.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A pool of at most one connection, over a new file in a new directory.
+    fn pool_of_one(test: &str) -> (ConnectionPool, Scratch) {
+        let dir = std::env::temp_dir().join(format!("vs-pool-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pool.sqlite3");
+        let mut first = Connection::open(&path).unwrap();
+        configure(&mut first).unwrap();
+        (ConnectionPool::new(&path, first, 1), Scratch(dir))
+    }
+
+    #[test]
+    fn a_call_waiting_for_the_only_connection_gets_it_when_it_returns() {
+        let (pool, _scratch) = pool_of_one("wakes");
+        let held = pool.get().unwrap();
+        let (got, received) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // A deadline, so that a waiter nobody wakes ends the test instead of hanging it.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let connection = deadline::within(deadline, || pool.get().map(drop));
+                got.send((connection, Instant::now() < deadline)).unwrap();
+            });
+            // The other call waits: the pool has no room and nothing idle.
+            while pool.slots().waiting == 0 {
+                std::thread::yield_now();
+            }
+            assert!(received.try_recv().is_err());
+            drop(held);
+            let waited = received.recv().unwrap();
+            assert!(
+                matches!(waited, (Ok(()), true)),
+                "woken before the deadline: {waited:?}"
+            );
+        });
+        let slots = pool.slots();
+        assert_eq!((slots.waiting, slots.idle.len(), slots.open), (0, 1, 1));
+    }
+
+    #[test]
+    fn a_call_waits_no_longer_than_its_deadline() {
+        let (pool, _scratch) = pool_of_one("deadline");
+        let _held = pool.get().unwrap();
+        let started = Instant::now();
+        let refused =
+            deadline::within(started + Duration::from_millis(50), || pool.get().map(drop));
+        assert!(
+            matches!(&refused, Err(BackendError::Unavailable(message)) if message.contains("stayed busy")),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(pool.slots().waiting, 0);
     }
 }
