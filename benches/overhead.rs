@@ -100,20 +100,9 @@ impl Retriever for FixedHits {
     }
 }
 
-/// The bench's scratch directory, removed when `main` returns.
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The sample corpus (`examples/data/records.jsonl`) in a fresh SQLite file under `dir`.
 fn sample_corpus_in_sqlite(dir: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
-    std::fs::create_dir_all(dir)?;
     let path = dir.join("bench.sqlite3");
-    let _ = std::fs::remove_file(&path);
     let store = SqliteStore::open(&path, Arc::new(HashingEmbedder))?;
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl"),
@@ -185,8 +174,9 @@ fn main() -> anyhow::Result<()> {
 
     // 0 records: a backend that returns five fixed hits, so the table shows the component's
     // own cost; then the in-memory index at two sizes; then SQLite (usize::MAX marks it).
-    let scratch = Scratch(std::env::temp_dir().join(format!("vs-overhead-{}", std::process::id())));
-    let sqlite = sample_corpus_in_sqlite(&scratch.0)?;
+    // Removed when `main` returns.
+    let scratch = tempfile::Builder::new().prefix("vs-overhead-").tempdir()?;
+    let sqlite = sample_corpus_in_sqlite(scratch.path())?;
     let only_fixed = std::env::var_os("OVERHEAD_ONLY_FIXED").is_some();
     let only_logs = std::env::var_os("OVERHEAD_ONLY_LOGS").is_some();
     let corpora: &[usize] = match (only_fixed, only_logs) {

@@ -215,28 +215,18 @@ mod tests {
 
     use super::*;
 
-    /// A directory of the test's own, removed when the test ends.
-    struct Scratch(PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// A pool of at most one connection, over a new file in a new directory.
-    fn pool_of_one(test: &str) -> (ConnectionPool, Scratch) {
-        let dir = std::env::temp_dir().join(format!("vs-pool-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("pool.sqlite3");
+    /// A pool of at most one connection, over a new file in a directory removed with it.
+    fn pool_of_one() -> (ConnectionPool, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.sqlite3");
         let mut first = Connection::open(&path).unwrap();
         configure(&mut first).unwrap();
-        (ConnectionPool::new(&path, first, 1), Scratch(dir))
+        (ConnectionPool::new(&path, first, 1), dir)
     }
 
     #[test]
     fn a_call_waiting_for_the_only_connection_gets_it_when_it_returns() {
-        let (pool, _scratch) = pool_of_one("wakes");
+        let (pool, _scratch) = pool_of_one();
         let held = pool.get().unwrap();
         let (got, received) = mpsc::channel();
         std::thread::scope(|scope| {
@@ -264,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_call_waits_no_longer_than_its_deadline() {
-        let (pool, _scratch) = pool_of_one("deadline");
+        let (pool, _scratch) = pool_of_one();
         let _held = pool.get().unwrap();
         let started = Instant::now();
         let refused =
