@@ -11,12 +11,20 @@ use vector_service_runtime::api::BackendHit;
 /// Bytes of copies a store keeps unless told otherwise ([`crate::SqliteStore::with_hit_copy_budget`]).
 pub const DEFAULT_HIT_COPY_BUDGET: usize = 64 << 20;
 
-/// Bytes counted per copy on top of its text: the hit itself and its map entry.
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<BackendHit>() + 2 * std::mem::size_of::<u64>();
+/// Bytes counted per copy on top of its text: the copy itself and its map entry.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Copy>() + 2 * std::mem::size_of::<u64>();
+
+/// What a hit shows of one record; the score and reason are the search's.
+struct Copy {
+    origin_db: String,
+    id: String,
+    record_id: Option<String>,
+    metadata: String,
+}
 
 /// Copies of records' hit fields by key (rowid), within a byte budget.
 pub(crate) struct HitCopies {
-    by_key: HashMap<u64, BackendHit>,
+    by_key: HashMap<u64, Copy>,
     bytes: usize,
     budget: usize,
 }
@@ -41,7 +49,13 @@ impl HitCopies {
             return;
         }
         // Read once here, not on every search: the record id its metadata names.
-        let copy = BackendHit::new(origin_db, id, 0.0, String::new(), metadata);
+        let hit = BackendHit::new(origin_db, id, 0.0, String::new(), metadata);
+        let copy = Copy {
+            origin_db: hit.origin_db,
+            id: hit.id,
+            record_id: hit.record_id,
+            metadata: hit.metadata,
+        };
         let size = Self::size(&copy);
         if self.bytes + size <= self.budget {
             self.bytes += size;
@@ -68,7 +82,7 @@ impl HitCopies {
         })
     }
 
-    fn size(copy: &BackendHit) -> usize {
+    fn size(copy: &Copy) -> usize {
         ENTRY_OVERHEAD
             + copy.origin_db.len()
             + copy.id.len()
