@@ -13,6 +13,7 @@ mod index;
 mod lexical;
 mod pool;
 pub mod vector_index;
+mod wal_watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use crate::index::{current_seq, next_seq, IndexedVectors};
 use crate::lexical::IndexedText;
 use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled};
 use crate::vector_index::IndexParams;
+use crate::wal_watch::WalWatch;
 use vector_service_runtime::api::{
     BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
     VectorRef,
@@ -196,6 +198,9 @@ pub struct SqliteStore {
     text_index: RwLock<Option<IndexedText>>,
     /// Bytes of records' hit fields the text index keeps copies of.
     hit_copy_budget: usize,
+    /// The change clock as last read, kept while no commit has happened since (`None`: the
+    /// file's WAL index cannot be watched, and every read runs its statement).
+    clock_watch: Option<WalWatch<Clock>>,
 }
 
 /// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
@@ -240,6 +245,7 @@ impl SqliteStore {
         let mut connection = Connection::open(path).map_err(open_error)?;
         configure(&mut connection).map_err(open_error)?;
         migrate(&mut connection, path)?;
+        let clock_watch = Connection::open(path).ok().and_then(WalWatch::open);
         Ok(Self {
             connections: ConnectionPool::new(path, connection, DEFAULT_CONNECTIONS),
             embedder,
@@ -249,6 +255,7 @@ impl SqliteStore {
             index_params: IndexParams::default(),
             text_index: RwLock::new(None),
             hit_copy_budget: DEFAULT_HIT_COPY_BUDGET,
+            clock_watch,
         })
     }
 
@@ -299,6 +306,15 @@ impl SqliteStore {
 
     fn connection(&self) -> Result<Pooled<'_>, BackendError> {
         self.connections.get()
+    }
+
+    /// The change clock now: read on `connection` only when a commit has happened since the
+    /// last read (or the file cannot be watched).
+    fn clock(&self, connection: &Connection) -> Result<Clock, BackendError> {
+        match &self.clock_watch {
+            Some(watch) => watch.current(|| current_clock(connection)),
+            None => current_clock(connection),
+        }
     }
 
     /// The text index, brought up to `newest` (built on first use) if it is behind.
@@ -683,7 +699,7 @@ impl Retriever for SqliteStore {
     ) -> Option<Result<(BackendHits, u64), BackendError>> {
         (self.search_mode == SearchMode::Lexical).then(|| {
             let connection = self.connection()?;
-            let clock = current_clock(&connection)?;
+            let clock = self.clock(&connection)?;
             let hits = self.lexical_search_at(&connection, clock.seq, query, top_k, origins)?;
             let found = BackendHits {
                 hits,
@@ -696,6 +712,7 @@ impl Retriever for SqliteStore {
 
 /// The change clock as one read: the `seq` the indexes catch up to, and the result cache's
 /// generation (`seq + outcomes`).
+#[derive(Clone, Copy)]
 struct Clock {
     seq: i64,
     generation: u64,
@@ -729,7 +746,7 @@ impl Rankings for SqliteStore {
         let connection = self.connection()?;
         self.lexical_search_at(
             &connection,
-            current_seq(&connection)?,
+            self.clock(&connection)?.seq,
             query,
             top_k,
             origins,
@@ -790,7 +807,7 @@ impl Drop for SqliteStore {
 impl ChangeClock for SqliteStore {
     fn generation(&self) -> Result<u64, BackendError> {
         let connection = self.connection()?;
-        current_clock(&connection).map(|clock| clock.generation)
+        self.clock(&connection).map(|clock| clock.generation)
     }
 }
 
