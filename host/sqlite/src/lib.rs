@@ -820,23 +820,47 @@ impl MetricsDb for SqliteStore {
         let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let ts = now_ms();
-        for row in &outcome.contributors {
-            tx.execute(
-                "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![outcome.patch_id, outcome.session_id, row.origin_db, row.vector_id, outcome.success, outcome.reverted, outcome.label, outcome.roi_tag, ts],
-            )
-            .map_err(backend_error)?;
+        {
+            // Prepared once per connection, not per row: compiling the statement cost more
+            // than running it (BENCHMARKS.md, eighth pass).
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(backend_error)?;
+            for row in &outcome.contributors {
+                insert
+                    .execute(params![
+                        outcome.patch_id,
+                        outcome.session_id,
+                        row.origin_db,
+                        row.vector_id,
+                        outcome.success,
+                        outcome.reverted,
+                        outcome.label,
+                        outcome.roi_tag,
+                        ts
+                    ])
+                    .map_err(backend_error)?;
+            }
+            let mut credit = tx
+                .prepare_cached(
+                    "INSERT INTO retriever_stats (origin_db, wins, regrets) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (origin_db) DO UPDATE SET wins = wins + excluded.wins, regrets = regrets + excluded.regrets",
+                )
+                .map_err(backend_error)?;
+            for origin in &outcome.credited_origins {
+                credit
+                    .execute(params![
+                        origin,
+                        i64::from(outcome.success),
+                        i64::from(!outcome.success)
+                    ])
+                    .map_err(backend_error)?;
+            }
         }
         count_outcome_write(&tx)?;
-        for origin in &outcome.credited_origins {
-            tx.execute(
-                "INSERT INTO retriever_stats (origin_db, wins, regrets) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (origin_db) DO UPDATE SET wins = wins + excluded.wins, regrets = regrets + excluded.regrets",
-                params![origin, i64::from(outcome.success), i64::from(!outcome.success)],
-            )
-            .map_err(backend_error)?;
-        }
         tx.commit().map_err(backend_error)
     }
 }
@@ -846,13 +870,28 @@ impl VectorMetricsDb for SqliteStore {
         let mut connection = self.connection()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let ts = now_ms();
-        for o in outcomes {
-            tx.execute(
-                "INSERT INTO vector_outcomes (session_id, origin_db, vector_id, contribution, win, regret, patch_id, roi_tag, ts_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![o.session_id, o.vector.origin_db, o.vector.vector_id, o.contribution, o.win, o.regret, o.patch_id, o.roi_tag, ts],
-            )
-            .map_err(backend_error)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO vector_outcomes (session_id, origin_db, vector_id, contribution, win, regret, patch_id, roi_tag, ts_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(backend_error)?;
+            for o in outcomes {
+                insert
+                    .execute(params![
+                        o.session_id,
+                        o.vector.origin_db,
+                        o.vector.vector_id,
+                        o.contribution,
+                        o.win,
+                        o.regret,
+                        o.patch_id,
+                        o.roi_tag,
+                        ts
+                    ])
+                    .map_err(backend_error)?;
+            }
         }
         count_outcome_write(&tx)?;
         tx.commit().map_err(backend_error)
@@ -958,13 +997,26 @@ impl EmbeddingStore for SqliteStore {
                 let tx = connection.transaction().map_err(backend_error)?;
                 let created_at = now_ms();
                 let seq = next_seq(&tx)?;
-                for ((id, _, hash), vector) in texts.iter().zip(&vectors) {
-                    tx.execute(
-                    "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at, seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6, ?7)",
-                    params![db, id, vector_to_blob(vector), hash, self.embedder.version(), created_at, seq],
-                )
-                .map_err(backend_error)?;
+                {
+                    let mut store = tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at, seq)
+                             VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6, ?7)",
+                        )
+                        .map_err(backend_error)?;
+                    for ((id, _, hash), vector) in texts.iter().zip(&vectors) {
+                        store
+                            .execute(params![
+                                db,
+                                id,
+                                vector_to_blob(vector),
+                                hash,
+                                self.embedder.version(),
+                                created_at,
+                                seq
+                            ])
+                            .map_err(backend_error)?;
+                    }
                 }
                 tx.commit().map_err(backend_error)
             },
