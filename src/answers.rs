@@ -355,6 +355,12 @@ mod tests {
         assert_eq!(value["from_cache"], json!(true));
     }
 
+    /// `answer`'s JSON takes at most `estimate` bytes.
+    fn fits(answer: &impl Serialize, estimate: usize) {
+        let written = serde_json::to_vec(answer).unwrap().len();
+        assert!(written <= estimate, "{written} > {estimate}");
+    }
+
     #[test]
     fn the_size_estimates_hold_the_json_they_estimate() {
         let search = SearchResponse {
@@ -369,12 +375,7 @@ mod tests {
             from_cache: false,
         };
         let answer = SearchAnswer::of(&search);
-        let written = serde_json::to_vec(&answer).unwrap().len();
-        assert!(
-            written <= answer.json_size(),
-            "{written} > {}",
-            answer.json_size()
-        );
+        fits(&answer, answer.json_size());
 
         let context = ContextResponse {
             session_id: "s".into(),
@@ -396,12 +397,7 @@ mod tests {
             from_cache: false,
         };
         let answer = ContextAnswer::of(&context);
-        let written = serde_json::to_vec(&answer).unwrap().len();
-        assert!(
-            written <= answer.json_size(),
-            "{written} > {}",
-            answer.json_size()
-        );
+        fits(&answer, answer.json_size());
     }
 
     #[test]
