@@ -189,6 +189,25 @@ mod tests {
     }
 
     #[test]
+    fn the_index_outlives_every_other_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, path) = database(dir.path(), "WAL");
+        let watch = WalWatch::<u32>::open(Connection::open(&path).unwrap()).unwrap();
+        let reads = Cell::new(0);
+        assert_eq!(counted_reads(&watch, &reads), 1);
+        // The last connection to close deletes the WAL and its index, unless another holds
+        // them open: the watch's own connection does.
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        drop(writer);
+        let shm = dir.path().join("watched.sqlite3-shm");
+        assert!(shm.exists(), "the index was deleted under the mapping");
+
+        let later = Connection::open(&path).unwrap();
+        later.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        assert_eq!(counted_reads(&watch, &reads), 2, "a later commit is seen");
+    }
+
+    #[test]
     fn a_failed_read_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let (_writer, path) = database(dir.path(), "WAL");
