@@ -131,6 +131,19 @@ mod tests {
         (connection, path)
     }
 
+    /// A WAL file in a fresh directory, a connection that writes to it, and a watch on it.
+    fn watched() -> (
+        tempfile::TempDir,
+        Connection,
+        std::path::PathBuf,
+        WalWatch<u32>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, path) = database(dir.path(), "WAL");
+        let watch = WalWatch::open(Connection::open(&path).unwrap()).unwrap();
+        (dir, writer, path, watch)
+    }
+
     fn counted_reads(watch: &WalWatch<u32>, reads: &Cell<u32>) -> u32 {
         watch
             .current(|| {
@@ -142,9 +155,7 @@ mod tests {
 
     #[test]
     fn commits_change_the_header_and_reads_do_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let (writer, path) = database(dir.path(), "WAL");
-        let watch = WalWatch::<u32>::open(Connection::open(&path).unwrap()).unwrap();
+        let (_dir, writer, _path, watch) = watched();
         let before = watch.header().unwrap();
         let count: i64 = writer
             .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
@@ -165,9 +176,7 @@ mod tests {
 
     #[test]
     fn the_value_is_read_again_only_after_a_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let (writer, path) = database(dir.path(), "WAL");
-        let watch = WalWatch::<u32>::open(Connection::open(&path).unwrap()).unwrap();
+        let (_dir, writer, _path, watch) = watched();
         let reads = Cell::new(0);
         assert_eq!(counted_reads(&watch, &reads), 1);
         assert_eq!(
@@ -190,9 +199,7 @@ mod tests {
 
     #[test]
     fn the_index_outlives_every_other_connection() {
-        let dir = tempfile::tempdir().unwrap();
-        let (writer, path) = database(dir.path(), "WAL");
-        let watch = WalWatch::<u32>::open(Connection::open(&path).unwrap()).unwrap();
+        let (dir, writer, path, watch) = watched();
         let reads = Cell::new(0);
         assert_eq!(counted_reads(&watch, &reads), 1);
         // The last connection to close deletes the WAL and its index, unless another holds
