@@ -12,10 +12,10 @@ use vector_service_runtime::api::BackendHit;
 pub const DEFAULT_HIT_COPY_BUDGET: usize = 64 << 20;
 
 /// Bytes counted per copy on top of its text: the copy itself and its map entry.
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<Copy>() + 2 * std::mem::size_of::<u64>();
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<HitFields>() + 2 * std::mem::size_of::<u64>();
 
 /// What a hit shows of one record; the score and reason are the search's.
-struct Copy {
+struct HitFields {
     origin_db: String,
     id: String,
     record_id: Option<String>,
@@ -24,7 +24,7 @@ struct Copy {
 
 /// Copies of records' hit fields by key (rowid), within a byte budget.
 pub(crate) struct HitCopies {
-    by_key: HashMap<u64, Copy>,
+    by_key: HashMap<u64, HitFields>,
     bytes: usize,
     budget: usize,
 }
@@ -50,7 +50,7 @@ impl HitCopies {
         }
         // Read once here, not on every search: the record id its metadata names.
         let hit = BackendHit::new(origin_db, id, 0.0, String::new(), metadata);
-        let copy = Copy {
+        let copy = HitFields {
             origin_db: hit.origin_db,
             id: hit.id,
             record_id: hit.record_id,
@@ -82,7 +82,7 @@ impl HitCopies {
         })
     }
 
-    fn size(copy: &Copy) -> usize {
+    fn size(copy: &HitFields) -> usize {
         ENTRY_OVERHEAD
             + copy.origin_db.len()
             + copy.id.len()
