@@ -311,9 +311,18 @@ impl SqliteStore {
     /// The change clock now: read on `connection` only when a commit has happened since the
     /// last read (or the file cannot be watched).
     fn clock(&self, connection: &Connection) -> Result<Clock, BackendError> {
+        self.watched_clock(|| current_clock(connection))
+    }
+
+    /// The clock the watch keeps, or `read`'s when a commit has happened since (or the file
+    /// cannot be watched); `read` may check out a connection, which the watch then spares.
+    fn watched_clock(
+        &self,
+        read: impl FnOnce() -> Result<Clock, BackendError>,
+    ) -> Result<Clock, BackendError> {
         match &self.clock_watch {
-            Some(watch) => watch.current(|| current_clock(connection)),
-            None => current_clock(connection),
+            Some(watch) => watch.current(read),
+            None => read(),
         }
     }
 
@@ -806,8 +815,11 @@ impl Drop for SqliteStore {
 
 impl ChangeClock for SqliteStore {
     fn generation(&self) -> Result<u64, BackendError> {
-        let connection = self.connection()?;
-        self.clock(&connection).map(|clock| clock.generation)
+        self.watched_clock(|| {
+            self.connection()
+                .and_then(|connection| current_clock(&connection))
+        })
+        .map(|clock| clock.generation)
     }
 }
 
