@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wit_parser::{Resolve, Type, TypeDefKind, WorldId, WorldItem};
+use wit_parser::{Handle, Resolve, Type, TypeDefKind, WorldId, WorldItem};
 
 /// One line per world item: the interface's functions and named types, rendered structurally
 /// and sorted (documentation and declaration order do not count).
@@ -97,6 +97,11 @@ fn describe_def(resolve: &Resolve, kind: &TypeDefKind) -> String {
         TypeDefKind::Result(r) => format!("result<{}, {}>", opt(&r.ok), opt(&r.err)),
         TypeDefKind::List(t) => format!("list<{}>", render(resolve, t)),
         TypeDefKind::Type(t) => render(resolve, t),
+        // By the resource's name: the arena index in between depends on the encoder's order.
+        TypeDefKind::Handle(Handle::Own(id)) => format!("own<{}>", render(resolve, &Type::Id(*id))),
+        TypeDefKind::Handle(Handle::Borrow(id)) => {
+            format!("borrow<{}>", render(resolve, &Type::Id(*id)))
+        }
         other => format!("{other:?}"),
     }
 }
