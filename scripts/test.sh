@@ -27,7 +27,7 @@ for guest in guest tests/misbehaving-guest; do (cd "$guest" && cargo fmt -- --ch
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Host-target lints of the guest crates (their wasm builds: scripts/build-component.sh).
-(cd guest && cargo clippy --locked --target-dir ../target/guest-clippy -- -D warnings)
+(cd guest && cargo clippy --all-targets --locked --target-dir ../target/guest-clippy -- -D warnings)
 (cd tests/misbehaving-guest && cargo clippy --locked --target-dir ../../target/guest-clippy -- -D warnings)
 
 echo "== lean host (runtime crate only, no wasm toolchain)"
@@ -35,6 +35,8 @@ bash scripts/check-lean-host.sh
 
 echo "== tests"
 cargo test --workspace --locked
+# The guest's own unit tests (its allocator), on the host target.
+(cd guest && cargo test --locked --target-dir ../target/guest-clippy)
 
 # The Python client against the release binary a user runs (the build scripts/main.sh makes).
 echo "== Python client (clients/python) against the release server"
