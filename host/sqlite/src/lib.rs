@@ -14,6 +14,7 @@ mod lexical;
 mod pool;
 pub mod vector_index;
 mod wal_watch;
+mod write_gate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 pub use crate::hit_copies::DEFAULT_HIT_COPY_BUDGET;
 use crate::index::{current_seq, next_seq, IndexedVectors};
 use crate::lexical::IndexedText;
-use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled};
+use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled, Writer};
 use crate::vector_index::IndexParams;
 use crate::wal_watch::WalWatch;
 use vector_service_runtime::api::{
@@ -308,6 +309,11 @@ impl SqliteStore {
         self.connections.get()
     }
 
+    /// A connection for a write transaction, in this store's queue of writers.
+    fn writer(&self) -> Result<Writer<'_>, BackendError> {
+        self.connections.writer()
+    }
+
     /// The change clock now: read on `connection` only when a commit has happened since the
     /// last read (or the file cannot be watched).
     fn clock(&self, connection: &Connection) -> Result<Clock, BackendError> {
@@ -486,7 +492,7 @@ impl Store for SqliteStore {
     }
 
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
-        let mut connection = self.connection()?;
+        let mut connection = self.writer()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let mut deleted = 0;
         for id in ids {
@@ -502,14 +508,14 @@ impl Store for SqliteStore {
     }
 
     fn register_database(&self, db: &str) -> Result<(), BackendError> {
-        self.connection()?
+        self.writer()?
             .execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
             .map(drop)
             .map_err(backend_error)
     }
 
     fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
-        let mut connection = self.connection()?;
+        let mut connection = self.writer()?;
         let tx = connection.transaction().map_err(backend_error)?;
         tx.execute("INSERT OR IGNORE INTO databases (name) VALUES (?1)", [db])
             .map_err(backend_error)?;
@@ -829,7 +835,7 @@ impl MetricsDb for SqliteStore {
     }
 
     fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError> {
-        let mut connection = self.connection()?;
+        let mut connection = self.writer()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let ts = now_ms();
         {
@@ -879,7 +885,7 @@ impl MetricsDb for SqliteStore {
 
 impl VectorMetricsDb for SqliteStore {
     fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError> {
-        let mut connection = self.connection()?;
+        let mut connection = self.writer()?;
         let tx = connection.transaction().map_err(backend_error)?;
         let ts = now_ms();
         {
@@ -1005,7 +1011,7 @@ impl EmbeddingStore for SqliteStore {
             ids.len(),
             texts,
             |texts, vectors| {
-                let mut connection = self.connection()?;
+                let mut connection = self.writer()?;
                 let tx = connection.transaction().map_err(backend_error)?;
                 let created_at = now_ms();
                 let seq = next_seq(&tx)?;

@@ -18,6 +18,8 @@ use rusqlite::Connection;
 use vector_service_runtime::api::BackendError;
 use vector_service_runtime::deadline;
 
+use crate::write_gate::{wait_within_deadline, WriteGate, WriteTurn};
+
 /// VM instructions between two deadline checks of a running statement (a check is a clock
 /// read: about 20 ns).
 const PROGRESS_OPS: i32 = 1_000;
@@ -66,6 +68,14 @@ pub(super) struct ConnectionPool {
     slots: Mutex<Slots>,
     returned: Condvar,
     damaged: AtomicBool,
+    write_gate: WriteGate,
+}
+
+/// A checked-out connection that holds the store's write turn: what a write transaction runs
+/// on. The connection goes back to the pool before the next writer enters.
+pub(super) struct Writer<'a> {
+    connection: Pooled<'a>,
+    _turn: WriteTurn<'a>,
 }
 
 /// A checked-out connection; back to the pool on drop.
@@ -105,6 +115,7 @@ impl ConnectionPool {
             }),
             returned: Condvar::new(),
             damaged: AtomicBool::new(false),
+            write_gate: WriteGate::default(),
         }
     }
 
@@ -145,25 +156,30 @@ impl ConnectionPool {
                     crate::backend_error(error)
                 });
             }
-            let left = deadline::remaining();
-            if left.is_some_and(|left| left.is_zero()) {
+            slots.waiting += 1;
+            let waited = wait_within_deadline(&self.returned, slots);
+            let out_of_time = waited.is_err();
+            let (Ok(back) | Err(back)) = waited;
+            slots = back;
+            slots.waiting -= 1;
+            if out_of_time {
                 return Err(BackendError::Unavailable(format!(
                     "sqlite: every connection stayed busy: {}",
                     deadline::DEADLINE_MESSAGE
                 )));
             }
-            slots.waiting += 1;
-            slots = match left {
-                None => self.returned.wait(slots).unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    self.returned
-                        .wait_timeout(slots, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-            slots.waiting -= 1;
         }
+    }
+
+    /// A connection for a write transaction, once this store's writer before it is done (see
+    /// [`WriteGate`]), waiting no longer than the current call's deadline. The turn is taken
+    /// first, so a waiting writer holds no connection that readers could use.
+    pub(super) fn writer(&self) -> Result<Writer<'_>, BackendError> {
+        let turn = self.write_gate.enter()?;
+        Ok(Writer {
+            connection: self.get()?,
+            _turn: turn,
+        })
     }
 
     fn open_one(&self) -> rusqlite::Result<Pooled<'_>> {
@@ -188,6 +204,20 @@ impl Deref for Pooled<'_> {
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
         self.connection.as_mut().expect("present until drop")
+    }
+}
+
+impl Deref for Writer<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.connection
     }
 }
 
