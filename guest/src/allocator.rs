@@ -218,7 +218,11 @@ mod tests {
             let neighbour = classes.alloc(bytes(16));
             neighbour.write_bytes(0xAA, 16);
             block.copy_from_nonoverlapping(b"123456789".as_ptr(), 9);
-            assert_eq!(classes.realloc(block, bytes(9), 16), block, "9 and 16 share a class");
+            assert_eq!(
+                classes.realloc(block, bytes(9), 16),
+                block,
+                "9 and 16 share a class"
+            );
             let mut size = 16;
             let mut moved = block;
             for new_size in [100, 4_096, 10_000, 100_000, 50] {
@@ -230,7 +234,10 @@ mod tests {
             }
             classes.dealloc(moved, bytes(size));
             let untouched = std::slice::from_raw_parts(neighbour, 16);
-            assert!(untouched.iter().all(|&byte| byte == 0xAA), "a neighbour was overwritten");
+            assert!(
+                untouched.iter().all(|&byte| byte == 0xAA),
+                "a neighbour was overwritten"
+            );
         }
     }
 
