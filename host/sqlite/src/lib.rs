@@ -13,6 +13,7 @@ mod index;
 mod lexical;
 mod pool;
 pub mod vector_index;
+mod waiting;
 mod wal_watch;
 mod write_gate;
 

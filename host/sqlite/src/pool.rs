@@ -18,7 +18,8 @@ use rusqlite::Connection;
 use vector_service_runtime::api::BackendError;
 use vector_service_runtime::deadline;
 
-use crate::write_gate::{wait_within_deadline, WriteGate, WriteTurn};
+use crate::waiting::{wait_counted, wake_one};
+use crate::write_gate::{WriteGate, WriteTurn};
 
 /// VM instructions between two deadline checks of a running statement (a check is a clock
 /// read: about 20 ns).
@@ -156,18 +157,13 @@ impl ConnectionPool {
                     crate::backend_error(error)
                 });
             }
-            slots.waiting += 1;
-            let waited = wait_within_deadline(&self.returned, slots);
-            let out_of_time = waited.is_err();
-            let (Ok(back) | Err(back)) = waited;
-            slots = back;
-            slots.waiting -= 1;
-            if out_of_time {
+            let Some(back) = wait_counted(&self.returned, slots, |slots| &mut slots.waiting) else {
                 return Err(BackendError::Unavailable(format!(
                     "sqlite: every connection stayed busy: {}",
                     deadline::DEADLINE_MESSAGE
                 )));
-            }
+            };
+            slots = back;
         }
     }
 
@@ -229,21 +225,15 @@ impl Drop for Pooled<'_> {
         if let Some(connection) = self.connection.take() {
             let mut slots = self.pool.slots();
             slots.idle.push(connection);
-            let someone_waits = slots.waiting > 0;
-            drop(slots);
-            if someone_waits {
-                self.pool.returned.notify_one();
-            }
+            wake_one(&self.pool.returned, slots, |slots| slots.waiting);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
-    use std::time::Instant;
-
     use super::*;
+    use crate::waiting::checks;
 
     /// A pool of at most one connection, over a new file in a directory removed with it.
     fn pool_of_one() -> (ConnectionPool, tempfile::TempDir) {
@@ -258,26 +248,12 @@ mod tests {
     fn a_call_waiting_for_the_only_connection_gets_it_when_it_returns() {
         let (pool, _scratch) = pool_of_one();
         let held = pool.get().unwrap();
-        let (got, received) = mpsc::channel();
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                // A deadline, so that a waiter nobody wakes ends the test instead of hanging it.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                let connection = deadline::within(deadline, || pool.get().map(drop));
-                got.send((connection, Instant::now() < deadline)).unwrap();
-            });
-            // The other call waits: the pool has no room and nothing idle.
-            while pool.slots().waiting == 0 {
-                std::thread::yield_now();
-            }
-            assert!(received.try_recv().is_err());
-            drop(held);
-            let waited = received.recv().unwrap();
-            assert!(
-                matches!(waited, (Ok(()), true)),
-                "woken before the deadline: {waited:?}"
-            );
-        });
+        // The other call waits: the pool has no room and nothing idle.
+        checks::a_waiter_is_served_on_release(
+            || pool.get().map(drop),
+            || pool.slots().waiting > 0,
+            || drop(held),
+        );
         let slots = pool.slots();
         assert_eq!((slots.waiting, slots.idle.len(), slots.open), (0, 1, 1));
     }
@@ -286,14 +262,7 @@ mod tests {
     fn a_call_waits_no_longer_than_its_deadline() {
         let (pool, _scratch) = pool_of_one();
         let _held = pool.get().unwrap();
-        let started = Instant::now();
-        let refused =
-            deadline::within(started + Duration::from_millis(50), || pool.get().map(drop));
-        assert!(
-            matches!(&refused, Err(BackendError::Unavailable(message)) if message.contains("stayed busy")),
-            "{refused:?}"
-        );
-        assert!(started.elapsed() >= Duration::from_millis(50));
+        checks::a_waiter_gives_up_at_its_deadline(|| pool.get().map(drop), "stayed busy");
         assert_eq!(pool.slots().waiting, 0);
     }
 }
