@@ -2,7 +2,7 @@
 //! tables and the vector metrics table. A tenant's data is its own file.
 //!
 //! Search is lexical (BM25 over an in-memory inverted index, the `lexical` module) by default,
-//! or by vector similarity through a [`VectorIndex`] kept beside the file as a snapshot
+//! or by vector similarity through a [`VectorIndex`](vector_index::VectorIndex) kept beside the file as a snapshot
 //! (the `index` module). Both are caches replayed from the table's change clock. Each `embed`
 //! call commits its batch in one transaction, so a backfill killed half-way resumes where it
 //! stopped, with nothing duplicated or half-written.

@@ -4,7 +4,8 @@
 //! Several connections let a tenant's searches run side by side (WAL readers do not block each
 //! other) instead of queueing behind one slow statement. Every connection interrupts its
 //! statement once the deadline of the call it works for passes, and waits for a write lock no
-//! longer than that deadline (or 5 s without one).
+//! longer than that deadline (or 5 s without one). A write first takes the store's write turn
+//! ([`WriteGate`]), so that SQLite's lock is contended only by other processes.
 
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
