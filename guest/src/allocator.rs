@@ -1,5 +1,6 @@
-//! The guest's global allocator: a free list per size class, over chunks taken from the system
-//! allocator (dlmalloc on wasm), for the many small, short-lived strings a call lowers and frees.
+//! The guest's global allocator: a free list per size class, over chunks (first the rest of
+//! the module's initial memory, then chunks from dlmalloc), for the many small, short-lived
+//! strings a call lowers and frees.
 //!
 //! Why: dlmalloc's `malloc`, `free` and the `cabi_realloc` around them were about half of the
 //! guest's own instructions per search (BENCHMARKS.md, sixth pass). A block here has no header:
@@ -18,7 +19,8 @@ const MIN_CLASS_SHIFT: u32 = 3;
 const MAX_CLASS_SHIFT: u32 = 12;
 const CLASSES: usize = (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1) as usize;
 const BLOCK_ALIGN: usize = 1 << MIN_CLASS_SHIFT;
-/// Blocks are carved from chunks this large; a fresh instance touches only what it carves.
+/// Blocks are carved from the memory the module starts with, then from chunks this large; a
+/// fresh instance touches only what it carves.
 const CHUNK_BYTES: usize = 32 * 1024;
 
 /// Free lists of blocks of 8, 16, ... 4096 bytes, and the chunk new blocks are carved from.
@@ -28,7 +30,8 @@ struct SizeClasses {
     /// Where the next new block is carved from, and the end of its chunk.
     carve_at: Cell<*mut u8>,
     carve_end: Cell<*mut u8>,
-    /// Chunks taken from the system allocator, for the tests' bound on memory.
+    /// Chunks carved from so far (the first is the module's initial memory; the tests bound
+    /// the others).
     chunks: Cell<usize>,
 }
 
@@ -50,7 +53,7 @@ impl SizeClasses {
         }
     }
 
-    /// How many chunks this allocator has taken from the system allocator.
+    /// How many chunks this allocator has carved from.
     #[cfg(test)]
     fn chunks(&self) -> usize {
         self.chunks.get()
@@ -81,16 +84,19 @@ impl SizeClasses {
         let mut at = self.carve_at.get();
         if (self.carve_end.get() as usize) - (at as usize) < bytes {
             self.list_the_rest();
-            // SAFETY: a non-zero size and a power-of-two alignment.
-            let chunk = unsafe {
-                System.alloc(Layout::from_size_align_unchecked(CHUNK_BYTES, BLOCK_ALIGN))
+            let (chunk, end) = match self.chunks.get() {
+                0 => initial_heap(),
+                _ => system_chunk(),
             };
             if chunk.is_null() {
                 return chunk;
             }
             self.chunks.set(self.chunks.get() + 1);
             at = chunk;
-            self.carve_end.set(chunk.wrapping_add(CHUNK_BYTES));
+            self.carve_end.set(end);
+            if (end as usize) - (at as usize) < bytes {
+                return self.carve(bytes);
+            }
         }
         self.carve_at.set(at.wrapping_add(bytes));
         at
@@ -109,6 +115,37 @@ impl SizeClasses {
         }
         self.carve_at.set(at);
     }
+}
+
+/// The first chunk: the rest of the memory the module starts with, from `__heap_base` (after
+/// the stack and the data) to its end, about 30 KiB that dlmalloc never uses (it grows memory
+/// for its first block). A fresh instance whose call fits there grows no memory at all.
+#[cfg(target_arch = "wasm32")]
+fn initial_heap() -> (*mut u8, *mut u8) {
+    extern "C" {
+        /// Set by the linker: where the data ends and the heap may begin.
+        static __heap_base: u8;
+    }
+    // SAFETY: only the symbol's address is taken; the memory from there to the end of the
+    // initial pages belongs to no one else (dlmalloc only uses pages it grows).
+    let base = unsafe { std::ptr::addr_of!(__heap_base) } as usize;
+    let start = base.next_multiple_of(BLOCK_ALIGN);
+    let end = core::arch::wasm32::memory_size(0) * 65_536;
+    (start as *mut u8, end.max(start) as *mut u8)
+}
+
+/// On the host target (the tests), a chunk like the others.
+#[cfg(not(target_arch = "wasm32"))]
+fn initial_heap() -> (*mut u8, *mut u8) {
+    system_chunk()
+}
+
+/// A chunk from the system allocator (null when it has no memory left), and its end.
+fn system_chunk() -> (*mut u8, *mut u8) {
+    // SAFETY: a non-zero size and a power-of-two alignment.
+    let chunk =
+        unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK_BYTES, BLOCK_ALIGN)) };
+    (chunk, chunk.wrapping_add(CHUNK_BYTES))
 }
 
 /// The class that serves `layout`, or `None` for the system allocator.
