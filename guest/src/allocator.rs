@@ -118,19 +118,28 @@ impl SizeClasses {
 }
 
 /// The first chunk: the rest of the memory the module starts with, from `__heap_base` (after
-/// the stack and the data) to its end, about 30 KiB that dlmalloc never uses (it grows memory
-/// for its first block). A fresh instance whose call fits there grows no memory at all.
+/// the stack and the data) to `__heap_end` (the end of the initial pages), about 30 KiB that
+/// dlmalloc never uses (it grows memory for its first block). A fresh instance whose call fits
+/// there grows no memory at all. Both ends are the linker's, not the memory's size now: a
+/// large first block (a long query) may have grown the memory already, and what was grown is
+/// dlmalloc's.
 #[cfg(target_arch = "wasm32")]
 fn initial_heap() -> (*mut u8, *mut u8) {
     extern "C" {
         /// Set by the linker: where the data ends and the heap may begin.
         static __heap_base: u8;
+        /// Set by the linker: the end of the memory the module starts with.
+        static __heap_end: u8;
     }
-    // SAFETY: only the symbol's address is taken; the memory from there to the end of the
-    // initial pages belongs to no one else (dlmalloc only uses pages it grows).
-    let base = unsafe { std::ptr::addr_of!(__heap_base) } as usize;
+    // SAFETY: only the symbols' addresses are taken; the memory between them belongs to no one
+    // else (dlmalloc only uses pages it grows, which lie above `__heap_end`).
+    let (base, end) = unsafe {
+        (
+            std::ptr::addr_of!(__heap_base) as usize,
+            std::ptr::addr_of!(__heap_end) as usize,
+        )
+    };
     let start = base.next_multiple_of(BLOCK_ALIGN);
-    let end = core::arch::wasm32::memory_size(0) * 65_536;
     (start as *mut u8, end.max(start) as *mut u8)
 }
 

@@ -98,7 +98,8 @@ fn weak_first_result_is_retried_with_k_doubled() {
     let mut request = search("fix failing tests");
     request.top_k = Some(3);
     request.origins = vec!["bot".to_string()];
-    let response = service.search("s", &request).unwrap();
+    // No session id: nothing small is lowered before the query.
+    let response = service.search("", &request).unwrap();
 
     assert_eq!(response.hits.len(), 2);
     assert!(response.fallback.is_none());
@@ -252,4 +253,39 @@ fn the_memory_backend_finds_related_records_after_backfill() {
         scores.windows(2).all(|w| w[0] >= w[1]),
         "sorted by score: {scores:?}"
     );
+}
+
+#[test]
+fn a_call_whose_first_block_is_large_keeps_every_hit_intact() {
+    // The query is the first thing lowered into a fresh instance: above the allocator's
+    // largest class, so it comes from memory grown for it. The hundreds of small strings
+    // lowered after it are carved from the memory the module started with, and must never
+    // reach into that grown memory (BENCHMARKS.md, ninth pass).
+    let found: Vec<_> = (0..400)
+        .map(|n| {
+            let note = format!("{n:04}-").repeat(30);
+            hit(
+                "bot",
+                &format!("b{n}"),
+                0.9,
+                json!({"id": format!("B-{n}"), "note": note}),
+            )
+        })
+        .collect();
+    let retriever = ScriptedRetriever::new(vec![hits(found, None)]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
+    let query = vec!["termination"; 450].join(" ");
+    let mut request = search(&query);
+    request.top_k = Some(400);
+    // No session id: nothing small is lowered before the query.
+    let response = service.search("", &request).unwrap();
+
+    assert_eq!(response.hits.len(), 400);
+    for (n, hit) in response.hits.iter().enumerate() {
+        assert_eq!(hit.record_id.as_deref(), Some(format!("B-{n}").as_str()));
+        let metadata: serde_json::Value = serde_json::from_str(&hit.metadata).unwrap();
+        assert_eq!(metadata["note"], format!("{n:04}-").repeat(30));
+    }
+    assert_eq!(retriever.calls()[0].0, query);
 }
