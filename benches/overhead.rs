@@ -8,9 +8,13 @@
 //! OVERHEAD_COMPONENT=other.wasm cargo bench --bench overhead   # another build of the guest
 //! OVERHEAD_ONLY_FIXED=1 cargo bench --bench overhead   # only the fixed-hits table (profiling)
 //! OVERHEAD_ONLY_LOGS=1 cargo bench --bench overhead    # only the logs table
+//! OVERHEAD_ONLY_FLOOR=1 cargo bench --bench overhead   # only the floor table
 //! ```
 //! Prints one table per corpus size: ns per call for each path and its difference from the
-//! direct call; then what metering adds, and what the server's JSON logs add to a search.
+//! direct call; then what metering adds, what the server's JSON logs add to a search, and the
+//! floor: the product component next to one that only passes the backend's hits through
+//! (`benches/floor-guest/`), so that what the wrapper logic costs is told apart from what the
+//! canonical ABI and wasmtime cost.
 //! Figures go to BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -19,7 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vector_service_runtime::api::{BackendError, BackendHit, BackendHits, SearchRequest};
+use vector_service_runtime::api::{
+    BackendError, BackendHit, BackendHits, SearchRequest, SearchResponse,
+};
 use vector_service_runtime::backends::memory::MemoryStore;
 use vector_service_runtime::backends::Record;
 use vector_service_runtime::backends::{
@@ -38,6 +44,8 @@ const QUERIES: [&str; 4] = [
     "retry storage write",
 ];
 const MEASURE_FOR: Duration = Duration::from_secs(2);
+/// The floor component (`benches/floor-guest/`, built by `scripts/build-component.sh`).
+static FLOOR_COMPONENT: &[u8] = include_bytes!("floor-guest/floor.wasm");
 const WORDS: [&str; 12] = [
     "upload", "storage", "timeout", "payment", "retry", "test", "deploy", "queue", "cache",
     "index", "worker", "network",
@@ -179,6 +187,10 @@ fn main() -> anyhow::Result<()> {
     let sqlite = sample_corpus_in_sqlite(scratch.path())?;
     let only_fixed = std::env::var_os("OVERHEAD_ONLY_FIXED").is_some();
     let only_logs = std::env::var_os("OVERHEAD_ONLY_LOGS").is_some();
+    let only_floor = std::env::var_os("OVERHEAD_ONLY_FLOOR").is_some();
+    if only_floor {
+        return floor(&component);
+    }
     let corpora: &[usize] = match (only_fixed, only_logs) {
         (_, true) => &[],
         (true, false) => &[0],
@@ -265,7 +277,129 @@ fn main() -> anyhow::Result<()> {
     if !only_logs {
         metering(&plugin)?;
     }
-    logs(&plugin)
+    logs(&plugin)?;
+    if !only_logs {
+        floor(&component)?;
+    }
+    Ok(())
+}
+
+/// One measured path of the floor table: a call, given its number.
+type Timed<'a> = Box<dyn FnMut(usize) + 'a>;
+
+/// The product component against the floor component on the fixed-hits backend: a warm call,
+/// a fresh pooled instance per call and a pooled instantiation, each over the direct call.
+/// Every row runs in short windows, alternating with the others and in turned order, so that
+/// the VM's drift hits all rows alike.
+fn floor(component: &[u8]) -> anyhow::Result<()> {
+    const WINDOW: Duration = Duration::from_millis(100);
+    const ROUNDS: usize = 20;
+    let pooled_engine = SandboxEngine::new(Allocation::Pooling {
+        instances: 16,
+        memory_bytes: 64 << 20,
+    })?;
+    let mut backends = Backends::memory(Arc::new(MemoryStore::new()));
+    backends.retriever = Arc::new(FixedHits);
+    let services = [component, FLOOR_COMPONENT].map(|bytes| -> anyhow::Result<_> {
+        let plugin = Arc::new(Plugin::new(SandboxEngine::shared()?.engine(), bytes)?);
+        let pooled = Arc::new(Plugin::new(pooled_engine.engine(), bytes)?);
+        let service =
+            |plugin| VectorService::new(plugin, backends.clone(), Telemetry::new(), bench_config());
+        Ok((service(plugin), service(pooled)))
+    });
+    let [product, floor] = services;
+    let ((product, product_pooled), (floor, floor_pooled)) = (product?, floor?);
+    let (mut product_warm, mut floor_warm) = (product.instance()?, floor.instance()?);
+    // Proof that the floor does a search's work: the same hits as the product component.
+    let hits = |response: SearchResponse| response.hits;
+    anyhow::ensure!(
+        hits(product_warm.search("bench", &request(0))?)
+            == hits(floor_warm.search("bench", &request(0))?),
+        "the floor component's hits differ from the product component's"
+    );
+
+    let direct = FixedHits;
+    // The paths, in the order of `ns` below.
+    let mut paths: [Timed<'_>; 7] = [
+        Box::new(|i| {
+            black_box(
+                direct
+                    .search(QUERIES[i % QUERIES.len()], 5, &[])
+                    .expect("direct"),
+            );
+        }),
+        Box::new(|i| {
+            black_box(product_warm.search("bench", &request(i)).expect("warm"));
+        }),
+        Box::new(|i| {
+            black_box(floor_warm.search("bench", &request(i)).expect("warm"));
+        }),
+        Box::new(|i| {
+            black_box(product_pooled.search("bench", &request(i)).expect("fresh"));
+        }),
+        Box::new(|i| {
+            black_box(floor_pooled.search("bench", &request(i)).expect("fresh"));
+        }),
+        Box::new(|_| {
+            black_box(product_pooled.instance().expect("instance"));
+        }),
+        Box::new(|_| {
+            black_box(floor_pooled.instance().expect("instance"));
+        }),
+    ];
+    eprintln!("measuring: the floor");
+    // Per path: elapsed ns and calls, over the counted rounds.
+    let mut totals = [(0u128, 0u64); 7];
+    for round in 0..=ROUNDS {
+        // Round 0 warms every path up and is not counted; odd rounds run in reverse order.
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for path in order {
+            let started = Instant::now();
+            let mut calls = 0;
+            while started.elapsed() < WINDOW {
+                for _ in 0..16 {
+                    paths[path](calls);
+                    calls += 1;
+                }
+            }
+            if round > 0 {
+                totals[path].0 += started.elapsed().as_nanos();
+                totals[path].1 += calls as u64;
+            }
+        }
+    }
+    let ns: Vec<f64> = totals
+        .iter()
+        .map(|&(elapsed, calls)| elapsed as f64 / calls as f64)
+        .collect();
+    println!(
+        "\nthe floor: the product component against one that only passes the fixed hits \
+         through (benches/floor-guest, {} bytes), ns per call, {ROUNDS} alternating windows of \
+         {} ms per row (the backend called directly: {:.0} ns):",
+        FLOOR_COMPONENT.len(),
+        WINDOW.as_millis(),
+        ns[0]
+    );
+    println!("| path | product | floor | product - floor |");
+    println!("|---|---:|---:|---:|");
+    for (label, product, floor) in [
+        ("warm instance, over direct", ns[1] - ns[0], ns[2] - ns[0]),
+        (
+            "fresh pooled instance per call, over direct",
+            ns[3] - ns[0],
+            ns[4] - ns[0],
+        ),
+        ("pooled instantiate and drop", ns[5], ns[6]),
+    ] {
+        println!(
+            "| {label} | {product:.0} | {floor:.0} | {:+.0} |",
+            product - floor
+        );
+    }
+    Ok(())
 }
 
 /// What metering adds to a call, each piece timed alone: the per-instance lookup of the

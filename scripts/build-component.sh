@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild the checked-in components from source with the pinned toolchain (installed when
-# missing): host/component/vector_service.wasm (+ its .sha256) from guest/, and
-# tests/misbehaving-guest/misbehaving.wasm. Run it after changing guest/ or wit/, and commit
-# the result. `--check` writes nothing and fails when a rebuild differs from the checked-in
-# bytes (CI runs that).
+# missing): host/component/vector_service.wasm (+ its .sha256) from guest/,
+# tests/misbehaving-guest/misbehaving.wasm, and benches/floor-guest/floor.wasm (the overhead
+# bench's floor). Run it after changing guest/ or wit/, and commit the result. `--check` writes
+# nothing and fails when a rebuild differs from the checked-in bytes (CI runs that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-toolchain.sh --pinned

@@ -8,7 +8,7 @@ source scripts/require-rust.sh
 # One build from nothing: incremental state would only cost disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-echo "== checked-in components vs a rebuild from guest/ and tests/misbehaving-guest/"
+echo "== checked-in components vs a rebuild from guest/, tests/misbehaving-guest/ and benches/floor-guest/"
 bash scripts/build-component.sh --check
 # What the tests run against, fetched fatally: a test that cannot run fails, it never skips.
 # Prometheus + promtool (the metrics checks and a real scrape), PostgreSQL + pgvector (the
@@ -22,13 +22,15 @@ bash scripts/install-python.sh
 
 echo "== format"
 cargo fmt --all -- --check
-for guest in guest tests/misbehaving-guest; do (cd "$guest" && cargo fmt -- --check); done
+for guest in guest tests/misbehaving-guest benches/floor-guest; do (cd "$guest" && cargo fmt -- --check); done
 
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Host-target lints of the guest crates (their wasm builds: scripts/build-component.sh).
 (cd guest && cargo clippy --all-targets --locked --target-dir ../target/guest-clippy -- -D warnings)
-(cd tests/misbehaving-guest && cargo clippy --locked --target-dir ../../target/guest-clippy -- -D warnings)
+for guest in tests/misbehaving-guest benches/floor-guest; do
+    (cd "$guest" && cargo clippy --locked --target-dir ../../target/guest-clippy -- -D warnings)
+done
 
 echo "== lean host (runtime crate only, no wasm toolchain)"
 bash scripts/check-lean-host.sh

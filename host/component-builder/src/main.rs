@@ -24,7 +24,7 @@ struct Artifact {
     digest_file: Option<&'static str>,
 }
 
-const ARTIFACTS: [Artifact; 2] = [
+const ARTIFACTS: [Artifact; 3] = [
     Artifact {
         crate_dir: "guest",
         core_module: "vector_service_guest.wasm",
@@ -35,6 +35,12 @@ const ARTIFACTS: [Artifact; 2] = [
         crate_dir: "tests/misbehaving-guest",
         core_module: "misbehaving_guest.wasm",
         checked_in: "tests/misbehaving-guest/misbehaving.wasm",
+        digest_file: None,
+    },
+    Artifact {
+        crate_dir: "benches/floor-guest",
+        core_module: "floor_guest.wasm",
+        checked_in: "benches/floor-guest/floor.wasm",
         digest_file: None,
     },
 ];

@@ -1,0 +1,88 @@
+//! The floor of the sandbox's cost, for `cargo bench --bench overhead`: a component that fits
+//! the `vector-service` world and whose `Retriever.search` does the least a search can do. It
+//! asks the backend once and returns its hits, shaped as the contract says (the record id, else
+//! the backend's id), with the product guest's allocator and stack. It validates nothing, logs
+//! nothing, records no metric and caches nothing, so it imports two functions, not 21.
+//!
+//! What the product component costs above this one is its wrapper logic; what this one costs
+//! above the backend is the canonical ABI's and wasmtime's, which no guest can go below.
+//! The other operations answer `unavailable`.
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "vector-service:plugin/vector-service",
+        generate_all,
+    });
+}
+
+// The product guest's allocator, shared by path so that both are measured with the same one.
+#[cfg(any(test, target_arch = "wasm32"))]
+#[path = "../../../guest/src/allocator.rs"]
+mod allocator;
+
+use bindings::exports::vector_service::plugin::{
+    context_builder as ctx, embedding_backfill as backfill, patch_logger as patch, retriever as ret,
+};
+use bindings::vector_service::plugin::retriever_backend::{self, BackendHit};
+use bindings::vector_service::plugin::types::{BackendError, Error, Hit};
+
+struct Component;
+
+fn not_here() -> Error {
+    Error::Unavailable("the floor component only implements search".to_string())
+}
+
+fn hit(backend: BackendHit) -> Hit {
+    Hit {
+        origin_db: backend.origin_db,
+        record_id: Some(backend.record_id.unwrap_or(backend.id)),
+        score: backend.score,
+        reason: backend.reason,
+        metadata: backend.metadata,
+    }
+}
+
+impl ret::Guest for Component {
+    fn search(
+        session_id: String,
+        request: ret::SearchRequest,
+    ) -> Result<ret::SearchResponse, Error> {
+        let top_k = request.top_k.unwrap_or(5);
+        let (answer, _handle) = retriever_backend::search(&request.query, top_k, &request.origins)
+            .map_err(|error| match error {
+                BackendError::RateLimited(message) => Error::RateLimited(message),
+                BackendError::Unavailable(message) => Error::Unavailable(message),
+                BackendError::Failed(message) => Error::Backend(message),
+            })?;
+        Ok(ret::SearchResponse {
+            session_id,
+            hits: answer.hits.into_iter().map(hit).collect(),
+            fallback: None,
+            from_cache: false,
+        })
+    }
+}
+
+impl ctx::Guest for Component {
+    fn build(_: String, _: ctx::ContextRequest) -> Result<ctx::ContextResponse, Error> {
+        Err(not_here())
+    }
+}
+
+impl patch::Guest for Component {
+    fn track_contributors(
+        _: String,
+        _: patch::TrackRequest,
+    ) -> Result<patch::TrackResponse, Error> {
+        Err(not_here())
+    }
+}
+
+impl backfill::Guest for Component {
+    fn run(_: String, _: backfill::BackfillRequest) -> Result<backfill::BackfillResponse, Error> {
+        Err(not_here())
+    }
+}
+
+bindings::export!(Component with_types_in bindings);
