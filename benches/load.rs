@@ -10,7 +10,11 @@
 //! cargo bench --bench load
 //! LOAD_SECONDS=10 LOAD_CONNECTIONS=8 cargo bench --bench load
 //! VECTOR_SERVICE_BINARY=path/to/vector-service cargo bench --bench load   # another build
+//! LOAD_COMPONENT=benches/floor-guest/floor.wasm cargo bench --bench load   # another component
 //! ```
+//! With the floor component (`benches/floor-guest/`: a search that only passes the backend's
+//! hits through, and no other operation), the own share is the server's floor for a sandboxed
+//! search; its contributors row then counts every request as an error.
 //! Client and server share the machine's 2 cores, so req/s is a floor for a server with the
 //! machine to itself ("server-only req/s" divides the cores by the server's CPU per request).
 //! Figures go to BENCHMARKS.md.
@@ -86,12 +90,12 @@ fn start(dir: &Path, tenants: usize, logs: bool) -> ServerProcess {
         .collect();
     std::fs::write(&file, entries).expect("tenants file");
     let log = dir.join("server.log");
-    ServerProcess::start_with_globals(
-        dir,
-        &[],
-        &["--tenants".as_ref(), file.as_os_str()],
-        logs.then_some(log.as_path()),
-    )
+    let component = std::env::var_os("LOAD_COMPONENT");
+    let mut serve_args = vec!["--tenants".as_ref(), file.as_os_str()];
+    if let Some(component) = &component {
+        serve_args.extend(["--component".as_ref(), component.as_os_str()]);
+    }
+    ServerProcess::start_with_globals(dir, &[], &serve_args, logs.then_some(log.as_path()))
 }
 
 /// One route's load: a request template and a body per request number.
