@@ -21,18 +21,20 @@ mod bindings {
 #[path = "../../../guest/src/allocator.rs"]
 mod allocator;
 
-use bindings::exports::vector_service::plugin::{
-    context_builder as ctx, embedding_backfill as backfill, patch_logger as patch, retriever as ret,
-};
+// The other three operations answer `unavailable`, as the misbehaving test component's do.
+#[path = "../../../tests/misbehaving-guest/src/search_only.rs"]
+mod search_only;
+
+use bindings::exports::vector_service::plugin::retriever as ret;
 use bindings::vector_service::plugin::retriever_backend::{self, BackendHit};
 use bindings::vector_service::plugin::types::{BackendError, Error, Hit};
 
 struct Component;
 
-fn not_here() -> Error {
-    Error::Unavailable("the floor component only implements search".to_string())
-}
+/// What the other operations answer (`search_only`).
+const NOT_HERE: &str = "the floor component only implements search";
 
+/// A backend hit as the caller receives it, shaped as the product guest shapes it.
 fn hit(backend: BackendHit) -> Hit {
     Hit {
         origin_db: backend.origin_db,
@@ -61,27 +63,6 @@ impl ret::Guest for Component {
             fallback: None,
             from_cache: false,
         })
-    }
-}
-
-impl ctx::Guest for Component {
-    fn build(_: String, _: ctx::ContextRequest) -> Result<ctx::ContextResponse, Error> {
-        Err(not_here())
-    }
-}
-
-impl patch::Guest for Component {
-    fn track_contributors(
-        _: String,
-        _: patch::TrackRequest,
-    ) -> Result<patch::TrackResponse, Error> {
-        Err(not_here())
-    }
-}
-
-impl backfill::Guest for Component {
-    fn run(_: String, _: backfill::BackfillRequest) -> Result<backfill::BackfillResponse, Error> {
-        Err(not_here())
     }
 }
 

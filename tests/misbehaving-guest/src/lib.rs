@@ -19,18 +19,17 @@ mod bindings {
     });
 }
 
-use bindings::exports::vector_service::plugin::{
-    context_builder as ctx, embedding_backfill as backfill, patch_logger as patch, retriever as ret,
-};
+mod search_only;
+
+use bindings::exports::vector_service::plugin::retriever as ret;
 use bindings::vector_service::plugin::retriever_backend;
 use bindings::vector_service::plugin::types::Error;
 use bindings::wasi::logging::logging::{log, Level};
 
 struct Component;
 
-fn not_here() -> Error {
-    Error::Unavailable("the misbehaving test component only implements search".to_string())
-}
+/// What the other operations answer (`search_only`).
+const NOT_HERE: &str = "the misbehaving test component only implements search";
 
 fn hoard() -> ! {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
@@ -93,27 +92,6 @@ impl ret::Guest for Component {
                 from_cache: false,
             }),
         }
-    }
-}
-
-impl ctx::Guest for Component {
-    fn build(_: String, _: ctx::ContextRequest) -> Result<ctx::ContextResponse, Error> {
-        Err(not_here())
-    }
-}
-
-impl patch::Guest for Component {
-    fn track_contributors(
-        _: String,
-        _: patch::TrackRequest,
-    ) -> Result<patch::TrackResponse, Error> {
-        Err(not_here())
-    }
-}
-
-impl backfill::Guest for Component {
-    fn run(_: String, _: backfill::BackfillRequest) -> Result<backfill::BackfillResponse, Error> {
-        Err(not_here())
     }
 }
 
