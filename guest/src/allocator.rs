@@ -92,11 +92,14 @@ impl SizeClasses {
                 return chunk;
             }
             self.chunks.set(self.chunks.get() + 1);
-            at = chunk;
+            self.carve_at.set(chunk);
             self.carve_end.set(end);
-            if (end as usize) - (at as usize) < bytes {
+            // Only the first chunk (the module's spare memory) can be smaller than a block:
+            // list it, and carve the block from the next.
+            if (end as usize) - (chunk as usize) < bytes {
                 return self.carve(bytes);
             }
+            at = chunk;
         }
         self.carve_at.set(at.wrapping_add(bytes));
         at
@@ -143,10 +146,15 @@ fn initial_heap() -> (*mut u8, *mut u8) {
     (start as *mut u8, end.max(start) as *mut u8)
 }
 
-/// On the host target (the tests), a chunk like the others.
+/// On the host target (the tests), a chunk like the others, or as small as a test asks.
 #[cfg(not(target_arch = "wasm32"))]
 fn initial_heap() -> (*mut u8, *mut u8) {
-    system_chunk()
+    let (chunk, end) = system_chunk();
+    #[cfg(test)]
+    if let Some(bytes) = tests::FIRST_CHUNK_BYTES.with(Cell::get) {
+        return (chunk, chunk.wrapping_add(bytes));
+    }
+    (chunk, end)
 }
 
 /// A chunk from the system allocator (null when it has no memory left), and its end.
@@ -212,6 +220,12 @@ unsafe impl GlobalAlloc for SizeClasses {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// The size of the first chunk on this thread, when a test needs a small one (the
+        /// module's spare memory can be smaller than a block).
+        pub(super) static FIRST_CHUNK_BYTES: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
     fn bytes(size: usize) -> Layout {
         Layout::from_size_align(size, 1).unwrap()
     }
@@ -229,6 +243,29 @@ mod tests {
             );
             assert_ne!(classes.alloc(bytes(20)), first, "the block is taken again");
         }
+    }
+
+    #[test]
+    fn a_first_chunk_smaller_than_the_block_is_listed_and_the_block_comes_from_the_next() {
+        FIRST_CHUNK_BYTES.with(|first| first.set(Some(24)));
+        let classes = SizeClasses::new();
+        unsafe {
+            let large = classes.alloc(bytes(4_096));
+            assert!(!large.is_null());
+            large.write_bytes(1, 4_096);
+            // The first chunk's 24 bytes are listed as a 16-byte and an 8-byte block.
+            let small = [classes.alloc(bytes(16)), classes.alloc(bytes(8))];
+            small[0].write_bytes(2, 16);
+            small[1].write_bytes(3, 8);
+            assert_eq!(small[1], small[0].wrapping_add(16), "{small:?}");
+            let written = std::slice::from_raw_parts(large, 4_096);
+            assert!(
+                written.iter().all(|&byte| byte == 1),
+                "the block was overwritten"
+            );
+        }
+        assert_eq!(classes.chunks(), 2);
+        FIRST_CHUNK_BYTES.with(|first| first.set(None));
     }
 
     #[test]
