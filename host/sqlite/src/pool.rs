@@ -158,13 +158,12 @@ impl ConnectionPool {
                     crate::backend_error(error)
                 });
             }
-            let Some(back) = wait_counted(&self.returned, slots, |slots| &mut slots.waiting) else {
-                return Err(BackendError::Unavailable(format!(
-                    "sqlite: every connection stayed busy: {}",
-                    deadline::DEADLINE_MESSAGE
-                )));
-            };
-            slots = back;
+            slots = wait_counted(
+                &self.returned,
+                slots,
+                |slots| &mut slots.waiting,
+                "every connection stayed busy",
+            )?;
         }
     }
 

@@ -3,20 +3,25 @@
 
 use std::sync::{Condvar, MutexGuard};
 
+use vector_service_runtime::api::BackendError;
 use vector_service_runtime::deadline;
 
 /// `guard` back after waiting on `condvar`, counted in `waiting(&mut guard)` meanwhile (so that
 /// whoever frees the thing notifies only when someone waits), for at most the time left before
-/// the current call's deadline (for ever without one). `None`, without waiting, when no time
-/// is left.
+/// the current call's deadline (for ever without one). When no time is left it does not wait:
+/// the call gets `Unavailable`, saying that `what_held_it` until the deadline.
 pub(super) fn wait_counted<'a, T>(
     condvar: &Condvar,
     mut guard: MutexGuard<'a, T>,
     waiting: fn(&mut T) -> &mut usize,
-) -> Option<MutexGuard<'a, T>> {
+    what_held_it: &str,
+) -> Result<MutexGuard<'a, T>, BackendError> {
     let left = deadline::remaining();
     if left.is_some_and(|left| left.is_zero()) {
-        return None;
+        return Err(BackendError::Unavailable(format!(
+            "sqlite: {what_held_it}: {}",
+            deadline::DEADLINE_MESSAGE
+        )));
     }
     *waiting(&mut guard) += 1;
     let mut guard = match left {
@@ -29,7 +34,7 @@ pub(super) fn wait_counted<'a, T>(
         }
     };
     *waiting(&mut guard) -= 1;
-    Some(guard)
+    Ok(guard)
 }
 
 /// Unlocks `guard`, then wakes one waiter of `condvar` when `waiting(&guard)` counts one: a

@@ -10,7 +10,6 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use vector_service_runtime::api::BackendError;
-use vector_service_runtime::deadline;
 
 use crate::waiting::{wait_counted, wake_one};
 
@@ -42,13 +41,12 @@ impl WriteGate {
     pub(super) fn enter(&self) -> Result<WriteTurn<'_>, BackendError> {
         let mut turns = self.turns();
         while turns.taken {
-            let Some(back) = wait_counted(&self.freed, turns, |turns| &mut turns.waiting) else {
-                return Err(BackendError::Unavailable(format!(
-                    "sqlite: another write held the store: {}",
-                    deadline::DEADLINE_MESSAGE
-                )));
-            };
-            turns = back;
+            turns = wait_counted(
+                &self.freed,
+                turns,
+                |turns| &mut turns.waiting,
+                "another write held the store",
+            )?;
         }
         turns.taken = true;
         Ok(WriteTurn { gate: self })
