@@ -98,8 +98,7 @@ fn weak_first_result_is_retried_with_k_doubled() {
     let mut request = search("fix failing tests");
     request.top_k = Some(3);
     request.origins = vec!["bot".to_string()];
-    // No session id: nothing small is lowered before the query.
-    let response = service.search("", &request).unwrap();
+    let response = service.search("s", &request).unwrap();
 
     assert_eq!(response.hits.len(), 2);
     assert!(response.fallback.is_none());
