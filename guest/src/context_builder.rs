@@ -230,7 +230,11 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
     }
 
     let origins: Vec<String> = rules.iter().map(|rule| rule.origin.to_string()).collect();
-    let wanted = top_k.saturating_mul(CANDIDATES_PER_ENTRY);
+    // Candidates are asked of `Retriever.search`, which takes at most `MAX_TOP_K` itself: a
+    // request's valid `top_k` must never ask it for more.
+    let wanted = top_k
+        .saturating_mul(CANDIDATES_PER_ENTRY)
+        .min(bounds::MAX_TOP_K);
     let mut hits = related(session_id, &request.task, wanted, origins)?;
     // A bucket short of `top_k` while the search was cut at `wanted` may have more matches
     // that other buckets' hits crowded out: that origin's own best `top_k` replace its hits.
