@@ -175,9 +175,39 @@ impl CustomizeConnection<postgres::Client, postgres::Error> for TenantSchema {
     }
 }
 
+type PgPool = Pool<PostgresConnectionManager<NoTls>>;
+
+/// The connection pool, closed on a thread of its own when the store is dropped: a
+/// `postgres::Client` closes its connection by blocking on a runtime of its own, which panics
+/// (and, inside a destructor, aborts the process) on a thread already inside a tokio runtime,
+/// as an async server's workers and blocking pool are.
+struct ClosedApart(Option<PgPool>);
+
+impl std::ops::Deref for ClosedApart {
+    type Target = PgPool;
+
+    fn deref(&self) -> &PgPool {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for ClosedApart {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            // Joined, so the connections are closed when the store's drop returns.
+            let closing = std::thread::Builder::new()
+                .name("postgres-close".into())
+                .spawn(move || drop(pool));
+            if let Ok(closing) = closing {
+                let _ = closing.join();
+            }
+        }
+    }
+}
+
 /// A PostgreSQL-backed implementation of every backend trait, for one tenant.
 pub struct PostgresStore {
-    pool: Pool<PostgresConnectionManager<NoTls>>,
+    pool: ClosedApart,
     schema: String,
     embedder: Arc<dyn Embedder>,
     search_mode: SearchMode,
@@ -288,7 +318,7 @@ impl PostgresStore {
             .build(manager)
             .map_err(|error| PostgresError::Connect(error.to_string()))?;
         let store = Self {
-            pool,
+            pool: ClosedApart(Some(pool)),
             schema,
             embedder,
             search_mode: SearchMode::default(),
