@@ -151,7 +151,10 @@ impl HttpEmbedder {
                 .limit(4096)
                 .read_to_string()
                 .unwrap_or_default();
-            let message = format!("embedding endpoint answered {status}: {}", body.trim());
+            // The body goes to the log only: an endpoint's error text (which may quote a key
+            // or an internal address) must not reach the tenant's answer.
+            tracing::warn!(status, body = %body.trim(), "the embedding endpoint refused a request");
+            let message = format!("embedding endpoint answered {status}");
             return Err(match status {
                 429 => AttemptError {
                     error: BackendError::RateLimited(message),
