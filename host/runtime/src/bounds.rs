@@ -3,6 +3,20 @@
 //! before calling any backend; these host-side bounds hold for any component, including one
 //! that does not check (a backend is never asked for work proportional to a guest's number).
 
+/// The contract's request bounds (`wit/vector-service.wit`), for hosts that check a request
+/// before handing it to the component: a job that would only fail later, or a field the host
+/// keeps (a session id in a job's record), is refused up front.
+pub mod request {
+    /// Most hits a request may ask for (`top-k`).
+    pub const MAX_TOP_K: u32 = 1_000;
+    /// Longest session id, patch id, vector id, database or origin name, in bytes.
+    pub const MAX_NAME_BYTES: usize = 256;
+    /// Largest backfill batch.
+    pub const MAX_BATCH_SIZE: u32 = 1_000;
+    /// Most entries in a list of names (origins, databases, db weights).
+    pub const MAX_LIST_ENTRIES: usize = 64;
+}
+
 /// Most hits one `retriever-backend.search` may ask for. Above the request bound (1,000) because
 /// the component looks deeper than a request's `top-k` (a doubled retry, candidates per
 /// context entry).

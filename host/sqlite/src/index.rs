@@ -237,7 +237,10 @@ impl IndexedVectors {
         let partial = path.with_extension("partial");
         std::fs::write(&partial, bytes)
             .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|e| BackendError::Failed(format!("writing {}: {e}", path.display())))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, path = %path.display(), "the vector index header was not written");
+                BackendError::Failed(format!("writing the vector index header: {e}"))
+            })?;
         self.saved_seq = self.seq;
         Ok(true)
     }

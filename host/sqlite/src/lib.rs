@@ -40,7 +40,7 @@ pub use vector_service_runtime::backends::records::StoreStats;
 use vector_service_runtime::backends::records::{now_ms, text_hash};
 use vector_service_runtime::backends::{
     rates, ChangeClock, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever,
-    RetrieverStats, Store, VectorMetricsDb,
+    RetrieverStats, Store, StoreFault, VectorMetricsDb,
 };
 use vector_service_runtime::deadline;
 
@@ -449,15 +449,48 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    /// Unhealthy for good once a statement found the file damaged; else one cheap read.
+    /// Unhealthy for good once a statement found the file damaged; else one cheap read, and
+    /// after a write met a full disk, one write that changes nothing, to see it go through.
     fn health(&self) -> Result<(), BackendError> {
         if self.connections.damaged() {
             return Err(BackendError::Failed(
                 "sqlite: the database file is damaged".into(),
             ));
         }
+        if self.connections.full() {
+            self.writer()?
+                .execute("UPDATE change_clock SET seq = seq", [])
+                .map_err(backend_error)?;
+            self.connections.room_again();
+        }
         let connection = self.connection()?;
         current_seq(&connection).map(drop)
+    }
+
+    fn fault(&self) -> Option<StoreFault> {
+        if self.connections.damaged() {
+            Some(StoreFault::Damaged)
+        } else if self.connections.full() {
+            Some(StoreFault::Full)
+        } else {
+            None
+        }
+    }
+
+    /// SQLite's `quick_check`: every page read once, the first problem reported.
+    fn check_integrity(&self) -> Result<(), BackendError> {
+        let connection = self.connection()?;
+        let verdict: String = connection
+            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+            .map_err(backend_error)?;
+        if verdict == "ok" {
+            return Ok(());
+        }
+        drop(connection);
+        self.connections.mark_damaged();
+        Err(BackendError::Failed(format!(
+            "sqlite: the database file is damaged: {verdict}"
+        )))
     }
 
     /// Yes once the indexes its search mode reads are built (a search then only catches

@@ -30,9 +30,16 @@ const PROGRESS_OPS: i32 = 1_000;
 const BUSY_RETRIES: i32 = 250;
 
 thread_local! {
-    /// Set by [`note_error`] when SQLite reports a damaged file; taken by the checked-out
-    /// connection the error came from when it returns to its pool.
-    static DAMAGE_SEEN: Cell<bool> = const { Cell::new(false) };
+    /// Set by [`note_error`] when SQLite reports a damaged file or a full disk; taken by the
+    /// checked-out connection the error came from when it returns to its pool.
+    static FAULT_SEEN: Cell<Seen> = const { Cell::new(Seen { damage: false, full: false }) };
+}
+
+/// The lasting faults one checkout's statements met.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    damage: bool,
+    full: bool,
 }
 
 /// Whether `error` says the file itself is damaged (not a busy lock or a bad statement). Text
@@ -46,12 +53,29 @@ pub(super) fn is_damage(error: &rusqlite::Error) -> bool {
         )
 }
 
-/// Every SQLite error of a store passes here (through `backend_error`): damage is remembered
-/// for the connection in use, whose pool then reports the store unhealthy for good.
+/// Whether `error` says the disk (or the file's size limit) is full.
+pub(super) fn is_full(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// Every SQLite error of a store passes here (through `backend_error`): damage and a full disk
+/// are remembered for the connection in use, whose pool then reports them as the store's fault
+/// (damage for good, a full disk until a write gets through again).
 pub(super) fn note_error(error: &rusqlite::Error) {
-    if is_damage(error) {
-        DAMAGE_SEEN.with(|seen| seen.set(true));
+    let (damage, full) = (is_damage(error), is_full(error));
+    if damage || full {
+        FAULT_SEEN.with(|seen| {
+            let before = seen.get();
+            seen.set(Seen {
+                damage: before.damage || damage,
+                full: before.full || full,
+            });
+        });
     }
+}
+
+fn forget_seen() {
+    FAULT_SEEN.with(|seen| seen.set(Seen::default()));
 }
 
 /// Idle connections, how many exist, and how many calls wait for one.
@@ -70,6 +94,8 @@ pub(super) struct ConnectionPool {
     slots: Mutex<Slots>,
     returned: Condvar,
     damaged: AtomicBool,
+    /// A write met a full disk, and none got through since.
+    full: AtomicBool,
     write_gate: WriteGate,
 }
 
@@ -117,6 +143,7 @@ impl ConnectionPool {
             }),
             returned: Condvar::new(),
             damaged: AtomicBool::new(false),
+            full: AtomicBool::new(false),
             write_gate: WriteGate::default(),
         }
     }
@@ -131,6 +158,21 @@ impl ConnectionPool {
         self.damaged.load(Ordering::Relaxed)
     }
 
+    /// Mark the file damaged for good (an integrity check found it so).
+    pub(super) fn mark_damaged(&self) {
+        self.damaged.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the last write met a full disk.
+    pub(super) fn full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// A write got through: the disk has room again.
+    pub(super) fn room_again(&self) {
+        self.full.store(false, Ordering::Relaxed);
+    }
+
     fn slots(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -141,7 +183,7 @@ impl ConnectionPool {
         let mut slots = self.slots();
         loop {
             if let Some(connection) = slots.idle.pop() {
-                DAMAGE_SEEN.with(|seen| seen.set(false));
+                forget_seen();
                 return Ok(Pooled {
                     pool: self,
                     connection: Some(connection),
@@ -171,6 +213,13 @@ impl ConnectionPool {
     /// [`WriteGate`]), waiting no longer than the current call's deadline. The turn is taken
     /// first, so a waiting writer holds no connection that readers could use.
     pub(super) fn writer(&self) -> Result<Writer<'_>, BackendError> {
+        // Writing into a damaged file can only spread the damage.
+        if self.damaged() {
+            return Err(BackendError::Failed(
+                "sqlite: the database file is damaged; writes are refused until it is restored"
+                    .into(),
+            ));
+        }
         let turn = self.write_gate.enter()?;
         Ok(Writer {
             connection: self.get()?,
@@ -179,7 +228,7 @@ impl ConnectionPool {
     }
 
     fn open_one(&self) -> rusqlite::Result<Pooled<'_>> {
-        DAMAGE_SEEN.with(|seen| seen.set(false));
+        forget_seen();
         let mut connection = Connection::open(&self.path)?;
         configure(&mut connection)?;
         Ok(Pooled {
@@ -219,8 +268,12 @@ impl DerefMut for Writer<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if DAMAGE_SEEN.with(Cell::take) {
+        let seen = FAULT_SEEN.with(Cell::take);
+        if seen.damage {
             self.pool.damaged.store(true, Ordering::Relaxed);
+        }
+        if seen.full {
+            self.pool.full.store(true, Ordering::Relaxed);
         }
         if let Some(connection) = self.connection.take() {
             let mut slots = self.pool.slots();

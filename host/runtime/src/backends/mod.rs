@@ -94,6 +94,34 @@ pub trait ChangeClock: Send + Sync {
     fn generation(&self) -> Result<u64, BackendError>;
 }
 
+/// A lasting fault of a store: what it found about its own files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFault {
+    /// The file is damaged: reads may be wrong, writes are refused, until it is restored.
+    Damaged,
+    /// The disk was full at the last write: reads work, writes fail until there is room.
+    Full,
+}
+
+impl StoreFault {
+    /// The fault's stable name (`store-damaged`, `storage-full`): error kinds and metric labels.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Damaged => "store-damaged",
+            Self::Full => "storage-full",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Damaged => "its database file is damaged: writes are refused until it is restored from a backup",
+            Self::Full => "the disk under its store is full: writes fail until there is room",
+        })
+    }
+}
+
 /// A tenant's whole store (SQLite file or PostgreSQL schema): every import's backend plus what
 /// the CLI and the server do around calls (ingest, delete, counts, reading outcomes back).
 pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + ChangeClock {
@@ -113,6 +141,18 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + Chan
     /// Whether the store can serve now, by a probe whose cost does not grow with the data
     /// (readiness checks call it periodically).
     fn health(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    /// A lasting fault the store found by itself (a statement that met a damaged file or a
+    /// full disk, or [`Store::check_integrity`]): read from a flag, no I/O, so a server can
+    /// report it the moment it is found. A damaged store refuses writes.
+    fn fault(&self) -> Option<StoreFault> {
+        None
+    }
+    /// Check the whole store for damage, marking it damaged ([`Store::fault`]) when it is:
+    /// costs a read of everything, so it runs where that is paid anyway (a store's open, a
+    /// command-line run), never per request.
+    fn check_integrity(&self) -> Result<(), BackendError> {
         Ok(())
     }
     /// Whether a search or a rates read answers now from process memory and local files
