@@ -271,6 +271,10 @@ pub enum Command {
         /// Largest request body accepted (bytes); larger ones get 413.
         #[arg(long, default_value_t = 8 << 20)]
         max_body_bytes: usize,
+        /// Largest component file read, at start and at reload (bytes); only regular files
+        /// are read.
+        #[arg(long, default_value_t = crate::server::DEFAULT_MAX_COMPONENT_BYTES)]
+        max_component_bytes: u64,
         /// Open connections at most; past it new connections are closed at once (counted in
         /// vector_service_connections_refused_total). Keep it under the descriptor limit.
         #[arg(long, default_value_t = 1024)]

@@ -36,6 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tenants,
         component,
         max_body_bytes,
+        max_component_bytes,
         max_connections,
         header_timeout_ms,
     }) = cli.command
@@ -56,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tenants,
             component,
             max_body_bytes,
+            max_component_bytes,
             max_connections,
             header_timeout: std::time::Duration::from_millis(header_timeout_ms),
             rollouts: Some(tenant::data_dir(&global).join("rollouts.json")),

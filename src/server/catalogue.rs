@@ -2,13 +2,16 @@
 //! the built-in component, compiled onto the server's one engine. A tenant pinned to a digest
 //! runs exactly those bytes, beside tenants running others. A listed file whose bytes do not
 //! have the digest it is listed under, or that does not fit the WIT world, refuses the whole
-//! tenants file (at start and at reload: the running tenants keep serving).
+//! tenants file (at start and at reload alike: the running tenants keep serving). Every listed
+//! file is read again at each load (`config`), so what was compiled before is reused only for
+//! bytes still on disk.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use vector_service_runtime::{sha256_hex, Plugin, PluginHandle, SandboxEngine, BUILTIN_COMPONENT};
 
+use super::config::{self, Compiled, ComponentFiles};
 use super::tenants::Tenants;
 
 /// The built-in component's sha256: always allowed.
@@ -22,41 +25,29 @@ pub(super) struct Catalogue {
 }
 
 impl Catalogue {
-    /// Compile every component `tenants` lists and the built-in one if a tenant is pinned to
-    /// it, reusing what `previous` compiled and the server's own component (`server`), so no
-    /// bytes are compiled twice. Reads files and compiles: run it off the async threads.
+    /// Read every component `tenants` lists and check it holds the bytes it is listed as, then
+    /// compile it (or reuse what `compiled` has for those bytes); the built-in one too if a
+    /// tenant is pinned to it. Reads files and compiles: run it off the async threads.
     pub(super) fn load(
         tenants: &Tenants,
         engine: &SandboxEngine,
-        previous: Option<&Catalogue>,
-        server: &Arc<Plugin>,
+        compiled: &Compiled<'_>,
+        files: &ComponentFiles<'_>,
     ) -> Result<Self, String> {
         let mut plugins = HashMap::new();
-        let reuse = |digest: &str| {
-            previous
-                .and_then(|p| p.plugins.get(digest))
-                .cloned()
-                .or_else(|| (server.digest() == digest).then(|| server.clone()))
-        };
         for entry in &tenants.catalogue {
-            let plugin = match reuse(&entry.sha256) {
+            let shown = config::shown(&entry.file);
+            let bytes = files.read(&entry.file).map_err(|e| e.to_string())?;
+            let digest = sha256_hex(&bytes);
+            if digest != entry.sha256 {
+                return Err(format!(
+                    "component {shown} has sha256 {digest}, not the {} it is allowed as",
+                    entry.sha256
+                ));
+            }
+            let plugin = match compiled.find(&digest) {
                 Some(plugin) => plugin,
-                None => {
-                    let shown = entry.file.display();
-                    let bytes = std::fs::read(&entry.file)
-                        .map_err(|e| format!("component {shown}: {e}"))?;
-                    let digest = sha256_hex(&bytes);
-                    if digest != entry.sha256 {
-                        return Err(format!(
-                            "component {shown} has sha256 {digest}, not the {} it is allowed as",
-                            entry.sha256
-                        ));
-                    }
-                    Arc::new(
-                        Plugin::new(engine.engine(), &bytes)
-                            .map_err(|e| format!("component {shown}: {e:#}"))?,
-                    )
-                }
+                None => config::compile(engine, &bytes, &shown)?,
             };
             plugins.insert(entry.sha256.clone(), plugin);
         }
@@ -65,16 +56,18 @@ impl Catalogue {
             .iter()
             .any(|t| t.component.as_deref() == Some(BUILTIN_DIGEST.as_str()));
         if builtin_pinned && !plugins.contains_key(BUILTIN_DIGEST.as_str()) {
-            let plugin = match reuse(&BUILTIN_DIGEST) {
+            let plugin = match compiled.find(&BUILTIN_DIGEST) {
                 Some(plugin) => plugin,
-                None => Arc::new(
-                    Plugin::new(engine.engine(), BUILTIN_COMPONENT)
-                        .map_err(|e| format!("the built-in component: {e:#}"))?,
-                ),
+                None => config::compile(engine, BUILTIN_COMPONENT, "built-in")?,
             };
             plugins.insert(BUILTIN_DIGEST.clone(), plugin);
         }
         Ok(Self { plugins })
+    }
+
+    /// The compiled component with `digest`, if the catalogue has it.
+    pub(super) fn get(&self, digest: &str) -> Option<Arc<Plugin>> {
+        self.plugins.get(digest).cloned()
     }
 
     /// The component with `digest` a tenant may run: an allowed one, or the server's own

@@ -5,6 +5,7 @@
 //! old tenants and component keep serving.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,15 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vector_service_runtime::Plugin;
 
 use super::auth::Admin;
 use super::body::{self, Accepts};
-use super::catalogue::{self, Catalogue};
+use super::config::{self, Compiled, ComponentFiles};
 use super::error::ApiError;
 use super::handlers::panicked;
 use super::roster::{Builder, Changes};
-use super::state::{fits_pool, read_component, AppState, Shared};
+use super::state::{fits_pool, AppState, Shared};
 use super::tenants::Tenants;
 use super::warm_indexes;
 use crate::failure::FailureBody;
@@ -42,13 +42,13 @@ pub(super) struct ReloadBody {
 pub(super) struct ReloadAnswer {
     /// `reloaded`.
     status: &'static str,
-    /// The component's file, or `built-in`.
+    /// The component's file name, or `built-in`.
     component: String,
     /// Its sha256, hex.
     sha256: String,
     /// Its size.
     bytes: usize,
-    /// Whether it was compiled (false: the bytes were already serving).
+    /// Whether it was compiled (false: the same bytes were compiled before).
     compiled: bool,
     /// With a tenants file: what the reload changed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,8 +89,21 @@ pub(super) async fn reload(
             .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?
     };
     let path = request.component.or_else(|| state.component.clone());
-    let loaded = reload_all(&state, path).await?;
+    // Set when this handler is dropped before it answers (the caller hung up): the reload's
+    // file reads stop there.
+    let gone = Arc::new(AtomicBool::new(false));
+    let _on_hang_up = SetOnDrop(gone.clone());
+    let loaded = reload_all(&state, path, gone).await?;
     Ok(Json(loaded).into_response())
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A reload refused: counted, and the old tenants and component keep serving.
@@ -100,8 +113,13 @@ fn refused(state: &AppState, message: String) -> ApiError {
 }
 
 /// Check the tenants file and the component, then swap both in; the JSON answer names what
-/// is now serving and what changed.
-async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswer, ApiError> {
+/// is now serving and what changed. Reading stops once `gone` is set (the caller hung up), and
+/// then nothing changes.
+async fn reload_all(
+    state: &Shared,
+    path: Option<PathBuf>,
+    gone: Arc<AtomicBool>,
+) -> Result<ReloadAnswer, ApiError> {
     let _one_at_a_time = state.reloading.lock().await;
     let tenants = match &state.tenants_file {
         None => None,
@@ -120,41 +138,40 @@ async fn reload_all(state: &Shared, path: Option<PathBuf>) -> Result<ReloadAnswe
             Some(tenants)
         }
     };
-    let source = path
-        .as_ref()
-        .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
     let engine = state.engine.clone();
     let serving = state.serving_digest();
-    let shown = source.clone();
     let previous = state.catalogue();
     let running = state.plugin.active();
-    // Compile only new bytes: a reload for a tenants-file change keeps the component as is,
-    // and the catalogue keeps what it compiled before.
+    // Without a tenants file the one keyless tenant stays as it is; its component is checked
+    // the same way.
+    let fixed = state.roster().tenants.clone();
+    let max_bytes = state.max_component_bytes;
+    // Start and reload load through the same function: a reload accepts what a start would.
     let loaded = tokio::task::spawn_blocking(move || {
-        let (bytes, sha256) = read_component(path.as_ref()).map_err(|e| format!("{e:#}"))?;
-        if let Some(tenants) = &tenants {
-            catalogue::check_allowed(tenants, &sha256, &shown)?;
-        }
-        let plugin = (sha256 != serving)
-            .then(|| Plugin::new(engine.engine(), &bytes).map(Arc::new))
-            .transpose()
-            .map_err(|e| format!("{e:#}"))?;
-        let server = plugin.clone().unwrap_or(running);
-        let catalogue = tenants
-            .as_ref()
-            .map(|tenants| Catalogue::load(tenants, &engine, Some(&previous), &server))
-            .transpose()?;
-        Ok::<_, String>((plugin, catalogue, tenants, sha256, bytes.len()))
+        let files = ComponentFiles {
+            max_bytes,
+            gone: &gone,
+        };
+        let compiled = Compiled {
+            catalogue: Some(&previous),
+            plugins: vec![running],
+        };
+        let checked = tenants.as_ref().unwrap_or(&fixed);
+        config::load_components(checked, path.as_deref(), &engine, &compiled, &files)
+            .map(|components| (components, tenants))
     })
     .await
     .map_err(|e| panicked("the reload", e))?;
-    let (plugin, catalogue, tenants, sha256, size) = loaded.map_err(|error| {
+    let (components, tenants) = loaded.map_err(|error| {
         refused(
             state,
-            format!("component {source} or the tenants file's [[component]] list refused; nothing changed, the old one keeps serving: {error}"),
+            format!("refused; nothing changed, the old one keeps serving: {error}"),
         )
     })?;
-    let compiled = plugin.is_some();
+    let sha256 = components.server.digest().to_string();
+    let (source, size, compiled) = (components.source, components.bytes, components.compiled);
+    let plugin = (sha256 != serving).then_some(components.server);
+    let catalogue = tenants.is_some().then_some(components.catalogue);
     if let Some(plugin) = plugin {
         state.plugin.replace(plugin.clone());
         *state.serving.lock().unwrap_or_else(|p| p.into_inner()) = sha256.clone();
@@ -223,7 +240,8 @@ pub(super) async fn reload_on_sighup(state: Shared) {
     };
     while hangup.recv().await.is_some() {
         let path = state.component.clone();
-        if let Err(error) = reload_all(&state, path).await {
+        let never_gone = Arc::new(AtomicBool::new(false));
+        if let Err(error) = reload_all(&state, path, never_gone).await {
             tracing::error!(error = %error.message, "SIGHUP reload refused; the old tenants and component keep serving");
         }
     }

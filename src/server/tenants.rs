@@ -265,7 +265,8 @@ impl Tenants {
 
     /// Read and check a tenants file.
     pub fn load(path: &Path) -> Result<Self, TenantsError> {
-        let shown = path.display().to_string();
+        // Named by its file name only: a reload's refusal reaches an HTTP body.
+        let shown = super::config::shown(path);
         let text = std::fs::read_to_string(path).map_err(|source| TenantsError::Read {
             path: shown.clone(),
             source,
@@ -350,6 +351,16 @@ impl Tenants {
             Some(_) => return Err(invalid("admin_key_sha256 must be 64 hex digits".into())),
             None => None,
         };
+        // A tenant holding the admin key would be an admin: every tenant's metrics, reloads.
+        if let Some(index) = admin_key_sha256
+            .as_ref()
+            .and_then(|admin| by_key_hash.get(admin))
+        {
+            return Err(invalid(format!(
+                "tenant {:?} has the admin key as its API key; give one of them another key",
+                tenants[*index].name
+            )));
+        }
         Ok(Self {
             entries: tenants,
             by_key_hash,
@@ -464,6 +475,10 @@ mod tests {
                 "call_deadline_ms",
             ),
             (tenant("../x", "k"), "tenant name"),
+            (
+                format!("admin_key_sha256 = \"{}\"\n", key_hash("k")) + &tenant("a", "k"),
+                "tenant \"a\" has the admin key",
+            ),
             (
                 tenant("a", "k") + &format!("component = \"{}\"\n", "ab".repeat(32)),
                 "neither the built-in one nor in the [[component]] list",
