@@ -8,7 +8,8 @@
 //! `component` in the file is what it was when the rollout started; editing it there wins.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -53,24 +54,64 @@ impl Rollout {
 pub(super) struct Rollouts {
     path: Option<PathBuf>,
     by_tenant: Mutex<BTreeMap<String, Rollout>>,
+    /// What start found wrong with the file, if anything (the server started anyway).
+    damage: Option<String>,
 }
 
 impl Rollouts {
     /// The rollouts kept in `path` (none when it does not exist yet); `None`: kept in memory
-    /// only.
-    pub(super) fn open(path: Option<PathBuf>) -> anyhow::Result<Self> {
-        let by_tenant = match &path {
-            Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(path)?;
-                serde_json::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: not a rollouts file: {e}", path.display()))?
-            }
-            _ => BTreeMap::new(),
+    /// only. The file is the server's own state, so a damaged one never stops a start: the
+    /// previous version the server kept beside it is used, else no rollouts (tenants run their
+    /// pinned or the server's component); an entry that does not read is dropped alone. The
+    /// damaged file is moved aside for the operator, and [`Rollouts::damage`] says what happened.
+    pub(super) fn open(path: Option<PathBuf>) -> Self {
+        let Some(file) = &path else {
+            return Self::in_memory(path, BTreeMap::new(), None);
         };
-        Ok(Self {
+        let (by_tenant, damage) = match read_rollouts(file) {
+            Ok(Some(Read { by_tenant, dropped })) if dropped.is_empty() => (by_tenant, None),
+            Ok(Some(Read { by_tenant, dropped })) => {
+                let damage = format!(
+                    "rollouts.json: the rollout of {} did not read and was dropped (they run their pinned or the server's component)",
+                    dropped.join(", ")
+                );
+                (by_tenant, Some(damage))
+            }
+            Ok(None) => (BTreeMap::new(), None),
+            Err(error) => {
+                let aside = file.with_extension("json.damaged");
+                let moved = std::fs::rename(file, &aside).is_ok();
+                tracing::error!(%error, moved_to = %aside.display(), moved, "the rollouts file is damaged; starting from its previous version");
+                match read_rollouts(&previous_version(file)) {
+                    Ok(Some(Read { by_tenant, .. })) => (
+                        by_tenant,
+                        Some("rollouts.json was damaged: serving its previous version (the last rollout change may be lost)".to_string()),
+                    ),
+                    _ => (
+                        BTreeMap::new(),
+                        Some("rollouts.json was damaged and no previous version reads: every tenant runs its pinned or the server's component".to_string()),
+                    ),
+                }
+            }
+        };
+        Self::in_memory(path, by_tenant, damage)
+    }
+
+    fn in_memory(
+        path: Option<PathBuf>,
+        by_tenant: BTreeMap<String, Rollout>,
+        damage: Option<String>,
+    ) -> Self {
+        Self {
             path,
             by_tenant: Mutex::new(by_tenant),
-        })
+            damage,
+        }
+    }
+
+    /// What start found wrong with the rollouts file, if anything.
+    pub(super) fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Rollout>> {
@@ -142,13 +183,57 @@ impl Rollouts {
     }
 }
 
-/// Write `rollouts` to a temporary file beside `path`, then rename it over `path`.
-fn write_atomically(path: &PathBuf, rollouts: &BTreeMap<String, Rollout>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// A rollouts file as read: the entries that read, and the tenants whose entry did not.
+struct Read {
+    by_tenant: BTreeMap<String, Rollout>,
+    dropped: Vec<String>,
+}
+
+/// The rollouts in `path`: `None` when there is no file, an error when it is not a JSON object.
+fn read_rollouts(path: &Path) -> Result<Option<Read>, String> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("reading it: {error}")),
+    };
+    let entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&text).map_err(|e| format!("not a rollouts file: {e}"))?;
+    let mut read = Read {
+        by_tenant: BTreeMap::new(),
+        dropped: Vec::new(),
+    };
+    for (tenant, entry) in entries {
+        match serde_json::from_value(entry) {
+            Ok(rollout) => {
+                read.by_tenant.insert(tenant, rollout);
+            }
+            Err(error) => {
+                tracing::error!(%tenant, %error, "a tenant's rollout did not read; dropped");
+                read.dropped.push(tenant);
+            }
+        }
+    }
+    Ok(Some(read))
+}
+
+/// Where the version before the last write is kept.
+fn previous_version(path: &Path) -> PathBuf {
+    path.with_extension("json.previous")
+}
+
+/// Write `rollouts` durably in place of `path`, keeping the version it replaces beside it: a
+/// temporary file, synced, renamed over `path`, the directory synced.
+fn write_atomically(path: &Path, rollouts: &BTreeMap<String, Rollout>) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    if path.exists() {
+        std::fs::copy(path, previous_version(path))?;
     }
     let temporary = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(rollouts).map_err(std::io::Error::other)?;
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, path)
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(&text)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
