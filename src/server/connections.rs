@@ -1,7 +1,8 @@
 //! Accepting connections: HTTP/1.1 with a bound on how long a client may take to send a
 //! request's headers (which also closes connections left idle between requests), a cap on
-//! open connections (past it a new connection is closed at once, counted and logged, so the
-//! process never runs out of descriptors), and a shutdown that stops accepting, lets requests
+//! open connections (past it a small reserve answers the operator's probes only, and past that
+//! a new connection is closed at once, counted and logged, so the process never runs out of
+//! descriptors), and a shutdown that stops accepting, lets requests
 //! in flight finish and gives up after a grace period.
 
 use std::sync::Arc;
@@ -18,8 +19,11 @@ use super::metrics::HttpMetrics;
 /// How connections are accepted and bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Open connections at most; more are closed as soon as they are accepted.
+    /// Open connections at most; past it a connection gets one of the reserve's.
     pub max_connections: usize,
+    /// Connections past the cap served for `/healthz`, `/readyz` and `/metrics` only (one
+    /// request each); past those, closed as soon as accepted.
+    pub ops_reserve: usize,
     /// Time a client has to send a request's headers, counted from the connection's start or
     /// from the end of its previous response (an idle keep-alive connection is closed then).
     pub header_timeout: Duration,
@@ -31,11 +35,13 @@ pub struct ConnectionLimits {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    ops: Router,
     limits: ConnectionLimits,
     metrics: HttpMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let reserve = Arc::new(Semaphore::new(limits.ops_reserve));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut at_cap = false;
     tokio::pin!(shutdown);
@@ -54,24 +60,36 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        // `true`: a full connection; `false`: one of the reserve, answering the operator's
+        // probes only.
+        let taken = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some((permit, router.clone(), true)),
+            Err(_) => reserve
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .map(|permit| (permit, ops.clone(), false)),
+        };
+        let full = taken.as_ref().is_some_and(|(_, _, full)| *full);
+        if !full {
             metrics.connection_refused();
             if !at_cap {
                 at_cap = true;
                 tracing::warn!(
                     max_connections = limits.max_connections,
-                    "the connection cap is reached: new connections are closed until some end"
+                    "the connection cap is reached: new connections get /healthz, /readyz and /metrics only, or are closed, until some end"
                 );
             }
-            drop(stream);
-            continue;
-        };
-        if at_cap {
+        } else if at_cap {
             at_cap = false;
             tracing::info!("below the connection cap again");
         }
+        let Some((permit, router, keep_alive)) = taken else {
+            drop(stream);
+            continue;
+        };
         metrics.connection_opened();
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(router);
         let mut stop = stop_rx.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -80,7 +98,7 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
-                .keep_alive(true);
+                .keep_alive(keep_alive);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
