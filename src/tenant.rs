@@ -8,12 +8,13 @@ use anyhow::Context as _;
 use vector_service_embed_http::{HttpEmbedder, HttpEmbedderConfig};
 use vector_service_postgres::PostgresStore;
 use vector_service_runtime::backends::{
-    Backends, Embedder, EmbeddingStore, HashingEmbedder, SearchMode, Store,
+    Backends, Embedder, EmbeddingStore, HashingEmbedder, SearchMode, Store, StoreFault,
 };
 use vector_service_runtime::{Plugin, ServiceConfig, Telemetry, VectorService};
 use vector_service_sqlite::SqliteStore;
 
 use crate::cli::{DatabaseSpec, EmbedderSpec, Global};
+use crate::failure::{CommandFailed, Failure};
 
 /// The embedder named by `--embedder`.
 fn embedder(global: &Global) -> anyhow::Result<Arc<dyn Embedder>> {
@@ -107,6 +108,16 @@ impl Tenant {
     /// The tenant named by `--tenant`, with the built-in component.
     pub fn open(global: &Global) -> anyhow::Result<Self> {
         let store = open_store(global, &global.tenant, 2)?;
+        // A command reads or writes what may be anywhere in the file: a damaged one is refused
+        // whole, with the same kind the server answers, rather than half read or written into.
+        if let Err(error) = store.check_integrity() {
+            let fault = store.fault().unwrap_or(StoreFault::Damaged);
+            return Err(CommandFailed {
+                failure: Failure::new(fault.kind(), format!("{fault} ({error})")),
+                answer: None,
+            }
+            .into());
+        }
         Ok(Self {
             store,
             plugin: Arc::new(Plugin::builtin()?),

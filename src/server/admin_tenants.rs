@@ -3,7 +3,7 @@
 //! `/rollback` roll a component out to one tenant (`rollout`).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,6 +15,7 @@ use super::auth::Admin;
 use super::error::ApiError;
 use super::handlers::parse;
 use super::rollout::{CanarySetting, Rollout};
+use super::segment::Segment;
 use super::state::{AppState, Shared, TenantState};
 use super::tenants::TenantLimits;
 use crate::failure::FailureBody;
@@ -31,8 +32,11 @@ pub(super) struct TenantView {
     canary: Option<CanarySetting>,
     /// The component before the last promotion: what `rollback` returns to.
     previous: Option<String>,
-    /// Whether its store is open and passed its last health check.
+    /// Whether its store is open, has no lasting fault and passed its last health check.
     ready: bool,
+    /// Why it is not ready, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     limits: TenantLimits,
 }
 
@@ -41,13 +45,15 @@ impl TenantView {
         let rollout = state
             .rollouts
             .get(&tenant.name, tenant.component.as_deref());
+        let reason = tenant.not_ready();
         Self {
             name: tenant.name.clone(),
             component: tenant.plugin.active().digest().to_string(),
             pinned: tenant.component.is_some(),
             canary: rollout.as_ref().and_then(|r| r.canary.clone()),
             previous: rollout.and_then(|r| r.previous),
-            ready: tenant.open.is_ok() && tenant.readiness.is_ready(),
+            ready: reason.is_none(),
+            reason,
             limits: tenant.limits,
         }
     }
@@ -185,7 +191,7 @@ fn roll(
 pub(super) async fn canary(
     State(state): State<Shared>,
     _: Admin,
-    Path(name): Path<String>,
+    Segment(name): Segment,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -220,7 +226,7 @@ pub(super) async fn canary(
 pub(super) async fn promote(
     State(state): State<Shared>,
     _: Admin,
-    Path(name): Path<String>,
+    Segment(name): Segment,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_named(&state, &name)?;
     roll(&state, &tenant, |rollout| {
@@ -244,7 +250,7 @@ pub(super) async fn promote(
 pub(super) async fn rollback(
     State(state): State<Shared>,
     _: Admin,
-    Path(name): Path<String>,
+    Segment(name): Segment,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_named(&state, &name)?;
     roll(&state, &tenant, |rollout| {

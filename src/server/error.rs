@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use vector_service_runtime::backends::StoreFault;
 use vector_service_runtime::ServiceError;
 
 use crate::failure::Failure;
@@ -20,7 +21,14 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// What went wrong in full, for the log only (the request log writes it beside the
+    /// request's id): the body says what went wrong without it.
+    pub detail: Option<String>,
 }
+
+/// An error's detail, carried from the answer to the request log.
+#[derive(Clone)]
+pub struct ErrorDetail(pub String);
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
@@ -29,12 +37,24 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
+            detail: None,
         }
+    }
+
+    /// The same error with `detail` for the log.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     /// 400: the request cannot be used as sent.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    /// 400: a field past the contract's bounds, as the component names it.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed-prompt", message)
     }
 
     /// 401, saying nothing about which part was wrong.
@@ -140,6 +160,22 @@ impl ApiError {
         Self::new(StatusCode::BAD_GATEWAY, "backend", message)
     }
 
+    /// A write refused, or failed, for the store's lasting fault: 503 `store-damaged` (no
+    /// retry helps until an operator restores the file) or 507 `storage-full` (retry once there
+    /// is room).
+    pub fn store_fault(tenant: &str, fault: StoreFault) -> Self {
+        let message = format!("tenant {tenant:?}: {fault}");
+        match fault {
+            StoreFault::Damaged => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, fault.kind(), message)
+            }
+            StoreFault::Full => Self {
+                retry_after: Some(30),
+                ..Self::new(StatusCode::INSUFFICIENT_STORAGE, fault.kind(), message)
+            },
+        }
+    }
+
     /// 500: a bug, ours or the component's.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -167,15 +203,16 @@ impl From<ServiceError> for ApiError {
         let retry_after = matches!(kind, "rate-limited" | "unavailable").then_some(1);
         // The sandbox's detail (a wasm backtrace) and a host failure's chain go to the log;
         // callers get the reason.
-        let message = match &error {
-            ServiceError::Host(error) => {
-                tracing::error!(error = %format!("{error:#}"), "the host could not run a call");
-                "the host could not run the call".to_string()
-            }
-            _ => message,
+        let (message, detail) = match &error {
+            ServiceError::Host(error) => (
+                "the host could not run the call".to_string(),
+                Some(format!("{error:#}")),
+            ),
+            _ => (message, None),
         };
         Self {
             retry_after,
+            detail,
             ..Self::new(status, kind, message)
         }
     }
@@ -189,6 +226,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(detail) = self.detail {
+            response.extensions_mut().insert(ErrorDetail(detail));
         }
         response
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -26,6 +26,7 @@ use super::metrics::for_tenant;
 use super::openapi::CallFailures;
 use super::request_log::LogFields;
 use super::routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
+use super::segment::Segment;
 use super::state::{AppState, Shared, TenantState};
 use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
 use crate::failure::FailureBody;
@@ -44,8 +45,8 @@ pub(super) async fn parse<T: DeserializeOwned>(
 
 /// A 500 for work that panicked: the panic's message goes to the log, not to the caller.
 pub(super) fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
-    tracing::error!(error = %error, "{what} panicked");
     ApiError::internal(format!("{what} failed inside the server"))
+        .with_detail(format!("{what} panicked: {error}"))
 }
 
 /// A parsed call holding one of its tenant's call slots.
@@ -69,8 +70,14 @@ async fn admit<B: DeserializeOwned + Session>(
     body: Body,
 ) -> Result<Admitted<B>, ApiError> {
     let open = tenant.open()?;
+    if B::WRITES {
+        tenant.writable()?;
+    }
     let (service, store) = (open.service.clone(), open.store.clone());
     let request: B = parse(state, &headers, body).await?;
+    if let Some(reason) = request.refused() {
+        return Err(ApiError::malformed(reason));
+    }
     let session = request.session_id();
     log.session(&session);
     let permit = tenant.admission.admit().await?;
@@ -94,7 +101,9 @@ fn answer<R: Answer>(
 ) -> Result<Response, ApiError> {
     drop(permit);
     state.http.in_flight(&tenant.name, tenant.admission.busy());
-    let answer = outcome.map_err(|e| panicked("the call", e))??;
+    let answer = outcome
+        .map_err(|e| panicked("the call", e))?
+        .map_err(|error| tenant.failure(error.into()))?;
     // The component generates a session id when the caller sent none: log that one.
     if log.session_id().is_empty() {
         log.session(answer.session_id());
@@ -183,7 +192,11 @@ pub(super) async fn start_backfill(
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = tenant.open()?.store.clone();
+    tenant.writable()?;
     let request: BackfillBody = parse(&state, &headers, body).await?;
+    if let Some(reason) = request.refused() {
+        return Err(ApiError::malformed(reason));
+    }
     log.session(&request.session_id());
     let conflict = |running: Arc<jobs::Job>| {
         ApiError::conflict(format!("backfill job {} is still running", running.id))
@@ -261,7 +274,7 @@ pub(super) async fn start_backfill(
         CallFailures))]
 pub(super) async fn backfill_job(
     Authenticated(tenant): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Response, ApiError> {
     with_job(&tenant, &id, |job| Json(job.view()).into_response())
 }
@@ -276,7 +289,7 @@ pub(super) async fn backfill_job(
         CallFailures))]
 pub(super) async fn cancel_backfill(
     Authenticated(tenant): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Response, ApiError> {
     with_job(&tenant, &id, |job| {
         job.cancel.cancel();
@@ -323,6 +336,7 @@ pub(super) async fn records(
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = tenant.open()?.store.clone();
+    tenant.writable()?;
     let Query(query) = Query::<RecordsQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))?;
     let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Records).await?;
@@ -348,7 +362,7 @@ pub(super) async fn records(
     })
     .await
     .map_err(|e| panicked("the ingest", e))?
-    .map_err(|e| ApiError::backend(e.to_string()))?;
+    .map_err(|e| tenant.failure(ApiError::backend(e.to_string())))?;
     Ok(Json(report).into_response())
 }
 
@@ -404,37 +418,73 @@ pub(super) struct Readiness {
     not_ready: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    /// The tenants that are not ready and why: every one for the admin key (and the keyless
+    /// single tenant), a tenant's own for its key, none without a key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_ready_tenants: Vec<TenantNotReady>,
+    /// For the admin key: what the server started without (a damaged rollouts file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
-/// `GET /readyz`: from the flags the background check keeps; never touches a store.
-#[utoipa::path(get, path = "/readyz", tag = "operator", security(()),
+/// A tenant that is not ready, and why.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantNotReady {
+    tenant: String,
+    reason: String,
+}
+
+/// `GET /readyz`: from flags the background check and the stores keep; never touches a store.
+/// It is about the server: 503 only when no tenant can be served (a store every tenant shares
+/// is down, or the one tenant is not ready); one tenant's damaged file must not take a server
+/// that serves all the others out of rotation.
+#[utoipa::path(get, path = "/readyz", tag = "operator", security(("admin_key" = []), ("tenant_key" = []), ()),
     responses(
-        (status = 200, description = "Every tenant's store passed its last health check.", body = Readiness),
-        (status = 503, description = "A tenant's store failed it (or cannot be opened).", body = Readiness)))]
-pub(super) async fn readyz(State(state): State<Shared>) -> Response {
+        (status = 200, description = "At least one tenant is ready; those that are not are counted (and named, with why, for the admin key).", body = Readiness),
+        (status = 503, description = "No tenant is ready.", body = Readiness)))]
+pub(super) async fn readyz(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let roster = state.roster();
     let tenants = roster.live.len();
-    let ready = roster
+    let not_ready: Vec<TenantNotReady> = roster
         .live
         .iter()
-        .filter(|tenant| tenant.readiness.is_ready())
-        .count();
-    if ready == tenants {
-        Json(Readiness {
-            status: "ready",
-            tenants,
-            not_ready: None,
-            reason: None,
+        .filter_map(|tenant| {
+            tenant.not_ready().map(|reason| TenantNotReady {
+                tenant: tenant.name.clone(),
+                reason,
+            })
         })
-        .into_response()
+        .collect();
+    let count = not_ready.len();
+    let admin = state.reads_all_metrics(&headers);
+    let warnings = match state.rollouts.damage() {
+        Some(damage) if admin => vec![damage.to_string()],
+        _ => Vec::new(),
+    };
+    let shown = if admin {
+        not_ready
     } else {
-        let answer = Readiness {
-            status: "not ready",
-            tenants,
-            not_ready: Some(tenants - ready),
-            reason: Some("a tenant store failed its health check"),
-        };
+        match state.authenticate(&headers) {
+            Ok(own) => not_ready
+                .into_iter()
+                .filter(|entry| entry.tenant == own.name)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    let mut answer = Readiness {
+        status: "ready",
+        tenants,
+        not_ready: (count > 0).then_some(count),
+        reason: (count > 0).then_some("a tenant store is not ready"),
+        not_ready_tenants: shown,
+        warnings,
+    };
+    if tenants > 0 && count == tenants {
+        answer.status = "not ready";
         (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response()
+    } else {
+        Json(answer).into_response()
     }
 }
 

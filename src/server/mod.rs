@@ -9,7 +9,9 @@ mod admission;
 mod auth;
 mod body;
 mod catalogue;
+mod config;
 mod connections;
+mod descriptors;
 mod error;
 mod handlers;
 mod jobs;
@@ -22,11 +24,13 @@ mod request_log;
 mod rollout;
 mod roster;
 mod routes;
+mod segment;
 mod state;
 pub mod tenants;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -38,15 +42,16 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 use vector_service_runtime::backends::Store;
-use vector_service_runtime::{Plugin, PluginHandle, SandboxEngine, Telemetry};
+use vector_service_runtime::{PluginHandle, SandboxEngine, Telemetry};
 
-use catalogue::Catalogue;
+pub use config::DEFAULT_MAX_COMPONENT_BYTES;
+use config::{Compiled, ComponentFiles};
 use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
 use metrics::HttpMetrics;
 use rollout::Rollouts;
-use state::{pool_for, read_component, AppState, OpenStore, Shared, TenantState};
+use state::{pool_for, AppState, OpenStore, Shared, TenantState};
 use tenants::Tenants;
 
 /// How to run the server.
@@ -59,6 +64,8 @@ pub struct ServeOptions {
     pub component: Option<PathBuf>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest component file read (at start and at reload).
+    pub max_component_bytes: u64,
     /// Open connections at most.
     pub max_connections: usize,
     /// Time a client has to send a request's headers (and most a connection stays idle).
@@ -86,16 +93,31 @@ pub fn serve(
             Tenants::single_default()
         }
     };
+    // Checked before any store is opened: a limit too low for the tenants is a clear refusal
+    // here, not "too many open files" half-way through opening them.
+    let max_connections = descriptors::connection_cap(
+        options.max_connections,
+        tenants.entries.len(),
+        descriptors::raise_limit(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let engine = SandboxEngine::new(pool_for(&tenants))?;
-    let (bytes, sha256) = read_component(options.component.as_ref())?;
-    let source = options
-        .component
-        .as_ref()
-        .map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
-    catalogue::check_allowed(&tenants, &sha256, &source).map_err(anyhow::Error::msg)?;
-    let plugin = Arc::new(Plugin::new(engine.engine(), &bytes)?);
-    let catalogue =
-        Catalogue::load(&tenants, &engine, None, &plugin).map_err(anyhow::Error::msg)?;
+    let never_gone = AtomicBool::new(false);
+    let files = ComponentFiles {
+        max_bytes: options.max_component_bytes,
+        gone: &never_gone,
+    };
+    // The same function a reload loads through: a start accepts exactly what a reload would.
+    let components = config::load_components(
+        &tenants,
+        options.component.as_deref(),
+        &engine,
+        &Compiled::default(),
+        &files,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let (plugin, catalogue) = (components.server, components.catalogue);
+    let sha256 = plugin.digest().to_string();
     tracing::info!(%sha256, allocation = ?engine.allocation(), "component loaded");
     let telemetry = Telemetry::new();
     telemetry.set_instance_slots(engine.instance_slots());
@@ -104,10 +126,13 @@ pub fn serve(
         .context("registering HTTP metrics")?
         .with_log_drops(options.log_drops.clone());
     let open_store: OpenStore = Arc::new(open_store);
-    let rollouts = Rollouts::open(options.rollouts.clone())?;
-    rollouts
-        .forget_stale(&tenants)
-        .map_err(anyhow::Error::msg)?;
+    let rollouts = Rollouts::open(options.rollouts.clone());
+    if let Err(error) = rollouts.forget_stale(&tenants) {
+        tracing::warn!(%error, "stale rollouts stay in the file (they are ignored)");
+    }
+    if let Some(damage) = rollouts.damage() {
+        tracing::error!(%damage, "started on the rollouts that could be read");
+    }
     let (roster, _) = roster::Builder {
         open_store: &open_store,
         plugin: &plugin,
@@ -118,7 +143,8 @@ pub fn serve(
     }
     .build(tenants, None);
     let limits = ConnectionLimits {
-        max_connections: options.max_connections,
+        max_connections,
+        ops_reserve: descriptors::OPS_RESERVE,
         header_timeout: options.header_timeout,
         // Calls in flight end by their deadline; a little more for their answers.
         shutdown_grace: roster
@@ -144,6 +170,7 @@ pub fn serve(
         telemetry,
         http,
         max_body_bytes: options.max_body_bytes,
+        max_component_bytes: options.max_component_bytes,
         reloading: tokio::sync::Mutex::new(()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -179,12 +206,15 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
             tenant.jobs.cancel_all();
         }
     };
-    connections::serve(listener, router(state), limits, http, shutdown).await;
+    let ops = ops_router(state.clone());
+    connections::serve(listener, router(state), ops, limits, http, shutdown).await;
     Ok(())
 }
 
-/// Bring the tenants' indexes (lexical, vector) up to date in the background, outside any
-/// call's deadline, so first searches find them built rather than building them.
+/// Check each newly opened store for damage, then bring its indexes (lexical, vector) up to
+/// date, in the background and outside any call's deadline: a damaged file is reported (and
+/// refuses writes) before something trips on it, and first searches find the indexes built
+/// rather than building them. Both read the whole store once.
 fn warm_indexes(tenants: &[Arc<TenantState>]) {
     for tenant in tenants {
         let Some(store) = tenant.store().cloned() else {
@@ -193,6 +223,10 @@ fn warm_indexes(tenants: &[Arc<TenantState>]) {
         let name = tenant.name.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
+            if let Err(error) = store.check_integrity() {
+                tracing::error!(tenant = %name, %error, "the tenant's store is damaged: it is not ready and refuses writes");
+                return;
+            }
             match store.sync_index() {
                 Ok(_) => {
                     tracing::info!(tenant = %name, seconds = started.elapsed().as_secs_f64(), "indexes ready")
@@ -259,6 +293,28 @@ fn router(state: Shared) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state);
+    keyless_on_loopback_only(router, authenticated)
+}
+
+/// What a connection on the reserve (past the connection cap) is served: the operator's
+/// probes, and for anything else a 503 that says why.
+fn ops_router(state: Shared) -> Router {
+    let authenticated = state.authenticated;
+    let router = Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(|| async {
+            let mut refused = ApiError::overloaded();
+            refused.message = "the server is at its connection cap: only /healthz, /readyz and /metrics are answered until connections end".into();
+            refused
+        })
+        .with_state(state);
+    keyless_on_loopback_only(router, authenticated)
+}
+
+/// Without keys, every route answers this machine only.
+fn keyless_on_loopback_only(router: Router, authenticated: bool) -> Router {
     if authenticated {
         router
     } else {

@@ -2,10 +2,10 @@
 //! flag per tenant and never touches a store: every few seconds each tenant's store runs its
 //! cheap health probe on the blocking pool, bounded in time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::Store;
 
 /// How often each store is probed.
@@ -14,44 +14,70 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// A probe slower than this counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One tenant's readiness.
-pub struct Readiness(AtomicBool);
+/// One tenant's readiness: why its last probe failed, if it did.
+pub struct Readiness(Mutex<Option<String>>);
 
 impl Default for Readiness {
     /// Ready until a probe says otherwise (the server probes every store before it listens).
     fn default() -> Self {
-        Self(AtomicBool::new(true))
+        Self(Mutex::new(None))
     }
 }
 
 impl Readiness {
-    /// Not ready: for a tenant whose store could not be opened.
-    pub fn not_ready() -> Self {
-        Self(AtomicBool::new(false))
+    /// Not ready for `reason`: for a tenant whose store could not be opened.
+    pub fn not_ready(reason: impl Into<String>) -> Self {
+        Self(Mutex::new(Some(reason.into())))
     }
 
-    /// Whether the last probe passed.
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Probe `store` once and remember the outcome (logging a change).
+    /// Why the last probe failed, if it did (a reason fit for an HTTP body).
+    pub fn reason(&self) -> Option<String> {
+        self.lock().clone()
+    }
+
+    /// Probe `store` once and remember the outcome (logging a change, with the store's own
+    /// detail; callers are shown its kind only).
     pub async fn probe(&self, tenant: &str, store: Arc<dyn Store>) {
         let probe = tokio::task::spawn_blocking(move || store.health());
         let outcome = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(error))) => Err(error.to_string()),
-            Ok(Err(panic)) => Err(format!("the probe panicked: {panic}")),
-            Err(_) => Err(format!(
-                "no answer within {} s",
-                PROBE_TIMEOUT.as_secs_f64()
+            Ok(Ok(Err(error))) => Err((
+                format!("its store failed its health check ({})", error_kind(&error)),
+                error.to_string(),
             )),
+            Ok(Err(panic)) => Err((
+                "its health check failed inside the server".to_string(),
+                format!("the probe panicked: {panic}"),
+            )),
+            Err(_) => {
+                let reason = format!(
+                    "its store did not answer its health check within {} s",
+                    PROBE_TIMEOUT.as_secs_f64()
+                );
+                Err((reason.clone(), reason))
+            }
         };
-        let was = self.0.swap(outcome.is_ok(), Ordering::Relaxed);
+        let shown = outcome.as_ref().err().map(|(shown, _)| shown.clone());
+        let was = std::mem::replace(&mut *self.lock(), shown);
         match (was, outcome) {
-            (true, Err(reason)) => tracing::error!(tenant, %reason, "tenant store is not ready"),
-            (false, Ok(())) => tracing::info!(tenant, "tenant store is ready again"),
+            (None, Err((_, detail))) => {
+                tracing::error!(tenant, reason = %detail, "tenant store is not ready")
+            }
+            (Some(_), Ok(())) => tracing::info!(tenant, "tenant store is ready again"),
             _ => {}
         }
+    }
+}
+
+/// A backend error's kind, as the contract names it.
+fn error_kind(error: &BackendError) -> &'static str {
+    match error {
+        BackendError::RateLimited(_) => "rate-limited",
+        BackendError::Unavailable(_) => "unavailable",
+        BackendError::Failed(_) => "failed",
     }
 }

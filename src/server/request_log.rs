@@ -3,14 +3,17 @@
 //! and the layer writes one JSON log line and the HTTP metrics once the response is ready.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::error::ErrorDetail;
 use super::metrics::UNAUTHENTICATED;
 use super::state::Shared;
 
@@ -64,6 +67,31 @@ impl<S: Send + Sync> FromRequestParts<S> for LogFields {
     }
 }
 
+/// The request's id: the caller's `X-Request-Id` when it is a plain token of at most 64
+/// characters, else one made here (unique in the process, and across restarts by its time).
+fn request_id(request: &Request) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static STARTED: LazyLock<u64> =
+        LazyLock::new(vector_service_runtime::backends::records::unix_ms);
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => format!("{:x}-{}", *STARTED, NEXT.fetch_add(1, Ordering::Relaxed)),
+    }
+}
+
+/// The header naming a request in both directions, and in the log.
+const REQUEST_ID: &str = "x-request-id";
+
 /// The layer: `route` is the request's label in metrics and logs.
 pub(super) async fn record(
     State((state, route)): State<(Shared, &'static str)>,
@@ -71,9 +99,13 @@ pub(super) async fn record(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let id = request_id(&request);
     let fields = LogFields::default();
     request.extensions_mut().insert(fields.clone());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     let (tenant, session_id) =
@@ -82,6 +114,7 @@ pub(super) async fn record(
     state.http.request(tenant, route, status, seconds);
     tracing::info!(
         target: "vector_service::http",
+        request_id = %id,
         tenant,
         route,
         status,
@@ -89,5 +122,17 @@ pub(super) async fn record(
         latency_ms = seconds * 1e3,
         "request"
     );
+    // What the answer left out (a backend's or the host's own words) goes here only.
+    if let Some(ErrorDetail(detail)) = response.extensions().get::<ErrorDetail>() {
+        tracing::warn!(
+            target: "vector_service::http",
+            request_id = %id,
+            tenant,
+            route,
+            status,
+            detail = %detail,
+            "request failed"
+        );
+    }
     response
 }

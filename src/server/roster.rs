@@ -118,7 +118,12 @@ impl Builder<'_> {
             // A connection per call slot, and one for ingest and readiness checks.
             None => (self.open_store)(&entry.name, entry.limits.max_concurrent.saturating_add(1))
                 .map(|store| (store, Arc::new(Readiness::default())))
-                .map_err(|error| format!("{error:#}")),
+                .map_err(|error| {
+                    // The whole chain (file paths, server addresses) goes to the log; the
+                    // answers show the root cause, which names neither.
+                    tracing::error!(tenant = %entry.name, error = %format!("{error:#}"), "the tenant's store could not be opened; it is not ready and its requests get 503");
+                    format!("its store could not be opened: {}", error.root_cause())
+                }),
         };
         // A tenant that keeps its pin keeps its handle, and with it any rollout in progress.
         let plugin = match before.filter(|before| before.component == entry.component) {
@@ -136,13 +141,12 @@ impl Builder<'_> {
                 (Ok(OpenTenant { service, store }), readiness)
             }
             Err(reason) => {
-                tracing::error!(tenant = %entry.name, %reason, "the tenant's store could not be opened; it is not ready and its requests get 503");
                 self.telemetry.register_tenant(&entry.name);
                 changes.not_ready.push(NotReady {
                     tenant: entry.name.clone(),
                     reason: reason.clone(),
                 });
-                (Err(reason), Arc::new(Readiness::not_ready()))
+                (Err(reason.clone()), Arc::new(Readiness::not_ready(reason)))
             }
         };
         if before.is_none() {

@@ -13,6 +13,8 @@ use vector_service_runtime::api::{
     self, BackfillRequest, BucketRule, ContextRequest, SearchRequest, TrackRequest,
 };
 
+use vector_service_runtime::bounds::request::{MAX_BATCH_SIZE, MAX_LIST_ENTRIES, MAX_NAME_BYTES};
+
 use crate::answers::{BackfillAnswer, ContextAnswer, SearchAnswer, TrackAnswer};
 
 /// `POST /v1/search`: `Retriever.search`.
@@ -164,21 +166,92 @@ impl From<BackfillBody> for BackfillRequest {
     }
 }
 
-/// Bodies that may carry the caller's session id.
+/// Bodies that may carry the caller's session id, checked before any work starts.
 pub trait Session {
-    fn session_id(&self) -> String;
+    /// Whether the operation writes to the tenant's store (refused up front when the store
+    /// has a lasting fault).
+    const WRITES: bool = false;
+
+    fn session(&self) -> Option<&str>;
+
+    fn session_id(&self) -> String {
+        self.session().unwrap_or_default().to_string()
+    }
+
+    /// Why the body is refused before any work starts, if it is: the session id goes into
+    /// logs and job records, so it is bounded here for every route (the component bounds it
+    /// too, but only once a call runs).
+    fn refused(&self) -> Option<String> {
+        session_refused(self.session())
+    }
+}
+
+fn session_refused(session: Option<&str>) -> Option<String> {
+    let session = session?;
+    (session.len() > MAX_NAME_BYTES).then(|| {
+        format!(
+            "session_id is {} bytes; at most {MAX_NAME_BYTES} are accepted",
+            session.len()
+        )
+    })
 }
 
 macro_rules! session {
     ($($body:ty),*) => {$(
         impl Session for $body {
-            fn session_id(&self) -> String {
-                self.session_id.clone().unwrap_or_default()
+            fn session(&self) -> Option<&str> {
+                self.session_id.as_deref()
             }
         }
     )*};
 }
-session!(SearchBody, ContextBody, ContributorsBody, BackfillBody);
+session!(SearchBody, ContextBody);
+
+impl Session for ContributorsBody {
+    const WRITES: bool = true;
+
+    fn session(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+}
+
+impl Session for BackfillBody {
+    const WRITES: bool = true;
+
+    fn session(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// A job answers 202 before the component sees its parameters: out-of-range ones are
+    /// refused here instead of failing the job later.
+    fn refused(&self) -> Option<String> {
+        if let Some(size) = self
+            .batch_size
+            .filter(|size| !(1..=MAX_BATCH_SIZE).contains(size))
+        {
+            return Some(format!(
+                "batch_size is {size}; it must be 1 to {MAX_BATCH_SIZE}"
+            ));
+        }
+        if self.dbs.len() > MAX_LIST_ENTRIES {
+            return Some(format!(
+                "{} databases named; at most {MAX_LIST_ENTRIES} are accepted",
+                self.dbs.len()
+            ));
+        }
+        if let Some(db) = self
+            .dbs
+            .iter()
+            .find(|db| db.trim().is_empty() || db.len() > MAX_NAME_BYTES)
+        {
+            return Some(format!(
+                "database name of {} bytes: each must be non-blank and at most {MAX_NAME_BYTES} bytes",
+                db.len()
+            ));
+        }
+        session_refused(self.session())
+    }
+}
 
 /// Answers of the component: each names the session id it ran under (the caller's, or the one
 /// the component generated), which the request log records, and becomes a JSON body (JSON the

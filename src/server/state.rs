@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use anyhow::Context as _;
 use vector_service_runtime::backends::Store;
 use vector_service_runtime::{
     Allocation, PluginHandle, SandboxEngine, ServiceConfig, Telemetry, VectorService,
@@ -50,10 +49,44 @@ impl TenantState {
     pub(super) fn open(&self) -> Result<&OpenTenant, ApiError> {
         self.open.as_ref().map_err(|reason| {
             ApiError::unavailable(format!(
-                "tenant {:?} is not ready: its store could not be opened ({reason}); fix it and reload",
+                "tenant {:?} is not ready: {reason}; the operator fixes it and reloads",
                 self.name
             ))
         })
+    }
+
+    /// Whether a write may start: not into a store with a lasting fault.
+    pub(super) fn writable(&self) -> Result<(), ApiError> {
+        match self.open()?.store.fault() {
+            Some(fault) => Err(ApiError::store_fault(&self.name, fault)),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed call's error, or the store's lasting fault when the failure found one (a
+    /// full disk, a damaged page), as its own typed error.
+    pub(super) fn failure(&self, error: ApiError) -> ApiError {
+        match self.store().and_then(|store| store.fault()) {
+            Some(fault) if matches!(error.kind, "backend" | "unavailable") => {
+                ApiError::store_fault(&self.name, fault)
+                    .with_detail(format!("{}: {}", error.kind, error.message))
+            }
+            _ => error,
+        }
+    }
+
+    /// Why the tenant is not ready now, if it is not: its store could not be opened, found a
+    /// lasting fault of its own (a damaged file, a full disk: at once, not at the next probe),
+    /// or failed its last probe. Fit for an HTTP body.
+    pub(super) fn not_ready(&self) -> Option<String> {
+        match &self.open {
+            Err(reason) => Some(reason.clone()),
+            Ok(open) => open
+                .store
+                .fault()
+                .map(|fault| fault.to_string())
+                .or_else(|| self.readiness.reason()),
+        }
     }
 
     /// The store, when it is open.
@@ -90,6 +123,8 @@ pub(super) struct AppState {
     pub(super) telemetry: Telemetry,
     pub(super) http: HttpMetrics,
     pub(super) max_body_bytes: usize,
+    /// Largest component file a reload reads.
+    pub(super) max_component_bytes: u64,
     /// Whether requests need a tenant key: fixed at start (a tenants file or none).
     pub(super) authenticated: bool,
     /// One reload at a time.
@@ -137,16 +172,6 @@ impl AppState {
 
 /// The state as handlers hold it.
 pub(super) type Shared = Arc<AppState>;
-
-/// The component at `path` (or the built-in one): its bytes and their sha256.
-pub(super) fn read_component(path: Option<&PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
-    let bytes = match path {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        None => vector_service_runtime::BUILTIN_COMPONENT.to_vec(),
-    };
-    let digest = crate::sha256_hex(&bytes);
-    Ok((bytes, digest))
-}
 
 /// Pool slots for twice the calls the tenants may run at once (a backfill job takes one of a
 /// tenant's call slots), at least 16, each with room for the largest memory cap (at least the

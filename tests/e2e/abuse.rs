@@ -435,7 +435,7 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 }
 
 #[test]
-fn slow_idle_and_surplus_connections_are_closed_and_counted() {
+fn slow_idle_and_surplus_connections_are_closed_and_counted_and_probes_answer_past_the_cap() {
     let server = Server::start(
         &temp_dir("abuse-connections"),
         &["--header-timeout-ms", "500", "--max-connections", "6"],
@@ -473,8 +473,29 @@ fn slow_idle_and_surplus_connections_are_closed_and_counted() {
         "idle connection closed"
     );
 
-    // The cap: six silent connections fill it; the seventh is closed at once and counted.
+    // The cap: six silent connections fill it. Past it the operator's probes still answer, on
+    // a reserve of eight connections (one request each); any other route there is 503.
     let held: Vec<TcpStream> = (0..6).map(|_| connect(&server)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let on_reserve = |request: &[u8]| {
+        let mut stream = connect(&server);
+        stream.write_all(request).unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        let closed = closed_within(&mut stream, Duration::from_secs(2));
+        (String::from_utf8_lossy(&head).into_owned(), closed)
+    };
+    assert_eq!(
+        on_reserve(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        ("HTTP/1.1 200".to_string(), true),
+        "a probe is answered past the cap, and its connection closed after it"
+    );
+    assert_eq!(
+        on_reserve(b"GET /v1/usage HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").0,
+        "HTTP/1.1 503"
+    );
+    // Eight silent connections fill the reserve too; the next is closed at once and counted.
+    let reserve: Vec<TcpStream> = (0..8).map(|_| connect(&server)).collect();
     std::thread::sleep(Duration::from_millis(100));
     let mut surplus = connect(&server);
     assert!(
@@ -484,6 +505,7 @@ fn slow_idle_and_surplus_connections_are_closed_and_counted() {
     // The silent ones time out; the server answers again.
     std::thread::sleep(Duration::from_millis(800));
     drop(held);
+    drop(reserve);
     let (status, text) = server.get("/metrics", None);
     assert_eq!(status, 200);
     let metrics = Metrics::parse(text);

@@ -4,6 +4,7 @@
 mod support;
 
 mod abuse;
+mod blast_radius;
 mod catalogue;
 mod cli;
 mod coherence;
