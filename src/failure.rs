@@ -109,9 +109,9 @@ pub struct FailureDetail {
     /// Stable: `bad-request`, `malformed-prompt`, `unauthorized`, `admin-disabled`,
     /// `forbidden-origin`, `forbidden-host`, `not-found`,
     /// `method-not-allowed`, `conflict`, `too-large`, `unsupported-media-type`,
-    /// `request-timeout`, `rate-limited`, `overloaded`, `unavailable`, `backend`,
-    /// `limit-exceeded`, `deadline-exceeded`, `memory-limit`, `host-call-limit`, `cancelled`,
-    /// `internal` (and on the CLI `failed`, `backfill-failed`).
+    /// `request-timeout`, `rate-limited`, `overloaded`, `unavailable`, `store-damaged`,
+    /// `storage-full`, `backend`, `limit-exceeded`, `deadline-exceeded`, `memory-limit`,
+    /// `host-call-limit`, `cancelled`, `internal` (and on the CLI `failed`, `backfill-failed`).
     #[schema(example = "malformed-prompt")]
     pub kind: String,
     /// For people; may change between versions.

@@ -88,9 +88,13 @@ pub enum CallFailures {
     #[response(status = 502)]
     Backend(FailureBody),
     /// `overloaded` (every call slot busy), `unavailable` (the tenant's store cannot be
-    /// opened), `deadline-exceeded`, `memory-limit`, `host-call-limit`.
+    /// opened), `store-damaged` (a write to a damaged store), `deadline-exceeded`,
+    /// `memory-limit`, `host-call-limit`.
     #[response(status = 503)]
     Unavailable(FailureBody),
+    /// `storage-full`: a write found the disk under the tenant's store full (reads go on).
+    #[response(status = 507)]
+    StorageFull(FailureBody),
 }
 
 /// The document, serialised once when the router is built.

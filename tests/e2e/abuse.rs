@@ -310,27 +310,10 @@ fn host_work_stops_at_the_tenant_deadline_and_shutdown_does_not_wait_for_it() {
 
     // SIGTERM with a slow call in flight: the process exits within the grace period
     // (the largest deadline, 10 s for the victim, + 2 s), not after the embedder's 20 s.
-    let url = server.url.clone();
-    let in_flight = std::thread::spawn(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build(),
-        );
-        let _ = agent
-            .post(format!("{url}/v1/search"))
-            .header("Authorization", "Bearer victim-key")
-            .header("Content-Type", "application/json")
-            .send(r#"{"query": "slow"}"#);
-    });
+    let in_flight = server.search_in_flight("victim-key", r#"{"query": "slow"}"#);
     std::thread::sleep(Duration::from_millis(300));
     let terminated = Instant::now();
-    let pid = server.pid();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    server.terminate();
     let exited = server.wait_for_exit(Duration::from_secs(20));
     assert!(exited.is_some(), "the server exited");
     assert!(
@@ -630,8 +613,13 @@ fn a_damaged_database_is_not_ready_and_its_backfill_fails() {
     );
 
     let server = Server::start(&dir, &[]);
+    // The failure is the store's damage, and is named so.
     let (status, answer, _) = server.post("/v1/search", None, r#"{"query": "upload failed"}"#);
-    assert_eq!((status, error_kind(&answer)), (502, "backend"), "{answer}");
+    assert_eq!(
+        (status, error_kind(&answer)),
+        (503, "store-damaged"),
+        "{answer}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ready = server.get("/readyz", None);
     while ready.0 == 200 && Instant::now() < deadline {

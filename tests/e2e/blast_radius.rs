@@ -557,26 +557,9 @@ fn sigterm_exits_0_with_calls_and_jobs_in_flight(database: &[&str], tenant: &str
     assert_eq!(server.post("/v1/records", Some(&key), &records).0, 200);
     let (status, job, _) = server.post("/v1/backfill", Some(&key), r#"{"batch_size": 2}"#);
     assert_eq!(status, 202, "{job}");
-    let url = server.url.clone();
-    let search_key = key.clone();
-    let in_flight = std::thread::spawn(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build(),
-        );
-        let _ = agent
-            .post(format!("{url}/v1/search"))
-            .header("Authorization", format!("Bearer {search_key}"))
-            .header("Content-Type", "application/json")
-            .send(r#"{"query": "failure"}"#);
-    });
+    let in_flight = server.search_in_flight(&key, r#"{"query": "failure"}"#);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    server.terminate();
     let exit = server
         .wait_for_exit(Duration::from_secs(30))
         .expect("the server exited");

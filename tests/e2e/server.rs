@@ -223,6 +223,37 @@ impl Server {
         assert!(message.contains(expected), "{refused}");
     }
 
+    /// A search sent from another thread with `key`, its answer ignored: a call in flight
+    /// while the test does something else (join it to wait for the answer).
+    pub(crate) fn search_in_flight(
+        &self,
+        key: &str,
+        body: &'static str,
+    ) -> std::thread::JoinHandle<()> {
+        let (url, key) = (self.url.clone(), key.to_string());
+        std::thread::spawn(move || {
+            let agent = ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build(),
+            );
+            let _ = agent
+                .post(format!("{url}/v1/search"))
+                .header("Authorization", format!("Bearer {key}"))
+                .header("Content-Type", "application/json")
+                .send(body);
+        })
+    }
+
+    /// Send the server SIGTERM.
+    pub(crate) fn terminate(&self) {
+        assert!(Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
     /// The server's process id.
     pub(crate) fn pid(&self) -> u32 {
         self._process.lock().unwrap().child.id()

@@ -90,6 +90,9 @@ _BY_KIND = {
     "memory-limit": LimitExceededError,
     "host-call-limit": LimitExceededError,
     "backend": BackendError,
+    # The tenant's store refuses writes (a damaged file) or the disk under it is full.
+    "store-damaged": BackendError,
+    "storage-full": BackendError,
     "overloaded": ServiceUnavailableError,
     "unavailable": ServiceUnavailableError,
     "request-timeout": ServiceTimeoutError,
