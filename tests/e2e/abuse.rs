@@ -272,14 +272,7 @@ fn host_work_stops_at_the_tenant_deadline_and_shutdown_does_not_wait_for_it() {
     let tenants = two_tenants(&dir, "call_deadline_ms = 600");
     let server = Server::start_with_globals(
         &dir,
-        &[
-            "--retrieval",
-            "vector",
-            "--embedder",
-            &slow.url,
-            "--embedding-model",
-            "m",
-        ],
+        &slow.vector_search_flags(),
         &["--tenants", tenants.to_str().unwrap()],
     );
     let started = Instant::now();

@@ -536,15 +536,7 @@ fn sigterm_exits_0_with_calls_and_jobs_in_flight(database: &[&str], tenant: &str
     let dir = temp_dir(&format!("blast-term-{tenant}"));
     let key = format!("{tenant}-key");
     let tenants = write_tenants(&dir, None, &[(tenant, &key, "")]);
-    let mut globals = database.to_vec();
-    globals.extend([
-        "--retrieval",
-        "vector",
-        "--embedder",
-        &slow.url,
-        "--embedding-model",
-        "m",
-    ]);
+    let globals = [database, &slow.vector_search_flags()[..]].concat();
     let server =
         Server::start_with_globals(&dir, &globals, &["--tenants", tenants.to_str().unwrap()]);
     let records: String = (0..20)
@@ -729,18 +721,7 @@ fn backend_words_never_reach_a_tenant() {
     // The embedder refuses with a body of its own words: the tenant sees the status only.
     let refusing = EmbeddingServer::start(&vec![Reply::Status(400, ""); 8]);
     let dir = temp_dir("blast-words");
-    let server = Server::start_with_globals(
-        &dir,
-        &[
-            "--retrieval",
-            "vector",
-            "--embedder",
-            &refusing.url,
-            "--embedding-model",
-            "m",
-        ],
-        &[],
-    );
+    let server = Server::start_with_globals(&dir, &refusing.vector_search_flags(), &[]);
     let (status, answer, _) = server.post("/v1/search", None, r#"{"query": "upload failed"}"#);
     assert!(status >= 400, "{answer}");
     assert!(

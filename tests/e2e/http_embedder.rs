@@ -56,6 +56,18 @@ impl Server {
         Self { url, script, seen }
     }
 
+    /// The server's global flags for vector search over this embedder.
+    pub(crate) fn vector_search_flags(&self) -> [&str; 6] {
+        [
+            "--retrieval",
+            "vector",
+            "--embedder",
+            &self.url,
+            "--embedding-model",
+            "m",
+        ]
+    }
+
     /// The `Authorization` header of every request received so far.
     pub(crate) fn authorizations(&self) -> Vec<Option<String>> {
         self.seen.lock().unwrap().authorization.clone()
