@@ -79,6 +79,7 @@ pub fn run(global: &Global, command: Command) -> anyhow::Result<()> {
             roi_tag,
             vector_ids,
         } => {
+            warn_of_unusual_ids(&vector_ids);
             let request = TrackRequest {
                 vector_ids,
                 success: !failure,
@@ -122,7 +123,7 @@ pub fn print_answer(
         if let (Some(text), Value::Object(object)) = (&metrics, &mut answer) {
             object.insert("metrics".into(), text.clone().into());
         }
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        out!("{}", serde_json::to_string_pretty(&answer)?);
     } else if let Some(text) = metrics {
         print!("{text}");
     }
@@ -141,9 +142,11 @@ fn ingest_file(
     let answer = ingest::upsert_all(tenant.store.as_ref(), &by_db)?;
     emit(global, &answer, |answer| {
         for row in &answer.databases {
-            println!(
+            out!(
                 "{:<14} {:>6} records, {:>6} new or changed",
-                row.db, row.records, row.new_or_changed
+                row.db,
+                row.records,
+                row.new_or_changed
             );
         }
     })
@@ -174,19 +177,22 @@ fn backfill(
     report["index_changes"] = indexed.into();
     let answer = emit(global, &report, |_| {
         let r = &response;
-        println!("backfill {} (session {})", r.status, r.session_id);
+        out!("backfill {} (session {})", r.status, r.session_id);
         for d in &r.databases {
             let error = d
                 .error
                 .as_ref()
                 .map(|e| format!("  error: {e}"))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "  {:<14} embedded {:>6}  skipped {:>4}  batches {:>4}{error}",
-                d.name, d.embedded, d.skipped, d.batches
+                d.name,
+                d.embedded,
+                d.skipped,
+                d.batches
             );
         }
-        println!(
+        out!(
             "vector index: {indexed} change(s) applied in {:.2} s",
             started.elapsed().as_secs_f64()
         );
@@ -227,14 +233,15 @@ fn search(
     emit(global, &SearchAnswer::of(&response), |_| {
         let r = &response;
         if let Some(fallback) = &r.fallback {
-            println!(
+            out!(
                 "no confident result ({}, confidence {:.3})",
-                fallback.reason, fallback.confidence
+                fallback.reason,
+                fallback.confidence
             );
         }
-        println!("{:<10} {:<12} {:>6}  metadata", "origin", "id", "score");
+        out!("{:<10} {:<12} {:>6}  metadata", "origin", "id", "score");
         for hit in &r.hits {
-            println!(
+            out!(
                 "{:<10} {:<12} {:>6.3}  {}",
                 hit.origin_db,
                 hit.record_id.as_deref().unwrap_or("-"),
@@ -255,7 +262,7 @@ fn context(
     let response = tenant.service(None).build_context(session, request)?;
     emit(global, &ContextAnswer::of(&response), |_| {
         let r = &response;
-        println!("{}", r.context);
+        out!("{}", r.context);
         for e in &r.entries {
             let reliability = e
                 .reliability
@@ -266,9 +273,11 @@ fn context(
                     )
                 })
                 .unwrap_or_else(|| "-".into());
-            println!(
+            out!(
                 "  {:<14} {:<12} score {:>7.3}  reliability {reliability}",
-                e.bucket, e.id, e.score
+                e.bucket,
+                e.id,
+                e.score
             );
         }
     })
@@ -288,14 +297,34 @@ fn track(
             Destination::Primary => "primary metrics db",
             Destination::Fallback => "vector metrics db (fallback)",
         };
-        println!(
-            "{} recorded in the {destination}: {} row(s), roi {}",
-            r.status, r.rows, r.roi_tag
+        // The ROI tag defaults to `success` whatever the outcome: shown only when it says
+        // something, so a failure never reads as a success.
+        let tag = match r.roi_tag.as_str() {
+            "success" => String::new(),
+            tag => format!(", ROI tag {tag}"),
+        };
+        out!(
+            "patch {}: {} recorded in the {destination}: {} row(s){tag}",
+            request.patch_id,
+            r.status,
+            r.rows
         );
         for warning in &r.warnings {
-            println!("  warning: {warning}");
+            out!("  warning: {warning}");
         }
     })
+}
+
+/// Say what the contract does with ids a caller may not mean (`wit/vector-service.wit`): an
+/// id without `origin:` is recorded with an empty origin, and no ids at all records the
+/// patch's outcome without contributors. Both are accepted, as the original module did.
+fn warn_of_unusual_ids(vector_ids: &[String]) {
+    if vector_ids.is_empty() {
+        eprintln!("warning: no vector ids: the patch's outcome is recorded without contributors");
+    }
+    for id in vector_ids.iter().filter(|id| !id.contains(':')) {
+        eprintln!("warning: {id:?} is not origin:id; it is recorded with an empty origin");
+    }
 }
 
 /// `delete --db DB ID...`: records and their embeddings.
@@ -303,7 +332,7 @@ fn delete(global: &Global, tenant: &Tenant, db: &str, ids: &[String]) -> anyhow:
     let deleted = tenant.store.delete(db, ids)?;
     let report = serde_json::json!({"db": db, "requested": ids.len(), "deleted": deleted});
     emit(global, &report, |_| {
-        println!("{db}: deleted {deleted} of {} record(s)", ids.len());
+        out!("{db}: deleted {deleted} of {} record(s)", ids.len());
     })
 }
 
@@ -311,13 +340,14 @@ fn delete(global: &Global, tenant: &Tenant, db: &str, ids: &[String]) -> anyhow:
 fn stats(global: &Global, tenant: &Tenant) -> anyhow::Result<Value> {
     let stats = tenant.store.stats()?;
     emit(global, &stats, |s| {
-        println!("embedder: {}", s.embedding_version);
+        out!("embedder: {}", s.embedding_version);
         for (db, records, embedded) in &s.databases {
-            println!("  {db:<14} {records:>6} records  {embedded:>6} embedded");
+            out!("  {db:<14} {records:>6} records  {embedded:>6} embedded");
         }
-        println!(
+        out!(
             "patch outcomes: {}  vector outcomes: {}",
-            s.patch_outcomes, s.vector_outcomes
+            s.patch_outcomes,
+            s.vector_outcomes
         );
     })
 }

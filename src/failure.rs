@@ -151,7 +151,7 @@ pub fn report(error: &anyhow::Error, json: bool) -> std::process::ExitCode {
             .downcast_ref::<CommandFailed>()
             .and_then(|failed| failed.answer.clone())
             .unwrap_or_else(|| failure.to_json());
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&answer).unwrap_or_default()
         );

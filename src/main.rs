@@ -2,6 +2,17 @@
 //! sandbox; storage is the embedded default, one SQLite file per tenant under `--data-dir`, or
 //! PostgreSQL with pgvector, one schema per tenant (`--database postgres://...`).
 
+/// `println!` for a command's output: a reader that closed the pipe (`stats | head -1`) ends
+/// the command quietly with status 0, as other tools do, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(error);
+        }
+    }};
+}
+
 mod answers;
 mod buckets;
 mod cli;
@@ -21,6 +32,16 @@ use cli::{Cli, Command, ComponentCommand};
 /// Lowercase hex SHA-256: component digests and API-key hashes.
 use vector_service_runtime::sha256_hex;
 
+/// Standard output could not be written: a closed pipe ends the command as a success (the
+/// reader has what it wanted); anything else is a failure, said on stderr.
+fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output: {error}");
+    std::process::exit(1);
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.global.json;
@@ -31,6 +52,17 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // `--tenant` names the one tenant a command works on; a server's tenants come from its
+    // tenants file, and without one it serves `default`: silently serving `default` for
+    // `--tenant acme` would hand acme's callers another tenant's data.
+    if matches!(cli.command, Some(Command::Serve { tenants: None, .. }))
+        && cli.global.tenant != "default"
+    {
+        anyhow::bail!(
+            "--tenant {} does not apply to `serve`: a server's tenants come from --tenants FILE (without one it serves the single `default` tenant)",
+            cli.global.tenant
+        );
+    }
     if let Some(Command::Serve {
         listen,
         tenants,
@@ -68,8 +100,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
     if std::env::var_os("RUST_LOG").is_some() {
+        use std::io::IsTerminal as _;
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            // Colour codes only where a person reads them, never into a pipe or a file.
+            .with_ansi(std::io::stderr().is_terminal())
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .init();
     }
@@ -83,10 +118,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "wit": WIT_PACKAGE,
             });
             let answer = commands::emit(global, &info, |_| {
-                println!("vector-service {}", env!("CARGO_PKG_VERSION"));
-                println!("component: {} bytes", BUILTIN_COMPONENT.len());
-                println!("sha256:    {}", sha256_hex(BUILTIN_COMPONENT));
-                println!("wit:       {WIT_PACKAGE}");
+                out!("vector-service {}", env!("CARGO_PKG_VERSION"));
+                out!("component: {} bytes", BUILTIN_COMPONENT.len());
+                out!("sha256:    {}", sha256_hex(BUILTIN_COMPONENT));
+                out!("wit:       {WIT_PACKAGE}");
             })?;
             commands::print_answer(global, answer, None)?;
         }
@@ -100,13 +135,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "wit": WIT_PACKAGE,
             });
             let answer = commands::emit(global, &written, |_| {
-                println!(
+                out!(
                     "wrote {} ({} bytes)",
                     path.display(),
                     BUILTIN_COMPONENT.len()
                 );
-                println!("sha256: {}", sha256_hex(BUILTIN_COMPONENT));
-                println!("wit:    {WIT_PACKAGE}");
+                out!("sha256: {}", sha256_hex(BUILTIN_COMPONENT));
+                out!("wit:    {WIT_PACKAGE}");
             })?;
             commands::print_answer(global, answer, None)?;
         }

@@ -439,3 +439,60 @@ fn the_same_commands_run_on_postgres_and_on_an_explicit_sqlite_dir() {
         "{stderr}"
     );
 }
+
+/// What a command printed: (exit success, stdout, stderr).
+fn run(command: &mut Command) -> (bool, String, String) {
+    let output = command.output().expect("the CLI starts");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rough_edges_a_closed_pipe_a_flag_that_does_not_apply_unusual_ids_and_colour() {
+    let dir = temp_dir("cli-edges");
+    assert!(run(cli(&dir).arg("ingest").arg(sample_corpus())).0);
+
+    // A reader that closes the pipe early (`| head -1`) ends the command quietly, exit 0: the
+    // panic came in about half the runs.
+    let binary = env!("CARGO_BIN_EXE_vector-service");
+    for command in ["stats", "info", "--json search upload"] {
+        for _ in 0..6 {
+            let (ok, out, err) = run(Command::new("bash").arg("-c").arg(format!(
+                "set -o pipefail; '{binary}' --data-dir '{}' {command} | head -c 1",
+                dir.display()
+            )));
+            assert!(ok && !err.contains("panicked"), "{command}: {out} {err}");
+        }
+    }
+
+    // `--tenant` names a command's tenant; `serve` without a tenants file would silently serve
+    // `default` instead.
+    let (ok, _, err) =
+        run(cli(&dir).args(["--tenant", "acme", "serve", "--listen", "127.0.0.1:0"]));
+    assert!(
+        !ok && err.contains("--tenant acme does not apply to `serve`"),
+        "{err}"
+    );
+
+    // Ids the contract takes but a caller may not mean are recorded, with a word about each;
+    // a failure's line never says success.
+    let (ok, out, err) =
+        run(cli(&dir).args(["track", "--patch-id", "p-9", "--failure", "nocolon"]));
+    assert!(ok, "{err}");
+    assert!(err.contains("\"nocolon\" is not origin:id"), "{err}");
+    assert!(
+        out.contains("failure recorded") && !out.contains("success"),
+        "{out}"
+    );
+    let (ok, _, err) = run(cli(&dir).args(["track", "--patch-id", "p-10"]));
+    assert!(ok && err.contains("no vector ids"), "{err}");
+
+    // Logs into a pipe carry no colour codes.
+    let (_, _, err) = run(cli(&dir)
+        .env("RUST_LOG", "info")
+        .args(["search", "upload failed"]));
+    assert!(!err.is_empty() && !err.contains('\u{1b}'), "{err:?}");
+}
