@@ -1,6 +1,7 @@
 //! Reading records to ingest, one contract for the CLI (`ingest FILE`) and the server
-//! (`POST /v1/records`): JSON lines (one record per line), a JSON array of records, or CSV
-//! with a header row.
+//! (`POST /v1/records`), by what the content type or the file's name says: one JSON document
+//! (a record or an array of records, laid out any way), JSON lines (one record per line), or
+//! CSV with a header row.
 //!
 //! `{"db": "bots", "origin_db": "bot", "id": "bot-1", "text": "...", "metadata": {...}}`.
 //! `db` may come from `--db` (`?db=`); `origin_db` defaults to the singular of a known
@@ -74,10 +75,30 @@ pub fn upsert_all(
 /// How records are written down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// A JSON array of records, or JSON lines (told apart by the first character).
+    /// One JSON document, laid out any way: a record object, or an array of records
+    /// (`application/json`, a `.json` file).
     Json,
+    /// One record per line (`application/x-ndjson`, `application/jsonl`, a `.jsonl` file).
+    JsonLines,
+    /// A file of another name: one JSON document when the whole text is one, else JSON lines.
+    JsonAny,
     /// CSV with a header row.
     Csv,
+}
+
+impl Format {
+    /// The format a file's name says: `.csv`, `.json`, `.jsonl`/`.ndjson`, else either JSON.
+    pub fn of_file(path: &Path) -> Self {
+        let extension = path
+            .extension()
+            .map(|ext| ext.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("csv") => Self::Csv,
+            Some("json") => Self::Json,
+            Some("jsonl" | "ndjson") => Self::JsonLines,
+            _ => Self::JsonAny,
+        }
+    }
 }
 
 /// The answer of an ingest: `POST /v1/records`, `ingest --json`.
@@ -117,14 +138,7 @@ pub fn read_records(
     path: &Path,
     default_db: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
-    let format = if path
-        .extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"))
-    {
-        Format::Csv
-    } else {
-        Format::Json
-    };
+    let format = Format::of_file(path);
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
     parse_records(&text, format, &source, default_db)
@@ -140,18 +154,33 @@ pub fn parse_records(
 ) -> anyhow::Result<BTreeMap<String, Vec<Record>>> {
     let lines = match format {
         Format::Csv => csv_rows(text, source)?,
-        Format::Json if text.trim_start().starts_with('[') => {
-            let values: Vec<Value> = serde_json::from_str(text)
-                .with_context(|| format!("{source}: not a JSON array"))?;
-            values
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (i + 1, v))
-                .collect()
-        }
-        Format::Json => json_lines(text, source)?,
+        Format::Json => json_document(text, source)?,
+        Format::JsonLines => json_lines(text, source)?,
+        Format::JsonAny => match json_document(text, source) {
+            Ok(records) => records,
+            Err(_) => json_lines(text, source)?,
+        },
     };
     group(lines, source, default_db)
+}
+
+/// The records of one JSON document: an object is one record, an array holds records (each
+/// numbered by its place).
+fn json_document(text: &str, source: &str) -> anyhow::Result<Vec<(usize, Value)>> {
+    let document: Value = serde_json::from_str(text).with_context(|| {
+        format!(
+            "{source}: not one JSON document (a record object or an array of records, laid out any way); \
+             send one record per line as application/x-ndjson, or in a .jsonl file"
+        )
+    })?;
+    Ok(match document {
+        Value::Array(values) => values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i + 1, v))
+            .collect(),
+        record => vec![(1, record)],
+    })
 }
 
 fn group(
@@ -174,8 +203,13 @@ fn json_lines(text: &str, source: &str) -> anyhow::Result<Vec<(usize, Value)>> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(index, line)| {
-            let value = serde_json::from_str(line)
-                .with_context(|| format!("{source}:{}: not JSON", index + 1))?;
+            let value = serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{source}:{}: not JSON (JSON lines hold one record per line; send one document \
+                     laid out over lines as application/json, or in a .json file)",
+                    index + 1
+                )
+            })?;
             Ok((index + 1, value))
         })
         .collect()
@@ -318,5 +352,35 @@ mod tests {
         documented.sort_unstable();
         read.sort_unstable();
         assert_eq!(documented, read);
+    }
+
+    #[test]
+    fn each_format_reads_what_its_name_says_and_refusals_say_how_to_send_the_other() {
+        let pretty = "{\n  \"db\": \"bots\",\n  \"id\": \"b1\",\n  \"text\": \"t\"\n}\n";
+        let lines = "{\"db\": \"bots\", \"id\": \"b1\", \"text\": \"t\"}\n{\"db\": \"bots\", \"id\": \"b2\", \"text\": \"t\"}\n";
+        let count = |text: &str, format: Format| {
+            parse_records(text, format, "body", None).map(|by_db| by_db["bots"].len())
+        };
+        assert_eq!(count(pretty, Format::Json).unwrap(), 1);
+        assert_eq!(
+            count(&format!("[{pretty}, {pretty}]"), Format::Json).unwrap(),
+            2
+        );
+        assert_eq!(count(lines, Format::JsonLines).unwrap(), 2);
+        assert_eq!(count(pretty, Format::JsonAny).unwrap(), 1);
+        assert_eq!(count(lines, Format::JsonAny).unwrap(), 2);
+        let refused = format!("{:#}", count(lines, Format::Json).unwrap_err());
+        assert!(refused.contains("application/x-ndjson"), "{refused}");
+        let refused = format!("{:#}", count(pretty, Format::JsonLines).unwrap_err());
+        assert!(refused.contains("as application/json"), "{refused}");
+        for (name, format) in [
+            ("r.json", Format::Json),
+            ("r.JSONL", Format::JsonLines),
+            ("r.ndjson", Format::JsonLines),
+            ("r.csv", Format::Csv),
+            ("r.txt", Format::JsonAny),
+        ] {
+            assert_eq!(Format::of_file(Path::new(name)), format, "{name}");
+        }
     }
 }

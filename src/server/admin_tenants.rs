@@ -239,14 +239,14 @@ pub(super) async fn promote(
 }
 
 /// `POST /admin/tenants/{tenant}/rollback`: drop the canary; without one, return to the
-/// component before the last promotion.
+/// component before the last promotion. Safe to retry: once there is nothing to undo, 409.
 #[utoipa::path(post, path = "/admin/tenants/{tenant}/rollback", tag = "operator",
     params(("tenant" = String, Path, description = "The tenant's name.")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The tenant, rolled back.", body = TenantView),
         TenantRouteFailures,
-        (status = 409, description = "`conflict`: no canary and no earlier component.", body = FailureBody)))]
+        (status = 409, description = "`conflict`: no canary and no earlier component (a rollback already undid the last promotion); nothing changed.", body = FailureBody)))]
 pub(super) async fn rollback(
     State(state): State<Shared>,
     _: Admin,
@@ -263,8 +263,10 @@ pub(super) async fn rollback(
         let previous = rollout.previous.ok_or_else(|| {
             ApiError::conflict("nothing to roll back: no canary, no earlier component")
         })?;
+        // Nothing left to undo: a retried rollback is a 409 that changes nothing, never a
+        // return to the component it just rolled back from.
         Ok(Rollout {
-            previous: Some(rollout.active),
+            previous: None,
             active: previous,
             canary: None,
             file_pin: rollout.file_pin,

@@ -25,7 +25,7 @@ const LINGER_IDLE: Duration = Duration::from_millis(100);
 pub enum Accepts {
     /// `application/json`.
     Json,
-    /// `application/json` (an array or lines), JSON lines (`application/x-ndjson`,
+    /// `application/json` (one document), JSON lines (`application/x-ndjson`,
     /// `application/jsonl`) or CSV (`text/csv`).
     Records,
 }

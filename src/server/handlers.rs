@@ -21,7 +21,7 @@ use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService
 use super::auth::Authenticated;
 use super::body::{self, Accepts};
 use super::error::ApiError;
-use super::jobs::{self, JobView};
+use super::jobs::{self, JobStatus, JobView};
 use super::metrics::for_tenant;
 use super::openapi::CallFailures;
 use super::request_log::LogFields;
@@ -284,17 +284,27 @@ pub(super) async fn backfill_job(
     params(("job" = String, Path, description = "The id `POST /v1/backfill` answered.")),
     security(("tenant_key" = []), ()),
     responses(
-        (status = 202, description = "Cancelling: the job stops at its next batch boundary.", body = JobView),
+        (status = 202, description = "Cancelling: the job stops at its next batch boundary (safe to repeat while it runs).", body = JobView),
         (status = 404, description = "`not-found`: no such job of this tenant.", body = FailureBody),
+        (status = 409, description = "`conflict`: the job already ended; nothing changed.", body = FailureBody),
         CallFailures))]
 pub(super) async fn cancel_backfill(
     Authenticated(tenant): Authenticated,
     Segment(id): Segment,
 ) -> Result<Response, ApiError> {
-    with_job(&tenant, &id, |job| {
-        job.cancel.cancel();
-        (StatusCode::ACCEPTED, Json(job.view())).into_response()
-    })
+    let job = tenant
+        .jobs
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found_thing("no such backfill job"))?;
+    let view = job.view();
+    if !matches!(view.status, JobStatus::Running | JobStatus::Cancelling) {
+        return Err(ApiError::conflict(format!(
+            "backfill job {id} already ended ({}); nothing changed",
+            view.status.as_str()
+        )));
+    }
+    job.cancel.cancel();
+    Ok((StatusCode::ACCEPTED, Json(job.view())).into_response())
 }
 
 /// Find the tenant's job `id` (404 otherwise) and answer with `answer`.
@@ -317,14 +327,16 @@ struct RecordsQuery {
     db: Option<String>,
 }
 
-/// `POST /v1/records[?db=NAME]`: records as `ingest` reads them (a JSON array, JSON lines, or
-/// CSV as `text/csv`), written in one transaction per database; a bad record refuses the
-/// whole body (400, with its position).
+/// `POST /v1/records[?db=NAME]`: records as `ingest` reads them, by content type: one JSON
+/// document (`application/json`: a record or an array of records), JSON lines
+/// (`application/x-ndjson`, `application/jsonl`) or CSV (`text/csv`); written in one
+/// transaction per database; a bad record refuses the whole body (400, with its position).
 #[utoipa::path(post, path = "/v1/records", tag = "records", params(RecordsQuery),
-    request_body(description = "Records: a JSON array, JSON lines, or CSV with a header row (columns `db`, `origin_db`, `id`, `text`; any other column is a metadata field).",
+    request_body(description = "Records: one JSON document (a record, or an array of records), JSON lines (one record per line), or CSV with a header row (columns `db`, `origin_db`, `id`, `text`; any other column is a metadata field).",
         content(
             (Vec<RecordFields> = "application/json"),
             (String = "application/x-ndjson"),
+            (String = "application/jsonl"),
             (String = "text/csv"))),
     security(("tenant_key" = []), ()),
     responses((status = 200, description = "Per database: records read and how many were new or changed.", body = IngestAnswer), CallFailures))]
@@ -344,6 +356,7 @@ pub(super) async fn records(
         std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
     let format = match body::media_type(&headers).as_deref() {
         Some("text/csv") => ingest::Format::Csv,
+        Some("application/x-ndjson" | "application/jsonl") => ingest::Format::JsonLines,
         _ => ingest::Format::Json,
     };
     let by_db = ingest::parse_records(text, format, "request body", query.db.as_deref())

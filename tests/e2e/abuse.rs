@@ -327,7 +327,7 @@ fn an_attacked_tenant_does_not_slow_its_neighbour() {
         &["--tenants", tenants.to_str().unwrap()],
     ));
     for key in ["attacker-key", "victim-key"] {
-        let (status, _, _) = server.post("/v1/records", Some(key), &sample_corpus());
+        let (status, _, _) = server.post_lines("/v1/records", Some(key), &sample_corpus());
         assert_eq!(status, 200);
     }
     // The most expensive valid search: 512 distinct words, top_k 1000.

@@ -546,7 +546,10 @@ fn sigterm_exits_0_with_calls_and_jobs_in_flight(database: &[&str], tenant: &str
         })
         .collect::<Vec<_>>()
         .join("\n");
-    assert_eq!(server.post("/v1/records", Some(&key), &records).0, 200);
+    assert_eq!(
+        server.post_lines("/v1/records", Some(&key), &records).0,
+        200
+    );
     let (status, job, _) = server.post("/v1/backfill", Some(&key), r#"{"batch_size": 2}"#);
     assert_eq!(status, 202, "{job}");
     let in_flight = server.search_in_flight(&key, r#"{"query": "failure"}"#);

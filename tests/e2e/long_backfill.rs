@@ -208,7 +208,7 @@ fn the_server_runs_backfills_as_jobs() {
         Server::start_with_globals(&dir, &globals, &["--tenants", tenants.to_str().unwrap()]);
     let records: String = std::fs::read_to_string(corpus(&dir, 200)).unwrap();
     let acme = Some("acme-key");
-    assert_eq!(server.post("/v1/records", acme, &records).0, 200);
+    assert_eq!(server.post_lines("/v1/records", acme, &records).0, 200);
 
     // 20 batches of 10 at 150 ms: 3 s, six times acme's 500 ms call deadline.
     let (status, job, _) = server.post("/v1/backfill", acme, r#"{"batch_size": 10}"#);
@@ -240,7 +240,7 @@ fn the_server_runs_backfills_as_jobs() {
     // A cancelled job stops at a batch boundary; the next one does the rest.
     assert_eq!(
         server
-            .post("/v1/records", acme, &records.replace("e-", "f-"))
+            .post_lines("/v1/records", acme, &records.replace("e-", "f-"))
             .0,
         200
     );

@@ -99,6 +99,11 @@ fn a_canary_takes_its_share_then_promote_and_rollback_switch_every_call_and_surv
     assert_eq!(status, 200, "{rolled}");
     assert_eq!(rolled["component"], builtin.as_str());
     assert!((0..20).all(|_| answered_by(&server, "a") == "built-in"));
+    // A retried rollback has nothing left to undo: 409, and the bad component stays out.
+    let (status, again) = admin(&server, "/admin/tenants/a/rollback", "");
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(view_of(&server, "a")["component"], builtin.as_str());
+    assert!((0..20).all(|_| answered_by(&server, "a") == "built-in"));
 
     // Promoted again, then restarted: a still runs the promoted component.
     admin(&server, "/admin/tenants/a/canary", &canary(&other, 0.0));

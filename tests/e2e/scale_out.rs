@@ -57,7 +57,7 @@ fn two_hosts_sharing_postgres_serve_one_tenant_consistently() {
 
     let records = r#"{"db": "errors", "origin_db": "error", "id": "e-42", "text": "the payment gateway rejected the idempotency key", "metadata": {"message": "gateway rejected key"}}
 {"db": "bots", "origin_db": "bot", "id": "b-7", "text": "a bot that rotates idempotency keys for the payment gateway", "metadata": {"name": "key rotator"}}"#;
-    let (status, body, _) = hosts[0].post("/v1/records", key, records);
+    let (status, body, _) = hosts[0].post_lines("/v1/records", key, records);
     assert_eq!(status, 200, "{body}");
 
     let query = json!({"query": "payment gateway idempotency key", "top_k": 5}).to_string();

@@ -151,12 +151,32 @@ impl Server {
         key: Option<&str>,
         body: &str,
     ) -> (u16, Value, Option<String>) {
+        self.post_as(path, key, body, "application/json")
+    }
+
+    /// [`Server::post`] of JSON lines (`application/x-ndjson`).
+    pub(crate) fn post_lines(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (u16, Value, Option<String>) {
+        self.post_as(path, key, body, "application/x-ndjson")
+    }
+
+    fn post_as(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+        content_type: &str,
+    ) -> (u16, Value, Option<String>) {
         let mut request = self.agent.post(format!("{}{path}", self.url));
         if let Some(key) = key {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
         let mut response = request
-            .header("Content-Type", "application/json")
+            .header("Content-Type", content_type)
             .send(body)
             .expect("the server answers");
         let retry_after = response
@@ -299,7 +319,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
     assert_eq!(server.get("/healthz", None).0, 200);
     assert_eq!(server.get("/readyz", None).0, 200);
 
-    let (status, ingested, _) = server.post("/v1/records", None, &sample_corpus());
+    let (status, ingested, _) = server.post_lines("/v1/records", None, &sample_corpus());
     assert_eq!(status, 200, "{ingested}");
     let total: u64 = ingested["databases"]
         .as_array()
@@ -315,7 +335,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
         r#"[{"id": "bot-900", "text": "uploads checker bot"}]"#,
     );
     assert_eq!(status, 200);
-    let (status, refused, _) = server.post(
+    let (status, refused, _) = server.post_lines(
         "/v1/records",
         None,
         "{\"db\": \"bots\", \"id\": \"bot-901\", \"text\": \"fine\"}\n{\"db\": \"bots\", \"text\": \"no id\"}\n",
@@ -326,6 +346,27 @@ fn every_route_and_error_status_on_the_default_tenant() {
             .as_str()
             .unwrap()
             .contains("request body:2"),
+        "{refused}"
+    );
+    // `application/json` is one document laid out any way (the README's Quickstart body); JSON
+    // lines sent as `application/json` are refused, with how to send them.
+    let (status, answer, _) = server.post(
+        "/v1/records",
+        None,
+        "{\n  \"db\": \"bots\",\n  \"id\": \"bot-904\",\n  \"text\": \"pretty printed\"\n}\n",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, refused, _) = server.post(
+        "/v1/records",
+        None,
+        "{\"db\": \"bots\", \"id\": \"a\", \"text\": \"t\"}\n{\"db\": \"bots\", \"id\": \"b\", \"text\": \"t\"}\n",
+    );
+    assert_eq!((status, error_kind(&refused)), (400, "bad-request"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/x-ndjson"),
         "{refused}"
     );
     // CSV as `text/csv`, as the CLI reads a .csv file; an unknown field is refused, named.
@@ -468,7 +509,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
     assert_eq!(count("search", "200"), 1.0);
     assert_eq!(count("search", "400"), 3.0);
     assert_eq!(count("search", "413"), 1.0);
-    assert_eq!(count("records", "400"), 2.0);
+    assert_eq!(count("records", "400"), 3.0);
     assert!(!text.contains("s-1"), "session ids never become labels");
     let promtool = prometheus_tool("promtool");
     let mut check = Command::new(promtool)
@@ -551,7 +592,7 @@ fn tenants_are_authenticated_isolated_and_limited() {
     assert_eq!(a, b);
 
     // acme's records are invisible to globex, in search and in metrics.
-    let (status, _, _) = server.post("/v1/records", Some("acme-key"), &sample_corpus());
+    let (status, _, _) = server.post_lines("/v1/records", Some("acme-key"), &sample_corpus());
     assert_eq!(status, 200);
     let (_, acme, _) = server.post(
         "/v1/search",
@@ -607,7 +648,10 @@ fn tenants_are_authenticated_isolated_and_limited() {
     let many: String = (0..20_000)
         .map(|i| format!("{{\"db\": \"errors\", \"id\": \"bulk-{i}\", \"text\": \"bulk error {i} while uploading part {}\"}}\n", i % 97))
         .collect();
-    assert_eq!(server.post("/v1/records", Some("acme-key"), &many).0, 200);
+    assert_eq!(
+        server.post_lines("/v1/records", Some("acme-key"), &many).0,
+        200
+    );
     let (status, started, _) =
         server.post("/v1/backfill", Some("acme-key"), r#"{"batch_size": 1}"#);
     assert_eq!(status, 202, "{started}");
@@ -623,6 +667,9 @@ fn tenants_are_authenticated_isolated_and_limited() {
     assert_eq!(status, 202, "{cancelled}");
     let ended = server.wait_for_job(Some("acme-key"), &job);
     assert_eq!(ended["status"], "cancelled", "{ended}");
+    // Cancelling an ended job changes nothing, and says so.
+    let (status, again) = server.delete(&format!("/v1/backfill/{job}"), Some("acme-key"));
+    assert_eq!(status, 409, "{again}");
     let (status, _, _) = server.post("/v1/search", Some("acme-key"), r#"{"query": "upload"}"#);
     assert_eq!(status, 200, "served again once the slot is free");
 }
@@ -645,7 +692,7 @@ fn reloads_under_load_fail_no_request_and_a_bad_component_is_refused() {
     ));
     assert_eq!(
         server
-            .post("/v1/records", Some("unlimited-key"), &sample_corpus())
+            .post_lines("/v1/records", Some("unlimited-key"), &sample_corpus())
             .0,
         200
     );
