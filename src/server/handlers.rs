@@ -69,7 +69,7 @@ async fn admit<B: DeserializeOwned + Session>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Admitted<B>, ApiError> {
-    let open = tenant.open()?;
+    let open = tenant.reachable(&state.http)?;
     if B::WRITES {
         tenant.writable()?;
     }
@@ -191,7 +191,7 @@ pub(super) async fn start_backfill(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let store = tenant.open()?.store.clone();
+    let store = tenant.reachable(&state.http)?.store.clone();
     tenant.writable()?;
     let request: BackfillBody = parse(&state, &headers, body).await?;
     if let Some(reason) = request.refused() {
@@ -347,7 +347,7 @@ pub(super) async fn records(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let store = tenant.open()?.store.clone();
+    let store = tenant.reachable(&state.http)?.store.clone();
     tenant.writable()?;
     let Query(query) = Query::<RecordsQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))?;

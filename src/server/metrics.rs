@@ -18,6 +18,7 @@ pub struct HttpMetrics {
     latency: HistogramVec,
     in_flight: IntGaugeVec,
     reloads: IntCounterVec,
+    fast_failures: IntCounterVec,
     connections_open: IntGauge,
     connections_refused: IntCounter,
     accept_errors: IntCounter,
@@ -60,6 +61,13 @@ impl HttpMetrics {
             ),
             &["outcome"],
         )?;
+        let fast_failures = IntCounterVec::new(
+            Opts::new(
+                "vector_service_store_fast_failures_total",
+                "Requests answered 503 at once because the tenant's store was unreachable at its last health check.",
+            ),
+            &["tenant"],
+        )?;
         let connections_open = IntGauge::new(
             "vector_service_connections_open",
             "HTTP connections open now.",
@@ -84,6 +92,7 @@ impl HttpMetrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(fast_failures.clone()))?;
         for outcome in ["success", "refused"] {
             reloads.with_label_values(&[outcome]);
         }
@@ -92,6 +101,7 @@ impl HttpMetrics {
             latency,
             in_flight,
             reloads,
+            fast_failures,
             connections_open,
             connections_refused,
             accept_errors,
@@ -147,11 +157,17 @@ impl HttpMetrics {
             .observe(seconds);
     }
 
-    /// Set a tenant's calls in flight.
+    /// Set a tenant's calls in flight (and make its other per-tenant series exist at zero).
     pub fn in_flight(&self, tenant: &str, calls: usize) {
         self.in_flight
             .with_label_values(&[tenant])
             .set(calls as i64);
+        self.fast_failures.with_label_values(&[tenant]);
+    }
+
+    /// A request failed fast: its tenant's store was known to be unreachable.
+    pub fn fast_failure(&self, tenant: &str) {
+        self.fast_failures.with_label_values(&[tenant]).inc();
     }
 
     /// One reload attempt.

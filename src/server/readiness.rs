@@ -2,6 +2,7 @@
 //! flag per tenant and never touches a store: every few seconds each tenant's store runs its
 //! cheap health probe on the blocking pool, bounded in time.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,24 +15,41 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// A probe slower than this counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One tenant's readiness: why its last probe failed, if it did.
-pub struct Readiness(Mutex<Option<String>>);
+/// One tenant's readiness: why its last probe failed, if it did, and whether that says the
+/// store cannot be reached (then requests fail at once instead of waiting out their deadline:
+/// a circuit breaker that the next probe to pass closes).
+pub struct Readiness {
+    reason: Mutex<Option<String>>,
+    unreachable: AtomicBool,
+}
 
 impl Default for Readiness {
     /// Ready until a probe says otherwise (the server probes every store before it listens).
     fn default() -> Self {
-        Self(Mutex::new(None))
+        Self {
+            reason: Mutex::new(None),
+            unreachable: AtomicBool::new(false),
+        }
     }
 }
 
 impl Readiness {
     /// Not ready for `reason`: for a tenant whose store could not be opened.
     pub fn not_ready(reason: impl Into<String>) -> Self {
-        Self(Mutex::new(Some(reason.into())))
+        Self {
+            reason: Mutex::new(Some(reason.into())),
+            unreachable: AtomicBool::new(false),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the last probe found the store unreachable (it failed as `unavailable`, or did
+    /// not answer in time).
+    pub fn unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Relaxed)
     }
 
     /// Why the last probe failed, if it did (a reason fit for an HTTP body).
@@ -43,7 +61,10 @@ impl Readiness {
     /// detail; callers are shown its kind only).
     pub async fn probe(&self, tenant: &str, store: Arc<dyn Store>) {
         let probe = tokio::task::spawn_blocking(move || store.health());
-        let outcome = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe).await;
+        let unreachable = matches!(outcome, Ok(Ok(Err(BackendError::Unavailable(_)))) | Err(_));
+        self.unreachable.store(unreachable, Ordering::Relaxed);
+        let outcome = match outcome {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(error))) => Err((
                 format!("its store failed its health check ({})", error_kind(&error)),

@@ -14,7 +14,7 @@ use super::catalogue::Catalogue;
 use super::error::ApiError;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
-use super::readiness::Readiness;
+use super::readiness::{self, Readiness};
 use super::rollout::Rollouts;
 use super::tenants::{TenantLimits, Tenants};
 
@@ -53,6 +53,23 @@ impl TenantState {
                 self.name
             ))
         })
+    }
+
+    /// The open store and service, unless the last health check found the store unreachable:
+    /// then 503 `unavailable` at once (counted), instead of a call that waits out its whole
+    /// deadline for a database that is down.
+    pub(super) fn reachable(&self, http: &HttpMetrics) -> Result<&OpenTenant, ApiError> {
+        let open = self.open()?;
+        if self.readiness.unreachable() {
+            http.fast_failure(&self.name);
+            let mut refused = ApiError::unavailable(format!(
+                "tenant {:?}: its store did not answer its last health check; retry once it does",
+                self.name
+            ));
+            refused.retry_after = Some(readiness::CHECK_INTERVAL.as_secs().max(1));
+            return Err(refused);
+        }
+        Ok(open)
     }
 
     /// Whether a write may start: not into a store with a lasting fault.

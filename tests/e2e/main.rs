@@ -11,6 +11,7 @@ mod coherence;
 mod conformance;
 mod context_builder;
 mod embedding_backfill;
+mod fail_fast;
 mod http_embedder;
 mod logs_and_metrics;
 mod long_backfill;
