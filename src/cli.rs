@@ -149,7 +149,7 @@ impl FromStr for DatabaseSpec {
     }
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Retrieval {
     Lexical,
     Vector,

@@ -12,7 +12,7 @@ use vector_service_runtime::backends::EmbeddingStore;
 use vector_service_runtime::RunLimits;
 
 use crate::answers::{BackfillAnswer, ContextAnswer, SearchAnswer, TrackAnswer};
-use crate::cli::{Command, Global};
+use crate::cli::{Command, Global, Retrieval};
 use crate::failure::{CommandFailed, Failure};
 use crate::tenant::Tenant;
 use crate::{ingest, progress};
@@ -230,6 +230,9 @@ fn search(
     request: &SearchRequest,
 ) -> anyhow::Result<Value> {
     let response = tenant.service(None).search(session, request)?;
+    if response.fallback.is_some() || response.hits.is_empty() {
+        hint_why_empty(global, tenant, &request.origins);
+    }
     emit(global, &SearchAnswer::of(&response), |_| {
         let r = &response;
         if let Some(fallback) = &r.fallback {
@@ -260,6 +263,10 @@ fn context(
     request: &ContextRequest,
 ) -> anyhow::Result<Value> {
     let response = tenant.service(None).build_context(session, request)?;
+    if response.entries.is_empty() {
+        let origins: Vec<String> = request.buckets.iter().map(|b| b.origin.clone()).collect();
+        hint_why_empty(global, tenant, &origins);
+    }
     emit(global, &ContextAnswer::of(&response), |_| {
         let r = &response;
         out!("{}", r.context);
@@ -313,6 +320,36 @@ fn track(
             out!("  warning: {warning}");
         }
     })
+}
+
+/// An empty answer with a likely cause says it, on stderr: an origin filter naming a database
+/// (hits carry origins: `error`, not `errors`) or an origin no database holds by default, and
+/// a vector search over a store with no vector from this run's embedder.
+fn hint_why_empty(global: &Global, tenant: &Tenant, origins: &[String]) {
+    let Ok(stats) = tenant.store.stats() else {
+        return;
+    };
+    let databases: Vec<&str> = stats.databases.iter().map(|(db, ..)| db.as_str()).collect();
+    let listed = databases.join(", ");
+    for origin in origins {
+        if databases.contains(&origin.as_str()) {
+            let example = crate::ingest::default_origin(origin).unwrap_or("its records' origin_db");
+            eprintln!("hint: {origin:?} is a database; hits are filtered by origin ({example:?} for {origin:?})");
+        } else if !databases
+            .iter()
+            .any(|db| crate::ingest::default_origin(db) == Some(origin.as_str()))
+        {
+            eprintln!("hint: no database holds origin {origin:?} by default (databases: {listed}; a record's origin is its origin_db)");
+        }
+    }
+    let records: u64 = stats.databases.iter().map(|(_, records, _)| records).sum();
+    let embedded: u64 = stats.databases.iter().map(|(.., embedded)| embedded).sum();
+    if global.retrieval != Retrieval::Lexical && records > 0 && embedded == 0 {
+        eprintln!(
+            "hint: none of the {records} records has a vector from this embedder ({}): run `backfill` with it, or search with the embedder the vectors came from",
+            stats.embedding_version
+        );
+    }
 }
 
 /// Say what the contract does with ids a caller may not mean (`wit/vector-service.wit`): an

@@ -32,7 +32,7 @@ const TEXT_FIELDS: [&str; 8] = [
 ];
 
 /// The origin the context builder expects for the usual database names.
-fn default_origin(db: &str) -> Option<&'static str> {
+pub fn default_origin(db: &str) -> Option<&'static str> {
     Some(match db {
         "bots" => "bot",
         "workflows" => "workflow",

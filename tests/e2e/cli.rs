@@ -490,6 +490,15 @@ fn rough_edges_a_closed_pipe_a_flag_that_does_not_apply_unusual_ids_and_colour()
     let (ok, _, err) = run(cli(&dir).args(["track", "--patch-id", "p-10"]));
     assert!(ok && err.contains("no vector ids"), "{err}");
 
+    // An empty answer with a likely cause says it.
+    let (ok, _, err) = run(cli(&dir).args(["search", "--origin", "errors", "upload failed"]));
+    assert!(ok && err.contains("\"errors\" is a database"), "{err}");
+    let (_, _, err) =
+        run(cli(&dir).args(["context", "--bucket", "ticket=tickets", "fix failing tests"]));
+    assert!(err.contains("no database holds origin \"ticket\""), "{err}");
+    let (_, _, err) = run(cli(&dir).args(["--retrieval", "vector", "search", "upload failed"]));
+    assert!(err.contains("has a vector from this embedder"), "{err}");
+
     // Logs into a pipe carry no colour codes.
     let (_, _, err) = run(cli(&dir)
         .env("RUST_LOG", "info")
