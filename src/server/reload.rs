@@ -165,7 +165,7 @@ async fn reload_all(
     let (components, tenants) = loaded.map_err(|error| {
         refused(
             state,
-            format!("refused; nothing changed, the old one keeps serving: {error}"),
+            format!("reload refused; nothing changed, the old one keeps serving: {error}"),
         )
     })?;
     let sha256 = components.server.digest().to_string();
