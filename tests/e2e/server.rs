@@ -309,6 +309,17 @@ fn prometheus_tool(name: &str) -> PathBuf {
     path
 }
 
+/// A 400 `bad-request` whose message says `words`.
+fn assert_bad_request_saying(status: u16, refused: &Value, words: &str) {
+    assert_eq!(
+        (status, error_kind(refused)),
+        (400, "bad-request"),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(words), "{refused}");
+}
+
 pub(crate) fn error_kind(value: &Value) -> &str {
     value["error"]["kind"].as_str().unwrap_or("<no error kind>")
 }
@@ -340,14 +351,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
         None,
         "{\"db\": \"bots\", \"id\": \"bot-901\", \"text\": \"fine\"}\n{\"db\": \"bots\", \"text\": \"no id\"}\n",
     );
-    assert_eq!((status, error_kind(&refused)), (400, "bad-request"));
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("request body:2"),
-        "{refused}"
-    );
+    assert_bad_request_saying(status, &refused, "request body:2");
     // `application/json` is one document laid out any way (the README's Quickstart body); JSON
     // lines sent as `application/json` are refused, with how to send them.
     let (status, answer, _) = server.post(
@@ -361,14 +365,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
         None,
         "{\"db\": \"bots\", \"id\": \"a\", \"text\": \"t\"}\n{\"db\": \"bots\", \"id\": \"b\", \"text\": \"t\"}\n",
     );
-    assert_eq!((status, error_kind(&refused)), (400, "bad-request"));
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("application/x-ndjson"),
-        "{refused}"
-    );
+    assert_bad_request_saying(status, &refused, "application/x-ndjson");
     // CSV as `text/csv`, as the CLI reads a .csv file; an unknown field is refused, named.
     let status = server.post_bytes(
         "/v1/records?db=bots",
