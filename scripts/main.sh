@@ -11,7 +11,7 @@ source scripts/require-rust.sh
 # No wasm toolchain needed: the component is checked in prebuilt (host/component). The demo
 # uses the hashing embedder and lexical search, so it builds the CLI without the MiniLM
 # embedder (candle) and usearch's SIMD kernels: 7.4 minutes from nothing on 2 idle cores
-# (README, "Set-up"). `cargo build --release` builds everything.
+# (README, "1. Try the demo"). `cargo build --release` builds everything.
 cargo build --locked --release --no-default-features --bin vector-service
 
 DATA_DIR=${VECTOR_SERVICE_DATA_DIR:-"$PWD/target/demo-data"}

@@ -40,8 +40,12 @@ cargo test --workspace --locked
 # The guest's own unit tests (its allocator), on the host target.
 (cd guest && cargo test --locked --target-dir ../target/guest-clippy)
 
+# The main job, as the README's first task runs it (its build is the release binary the Python
+# client's tests use), up to where it would start serving.
+echo "== the demo (scripts/main.sh, MAIN_NO_SERVE=1)"
+MAIN_NO_SERVE=1 VECTOR_SERVICE_DATA_DIR="$(mktemp -d)" bash scripts/main.sh
+
 # The Python client against the release binary a user runs (the build scripts/main.sh makes).
 echo "== Python client (clients/python) against the release server"
-cargo build --locked --release --no-default-features --bin vector-service
 VECTOR_SERVICE_BIN="$PWD/target/release/vector-service" \
     python3 -m unittest discover -s clients/python/tests -v

@@ -24,6 +24,7 @@ mod openapi;
 mod patch_logger;
 mod postgres_server;
 mod promises;
+mod readme;
 mod retriever;
 mod rollout;
 mod sandbox;
