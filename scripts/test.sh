@@ -38,6 +38,7 @@ for guest in guest tests/misbehaving-guest benches/floor-guest; do (cd "$guest" 
 
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+bash scripts/check-documented-api.sh
 # Host-target lints of the guest crates (their wasm builds: scripts/build-component.sh).
 (cd guest && cargo clippy --all-targets --locked --target-dir ../target/guest-clippy -- -D warnings)
 for guest in tests/misbehaving-guest benches/floor-guest; do

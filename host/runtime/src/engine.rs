@@ -42,7 +42,8 @@ pub enum Allocation {
     #[default]
     OnDemand,
     /// Reserve `instances` slots of up to `memory_bytes` linear memory once; instantiating
-    /// then reuses a slot instead of mapping memory (the server's choice: BENCHMARKS.md).
+    /// then reuses a slot instead of mapping memory (the server's choice:
+    /// docs/decisions/0006-instances.md).
     /// More instances alive at once than slots fail to instantiate, so size it to the
     /// concurrency limits.
     Pooling {
@@ -92,7 +93,7 @@ impl SandboxEngine {
                 // A freed slot is reset by zeroing the pages the instance dirtied (found with
                 // Linux's PAGEMAP_SCAN where the kernel has it, 6.7+) instead of madvise: no
                 // TLB shootdown on every drop and no page faults on the next instantiation
-                // (BENCHMARKS.md, "The sandbox").
+                // (docs/decisions/0006-instances.md).
                 .pagemap_scan(Enabled::Auto)
                 .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY_BYTES)
                 .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
@@ -103,7 +104,7 @@ impl SandboxEngine {
             pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
             // Explicit bounds checks instead of guard pages: a slot then never has its
             // protections changed (mprotect, with a TLB shootdown across cores) when one call's
-            // memory.grow is undone for the next instance (BENCHMARKS.md, "The sandbox").
+            // memory.grow is undone for the next instance (docs/decisions/0006-instances.md).
             pooled.signals_based_traps(false).memory_guard_size(0);
             match Engine::new(&pooled) {
                 Ok(engine) => return Ok(Self { engine, allocation }),
@@ -172,7 +173,7 @@ impl Plugin {
             .context("the component does not match the vector-service world")?;
         let pre = anyhow_result(VectorServicePre::new(instance_pre))
             .context("the component does not export the vector-service interfaces")?;
-        let exports = Exports::new(&component, pre.instance_pre())?;
+        let exports = Exports::new(&component)?;
         Ok(Self {
             engine: engine.clone(),
             pre,

@@ -1,17 +1,13 @@
-//! The component's four operations, found and type-checked once per compiled component: a
-//! call then neither looks its export up by name nor type-checks it again (the check walks
-//! every field of the request and the answer: 2% of a call's instructions, BENCHMARKS.md).
-//! The check is the one the generated bindings make, through the same wasmtime functions
-//! (`ComponentFunc::typecheck`, `InstancePre::instance_type`; public but hidden from the
-//! docs, for generated code).
+//! The component's four operations, each found once per compiled component by its export
+//! index; a call types the one it runs with `Instance::get_typed_func`, which checks it against
+//! the call's Rust types. Only documented wasmtime API: the whole world was type-checked when
+//! the component loaded, by the generated bindings (docs/decisions/0011-exports.md).
 
 use std::marker::PhantomData;
 
-use anyhow::{bail, Context as _};
-use wasmtime::component::types::ComponentItem;
+use anyhow::Context as _;
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower,
-    TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
 };
 use wasmtime::AsContextMut;
 
@@ -60,7 +56,7 @@ operations! {
     Run: BackfillRequest => BackfillResponse;
 }
 
-/// One operation's export, type-checked against `S` when the component was compiled.
+/// One operation's export in one compiled component.
 pub(crate) struct Export<S> {
     index: ComponentExportIndex,
     signature: PhantomData<fn() -> S>,
@@ -71,44 +67,30 @@ where
     for<'a> Params<'a, S>: ComponentNamedList + Lower,
     Results<S>: ComponentNamedList + Lift,
 {
-    /// The function `name` of the exported `interface`, checked against `S` at the types the
-    /// instances of `pre` get.
-    fn find<T>(
+    /// The function `name` of the exported `interface`.
+    fn find(
         component: &Component,
-        pre: &InstancePre<T>,
         interface: &ComponentExportIndex,
         name: &str,
     ) -> anyhow::Result<Self> {
-        let (item, index) = component
-            .get_export(Some(interface), name)
+        let index = component
+            .get_export_index(Some(interface), name)
             .with_context(|| format!("the component does not export `{name}`"))?;
-        let ComponentItem::ComponentFunc(function) = item else {
-            bail!("the component's export `{name}` is not a function");
-        };
-        function
-            .typecheck::<Params<'_, S>, Results<S>>(&pre.instance_type())
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("type-checking the component's export `{name}`"))?;
         Ok(Self {
             index,
             signature: PhantomData,
         })
     }
 
-    /// The export in `instance`, typed without checking again; `None` when `instance` is not
-    /// of the component this export was found in.
+    /// The export in `instance`, typed (and so checked) for this call; `None` when `instance`
+    /// is not of the component this export was found in, or the export is not of `S`'s type.
     pub(crate) fn typed<'a>(
         &self,
         instance: &Instance,
         store: impl AsContextMut,
     ) -> Option<TypedFunc<Params<'a, S>, Results<S>>> {
-        // The index names its component: another component's instance answers `None`.
-        let function = instance.get_func(store, self.index)?;
-        // SAFETY: `find` type-checked this export of this component against exactly these
-        // parameter and result types (up to lifetimes, which a type check does not see), and
-        // `get_func` found it in an instance of that component, the check the generated
-        // bindings also make once per component before their calls of `new_unchecked`.
-        Some(unsafe { TypedFunc::new_unchecked(function) })
+        // The index names its component: another component's instance answers an error.
+        instance.get_typed_func(store, self.index).ok()
     }
 }
 
@@ -121,8 +103,8 @@ pub(crate) struct Exports {
 }
 
 impl Exports {
-    /// Find and check the four exports of `component`, which `pre` instantiates.
-    pub(crate) fn new<T>(component: &Component, pre: &InstancePre<T>) -> anyhow::Result<Self> {
+    /// Find the four exports of `component`.
+    pub(crate) fn new(component: &Component) -> anyhow::Result<Self> {
         let (package, version) = WIT_PACKAGE
             .split_once('@')
             .context("the WIT package name has a version")?;
@@ -133,15 +115,14 @@ impl Exports {
                 .with_context(|| format!("the component does not export {name}"))
         };
         Ok(Self {
-            search: Export::find(component, pre, &interface("retriever")?, "search")?,
-            build: Export::find(component, pre, &interface("context-builder")?, "build")?,
+            search: Export::find(component, &interface("retriever")?, "search")?,
+            build: Export::find(component, &interface("context-builder")?, "build")?,
             track_contributors: Export::find(
                 component,
-                pre,
                 &interface("patch-logger")?,
                 "track-contributors",
             )?,
-            run: Export::find(component, pre, &interface("embedding-backfill")?, "run")?,
+            run: Export::find(component, &interface("embedding-backfill")?, "run")?,
         })
     }
 }

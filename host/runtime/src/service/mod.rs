@@ -325,7 +325,7 @@ impl Instance {
         Ok(started)
     }
 
-    /// The call's export in this instance, typed by the check made once per component.
+    /// The call's export in this instance, typed for the call.
     fn function<'a, S: Signature>(
         &mut self,
         export: ExportOf<S>,
@@ -385,9 +385,8 @@ mod tests {
         )
     }
 
-    /// A call types its export without checking it again, which is sound only because the
-    /// export's index answers nothing in an instance of another component, even one compiled
-    /// from the same bytes.
+    /// An export's index answers nothing in an instance of another component, even one
+    /// compiled from the same bytes: a call always runs its own component's function.
     #[test]
     fn an_export_is_typed_only_in_instances_of_its_own_component() {
         let own = Arc::new(Plugin::builtin().unwrap());
