@@ -52,8 +52,6 @@ step "build the tests"
 cargo test --workspace --locked --no-run
 step "tests"
 cargo test --workspace --locked
-# The guest's own unit tests (its allocator), on the host target.
-(cd guest && cargo test --locked --target-dir ../target/guest-clippy)
 
 # The main job, as the README's first task runs it (its build is the release binary the Python
 # client's tests use), up to where it would start serving.

@@ -13,9 +13,6 @@ mod bindings {
     });
 }
 
-// Installed only on wasm (one thread); the host target builds it for its tests.
-#[cfg(any(test, target_arch = "wasm32"))]
-mod allocator;
 mod bounds;
 mod context_builder;
 mod embedding_backfill;

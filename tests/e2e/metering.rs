@@ -12,8 +12,7 @@ use vector_service_runtime::{Plugin, UsageTotals, VectorService, BUILTIN_COMPONE
 
 use crate::server::Server;
 use crate::support::{
-    config, hit, memory_service, metrics, plugin, search, seed_corpus, temp_dir, with_retriever,
-    write_tenants,
+    config, hit, metrics, plugin, search, temp_dir, with_retriever, write_tenants,
 };
 
 /// A retriever that takes `delay` to answer one hit.
@@ -34,35 +33,6 @@ impl Retriever for SlowRetriever {
 fn only(usage: Vec<UsageTotals>) -> UsageTotals {
     assert_eq!(usage.len(), 1, "one component: {usage:?}");
     usage.into_iter().next().unwrap()
-}
-
-/// The linear memory the component's core module starts with, in bytes.
-fn initial_memory_bytes(component: &[u8]) -> u64 {
-    for payload in wasmparser::Parser::new(0).parse_all(component) {
-        if let wasmparser::Payload::MemorySection(memories) = payload.expect("the component parses")
-        {
-            let memory = memories.into_iter().next().expect("one memory").unwrap();
-            return memory.initial * 65_536;
-        }
-    }
-    panic!("the component declares no memory")
-}
-
-#[test]
-fn a_search_on_a_fresh_instance_grows_no_memory() {
-    // The guest's allocator carves its first blocks from the memory the module starts with
-    // (after its stack and data), so a fresh instance's search grows nothing: less for the
-    // pool to reset when the instance is dropped (BENCHMARKS.md, ninth pass).
-    let (service, store, _) = memory_service();
-    seed_corpus(&store);
-    let answer = service.search("s", &search("upload failed")).unwrap();
-    assert!(!answer.hits.is_empty() && !answer.from_cache);
-    let usage = only(service.usage());
-    assert_eq!(usage.instantiations, 1);
-    assert_eq!(
-        usage.memory_high_water_bytes,
-        initial_memory_bytes(BUILTIN_COMPONENT)
-    );
 }
 
 fn short_digest() -> String {

@@ -256,10 +256,10 @@ fn the_memory_backend_finds_related_records_after_backfill() {
 
 #[test]
 fn a_call_whose_first_block_is_large_keeps_every_hit_intact() {
-    // The query is the first thing lowered into a fresh instance: above the allocator's
-    // largest class, so it comes from memory grown for it. The hundreds of small strings
-    // lowered after it are carved from the memory the module started with, and must never
-    // reach into that grown memory (BENCHMARKS.md, ninth pass).
+    // The query is the first thing lowered into a fresh instance, a large block that grows the
+    // memory; the hundreds of small strings lowered after it must each keep their own bytes. A
+    // guest allocator that once carved its first blocks from the module's initial pages broke
+    // this (docs/decisions/0008-guest-allocator.md).
     let found: Vec<_> = (0..400)
         .map(|n| {
             let note = format!("{n:04}-").repeat(30);

@@ -1,7 +1,7 @@
 //! The floor of the sandbox's cost, for `cargo bench --bench overhead`: a component that fits
 //! the `vector-service` world and whose `Retriever.search` does the least a search can do. It
 //! asks the backend once and returns its hits, shaped as the contract says (the record id, else
-//! the backend's id), with the product guest's allocator and stack. It validates nothing, logs
+//! the backend's id), with the product guest's allocator (Rust's default) and stack. It validates nothing, logs
 //! nothing, records no metric and caches nothing, so it imports two functions, not 21.
 //!
 //! What the product component costs above this one is its wrapper logic; what this one costs
@@ -15,11 +15,6 @@ mod bindings {
         generate_all,
     });
 }
-
-// The product guest's allocator, shared by path so that both are measured with the same one.
-#[cfg(any(test, target_arch = "wasm32"))]
-#[path = "../../../guest/src/allocator.rs"]
-mod allocator;
 
 // The other three operations answer `unavailable`, as the misbehaving test component's do.
 #[path = "../../../tests/misbehaving-guest/src/search_only.rs"]
