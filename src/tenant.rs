@@ -84,7 +84,8 @@ pub fn open_store(
                 SqliteStore::open(&path, embedder(global)?)?
                     .with_connections(connections as usize)
                     .with_search_mode(mode)
-                    .with_hit_copy_budget((global.hit_copies_mib as usize) << 20),
+                    .with_hit_copy_budget((global.hit_copies_mib as usize) << 20)
+                    .with_wal_watch(!global.no_wal_watch),
             ))
         }
         DatabaseSpec::Postgres(url) => Ok(Arc::new(

@@ -81,6 +81,10 @@ fn ingest_backfill_search_context_track_and_stats() {
         "0",
     ]));
     assert_eq!(uncopied["hits"], search["hits"]);
+    // Nor does reading the change clock by its statement every time change an answer.
+    let unwatched =
+        json(cli(&dir).args(["search", "upload failed", "--top-k", "5", "--no-wal-watch"]));
+    assert_eq!(unwatched["hits"], search["hits"]);
 
     let by_vector = json(cli(&dir).args(["search", "upload failed", "--retrieval", "vector"]));
     assert!(by_vector["hits"]

@@ -291,8 +291,20 @@ fn a_statement_past_the_call_deadline_is_interrupted_and_the_store_serves_on() {
 /// move, delete) shows in the next search of a store that already built its index.
 #[test]
 fn lexical_search_replays_writes_from_another_store_on_the_same_file() {
+    replays_writes_from_another_store(true);
+}
+
+/// The same with the WAL watch off: every search reads the change clock by its statement.
+#[test]
+fn without_the_wal_watch_a_search_still_replays_every_write_from_another_store() {
+    replays_writes_from_another_store(false);
+}
+
+fn replays_writes_from_another_store(wal_watch: bool) {
     let path = temp_dir("sqlite").join("tenant.sqlite3");
-    let searcher = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
+    let searcher = SqliteStore::open(&path, Arc::new(HashingEmbedder))
+        .unwrap()
+        .with_wal_watch(wal_watch);
     let writer = SqliteStore::open(&path, Arc::new(HashingEmbedder)).unwrap();
     let ids = |query: &str, origins: &[String]| -> Vec<String> {
         searcher

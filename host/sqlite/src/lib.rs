@@ -281,6 +281,17 @@ impl SqliteStore {
         self
     }
 
+    /// The same store with the WAL watch on (the default) or off. The watch reuses the change
+    /// clock's last read while no commit has happened, read from the WAL-index header without a
+    /// statement, for one more connection per store; off, every read runs the clock's statement
+    /// (docs/decisions/0003-wal-watch.md).
+    pub fn with_wal_watch(mut self, on: bool) -> Self {
+        if !on {
+            self.clock_watch = None;
+        }
+        self
+    }
+
     /// The same store with other vector index parameters (a snapshot built with different
     /// ones is rebuilt on load).
     pub fn with_index_params(mut self, params: IndexParams) -> Self {
@@ -874,7 +885,7 @@ impl MetricsDb for SqliteStore {
         let ts = now_ms();
         {
             // Prepared once per connection, not per row: compiling the statement cost more
-            // than running it (BENCHMARKS.md, eighth pass).
+            // than running it (docs/benchmarks-log.md, "/v1/contributors: statements compiled per row").
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
