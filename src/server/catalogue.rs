@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use vector_service_runtime::{sha256_hex, Plugin, PluginHandle, SandboxEngine, BUILTIN_COMPONENT};
 
 use super::config::{self, Compiled, ComponentFiles};
-use super::tenants::Tenants;
+use super::tenants::{CatalogueEntry, Tenants};
 
 /// The built-in component's sha256: always allowed.
 pub(super) static BUILTIN_DIGEST: LazyLock<String> =
@@ -81,11 +81,15 @@ impl Catalogue {
     }
 }
 
+/// The rule of which components may run: the built-in one, and those the tenants file lists.
+pub(super) fn listed_or_builtin(catalogue: &[CatalogueEntry], digest: &str) -> bool {
+    digest == BUILTIN_DIGEST.as_str() || catalogue.iter().any(|entry| entry.sha256 == digest)
+}
+
 /// Why the server's own component (`--component`, or a reload's) may not run, if it may not:
 /// once a tenants file lists components, only listed digests (and the built-in) load.
 pub(super) fn check_allowed(tenants: &Tenants, digest: &str, source: &str) -> Result<(), String> {
-    let listed = tenants.catalogue.iter().any(|entry| entry.sha256 == digest);
-    if tenants.catalogue.is_empty() || listed || digest == BUILTIN_DIGEST.as_str() {
+    if tenants.catalogue.is_empty() || listed_or_builtin(&tenants.catalogue, digest) {
         Ok(())
     } else {
         Err(format!(

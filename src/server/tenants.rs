@@ -308,9 +308,7 @@ impl Tenants {
                 continue;
             };
             *digest = digest.to_ascii_lowercase();
-            let allowed = *digest == *super::catalogue::BUILTIN_DIGEST
-                || catalogue.iter().any(|entry| entry.sha256 == *digest);
-            if !allowed {
+            if !super::catalogue::listed_or_builtin(&catalogue, digest) {
                 return Err(invalid(format!(
                     "tenant {:?}: component {digest} is neither the built-in one nor in the [[component]] list",
                     tenant.name
