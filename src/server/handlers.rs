@@ -54,7 +54,7 @@ struct Admitted<B> {
     service: VectorService,
     /// The tenant's store: a read call asks it whether it answers in process now, and then
     /// runs on this task instead of the blocking pool (the hop costs more than a search:
-    /// BENCHMARKS.md).
+    /// docs/decisions/0006-instances.md).
     store: Arc<dyn Store>,
     session: String,
     request: B,

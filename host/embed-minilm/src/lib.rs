@@ -4,7 +4,7 @@
 //! attention mask and L2 normalisation, as sentence-transformers does.
 //!
 //! Not the default: on 2 cores it embeds tens of short texts per second, against tens of
-//! thousands for the hashing embedder (BENCHMARKS.md). Texts are sorted by length and batched
+//! thousands for the hashing embedder (BENCHMARKS.md, "Relevance"). Texts are sorted by length and batched
 //! so padding stays small; candle's matrix kernels use every core.
 #![deny(missing_docs)]
 

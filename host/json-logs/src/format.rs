@@ -4,7 +4,7 @@
 //! builds a map of the fields and serialises it through serde for every line. Here each line is
 //! appended to one `String` with plain pushes (digits and escapes written by hand; only float
 //! values and the message's arguments go through `core::fmt`) and handed to the writer whole:
-//! the cost of a line is priced by `cargo bench --bench overhead` (BENCHMARKS.md, "Logs").
+//! the cost of a line is priced by `cargo bench --bench overhead` (docs/decisions/0005-log-writer.md).
 
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,7 +1,7 @@
 //! The `retriever-backend.answer` resource: a search answer's hits, held by the host for the
 //! rest of the call, so that `result-cache.put-answer` keeps them without the guest sending them
-//! back out of the sandbox (BENCHMARKS.md, fifth and sixth passes: that crossing cost about 15%
-//! of a search call's instructions).
+//! back out of the sandbox (docs/decisions/0004-answers-by-handle.md: that crossing cost about
+//! 11% of a search call's instructions).
 //! The hits are shared, not copied: the guest's copy is lowered from the same allocation.
 
 use std::sync::Arc;

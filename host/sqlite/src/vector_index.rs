@@ -2,7 +2,7 @@
 //! search for small ones. The index is a cache of the database that owns the vectors: it can
 //! be snapshotted to one file and rebuilt or replayed from the database at any time.
 //!
-//! usearch was chosen after measuring (BENCHMARKS.md, `cargo bench --bench vector_index`):
+//! usearch was chosen after measuring (docs/decisions/0010-vector-index.md, `cargo bench --bench vector_index`):
 //! it is maintained, persists to a single file, removes and replaces keys in place, filters
 //! during the graph walk and stores vectors quantised; hnsw_rs cannot delete, and
 //! hannoy/arroy build far slower here.
@@ -38,7 +38,7 @@ pub struct IndexParams {
 }
 
 impl Default for IndexParams {
-    /// Measured at 100k x 384 (BENCHMARKS.md): recall@10 >= 0.95 with p50 well under 2 ms.
+    /// Measured at 100k x 384 (BENCHMARKS.md, "Vector index"): recall@10 >= 0.95 with p50 well under 2 ms.
     fn default() -> Self {
         Self {
             connectivity: 16,

@@ -3,7 +3,7 @@
 //!
 //! Reading the clock is a statement, and every statement in WAL mode takes and drops a read
 //! lock in the `-shm` file: `fcntl` system calls under a SQLite mutex that the server's worker
-//! threads contend for (BENCHMARKS.md, eighth pass). Every commit, by any connection of any
+//! threads contend for (docs/decisions/0003-wal-watch.md). Every commit, by any connection of any
 //! process, rewrites the WAL-index header at the start of that file (its frame count, checksums
 //! and change counter), and SQLite's own readers compare that header to tell whether the file
 //! changed (`walIndexTryHdr`; the format is sqlite.org/walformat.html). This module reads the

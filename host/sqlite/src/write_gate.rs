@@ -3,7 +3,7 @@
 //! SQLite lets one connection write at a time, and a connection that finds the write lock
 //! taken calls its busy handler, which sleeps 1, 2, 3 ... ms between tries. Under steady
 //! writes a sleeping writer kept losing the lock to newcomers: /v1/contributors answered at a
-//! p50 of 0.5 ms and a p99 of 11 ms (BENCHMARKS.md). Writers of one store now wait here and
+//! p50 of 0.5 ms and a p99 of 11 ms (docs/decisions/0007-writer-queue.md). Writers of one store now wait here and
 //! are woken as the writer before them finishes; the busy handler is left to writers in other
 //! processes.
 
