@@ -1,29 +1,15 @@
-//! Engines and compiled components: the engine configuration our sandbox needs (component
-//! model, epoch interruption, optionally an instance pool), the one epoch ticker per process
-//! that drives call deadlines, and [`Plugin`], a component compiled onto an engine and linked
-//! against our imports.
+//! Engines: the configuration our sandbox needs (component model, epoch interruption,
+//! optionally an instance pool) and the one epoch ticker per process that drives call
+//! deadlines.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
-
-use crate::bindings::VectorServicePre;
-use crate::exports::Exports;
-use crate::linker::{add_to_linker, VectorServiceCtx};
-
-/// The component built from `guest/`, shipped prebuilt by `vector-service-component`.
-pub static BUILTIN_COMPONENT: &[u8] = vector_service_component::COMPONENT;
-
-/// The WIT package (name and version) the built-in component implements.
-pub const WIT_PACKAGE: &str = vector_service_component::WIT_PACKAGE;
 
 /// How often the epoch advances; call deadlines are whole multiples of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -121,7 +107,7 @@ impl SandboxEngine {
         })
     }
 
-    /// The process-wide on-demand engine that [`Plugin::builtin`] and friends compile onto.
+    /// The process-wide on-demand engine that [`crate::Plugin::builtin`] and friends compile onto.
     pub fn shared() -> anyhow::Result<&'static SandboxEngine> {
         static SHARED: OnceLock<SandboxEngine> = OnceLock::new();
         if let Some(engine) = SHARED.get() {
@@ -147,194 +133,6 @@ impl SandboxEngine {
             Allocation::Pooling { instances, .. } => instances,
             Allocation::OnDemand => 0,
         }
-    }
-}
-
-/// A component compiled onto an engine and linked against the host's imports, ready to
-/// instantiate cheaply.
-pub struct Plugin {
-    engine: Engine,
-    pre: VectorServicePre<VectorServiceCtx>,
-    exports: Exports,
-    size: usize,
-    /// The sha256 of its bytes, hex.
-    digest: String,
-}
-
-impl Plugin {
-    /// Compile `bytes` onto `engine` (configured with [`configure`]) and check that the
-    /// component fits the `vector-service` world.
-    pub fn new(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Self> {
-        let component =
-            anyhow_result(Component::new(engine, bytes)).context("compiling the component")?;
-        let mut linker = Linker::<VectorServiceCtx>::new(engine);
-        add_to_linker(&mut linker)?;
-        let instance_pre = anyhow_result(linker.instantiate_pre(&component))
-            .context("the component does not match the vector-service world")?;
-        let pre = anyhow_result(VectorServicePre::new(instance_pre))
-            .context("the component does not export the vector-service interfaces")?;
-        let exports = Exports::new(&component)?;
-        Ok(Self {
-            engine: engine.clone(),
-            pre,
-            exports,
-            size: bytes.len(),
-            digest: sha256_hex(bytes),
-        })
-    }
-
-    /// The built-in component, on the process-wide engine ([`SandboxEngine::shared`]).
-    pub fn builtin() -> anyhow::Result<Self> {
-        Self::from_bytes(BUILTIN_COMPONENT).context("loading the built-in vector-service component")
-    }
-
-    /// A component file (binary `.wasm`), e.g. one exported earlier or built by another
-    /// toolchain, on the process-wide engine.
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
-        Self::from_bytes(&bytes).with_context(|| format!("loading component {}", path.display()))
-    }
-
-    /// [`Plugin::new`] on the process-wide engine.
-    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
-        Self::new(SandboxEngine::shared()?.engine(), bytes)
-    }
-
-    /// The sha256 of the component's bytes, hex: which bytes run.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
-    /// The digest's first [`crate::metering::SHORT_DIGEST`] hex digits: the `component`
-    /// label of the metering families.
-    pub fn short_digest(&self) -> &str {
-        &self.digest[..crate::metering::SHORT_DIGEST]
-    }
-
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    pub(crate) fn pre(&self) -> &VectorServicePre<VectorServiceCtx> {
-        &self.pre
-    }
-
-    pub(crate) fn exports(&self) -> &Exports {
-        &self.exports
-    }
-
-    /// Size of the component binary in bytes.
-    pub fn component_size(&self) -> usize {
-        self.size
-    }
-}
-
-/// The component a service runs, swappable while calls are in flight: a call keeps the
-/// [`Plugin`] it started on until it ends; calls that start after [`PluginHandle::replace`]
-/// get the new one. A canary takes a share of new calls (a rollout to a new component that
-/// can be promoted or dropped at once).
-#[derive(Clone)]
-pub struct PluginHandle(Arc<HandleState>);
-
-struct HandleState {
-    serving: RwLock<Serving>,
-    /// Calls started, for the canary's share.
-    calls: AtomicU64,
-}
-
-struct Serving {
-    active: Arc<Plugin>,
-    canary: Option<Canary>,
-}
-
-/// A component taking a share of a handle's new calls.
-#[derive(Clone)]
-pub struct Canary {
-    /// The component on trial.
-    pub plugin: Arc<Plugin>,
-    /// The share of new calls it gets, in `[0, 1]`.
-    pub share: f64,
-}
-
-impl PluginHandle {
-    /// A handle serving `plugin`.
-    pub fn new(plugin: Arc<Plugin>) -> Self {
-        Self(Arc::new(HandleState {
-            serving: RwLock::new(Serving {
-                active: plugin,
-                canary: None,
-            }),
-            calls: AtomicU64::new(0),
-        }))
-    }
-
-    fn serving(&self) -> std::sync::RwLockReadGuard<'_, Serving> {
-        self.0.serving.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn serving_mut(&self) -> std::sync::RwLockWriteGuard<'_, Serving> {
-        self.0.serving.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The plugin a new call uses: the canary for its share of calls (spread evenly by a
-    /// hash of the call's number), else the active one.
-    pub fn current(&self) -> Arc<Plugin> {
-        let serving = self.serving();
-        match &serving.canary {
-            Some(canary) if canary.share > 0.0 => {
-                let call = self.0.calls.fetch_add(1, Ordering::Relaxed);
-                if unit_interval(call) < canary.share {
-                    canary.plugin.clone()
-                } else {
-                    serving.active.clone()
-                }
-            }
-            _ => serving.active.clone(),
-        }
-    }
-
-    /// The active plugin (what calls use outside the canary's share).
-    pub fn active(&self) -> Arc<Plugin> {
-        self.serving().active.clone()
-    }
-
-    /// The canary, if one is set.
-    pub fn canary(&self) -> Option<Canary> {
-        self.serving().canary.clone()
-    }
-
-    /// Serve `plugin` from now on (the canary, if any, stays); returns the one it replaces.
-    pub fn replace(&self, plugin: Arc<Plugin>) -> Arc<Plugin> {
-        std::mem::replace(&mut self.serving_mut().active, plugin)
-    }
-
-    /// Give `canary` its share of new calls (its share clamped to `[0, 1]`), or stop one.
-    pub fn set_canary(&self, canary: Option<Canary>) {
-        self.serving_mut().canary = canary.map(|canary| Canary {
-            share: if canary.share.is_nan() {
-                0.0
-            } else {
-                canary.share.clamp(0.0, 1.0)
-            },
-            ..canary
-        });
-    }
-}
-
-/// `n` hashed to `[0, 1)` (splitmix64): consecutive calls land far apart, so a share is met
-/// over any run of calls, not only over long ones.
-fn unit_interval(n: u64) -> f64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-impl From<Arc<Plugin>> for PluginHandle {
-    fn from(plugin: Arc<Plugin>) -> Self {
-        Self::new(plugin)
     }
 }
 
@@ -382,54 +180,4 @@ pub(crate) fn anyhow_result<T>(result: wasmtime::Result<T>) -> anyhow::Result<T>
 /// Epoch ticks in `deadline`, at least one.
 pub fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
-}
-
-/// `bytes`' sha256 as lowercase hex. The server hashes every request's API key, so the hex is
-/// written by table: `write!` per byte cost several times the digest itself in its profile.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(64);
-    for byte in Sha256::digest(bytes) {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{sha256_hex, unit_interval};
-
-    #[test]
-    fn sha256_is_lowercase_hex_of_the_standard_digest() {
-        // FIPS 180-2's test vectors.
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-    }
-
-    #[test]
-    fn call_numbers_spread_evenly_over_the_unit_interval() {
-        for share in [0.01, 0.1, 0.5, 0.9] {
-            // Every window of 1,000 consecutive calls, not only the whole run, meets the share
-            // within four standard deviations of a binomial draw.
-            for start in (0..20_000u64).step_by(1_000) {
-                let hits = (start..start + 1_000)
-                    .filter(|&n| unit_interval(n) < share)
-                    .count() as f64;
-                let sigma = (1_000.0 * share * (1.0 - share)).sqrt();
-                assert!(
-                    (hits - 1_000.0 * share).abs() <= 4.0 * sigma,
-                    "share {share}, calls {start}..: {hits}"
-                );
-            }
-        }
-        assert!((0..100_000u64).all(|n| (0.0..1.0).contains(&unit_interval(n))));
-    }
 }

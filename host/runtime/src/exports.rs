@@ -15,7 +15,7 @@ use crate::api::{
     BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
     SearchResponse, TrackRequest, TrackResponse,
 };
-use crate::engine::WIT_PACKAGE;
+use crate::WIT_PACKAGE;
 
 /// What one operation's export takes and answers. Every export takes the session id and a
 /// request record and answers `result<response, error>`.

@@ -41,6 +41,8 @@ pub mod linker;
 mod logging;
 mod long_work;
 pub mod metering;
+mod plugin;
+mod rollout;
 mod service;
 mod state;
 mod telemetry;
@@ -72,10 +74,15 @@ pub mod api {
 
 pub use answers::{TooManyAnswers, MAX_HELD_ANSWERS};
 pub use cache::CacheConfig;
-pub use engine::{
-    configure, deadline_ticks, sha256_hex, Allocation, Canary, Plugin, PluginHandle, SandboxEngine,
-    BUILTIN_COMPONENT, EPOCH_TICK, WIT_PACKAGE,
-};
+pub use engine::{configure, deadline_ticks, Allocation, SandboxEngine, EPOCH_TICK};
+pub use plugin::{sha256_hex, Plugin};
+pub use rollout::{Canary, PluginHandle};
+
+/// The component built from `guest/`, shipped prebuilt by `vector-service-component`.
+pub static BUILTIN_COMPONENT: &[u8] = vector_service_component::COMPONENT;
+
+/// The WIT package (name and version) the built-in component implements.
+pub const WIT_PACKAGE: &str = vector_service_component::WIT_PACKAGE;
 pub use host_calls::HostCallBytesExceeded;
 pub use limits::SandboxLimits;
 pub use logging::GUEST_TARGET;

@@ -13,8 +13,9 @@ use crate::bindings::vector_service::plugin::{
     clock, embedding_store, ids, metrics_db, result_cache, telemetry, types, vector_metrics_db,
 };
 use crate::bindings::wasi::logging::logging;
-use crate::engine::{anyhow_result, deadline_ticks, ensure_ticking, WIT_PACKAGE};
+use crate::engine::{anyhow_result, deadline_ticks, ensure_ticking};
 use crate::long_work::RunCancelled;
+use crate::WIT_PACKAGE;
 
 pub use crate::bindings::{VectorService as VectorServiceBindings, VectorServicePre};
 pub use crate::state::{TenantContext, VectorServiceCtx};

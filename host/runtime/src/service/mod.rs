@@ -16,13 +16,15 @@ use crate::api::{
 use crate::backends::Backends;
 use crate::cache::CacheConfig;
 use crate::deadline::HostDeadlineExceeded;
-use crate::engine::{deadline_ticks, Plugin, PluginHandle};
+use crate::engine::deadline_ticks;
 use crate::exports::{Export, Exports, Params, Results, Signature};
 use crate::host_calls::HostCallBytesExceeded;
 use crate::limits::SandboxLimits;
 use crate::linker::prepare_store;
 use crate::long_work::{Renewal, RunCancelled, RunLimits};
 use crate::metering::{Usage, UsageTotals};
+use crate::plugin::Plugin;
+use crate::rollout::PluginHandle;
 use crate::state::{TenantContext, VectorServiceCtx};
 use crate::telemetry::{SandboxFailure, Telemetry};
 
