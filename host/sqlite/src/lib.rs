@@ -1,17 +1,28 @@
 //! Every backend in one SQLite file (WAL): records and their embeddings, the primary metrics
 //! tables and the vector metrics table. A tenant's data is its own file.
 //!
-//! Search is lexical (BM25 over an in-memory inverted index, the `lexical` module) by default,
-//! or by vector similarity through a [`VectorIndex`](vector_index::VectorIndex) kept beside the file as a snapshot
-//! (the `index` module). Both are caches replayed from the table's change clock. Each `embed`
-//! call commits its batch in one transaction, so a backfill killed half-way resumes where it
-//! stopped, with nothing duplicated or half-written.
+//! Search is lexical (BM25 over an in-memory inverted index, the `indexed_text` module) by
+//! default, or by vector similarity through a [`VectorIndex`](vector_index::VectorIndex) kept
+//! beside the file as a snapshot (the `indexed_vectors` module). Both are caches replayed from
+//! the table's change clock. Each `embed` call commits its batch in one transaction, so a
+//! backfill killed half-way resumes where it stopped, with nothing duplicated or half-written.
+//!
+//! The file map: `schema` (migrations in `migrations/*.sql`), `error`, the store itself here,
+//! `search`, `outcomes`, `embeddings`, `clock`; the caches (`indexed_text`, `hit_copies`,
+//! `indexed_vectors`, `vector_index`, `wal_watch`) and the concurrency (`pool`, `write_gate`,
+//! `waiting`) apart.
 #![deny(missing_docs)]
 
+mod clock;
+mod embeddings;
+mod error;
 mod hit_copies;
-mod index;
-mod lexical;
+mod indexed_text;
+mod indexed_vectors;
+mod outcomes;
 mod pool;
+mod schema;
+mod search;
 pub mod vector_index;
 mod waiting;
 mod wal_watch;
@@ -21,171 +32,28 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection};
 
+use crate::clock::{current_clock, Clock};
+use crate::error::backend_error;
+pub use crate::error::SqliteError;
 pub use crate::hit_copies::DEFAULT_HIT_COPY_BUDGET;
-use crate::index::{current_seq, next_seq, IndexedVectors};
-use crate::lexical::IndexedText;
-use crate::pool::{configure, is_damage, note_error, ConnectionPool, Pooled, Writer};
+use crate::indexed_text::IndexedText;
+use crate::indexed_vectors::{current_seq, next_seq, IndexedVectors};
+use crate::pool::{configure, ConnectionPool, Pooled, Writer};
+use crate::schema::migrate;
+pub use crate::schema::SCHEMA_VERSION;
 use crate::vector_index::IndexParams;
 use crate::wal_watch::WalWatch;
-use vector_service_runtime::api::{
-    BackendError, BackendHit, BackendHits, EmbedReport, PatchOutcome, Rates, VectorOutcome,
-    VectorRef,
-};
-use vector_service_runtime::backends::embedder::{embed_batch, StoredText};
+use vector_service_runtime::api::{BackendError, BackendHit};
+use vector_service_runtime::backends::ranking::relative_to_best;
 pub use vector_service_runtime::backends::ranking::SearchMode;
-use vector_service_runtime::backends::ranking::{relative_to_best, search_by_mode, Rankings};
 pub use vector_service_runtime::backends::records::StoreStats;
 use vector_service_runtime::backends::records::{now_ms, text_hash};
 use vector_service_runtime::backends::{
-    rates, ChangeClock, Embedder, EmbeddingStore, MetricsDb, PatchOutcomeRow, Record, Retriever,
-    RetrieverStats, Store, StoreFault, VectorMetricsDb,
+    Embedder, PatchOutcomeRow, Record, RetrieverStats, Store, StoreFault,
 };
 use vector_service_runtime::deadline;
-
-/// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
-
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE databases (name TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE records (
-    db TEXT NOT NULL REFERENCES databases(name),
-    id TEXT NOT NULL,
-    origin_db TEXT NOT NULL,
-    text TEXT NOT NULL,
-    text_hash INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (db, id)
-);
--- BM25 over record text (SQLite's FTS5, Porter stemming), kept in step by triggers.
-CREATE VIRTUAL TABLE records_fts USING fts5(
-    text, content = 'records', content_rowid = 'rowid', tokenize = 'porter unicode61'
-);
-CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
-    INSERT INTO records_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
-CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
-    INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-END;
-CREATE TRIGGER records_fts_update AFTER UPDATE OF text ON records BEGIN
-    INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-    INSERT INTO records_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
-CREATE TABLE embeddings (
-    db TEXT NOT NULL,
-    id TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    text_hash INTEGER NOT NULL,
-    embedding_version TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (db, id),
-    FOREIGN KEY (db, id) REFERENCES records(db, id) ON DELETE CASCADE
-) WITHOUT ROWID;
-CREATE TABLE patch_outcomes (
-    patch_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    origin_db TEXT,
-    vector_id TEXT,
-    success INTEGER NOT NULL,
-    reverted INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    roi_tag TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL
-);
-CREATE TABLE retriever_stats (
-    origin_db TEXT PRIMARY KEY,
-    wins INTEGER NOT NULL DEFAULT 0,
-    regrets INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE vector_outcomes (
-    session_id TEXT NOT NULL,
-    origin_db TEXT NOT NULL,
-    vector_id TEXT NOT NULL,
-    contribution REAL NOT NULL,
-    win INTEGER NOT NULL,
-    regret INTEGER NOT NULL,
-    patch_id TEXT NOT NULL,
-    roi_tag TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL
-);
-CREATE INDEX vector_outcomes_by_vector ON vector_outcomes(origin_db, vector_id);
-"#,
-    r#"
--- Change tracking for the vector index snapshot: every embedding write and record deletion
--- takes the next `seq`, so an index that reflects `seq` N replays exactly what followed.
-CREATE TABLE change_clock (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL);
-INSERT INTO change_clock VALUES (1, 0);
-ALTER TABLE embeddings ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX embeddings_by_seq ON embeddings(seq);
-CREATE TABLE index_tombstones (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TRIGGER records_tombstone AFTER DELETE ON records BEGIN
-    UPDATE change_clock SET seq = seq + 1;
-    INSERT OR REPLACE INTO index_tombstones (key, seq) SELECT old.rowid, seq FROM change_clock;
-END;
--- A record moved to another origin is replayed so filtered searches see the move.
-CREATE TRIGGER records_origin_moved AFTER UPDATE OF origin_db ON records
-WHEN old.origin_db != new.origin_db BEGIN
-    UPDATE change_clock SET seq = seq + 1;
-    UPDATE embeddings SET seq = (SELECT seq FROM change_clock) WHERE db = new.db AND id = new.id;
-END;
-"#,
-    r#"
--- Lexical search moves to an in-memory index replayed from the change clock (lexical.rs):
--- each record write stamps the record with its `seq`. FTS5 no longer ranks anything.
-ALTER TABLE records ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX records_by_seq ON records(seq);
-DROP TRIGGER records_fts_insert;
-DROP TRIGGER records_fts_delete;
-DROP TRIGGER records_fts_update;
-DROP TABLE records_fts;
-"#,
-    r#"
--- The result cache's generation is `seq + outcomes` (lib.rs, `ChangeClock`): outcomes change
--- reliability figures but not the indexes, so they count apart from `seq`. Reliability counts
--- the primary DB's rows too, looked up by vector like `vector_outcomes`.
-ALTER TABLE change_clock ADD COLUMN outcomes INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX patch_outcomes_by_vector ON patch_outcomes(origin_db, vector_id);
-"#,
-];
-
-/// Why a store could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum SqliteError {
-    /// The file could not be opened or configured.
-    #[error("opening {path}: {source}")]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// SQLite's error.
-        source: rusqlite::Error,
-    },
-    /// A schema migration failed (the file is left at the last good version).
-    #[error("migrating {path} to schema version {version}: {source}")]
-    Migrate {
-        /// The database file.
-        path: PathBuf,
-        /// The version that failed.
-        version: usize,
-        /// SQLite's error.
-        source: rusqlite::Error,
-    },
-    /// The file was written by a newer vector-service.
-    #[error("{path} has schema version {found}, newer than this build's {supported}")]
-    TooNew {
-        /// The database file.
-        path: PathBuf,
-        /// Version in the file.
-        found: usize,
-        /// Newest version this build knows.
-        supported: usize,
-    },
-}
 
 /// A SQLite-backed implementation of every backend trait.
 pub struct SqliteStore {
@@ -208,33 +76,9 @@ pub struct SqliteStore {
 /// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
 pub const DEFAULT_CONNECTIONS: usize = 4;
 
-/// SQLite errors as the component sees them: a busy or locked database is retryable.
-pub(crate) fn backend_error(error: rusqlite::Error) -> BackendError {
-    note_error(&error);
-    if is_damage(&error) {
-        return BackendError::Failed(format!("sqlite: the database file is damaged: {error}"));
-    }
-    match error.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            BackendError::Unavailable(format!("sqlite: {error}"))
-        }
-        _ => BackendError::Failed(format!("sqlite: {error}")),
-    }
-}
-
 /// A non-negative integer column (SQLite integers are signed).
 fn unsigned(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     row.get::<_, i64>(index).map(|value| value.max(0) as u64)
-}
-
-fn vector_to_blob(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub(crate) fn blob_to_vector(blob: &[u8]) -> Vec<f32> {
-    blob.chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
 }
 
 impl SqliteStore {
@@ -679,180 +523,6 @@ impl Store for SqliteStore {
     }
 }
 
-fn migrate(connection: &mut Connection, path: &Path) -> Result<(), SqliteError> {
-    let open_error = |source| SqliteError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let current = connection
-        .pragma_query_value(None, "user_version", |row| unsigned(row, 0))
-        .map_err(open_error)? as usize;
-    if current > MIGRATIONS.len() {
-        return Err(SqliteError::TooNew {
-            path: path.to_path_buf(),
-            found: current,
-            supported: MIGRATIONS.len(),
-        });
-    }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
-        let version = index + 1;
-        let migrate_error = |source| SqliteError::Migrate {
-            path: path.to_path_buf(),
-            version,
-            source,
-        };
-        let tx = connection.transaction().map_err(migrate_error)?;
-        tx.execute_batch(migration).map_err(migrate_error)?;
-        tx.pragma_update(None, "user_version", version as i64)
-            .map_err(migrate_error)?;
-        tx.commit().map_err(migrate_error)?;
-    }
-    Ok(())
-}
-
-/// Rates from every tracked outcome matching `filter` (a SQL condition on ?1, ?2), whichever
-/// metrics table recorded it: a success is a win, a failure a regret, as in `vector_outcomes`.
-fn outcome_rates(
-    tx: &Transaction<'_>,
-    filter: &str,
-    a: &str,
-    b: Option<&str>,
-) -> rusqlite::Result<Option<Rates>> {
-    let (samples, wins, regrets): (u64, u64, u64) = tx
-        .prepare_cached(&format!(
-            "SELECT COUNT(*), COALESCE(SUM(win), 0), COALESCE(SUM(regret), 0) FROM (
-             SELECT win, regret FROM vector_outcomes WHERE {filter}
-             UNION ALL
-             SELECT success, 1 - success FROM patch_outcomes WHERE {filter})"
-        ))?
-        .query_row(params![a, b], |row| {
-            Ok((unsigned(row, 0)?, unsigned(row, 1)?, unsigned(row, 2)?))
-        })?;
-    Ok(rates(samples, wins, regrets))
-}
-
-/// Count an outcome write in the change clock's `outcomes` (see migration 4).
-fn count_outcome_write(tx: &Transaction<'_>) -> Result<(), BackendError> {
-    tx.prepare_cached("UPDATE change_clock SET outcomes = outcomes + 1")
-        .and_then(|mut statement| statement.execute([]))
-        .map(drop)
-        .map_err(backend_error)
-}
-
-impl Retriever for SqliteStore {
-    fn search(
-        &self,
-        query: &str,
-        top_k: u32,
-        origins: &[String],
-    ) -> Result<BackendHits, BackendError> {
-        search_by_mode(self, query, top_k, origins)
-    }
-
-    /// Lexical search reads the change clock first anyway (to catch its index up): that one
-    /// read also gives the generation. The other modes read it apart.
-    fn search_reading_generation(
-        &self,
-        query: &str,
-        top_k: u32,
-        origins: &[String],
-    ) -> Option<Result<(BackendHits, u64), BackendError>> {
-        (self.search_mode == SearchMode::Lexical).then(|| {
-            let connection = self.connection()?;
-            let clock = self.clock(&connection)?;
-            let hits = self.lexical_search_at(&connection, clock.seq, query, top_k, origins)?;
-            let found = BackendHits {
-                hits,
-                confidence: None,
-            };
-            Ok((found, clock.generation))
-        })
-    }
-}
-
-/// The change clock as one read: the `seq` the indexes catch up to, and the result cache's
-/// generation (`seq + outcomes`).
-#[derive(Clone, Copy)]
-struct Clock {
-    seq: i64,
-    generation: u64,
-}
-
-fn current_clock(connection: &Connection) -> Result<Clock, BackendError> {
-    connection
-        .prepare_cached("SELECT seq, seq + outcomes FROM change_clock")
-        .and_then(|mut statement| {
-            statement.query_row([], |row| {
-                Ok(Clock {
-                    seq: row.get(0)?,
-                    generation: unsigned(row, 1)?,
-                })
-            })
-        })
-        .map_err(backend_error)
-}
-
-impl Rankings for SqliteStore {
-    fn search_mode(&self) -> SearchMode {
-        self.search_mode
-    }
-
-    fn lexical_search(
-        &self,
-        query: &str,
-        top_k: u32,
-        origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError> {
-        let connection = self.connection()?;
-        self.lexical_search_at(
-            &connection,
-            self.clock(&connection)?.seq,
-            query,
-            top_k,
-            origins,
-        )
-    }
-
-    fn vector_search(
-        &self,
-        query: &str,
-        top_k: u32,
-        origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError> {
-        let query_vector = self
-            .embedder
-            .embed(&[query])?
-            .pop()
-            .ok_or_else(|| BackendError::Failed("the embedder returned no vector".into()))?;
-        let mut index = deadline::lock(&self.index)?;
-        self.current_index(&mut index)?;
-        let Some(indexed) = index.as_ref() else {
-            return Ok(Vec::new());
-        };
-        let keep = |key: u64| {
-            indexed
-                .origins
-                .get(&key)
-                .is_some_and(|origin| origins.contains(origin))
-        };
-        let nearest = indexed
-            .index
-            .search(
-                &query_vector,
-                top_k as usize,
-                (!origins.is_empty()).then_some(&keep as &dyn Fn(u64) -> bool),
-            )
-            .map_err(|e| BackendError::Failed(e.to_string()))?;
-        let scored: Vec<(u64, f64)> = nearest
-            .into_iter()
-            .map(|(key, similarity)| (key, f64::from(similarity)))
-            .collect();
-        drop(index);
-        let connection = self.connection()?;
-        Self::hits_for_keys(&connection, &scored, "cosine similarity")
-    }
-}
-
 impl Drop for SqliteStore {
     /// Snapshot the index on the way out so the next process replays nothing.
     fn drop(&mut self) {
@@ -861,228 +531,5 @@ impl Drop for SqliteStore {
                 tracing::warn!(%error, "the vector index snapshot was not saved");
             }
         }
-    }
-}
-
-impl ChangeClock for SqliteStore {
-    fn generation(&self) -> Result<u64, BackendError> {
-        self.watched_clock(|| {
-            self.connection()
-                .and_then(|connection| current_clock(&connection))
-        })
-        .map(|clock| clock.generation)
-    }
-}
-
-impl MetricsDb for SqliteStore {
-    fn available(&self) -> bool {
-        true
-    }
-
-    fn log_patch_outcome(&self, outcome: &PatchOutcome) -> Result<(), BackendError> {
-        let mut connection = self.writer()?;
-        let tx = connection.transaction().map_err(backend_error)?;
-        let ts = now_ms();
-        {
-            // Prepared once per connection, not per row: compiling the statement cost more
-            // than running it (docs/benchmarks-log.md, "/v1/contributors: statements compiled per row").
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(backend_error)?;
-            for row in &outcome.contributors {
-                insert
-                    .execute(params![
-                        outcome.patch_id,
-                        outcome.session_id,
-                        row.origin_db,
-                        row.vector_id,
-                        outcome.success,
-                        outcome.reverted,
-                        outcome.label,
-                        outcome.roi_tag,
-                        ts
-                    ])
-                    .map_err(backend_error)?;
-            }
-            let mut credit = tx
-                .prepare_cached(
-                    "INSERT INTO retriever_stats (origin_db, wins, regrets) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (origin_db) DO UPDATE SET wins = wins + excluded.wins, regrets = regrets + excluded.regrets",
-                )
-                .map_err(backend_error)?;
-            for origin in &outcome.credited_origins {
-                credit
-                    .execute(params![
-                        origin,
-                        i64::from(outcome.success),
-                        i64::from(!outcome.success)
-                    ])
-                    .map_err(backend_error)?;
-            }
-        }
-        count_outcome_write(&tx)?;
-        tx.commit().map_err(backend_error)
-    }
-}
-
-impl VectorMetricsDb for SqliteStore {
-    fn record_outcomes(&self, outcomes: &[VectorOutcome]) -> Result<(), BackendError> {
-        let mut connection = self.writer()?;
-        let tx = connection.transaction().map_err(backend_error)?;
-        let ts = now_ms();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO vector_outcomes (session_id, origin_db, vector_id, contribution, win, regret, patch_id, roi_tag, ts_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(backend_error)?;
-            for o in outcomes {
-                insert
-                    .execute(params![
-                        o.session_id,
-                        o.vector.origin_db,
-                        o.vector.vector_id,
-                        o.contribution,
-                        o.win,
-                        o.regret,
-                        o.patch_id,
-                        o.roi_tag,
-                        ts
-                    ])
-                    .map_err(backend_error)?;
-            }
-        }
-        count_outcome_write(&tx)?;
-        tx.commit().map_err(backend_error)
-    }
-
-    fn vector_rates(&self, vectors: &[VectorRef]) -> Result<Vec<Option<Rates>>, BackendError> {
-        let mut connection = self.connection()?;
-        let tx = connection.transaction().map_err(backend_error)?;
-        vectors
-            .iter()
-            .map(|v| {
-                outcome_rates(
-                    &tx,
-                    "origin_db = ?1 AND vector_id = ?2",
-                    &v.origin_db,
-                    Some(&v.vector_id),
-                )
-            })
-            .collect::<rusqlite::Result<_>>()
-            .map_err(backend_error)
-    }
-
-    fn origin_rates(&self, origins: &[String]) -> Result<Vec<Option<Rates>>, BackendError> {
-        let mut connection = self.connection()?;
-        let tx = connection.transaction().map_err(backend_error)?;
-        origins
-            .iter()
-            .map(|origin| outcome_rates(&tx, "origin_db = ?1 AND ?2 IS NULL", origin, None))
-            .collect::<rusqlite::Result<_>>()
-            .map_err(backend_error)
-    }
-}
-
-impl EmbeddingStore for SqliteStore {
-    fn databases(&self) -> Result<Vec<String>, BackendError> {
-        let connection = self.connection()?;
-        let mut statement = connection
-            .prepare_cached("SELECT name FROM databases ORDER BY name")
-            .map_err(backend_error)?;
-        statement
-            .query_map([], |row| row.get(0))
-            .and_then(Iterator::collect)
-            .map_err(backend_error)
-    }
-
-    fn pending(
-        &self,
-        db: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, BackendError> {
-        let connection = self.connection()?;
-        let known: Option<String> = connection
-            .query_row("SELECT name FROM databases WHERE name = ?1", [db], |row| {
-                row.get(0)
-            })
-            .optional()
-            .map_err(backend_error)?;
-        if known.is_none() {
-            return Err(BackendError::Failed(format!("unknown database {db:?}")));
-        }
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT r.id FROM records r
-                 LEFT JOIN embeddings e ON e.db = r.db AND e.id = r.id
-                 WHERE r.db = ?1 AND (?2 IS NULL OR r.id > ?2)
-                   AND (e.id IS NULL OR e.text_hash != r.text_hash OR e.embedding_version != ?3)
-                 ORDER BY r.id LIMIT ?4",
-            )
-            .map_err(backend_error)?;
-        statement
-            .query_map(params![db, after, self.embedder.version(), limit], |row| {
-                row.get(0)
-            })
-            .and_then(Iterator::collect)
-            .map_err(backend_error)
-    }
-
-    fn embed(&self, db: &str, ids: &[String]) -> Result<EmbedReport, BackendError> {
-        // Read, embed outside the lock, then write the whole batch in one transaction.
-        let mut texts: Vec<StoredText> = Vec::with_capacity(ids.len());
-        {
-            let connection = self.connection()?;
-            let mut statement = connection
-                .prepare_cached("SELECT text, text_hash FROM records WHERE db = ?1 AND id = ?2")
-                .map_err(backend_error)?;
-            for id in ids {
-                let row: Option<(String, i64)> = statement
-                    .query_row(params![db, id], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-                    .map_err(backend_error)?;
-                if let Some((text, hash)) = row {
-                    texts.push((id.clone(), text, hash));
-                }
-            }
-        }
-        embed_batch(
-            self.embedder.as_ref(),
-            ids.len(),
-            texts,
-            |texts, vectors| {
-                let mut connection = self.writer()?;
-                let tx = connection.transaction().map_err(backend_error)?;
-                let created_at = now_ms();
-                let seq = next_seq(&tx)?;
-                {
-                    let mut store = tx
-                        .prepare_cached(
-                            "INSERT OR REPLACE INTO embeddings (db, id, vector, text_hash, embedding_version, kind, source_id, created_at, seq)
-                             VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?2, ?6, ?7)",
-                        )
-                        .map_err(backend_error)?;
-                    for ((id, _, hash), vector) in texts.iter().zip(&vectors) {
-                        store
-                            .execute(params![
-                                db,
-                                id,
-                                vector_to_blob(vector),
-                                hash,
-                                self.embedder.version(),
-                                created_at,
-                                seq
-                            ])
-                            .map_err(backend_error)?;
-                    }
-                }
-                tx.commit().map_err(backend_error)
-            },
-        )
     }
 }

@@ -208,7 +208,7 @@ impl IndexedVectors {
                     scope.spawn(move || {
                         part.iter().try_for_each(|(key, _, blob)| {
                             self.index
-                                .upsert(*key, &crate::blob_to_vector(blob))
+                                .upsert(*key, &crate::embeddings::blob_to_vector(blob))
                                 .map_err(index_error)
                         })
                     })

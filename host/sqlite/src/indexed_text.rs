@@ -11,7 +11,7 @@ use vector_service_runtime::backends::LexicalIndex;
 
 use crate::backend_error;
 use crate::hit_copies::HitCopies;
-use crate::index::{current_seq, deleted_since};
+use crate::indexed_vectors::{current_seq, deleted_since};
 
 /// The index, the records' hit copies, and the change-clock `seq` both reflect.
 pub(crate) struct IndexedText {
