@@ -1,0 +1,15 @@
+//! The tenant schema's migrations, in `migrations/*.sql`, applied in order when a store
+//! connects; `schema_migrations` records them. Text keys use the "C" collation so ids sort
+//! byte-wise, as in SQLite.
+
+/// Schema migrations of a tenant schema, applied in order.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_records_embeddings_outcomes.sql"),
+    include_str!("../migrations/0002_change_clock.sql"),
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// One advisory lock key for every vector-service migration ("vs-migr" in ASCII).
+pub(crate) const MIGRATION_LOCK: i64 = 0x0076_732d_6d69_6772;
