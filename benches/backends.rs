@@ -10,7 +10,7 @@
 //! ```
 //! Records are synthetic: each draws most words from one of 200 topics, so the hashing
 //! embedder's vectors have cluster structure, as real text does. PostgreSQL is the test
-//! server (`tests/e2e/postgres_server.rs`: fetched by scripts/fetch-pgserver.sh, fsync off).
+//! server (`vector_service_testkit::postgres_server`: fetched by scripts/fetch-pgserver.sh, fsync off).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +21,7 @@ use vector_service_runtime::api::BackendHits;
 use vector_service_runtime::backends::hashing_embedder::cosine;
 use vector_service_runtime::backends::{Embedder, HashingEmbedder, Record, SearchMode, Store};
 use vector_service_sqlite::SqliteStore;
-
-#[path = "../tests/e2e/postgres_server.rs"]
-#[allow(dead_code)]
-mod postgres_server;
+use vector_service_testkit::postgres_server;
 
 const TOPICS: usize = 200;
 const QUERIES: usize = 200;

@@ -711,11 +711,13 @@ fn stored_ids(dir: &Path, database: &[&str]) -> std::collections::HashSet<String
             .unwrap();
         ids
     } else {
-        crate::postgres_server::psql(&select.replace("records", "vs_default.records"))
-            .lines()
-            .map(|line| line.trim().to_string())
-            .filter(|line| !line.is_empty())
-            .collect()
+        vector_service_testkit::postgres_server::psql(
+            &select.replace("records", "vs_default.records"),
+        )
+        .lines()
+        .map(|line| line.trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect()
     }
 }
 
@@ -726,7 +728,9 @@ fn acknowledged_writes_survive_kill_9_on_sqlite() {
 
 #[test]
 fn acknowledged_writes_survive_kill_9_on_postgres() {
-    let url = crate::postgres_server::postgres().url.clone();
+    let url = vector_service_testkit::postgres_server::postgres()
+        .url
+        .clone();
     let database = format!("--database={url}");
     acknowledged_writes_survive_kill_9(&[&database], "abuse-crash-postgres");
 }

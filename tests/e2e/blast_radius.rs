@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 
 use crate::catalogue::{answered_by, other_component, tenants_file};
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
-use crate::postgres_server::postgres;
 use crate::server::{error_kind, vector_service_tenant_hash as hash, Server};
 use crate::support::{temp_dir, write_tenants};
+use vector_service_testkit::postgres_server::postgres;
 
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;

@@ -393,7 +393,9 @@ fn the_same_commands_run_on_postgres_and_on_an_explicit_sqlite_dir() {
     let dir = temp_dir("cli-database");
     let sqlite = format!("sqlite:{}", dir.join("tenants").display());
     for database in [
-        crate::postgres_server::postgres().url.as_str(),
+        vector_service_testkit::postgres_server::postgres()
+            .url
+            .as_str(),
         sqlite.as_str(),
     ] {
         let run = |args: &[&str]| {

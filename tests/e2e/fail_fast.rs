@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::postgres_server::postgres;
 use crate::server::{error_kind, Server};
 use crate::support::{temp_dir, write_tenants, Metrics};
+use vector_service_testkit::postgres_server::postgres;
 
 /// A TCP relay to `target` that can be cut (every connection closed, new ones refused) and
 /// restored.

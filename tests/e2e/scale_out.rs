@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use vector_service_postgres::PostgresStore;
 use vector_service_runtime::backends::{HashingEmbedder, Store};
 
-use crate::postgres_server::postgres;
 use crate::server::{vector_service_tenant_hash, Server};
 use crate::support::temp_dir;
+use vector_service_testkit::postgres_server::postgres;
 
 fn hit_ids(answer: &Value) -> Vec<String> {
     answer["hits"]

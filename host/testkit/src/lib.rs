@@ -1,7 +1,8 @@
 //! The store conformance suite as public functions: every check takes a [`StoreFactory`]
 //! that makes fresh, empty stores of one kind, so any [`Store`] implementation can prove it
-//! behaves like the others. The repository runs it on SQLite, PostgreSQL and the in-memory
-//! store (`tests/e2e/conformance.rs`); a new backend adds one factory and one line per check.
+//! behaves like the others. Each store crate runs it beside its code (`host/sqlite/tests`,
+//! `host/postgres/tests`, `host/runtime/tests` for the in-memory store): a new backend adds one
+//! factory and one [`conformance_suite!`] line.
 //!
 //! A check panics (assertion failure) when the store under test disagrees.
 #![deny(missing_docs)]
@@ -16,6 +17,34 @@ use vector_service_runtime::backends::hashing_embedder::cosine;
 use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder, SearchMode, Store};
 
 pub mod fixtures;
+pub mod postgres_server;
+
+/// Every check of the suite as a `#[test]` over `$factory` (an expression of a type that
+/// implements [`StoreFactory`]), written where the store's tests live.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:expr) => {
+        $crate::conformance_suite!(@checks $factory;
+            upsert_counts_new_and_changed_records_only,
+            databases_are_registered_once_and_listed_in_order,
+            pending_pages_by_id_and_refuses_an_unknown_database,
+            embedding_makes_records_current_until_their_text_changes,
+            delete_removes_records_with_their_embeddings,
+            lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax,
+            vector_search_finds_what_an_exact_search_finds,
+            hybrid_search_fuses_both_rankings,
+            patch_outcomes_and_retriever_stats_are_written_together,
+            vector_outcomes_give_rates_in_the_order_asked,
+            outcomes_in_either_metrics_database_count_in_rates,
+            every_write_an_answer_depends_on_moves_the_generation,
+            a_search_reading_the_generation_agrees_with_its_parts,
+            the_component_runs_every_operation_over_the_store,
+        );
+    };
+    (@checks $factory:expr; $($check:ident),* $(,)?) => {
+        $( #[test] fn $check() { $crate::$check(&$factory) } )*
+    };
+}
 
 use fixtures::*;
 

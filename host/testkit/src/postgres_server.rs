@@ -1,4 +1,4 @@
-//! A real PostgreSQL 18 with pgvector for the tests (shared with the benches): the build that
+//! A real PostgreSQL 18 with pgvector for the tests and the benches: the build that
 //! `scripts/fetch-pgserver.sh` unpacks, initialised in a temporary directory and listening on
 //! a free loopback port. It is stopped, and its directory removed, when the test process
 //! exits: a watchdog shell polls for our pid. PostgreSQL refuses to run as root, so under root
