@@ -288,6 +288,19 @@ pub enum Command {
         /// idle this long is closed.
         #[arg(long, default_value_t = 10_000)]
         header_timeout_ms: u64,
+        /// Tenants open at once at most: a tenant opens (its store, indexes, connections) on
+        /// its first request and the least recently used close to make room. Lowered to what
+        /// the descriptor limit holds.
+        #[arg(long, default_value_t = 1024)]
+        max_open_tenants: usize,
+        /// MiB the open tenants may hold in all (indexes, hit copies, result caches); past it
+        /// the least recently used close. Default: the tenants file's `memory_budget_mib`,
+        /// else a quarter of the machine's (or the cgroup's) memory.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(16..=16 << 20))]
+        memory_budget_mib: Option<u64>,
+        /// Seconds a tenant stays open without requests before it is closed.
+        #[arg(long, default_value_t = 300)]
+        idle_close_secs: u64,
     },
 }
 

@@ -71,6 +71,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_component_bytes,
         max_connections,
         header_timeout_ms,
+        max_open_tenants,
+        memory_budget_mib,
+        idle_close_secs,
     }) = cli.command
     {
         // A server logs JSON lines (info and up unless RUST_LOG says otherwise), formatted on
@@ -94,6 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             header_timeout: std::time::Duration::from_millis(header_timeout_ms),
             rollouts: Some(tenant::data_dir(&global).join("rollouts.json")),
             log_drops: Some(log_drops),
+            max_open_tenants,
+            memory_budget_bytes: memory_budget_mib.map(|mib| (mib as usize) << 20),
+            idle_close: std::time::Duration::from_secs(idle_close_secs),
         };
         return server::serve(options, move |tenant, connections| {
             tenant::open_store(&global, tenant, connections)

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::handlers::parse;
 use super::rollout::{CanarySetting, Rollout};
 use super::segment::Segment;
-use super::state::{AppState, Shared, TenantState};
+use super::state::{AppState, Residence, Shared, TenantState};
 use super::tenants::TenantLimits;
 use crate::failure::FailureBody;
 
@@ -32,7 +32,14 @@ pub(super) struct TenantView {
     canary: Option<CanarySetting>,
     /// The component before the last promotion: what `rollback` returns to.
     previous: Option<String>,
-    /// Whether its store is open, has no lasting fault and passed its last health check.
+    /// Whether it is open now (its store, indexes and connections); a closed tenant opens
+    /// on its next request.
+    open: bool,
+    /// Bytes it held in memory at the last count, while it is open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resident_bytes: Option<usize>,
+    /// False when its last open failed, or its open store has a lasting fault or failed its
+    /// last health check.
     ready: bool,
     /// Why it is not ready, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,12 +53,18 @@ impl TenantView {
             .rollouts
             .get(&tenant.name, tenant.component.as_deref());
         let reason = tenant.not_ready();
+        let open = match tenant.residence() {
+            Residence::Open(open) => Some(open.resident_bytes()),
+            _ => None,
+        };
         Self {
             name: tenant.name.clone(),
             component: tenant.plugin.active().digest().to_string(),
             pinned: tenant.component.is_some(),
             canary: rollout.as_ref().and_then(|r| r.canary.clone()),
             previous: rollout.and_then(|r| r.previous),
+            open: open.is_some(),
+            resident_bytes: open,
             ready: reason.is_none(),
             reason,
             limits: tenant.limits,
@@ -118,9 +131,7 @@ pub(super) struct CanaryBody {
 fn tenant_named(state: &AppState, name: &str) -> Result<std::sync::Arc<TenantState>, ApiError> {
     state
         .roster()
-        .live
-        .iter()
-        .find(|tenant| tenant.name == name)
+        .named(name)
         .cloned()
         .ok_or_else(|| ApiError::not_found_thing(format!("no tenant {name:?}")))
 }

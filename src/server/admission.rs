@@ -1,6 +1,7 @@
 //! Per-tenant admission: a token bucket for the request rate (beyond it: 429) and a bounded
 //! number of calls running at once (beyond it a request waits up to the tenant's queue wait,
-//! then gets 503 with Retry-After). One tenant's load cannot take another's slots.
+//! then gets 503 with Retry-After). One tenant's load cannot take another's slots; all of
+//! them together take no more than the server's instance pool holds.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +33,13 @@ impl TokenBucket {
     }
 }
 
+/// One call's slots, the tenant's and the server's; freed on drop.
+#[derive(Debug)]
+pub struct CallPermit {
+    _tenant: OwnedSemaphorePermit,
+    _server: OwnedSemaphorePermit,
+}
+
 /// A tenant's gate.
 pub struct Admission {
     slots: Arc<Semaphore>,
@@ -57,8 +65,9 @@ impl Admission {
         }
     }
 
-    /// A slot to run one call in, or the reason there is none.
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// A slot to run one call in, one of the tenant's and one of the `server`'s (the
+    /// instance pool's), both within the tenant's queue wait; or the reason there is none.
+    pub async fn admit(&self, server: &Arc<Semaphore>) -> Result<CallPermit, ApiError> {
         let rate = self
             .bucket
             .lock()
@@ -67,7 +76,15 @@ impl Admission {
         if let Err(wait) = rate {
             return Err(ApiError::rate_limited(wait));
         }
-        match tokio::time::timeout(self.queue_wait, self.slots.clone().acquire_owned()).await {
+        let both = async {
+            let tenant = self.slots.clone().acquire_owned().await?;
+            let server = server.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>(CallPermit {
+                _tenant: tenant,
+                _server: server,
+            })
+        };
+        match tokio::time::timeout(self.queue_wait, both).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ApiError::overloaded()),
         }
@@ -106,10 +123,19 @@ mod tests {
             queue_wait_ms: 10,
             ..TenantLimits::default()
         });
-        let held = gate.admit().await.unwrap();
+        let server = Arc::new(Semaphore::new(8));
+        let held = gate.admit(&server).await.unwrap();
         assert_eq!(gate.busy(), 1);
-        assert_eq!(gate.admit().await.unwrap_err().status.as_u16(), 503);
+        assert_eq!(gate.admit(&server).await.unwrap_err().status.as_u16(), 503);
         drop(held);
-        assert!(gate.admit().await.is_ok());
+        assert!(gate.admit(&server).await.is_ok());
+        // The server's slots bound every tenant's calls together.
+        let other = Admission::new(&TenantLimits {
+            queue_wait_ms: 10,
+            ..TenantLimits::default()
+        });
+        let full = Arc::new(Semaphore::new(0));
+        assert_eq!(other.admit(&full).await.unwrap_err().status.as_u16(), 503);
+        assert_eq!(other.busy(), 0);
     }
 }

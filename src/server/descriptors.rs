@@ -1,8 +1,8 @@
 //! Descriptors: the process's limit against what the server needs of it. At start the soft
-//! limit is raised to the hard one (as Go's runtime does), then the connection cap is checked
-//! against what the limit leaves after the stores and the server's own needs: a cap the limit
-//! cannot hold is lowered, with a warning that says how to keep it, so accepting never fails
-//! for want of descriptors (when it did, `/healthz` went silent).
+//! limit is raised to the hard one (as Go's runtime does), then split between connections and
+//! open tenants' stores, after the server's own needs: a cap the limit cannot hold is lowered,
+//! with a warning that says how to keep it, so accepting never fails for want of descriptors
+//! (when it did, `/healthz` went silent), and the tenant count does not enter into it.
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
@@ -41,33 +41,46 @@ pub fn raise_limit() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
-/// The connection cap this limit can hold for `tenants` stores: `wanted`, or less (with a
-/// warning); refused when not even [`MIN_CONNECTIONS`] fit.
-pub fn connection_cap(wanted: usize, tenants: usize, limit: Option<u64>) -> Result<usize, String> {
+/// The connection cap and the open-tenant cap this limit can hold: `wanted`'s, or less
+/// (with a warning). Open tenants get at most half of what the server's own needs leave, so
+/// neither can starve the other; refused when not even [`MIN_CONNECTIONS`] connections and
+/// one open tenant fit.
+pub fn split(
+    wanted_connections: usize,
+    wanted_open: usize,
+    limit: Option<u64>,
+) -> Result<(usize, usize), String> {
     let Some(limit) = limit else {
-        return Ok(wanted);
+        return Ok((wanted_connections, wanted_open));
     };
-    let stores = tenants as u64 * PER_TENANT_AT_REST;
-    let kept = stores + SERVER_OWN + OPS_RESERVE as u64;
+    let kept = SERVER_OWN + OPS_RESERVE as u64;
     let left = limit.saturating_sub(kept);
-    if left < MIN_CONNECTIONS {
+    let open = (left / 2 / PER_TENANT_AT_REST).min(wanted_open as u64);
+    let connections = left.saturating_sub(open * PER_TENANT_AT_REST);
+    if open == 0 || connections < MIN_CONNECTIONS {
         return Err(format!(
-            "the descriptor limit ({limit}) cannot hold {tenants} tenants' stores ({PER_TENANT_AT_REST} each at rest), {} for the server and {MIN_CONNECTIONS} connections: raise it (ulimit -n, or LimitNOFILE= for systemd) to at least {}",
-            SERVER_OWN + OPS_RESERVE as u64,
-            kept + MIN_CONNECTIONS
+            "the descriptor limit ({limit}) cannot hold {MIN_CONNECTIONS} connections and one open tenant ({PER_TENANT_AT_REST} descriptors) beside the server's own {kept}: raise it (ulimit -n, or LimitNOFILE= for systemd) to at least {}",
+            kept + MIN_CONNECTIONS + 2 * PER_TENANT_AT_REST
         ));
     }
-    if wanted as u64 > left {
+    if (open as usize) < wanted_open {
         tracing::warn!(
-            max_connections = wanted,
-            lowered_to = left,
+            max_open_tenants = wanted_open,
+            lowered_to = open,
             descriptor_limit = limit,
-            tenants,
-            "--max-connections is above what the descriptor limit leaves after the stores; the cap is lowered (raise the limit with ulimit -n or LimitNOFILE= to keep it)"
+            "--max-open-tenants is above what the descriptor limit holds; tenants past it are closed to make room (raise the limit with ulimit -n or LimitNOFILE= to keep more open)"
         );
-        return Ok(left as usize);
     }
-    Ok(wanted)
+    if wanted_connections as u64 > connections {
+        tracing::warn!(
+            max_connections = wanted_connections,
+            lowered_to = connections,
+            descriptor_limit = limit,
+            "--max-connections is above what the descriptor limit leaves after the open tenants; the cap is lowered (raise the limit with ulimit -n or LimitNOFILE= to keep it)"
+        );
+        return Ok((connections as usize, open as usize));
+    }
+    Ok((wanted_connections, open as usize))
 }
 
 #[cfg(test)]
@@ -75,13 +88,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cap_is_kept_lowered_or_refused_by_what_the_limit_leaves() {
-        assert_eq!(connection_cap(1024, 10, Some(20_000)), Ok(1024));
-        assert_eq!(connection_cap(1024, 10, Some(1024)), Ok(1024 - 50 - 64 - 8));
-        assert_eq!(connection_cap(1024, 3, None), Ok(1024));
-        let refused = connection_cap(1024, 2_000, Some(1024)).unwrap_err();
+    fn connections_and_open_tenants_share_the_limit_whatever_the_tenant_count() {
+        assert_eq!(split(1024, 256, Some(20_000)), Ok((1024, 256)));
+        // 1,024: 72 for the server, at most half the rest (476) to open tenants (95 x 5).
+        assert_eq!(split(1024, 256, Some(1024)), Ok((1024 - 72 - 475, 95)));
+        assert_eq!(split(1024, 3, None), Ok((1024, 3)));
+        let refused = split(1024, 256, Some(90)).unwrap_err();
         assert!(
-            refused.contains("raise it") && refused.contains("10088"),
+            refused.contains("raise it") && refused.contains("98"),
             "{refused}"
         );
     }

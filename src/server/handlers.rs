@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::{Backends, Store};
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
 
+use super::admission::CallPermit;
 use super::auth::Authenticated;
 use super::body::{self, Accepts};
 use super::error::ApiError;
@@ -27,7 +27,7 @@ use super::openapi::CallFailures;
 use super::request_log::LogFields;
 use super::routes::{Answer, BackfillBody, ContextBody, ContributorsBody, SearchBody, Session};
 use super::segment::Segment;
-use super::state::{AppState, Shared, TenantState};
+use super::state::{AppState, OpenTenant, Shared, TenantState};
 use crate::answers::{ContextAnswer, SearchAnswer, TrackAnswer};
 use crate::failure::FailureBody;
 use crate::ingest::{self, IngestAnswer, RecordFields};
@@ -49,8 +49,9 @@ pub(super) fn panicked(what: &str, error: tokio::task::JoinError) -> ApiError {
         .with_detail(format!("{what} panicked: {error}"))
 }
 
-/// A parsed call holding one of its tenant's call slots.
+/// A parsed call holding one of its tenant's call slots and a lease on the open tenant.
 struct Admitted<B> {
+    open: Arc<OpenTenant>,
     service: VectorService,
     /// The tenant's store: a read call asks it whether it answers in process now, and then
     /// runs on this task instead of the blocking pool (the hop costs more than a search:
@@ -58,31 +59,33 @@ struct Admitted<B> {
     store: Arc<dyn Store>,
     session: String,
     request: B,
-    permit: OwnedSemaphorePermit,
+    permit: CallPermit,
 }
 
-/// Parse the body and take a call slot.
+/// Parse the body, lease the tenant (opening it if it is closed) and take a call slot.
 async fn admit<B: DeserializeOwned + Session>(
     state: &AppState,
-    tenant: &TenantState,
+    tenant: &Arc<TenantState>,
     log: &LogFields,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Admitted<B>, ApiError> {
-    let open = tenant.reachable(&state.http)?;
-    if B::WRITES {
-        tenant.writable()?;
-    }
-    let (service, store) = (open.service.clone(), open.store.clone());
     let request: B = parse(state, &headers, body).await?;
     if let Some(reason) = request.refused() {
         return Err(ApiError::malformed(reason));
     }
+    let open = state.lease(tenant).await?;
+    open.reachable(&state.http)?;
+    if B::WRITES {
+        open.writable()?;
+    }
+    let (service, store) = (open.service.clone(), open.store.clone());
     let session = request.session_id();
     log.session(&session);
-    let permit = tenant.admission.admit().await?;
+    let permit = tenant.admission.admit(&state.calls).await?;
     state.http.in_flight(&tenant.name, tenant.admission.busy());
     Ok(Admitted {
+        open,
         service,
         store,
         session,
@@ -95,15 +98,16 @@ async fn admit<B: DeserializeOwned + Session>(
 fn answer<R: Answer>(
     state: &AppState,
     tenant: &TenantState,
+    open: &OpenTenant,
     log: &LogFields,
-    permit: OwnedSemaphorePermit,
+    permit: CallPermit,
     outcome: Result<Result<R, ServiceError>, tokio::task::JoinError>,
 ) -> Result<Response, ApiError> {
     drop(permit);
     state.http.in_flight(&tenant.name, tenant.admission.busy());
     let answer = outcome
         .map_err(|e| panicked("the call", e))?
-        .map_err(|error| tenant.failure(error.into()))?;
+        .map_err(|error| open.failure(error.into()))?;
     // The component generates a session id when the caller sent none: log that one.
     if log.session_id().is_empty() {
         log.session(answer.session_id());
@@ -127,19 +131,19 @@ macro_rules! operation_handler {
             let call = admit::<$body>(&state, &tenant, &log, headers, body).await?;
             $(
                 if call.store.serves_reads_in_process() {
-                    let Admitted { service, session, request, permit, .. } = call;
+                    let Admitted { open, service, session, request, permit, .. } = call;
                     let outcome = tokio::spawn(async move {
                         service.$read(&session, &request.into()).await
                     })
                     .await;
-                    return answer(&state, &tenant, &log, permit, outcome);
+                    return answer(&state, &tenant, &open, &log, permit, outcome);
                 }
             )?
-            let Admitted { service, session, request, permit, .. } = call;
+            let Admitted { open, service, session, request, permit, .. } = call;
             let outcome =
                 tokio::task::spawn_blocking(move || service.$method(&session, &request.into()))
                     .await;
-            answer(&state, &tenant, &log, permit, outcome)
+            answer(&state, &tenant, &open, &log, permit, outcome)
         }
     };
 }
@@ -191,12 +195,14 @@ pub(super) async fn start_backfill(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let store = tenant.reachable(&state.http)?.store.clone();
-    tenant.writable()?;
     let request: BackfillBody = parse(&state, &headers, body).await?;
     if let Some(reason) = request.refused() {
         return Err(ApiError::malformed(reason));
     }
+    let open = state.lease(&tenant).await?;
+    open.reachable(&state.http)?;
+    open.writable()?;
+    let store = open.store.clone();
     log.session(&request.session_id());
     let conflict = |running: Arc<jobs::Job>| {
         ApiError::conflict(format!("backfill job {} is still running", running.id))
@@ -204,7 +210,7 @@ pub(super) async fn start_backfill(
     if let Some(running) = tenant.jobs.running() {
         return Err(conflict(running));
     }
-    let permit = tenant.admission.admit().await?;
+    let permit = tenant.admission.admit(&state.calls).await?;
     let progress = ProgressStore::counting(store.clone());
     let job = tenant
         .jobs
@@ -226,6 +232,8 @@ pub(super) async fn start_backfill(
     let (shared, owner) = (state.clone(), tenant.clone());
     state.http.in_flight(&name, tenant.admission.busy());
     tokio::task::spawn_blocking(move || {
+        // The job holds the tenant open until it ends.
+        let _lease = open;
         let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
             Ok(response) => {
                 // As the CLI does: leave the vector index current, so the next vector
@@ -347,8 +355,6 @@ pub(super) async fn records(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let store = tenant.reachable(&state.http)?.store.clone();
-    tenant.writable()?;
     let Query(query) = Query::<RecordsQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))?;
     let bytes = body::read(&headers, body, state.max_body_bytes, Accepts::Records).await?;
@@ -361,7 +367,11 @@ pub(super) async fn records(
     };
     let by_db = ingest::parse_records(text, format, "request body", query.db.as_deref())
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-    let _permit = tenant.admission.admit().await?;
+    let open = state.lease(&tenant).await?;
+    open.reachable(&state.http)?;
+    open.writable()?;
+    let store = open.store.clone();
+    let _permit = tenant.admission.admit(&state.calls).await?;
     let name = tenant.name.clone();
     let report = tokio::task::spawn_blocking(move || {
         let report = ingest::upsert_all(store.as_ref(), &by_db)?;
@@ -375,7 +385,7 @@ pub(super) async fn records(
     })
     .await
     .map_err(|e| panicked("the ingest", e))?
-    .map_err(|e| tenant.failure(ApiError::backend(e.to_string())))?;
+    .map_err(|e| open.failure(ApiError::backend(e.to_string())))?;
     Ok(Json(report).into_response())
 }
 
@@ -565,8 +575,11 @@ pub(super) struct UsageAnswer {
         (status = 200, description = "The tenant's usage since the server started.", body = UsageAnswer),
         (status = 401, description = "`unauthorized`.", body = FailureBody),
         (status = 503, description = "`unavailable`: the tenant's store cannot be opened.", body = FailureBody)))]
-pub(super) async fn usage(Authenticated(tenant): Authenticated) -> Result<Response, ApiError> {
-    let totals = tenant.open()?.service.usage();
+pub(super) async fn usage(
+    State(state): State<Shared>,
+    Authenticated(tenant): Authenticated,
+) -> Result<Response, ApiError> {
+    let totals = state.lease(&tenant).await?.service.usage();
     let zero = UsageFigures::of(&UsageTotals::default());
     let total = totals
         .iter()

@@ -21,6 +21,7 @@ mod openapi;
 mod readiness;
 mod reload;
 mod request_log;
+mod residency;
 mod rollout;
 mod roster;
 mod routes;
@@ -50,8 +51,9 @@ use connections::ConnectionLimits;
 use error::ApiError;
 use handlers::*;
 use metrics::HttpMetrics;
+use residency::{Residency, ResidencyLimits};
 use rollout::Rollouts;
-use state::{pool_for, AppState, OpenStore, Shared, TenantState};
+use state::{pool_for, AppState, OpenStore, Shared};
 use tenants::Tenants;
 
 /// How to run the server.
@@ -74,6 +76,33 @@ pub struct ServeOptions {
     pub rollouts: Option<PathBuf>,
     /// The off-thread log writer's count of dropped lines, exported as a metric.
     pub log_drops: Option<vector_service_json_logs::DroppedLines>,
+    /// Tenants open at once at most (lowered to what the descriptor limit holds).
+    pub max_open_tenants: usize,
+    /// Bytes the open tenants may hold in all; `None`: the tenants file's
+    /// `memory_budget_mib`, else [`default_memory_budget`].
+    pub memory_budget_bytes: Option<usize>,
+    /// A tenant unused for this long is closed.
+    pub idle_close: Duration,
+}
+
+/// The memory budget when neither the flag nor the tenants file sets one: a quarter of the
+/// memory this process may use (the cgroup's limit, else the machine's), at least 256 MiB.
+pub fn default_memory_budget() -> usize {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib << 10)
+        });
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok());
+    let usable = match (machine, cgroup) {
+        (Some(machine), Some(cgroup)) => machine.min(cgroup),
+        (one, other) => one.or(other).unwrap_or(4 << 30),
+    };
+    (usable / 4).max(256 << 20)
 }
 
 /// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the tenants file and the component.
@@ -93,11 +122,11 @@ pub fn serve(
             Tenants::single_default()
         }
     };
-    // Checked before any store is opened: a limit too low for the tenants is a clear refusal
-    // here, not "too many open files" half-way through opening them.
-    let max_connections = descriptors::connection_cap(
+    // The descriptor limit is shared between connections and open tenants' stores, whatever
+    // the tenant count: a limit too low for even a few of each is a clear refusal here.
+    let (max_connections, max_open) = descriptors::split(
         options.max_connections,
-        tenants.entries.len(),
+        options.max_open_tenants,
         descriptors::raise_limit(),
     )
     .map_err(anyhow::Error::msg)?;
@@ -126,6 +155,21 @@ pub fn serve(
         .context("registering HTTP metrics")?
         .with_log_drops(options.log_drops.clone());
     let open_store: OpenStore = Arc::new(open_store);
+    let residency = Arc::new(
+        Residency::new(
+            ResidencyLimits {
+                max_open,
+                budget_bytes: options
+                    .memory_budget_bytes
+                    .or(tenants.memory_budget_bytes())
+                    .unwrap_or_else(default_memory_budget),
+                idle_close: options.idle_close,
+            },
+            telemetry.registry(),
+        )
+        .context("registering residency metrics")?,
+    );
+    tracing::info!(tenants = tenants.entries.len(), limits = ?residency.limits(), "tenants open on their first request");
     let rollouts = Rollouts::open(options.rollouts.clone());
     if let Err(error) = rollouts.forget_stale(&tenants) {
         tracing::warn!(%error, "stale rollouts stay in the file (they are ignored)");
@@ -133,8 +177,7 @@ pub fn serve(
     if let Some(damage) = rollouts.damage() {
         tracing::error!(%damage, "started on the rollouts that could be read");
     }
-    let (roster, _) = roster::Builder {
-        open_store: &open_store,
+    let (roster, _, _) = roster::Builder {
         plugin: &plugin,
         catalogue: &catalogue,
         rollouts: &rollouts,
@@ -161,6 +204,12 @@ pub fn serve(
         roster: RwLock::new(Arc::new(roster)),
         tenants_file: options.tenants,
         open_store,
+        residency,
+        calls: Arc::new(tokio::sync::Semaphore::new(match engine.instance_slots() {
+            0 => state::MAX_POOLED_INSTANCES as usize,
+            slots => slots as usize,
+        })),
+        memory_budget_flag: options.memory_budget_bytes,
         plugin,
         catalogue: RwLock::new(Arc::new(catalogue)),
         rollouts,
@@ -184,9 +233,19 @@ pub fn serve(
 }
 
 async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> anyhow::Result<()> {
-    probe_all(&state).await;
     tokio::spawn(check_readiness(state.clone()));
-    warm_indexes(&state.roster().live);
+    tokio::spawn(sweep(state.clone()));
+    // Without a tenants file there is one tenant, whose first search would otherwise pay for
+    // its open: open it now (in the background, so the server listens at once).
+    if !state.authenticated {
+        let warm = state.clone();
+        tokio::spawn(async move {
+            let tenant = warm.roster().live[0].clone();
+            if let Err(error) = warm.lease(&tenant).await {
+                tracing::warn!(error = %error.message, "the default tenant was not opened ahead of its first request");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -211,49 +270,33 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
     Ok(())
 }
 
-/// Check each newly opened store for damage, then bring its indexes (lexical, vector) up to
-/// date, in the background and outside any call's deadline: a damaged file is reported (and
-/// refuses writes) before something trips on it, and first searches find the indexes built
-/// rather than building them. Both read the whole store once.
-fn warm_indexes(tenants: &[Arc<TenantState>]) {
-    for tenant in tenants {
-        let Some(store) = tenant.store().cloned() else {
-            continue;
-        };
-        let name = tenant.name.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            if let Err(error) = store.check_integrity() {
-                tracing::error!(tenant = %name, %error, "the tenant's store is damaged: it is not ready and refuses writes");
-                return;
-            }
-            match store.sync_index() {
-                Ok(_) => {
-                    tracing::info!(tenant = %name, seconds = started.elapsed().as_secs_f64(), "indexes ready")
-                }
-                Err(error) => {
-                    tracing::warn!(tenant = %name, %error, "indexes not built ahead of searches")
-                }
-            }
-        });
-    }
-}
-
-/// Probe every open store once, one after the other (a tenant whose store could not be
-/// opened stays not ready until a reload opens it).
+/// Probe the open tenants' stores once, one after the other.
 async fn probe_all(state: &AppState) {
-    for tenant in &state.roster().live {
-        if let Some(store) = tenant.store() {
-            tenant.readiness.probe(&tenant.name, store.clone()).await;
+    for tenant in state.residency.open_now() {
+        if let Some(open) = tenant.lease_if_open(0) {
+            open.readiness.probe(&tenant.name, open.store.clone()).await;
         }
     }
 }
 
-/// Probe the tenants' stores, forever.
+/// Probe the open tenants' stores, forever.
 async fn check_readiness(state: Shared) {
     loop {
         tokio::time::sleep(readiness::CHECK_INTERVAL).await;
         probe_all(&state).await;
+    }
+}
+
+/// How often idle tenants are closed and the memory budget is enforced.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Close idle tenants and keep the budget, forever (off the async workers: closing a store
+/// may checkpoint its log).
+async fn sweep(state: Shared) {
+    loop {
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+        let residency = state.residency.clone();
+        let _ = tokio::task::spawn_blocking(move || residency.make_room(0)).await;
     }
 }
 

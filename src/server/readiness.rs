@@ -1,6 +1,6 @@
 //! Readiness kept by a background check, so that `/readyz` (unauthenticated) answers from a
-//! flag per tenant and never touches a store: every few seconds each tenant's store runs its
-//! cheap health probe on the blocking pool, bounded in time.
+//! flag per tenant and never touches a store: every few seconds each open tenant's store runs
+//! its cheap health probe on the blocking pool, bounded in time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ pub struct Readiness {
 }
 
 impl Default for Readiness {
-    /// Ready until a probe says otherwise (the server probes every store before it listens).
+    /// Ready until a probe says otherwise (the server probes its open tenants' stores).
     fn default() -> Self {
         Self {
             reason: Mutex::new(None),
@@ -34,14 +34,6 @@ impl Default for Readiness {
 }
 
 impl Readiness {
-    /// Not ready for `reason`: for a tenant whose store could not be opened.
-    pub fn not_ready(reason: impl Into<String>) -> Self {
-        Self {
-            reason: Mutex::new(Some(reason.into())),
-            unreachable: AtomicBool::new(false),
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.reason.lock().unwrap_or_else(|p| p.into_inner())
     }

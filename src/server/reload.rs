@@ -24,7 +24,6 @@ use super::handlers::panicked;
 use super::roster::{Builder, Changes};
 use super::state::{fits_pool, AppState, Shared};
 use super::tenants::Tenants;
-use super::warm_indexes;
 use crate::failure::FailureBody;
 
 /// `POST /admin/reload`'s body (optional).
@@ -195,8 +194,7 @@ async fn reload_all(
         let shared = state.clone();
         let built = tokio::task::spawn_blocking(move || {
             let previous = shared.roster();
-            let (roster, changes) = Builder {
-                open_store: &shared.open_store,
+            let (roster, changes, rebuilt) = Builder {
                 plugin: &shared.plugin,
                 catalogue: &catalogue,
                 rollouts: &shared.rollouts,
@@ -208,21 +206,20 @@ async fn reload_all(
                 tracing::warn!(%error, "stale rollouts stay in the file (they are ignored)");
             }
             shared.replace_catalogue(catalogue);
-            // Tenants kept whole have their indexes warm already.
-            let rebuilt: Vec<_> = roster
-                .live
-                .iter()
-                .filter(|tenant| !previous.live.iter().any(|old| Arc::ptr_eq(old, tenant)))
-                .cloned()
-                .collect();
+            if shared.memory_budget_flag.is_none() {
+                if let Some(bytes) = roster.tenants.memory_budget_bytes() {
+                    shared.residency.set_budget(bytes);
+                }
+            }
             let count = roster.live.len();
-            shared.replace_roster(roster);
-            (count, rebuilt, changes)
+            let roster = Arc::new(roster);
+            shared.replace_roster(roster.clone());
+            shared.residency.follow(&roster, &rebuilt);
+            (count, changes)
         })
         .await
         .map_err(|e| panicked("the reload", e))?;
-        let (count, rebuilt, changes) = built;
-        warm_indexes(&rebuilt);
+        let (count, changes) = built;
         tracing::info!(tenants = count, ?changes, "tenants reloaded");
         answer.tenants = Some(TenantChanges { count, changes });
     }

@@ -1,10 +1,13 @@
 //! What every request shares: the tenants' live state, the component, the engine and the
 //! metrics; and loading a component onto the server's one engine.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
 
-use vector_service_runtime::backends::Store;
+use vector_service_runtime::backends::{Backends, Store};
 use vector_service_runtime::{
     Allocation, PluginHandle, SandboxEngine, ServiceConfig, Telemetry, VectorService,
 };
@@ -15,19 +18,23 @@ use super::error::ApiError;
 use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
 use super::readiness::{self, Readiness};
+use super::residency::Residency;
 use super::rollout::Rollouts;
-use super::tenants::{TenantLimits, Tenants};
+use super::tenants::{TenantEntry, TenantLimits, Tenants};
 
 /// One tenant's live state. Requests hold it by `Arc`, so a reload that removes or changes
 /// the tenant lets the requests already running finish on the state they started with.
 pub(super) struct TenantState {
     pub(super) name: String,
-    /// Its store and the service over it, or why the store could not be opened (the tenant
-    /// is then not ready and its requests get 503 until a reload opens it).
-    pub(super) open: Result<OpenTenant, String>,
+    /// Its store and the service over it while it is open (see `residency`).
+    residence: Mutex<Residence>,
+    /// One open at a time: requests that find it closed wait for the first one's open.
+    pub(super) opening: tokio::sync::Mutex<()>,
+    /// When a request last leased it, in ms since the server started: eviction goes by it.
+    last_used_ms: AtomicU64,
+    /// Whether this process has checked its store for damage (once, at its first open).
+    pub(super) integrity_checked: AtomicBool,
     pub(super) admission: Admission,
-    /// Kept across reloads while the tenant keeps its store.
-    pub(super) readiness: Arc<Readiness>,
     /// Kept across reloads, so a job started before one can still be read after it.
     pub(super) jobs: Arc<Jobs>,
     pub(super) config: ServiceConfig,
@@ -38,28 +45,52 @@ pub(super) struct TenantState {
     pub(super) plugin: PluginHandle,
 }
 
-/// A tenant whose store is open.
-pub(super) struct OpenTenant {
-    pub(super) service: VectorService,
-    pub(super) store: Arc<dyn Store>,
+/// Whether a tenant is open.
+#[derive(Clone)]
+pub(super) enum Residence {
+    /// Not opened yet, or closed when idle or for room: its next request opens it.
+    Closed,
+    /// Open: requests lease it.
+    Open(Arc<OpenTenant>),
+    /// Its last open failed: its requests get 503 with why until a retry opens it.
+    Failed { reason: String, at: Instant },
 }
 
-impl TenantState {
-    /// The open store and service; 503 `unavailable` when the store could not be opened.
-    pub(super) fn open(&self) -> Result<&OpenTenant, ApiError> {
-        self.open.as_ref().map_err(|reason| {
-            ApiError::unavailable(format!(
-                "tenant {:?} is not ready: {reason}; the operator fixes it and reloads",
-                self.name
-            ))
-        })
+/// A tenant whose store is open. Each request and job holds it (a lease) while it runs, so
+/// eviction, which closes only a tenant nobody holds, never closes a store under a call.
+pub(super) struct OpenTenant {
+    pub(super) name: String,
+    pub(super) service: VectorService,
+    pub(super) store: Arc<dyn Store>,
+    /// Kept across reloads while the tenant keeps its store.
+    pub(super) readiness: Arc<Readiness>,
+}
+
+impl OpenTenant {
+    /// The service over `store` for `tenant`'s limits and component.
+    pub(super) fn new(
+        tenant: &TenantState,
+        store: Arc<dyn Store>,
+        readiness: Arc<Readiness>,
+        telemetry: &Telemetry,
+    ) -> Self {
+        Self {
+            name: tenant.name.clone(),
+            service: VectorService::new(
+                tenant.plugin.clone(),
+                Backends::store(store.clone()),
+                telemetry.clone(),
+                tenant.config.clone(),
+            ),
+            store,
+            readiness,
+        }
     }
 
-    /// The open store and service, unless the last health check found the store unreachable:
-    /// then 503 `unavailable` at once (counted), instead of a call that waits out its whole
-    /// deadline for a database that is down.
-    pub(super) fn reachable(&self, http: &HttpMetrics) -> Result<&OpenTenant, ApiError> {
-        let open = self.open()?;
+    /// Unless the last health check found the store unreachable: then 503 `unavailable` at
+    /// once (counted), instead of a call that waits out its whole deadline for a database
+    /// that is down.
+    pub(super) fn reachable(&self, http: &HttpMetrics) -> Result<(), ApiError> {
         if self.readiness.unreachable() {
             http.fast_failure(&self.name);
             let mut refused = ApiError::unavailable(format!(
@@ -69,12 +100,12 @@ impl TenantState {
             refused.retry_after = Some(readiness::CHECK_INTERVAL.as_secs().max(1));
             return Err(refused);
         }
-        Ok(open)
+        Ok(())
     }
 
     /// Whether a write may start: not into a store with a lasting fault.
     pub(super) fn writable(&self) -> Result<(), ApiError> {
-        match self.open()?.store.fault() {
+        match self.store.fault() {
             Some(fault) => Err(ApiError::store_fault(&self.name, fault)),
             None => Ok(()),
         }
@@ -83,7 +114,7 @@ impl TenantState {
     /// A failed call's error, or the store's lasting fault when the failure found one (a
     /// full disk, a damaged page), as its own typed error.
     pub(super) fn failure(&self, error: ApiError) -> ApiError {
-        match self.store().and_then(|store| store.fault()) {
+        match self.store.fault() {
             Some(fault) if matches!(error.kind, "backend" | "unavailable") => {
                 ApiError::store_fault(&self.name, fault)
                     .with_detail(format!("{}: {}", error.kind, error.message))
@@ -92,23 +123,101 @@ impl TenantState {
         }
     }
 
-    /// Why the tenant is not ready now, if it is not: its store could not be opened, found a
-    /// lasting fault of its own (a damaged file, a full disk: at once, not at the next probe),
-    /// or failed its last probe. Fit for an HTTP body.
-    pub(super) fn not_ready(&self) -> Option<String> {
-        match &self.open {
-            Err(reason) => Some(reason.clone()),
-            Ok(open) => open
-                .store
-                .fault()
-                .map(|fault| fault.to_string())
-                .or_else(|| self.readiness.reason()),
+    /// Bytes it holds in memory: the store's indexes and copies, and the result cache.
+    pub(super) fn resident_bytes(&self) -> usize {
+        self.store.resident_bytes() + self.service.cache_bytes()
+    }
+
+    /// Why it is not ready, if it is not: a lasting fault of its store (a damaged file, a
+    /// full disk: at once, not at the next probe), or a failed last probe.
+    fn not_ready(&self) -> Option<String> {
+        self.store
+            .fault()
+            .map(|fault| fault.to_string())
+            .or_else(|| self.readiness.reason())
+    }
+}
+
+impl TenantState {
+    /// A closed tenant for `entry`'s settings, running `plugin`, with `jobs` (a reload
+    /// passes the ones it had).
+    pub(super) fn new(entry: &TenantEntry, plugin: PluginHandle, jobs: Arc<Jobs>) -> Self {
+        Self {
+            name: entry.name.clone(),
+            residence: Mutex::new(Residence::Closed),
+            opening: tokio::sync::Mutex::new(()),
+            last_used_ms: AtomicU64::new(0),
+            integrity_checked: AtomicBool::new(false),
+            admission: Admission::new(&entry.limits),
+            jobs,
+            config: ServiceConfig {
+                tenant: entry.name.clone(),
+                limits: entry.limits.sandbox(),
+                cache: entry.limits.cache(),
+                ..ServiceConfig::default()
+            },
+            limits: entry.limits,
+            component: entry.component.clone(),
+            plugin,
         }
     }
 
-    /// The store, when it is open.
-    pub(super) fn store(&self) -> Option<&Arc<dyn Store>> {
-        self.open.as_ref().ok().map(|open| &open.store)
+    fn lock(&self) -> MutexGuard<'_, Residence> {
+        self.residence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether it is open, closed or failed, as of now.
+    pub(super) fn residence(&self) -> Residence {
+        self.lock().clone()
+    }
+
+    /// Set whether it is open (the residency's opens and closes).
+    pub(super) fn set_residence(&self, residence: Residence) {
+        *self.lock() = residence;
+    }
+
+    /// A lease on it when it is open, marking it used at `now_ms`.
+    pub(super) fn lease_if_open(&self, now_ms: u64) -> Option<Arc<OpenTenant>> {
+        match &*self.lock() {
+            Residence::Open(open) => {
+                self.last_used_ms.fetch_max(now_ms, Ordering::Relaxed);
+                Some(open.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// When a request last leased it (ms since the server started).
+    pub(super) fn last_used_ms(&self) -> u64 {
+        self.last_used_ms.load(Ordering::Relaxed)
+    }
+
+    /// Close it, if nothing holds it: no request or job has a lease (checked under the lock
+    /// leases are taken under, so none can start in between) and no backfill is running.
+    /// Returns the open state, for the caller to drop outside its own locks.
+    pub(super) fn close_if_unused(&self) -> Option<Arc<OpenTenant>> {
+        let mut residence = self.lock();
+        let Residence::Open(open) = &*residence else {
+            return None;
+        };
+        if Arc::strong_count(open) > 1 || self.jobs.running().is_some() {
+            return None;
+        }
+        match std::mem::replace(&mut *residence, Residence::Closed) {
+            Residence::Open(open) => Some(open),
+            _ => None,
+        }
+    }
+
+    /// Why the tenant is not ready now, if it is not: its last open failed, or its open store
+    /// has a fault or failed its last probe. A closed tenant is ready: its next request opens
+    /// it. Fit for an HTTP body.
+    pub(super) fn not_ready(&self) -> Option<String> {
+        match &*self.lock() {
+            Residence::Closed => None,
+            Residence::Open(open) => open.not_ready(),
+            Residence::Failed { reason, .. } => Some(reason.clone()),
+        }
     }
 }
 
@@ -117,6 +226,28 @@ impl TenantState {
 pub(super) struct Roster {
     pub(super) tenants: Tenants,
     pub(super) live: Vec<Arc<TenantState>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Roster {
+    /// `live` (in `tenants`' order) for `tenants`.
+    pub(super) fn new(tenants: Tenants, live: Vec<Arc<TenantState>>) -> Self {
+        let by_name = live
+            .iter()
+            .enumerate()
+            .map(|(index, tenant)| (tenant.name.clone(), index))
+            .collect();
+        Self {
+            tenants,
+            live,
+            by_name,
+        }
+    }
+
+    /// The tenant named `name`, found without a walk: reloads look up every tenant.
+    pub(super) fn named(&self, name: &str) -> Option<&Arc<TenantState>> {
+        self.by_name.get(name).map(|&index| &self.live[index])
+    }
 }
 
 /// The server's state, shared by every request.
@@ -125,8 +256,15 @@ pub(super) struct AppState {
     pub(super) roster: RwLock<Arc<Roster>>,
     /// The tenants file reloads re-read; `None`: the single keyless tenant, fixed.
     pub(super) tenants_file: Option<PathBuf>,
-    /// Opens a tenant's store (at start and for tenants a reload adds or repairs).
+    /// Opens a tenant's store (on its first request, and after it was closed).
     pub(super) open_store: OpenStore,
+    /// Which tenants are open, within the server's bounds.
+    pub(super) residency: Arc<Residency>,
+    /// Calls running at once over every tenant: the instance pool's slots, so a call never
+    /// finds the pool empty however many tenants there are.
+    pub(super) calls: Arc<tokio::sync::Semaphore>,
+    /// `--memory-budget-mib`, which a tenants file's budget does not override.
+    pub(super) memory_budget_flag: Option<usize>,
     pub(super) plugin: PluginHandle,
     /// The allowed components, compiled; swapped with the roster by a reload.
     pub(super) catalogue: RwLock<Arc<Catalogue>>,
@@ -160,6 +298,16 @@ impl AppState {
             .clone()
     }
 
+    /// A lease on `tenant`, opening it if it is closed (see `residency`).
+    pub(super) async fn lease(
+        &self,
+        tenant: &Arc<TenantState>,
+    ) -> Result<Arc<OpenTenant>, ApiError> {
+        self.residency
+            .lease(tenant, &self.open_store, &self.telemetry)
+            .await
+    }
+
     /// The sha256 of the component serving now.
     pub(super) fn serving_digest(&self) -> String {
         self.serving
@@ -182,23 +330,26 @@ impl AppState {
     }
 
     /// Serve `roster` from now on.
-    pub(super) fn replace_roster(&self, roster: Roster) {
-        *self.roster.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(roster);
+    pub(super) fn replace_roster(&self, roster: Arc<Roster>) {
+        *self.roster.write().unwrap_or_else(|p| p.into_inner()) = roster;
     }
 }
 
 /// The state as handlers hold it.
 pub(super) type Shared = Arc<AppState>;
 
+/// Instance slots a pool reserves at most: calls past them wait for a slot (the server's
+/// call semaphore), so the pool does not grow with the tenant count.
+pub(super) const MAX_POOLED_INSTANCES: u32 = 512;
+
 /// Pool slots for twice the calls the tenants may run at once (a backfill job takes one of a
-/// tenant's call slots), at least 16, each with room for the largest memory cap (at least the
-/// default 64 MiB). The headroom is for reloads: calls still running on an old component or
-/// under a tenant's old limits hold their slots while new ones start, and tenants a reload
-/// adds need slots too ([`fits_pool`] refuses a reload that would not fit).
+/// tenant's call slots), at least 16 and at most [`MAX_POOLED_INSTANCES`], each with room for
+/// the largest memory cap (at least the default 64 MiB). The headroom is for reloads: tenants
+/// a reload adds need slots too. Calls past the pool's slots wait for one.
 pub(super) fn pool_for(tenants: &Tenants) -> Allocation {
     let (calls, memory) = demand(tenants);
     Allocation::Pooling {
-        instances: calls.saturating_mul(2).max(16),
+        instances: calls.saturating_mul(2).clamp(16, MAX_POOLED_INSTANCES),
         memory_bytes: memory.max(64 << 20),
     }
 }
@@ -219,22 +370,14 @@ fn demand(tenants: &Tenants) -> (u32, usize) {
     (calls, memory)
 }
 
-/// Why `tenants` cannot run on the pool reserved at start, if they cannot: the pool is sized
-/// once, so growing past it needs a restart.
+/// Why `tenants` cannot run on the pool reserved at start, if they cannot: each slot's
+/// memory is sized once, so a larger memory cap needs a restart. (More calls than slots wait
+/// for one, so a reload that adds tenants always fits.)
 pub(super) fn fits_pool(tenants: &Tenants, pool: Allocation) -> Result<(), String> {
-    let Allocation::Pooling {
-        instances,
-        memory_bytes,
-    } = pool
-    else {
+    let Allocation::Pooling { memory_bytes, .. } = pool else {
         return Ok(());
     };
-    let (calls, memory) = demand(tenants);
-    if calls > instances {
-        return Err(format!(
-            "the tenants' max_concurrent add up to {calls}, more than the {instances} instance slots reserved at start; restart the server to grow the pool"
-        ));
-    }
+    let (_, memory) = demand(tenants);
     if memory > memory_bytes {
         return Err(format!(
             "a tenant's memory_mib ({} MiB) is over the {} MiB each instance slot reserved at start; restart the server to grow the pool",

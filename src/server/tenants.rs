@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! admin_key_sha256 = "…"           # optional: enables POST /admin/reload and all-tenant /metrics
+//! memory_budget_mib = 4096         # optional: what open tenants may hold in all (--memory-budget-mib wins)
 //! [[component]]                    # optional: components tenants may be pinned to
 //! sha256 = "…"                     # sha256sum FILE
 //! file = "plugin-v2.wasm"          # relative to this file
@@ -128,6 +129,7 @@ pub struct CatalogueEntry {
 #[serde(deny_unknown_fields)]
 struct TenantsFile {
     admin_key_sha256: Option<String>,
+    memory_budget_mib: Option<u64>,
     #[serde(default, rename = "component")]
     catalogue: Vec<CatalogueEntry>,
     #[serde(default, rename = "tenant")]
@@ -174,6 +176,8 @@ pub struct Tenants {
     pub authenticated: bool,
     /// The components tenants may be pinned to, besides the built-in one (files resolved).
     pub catalogue: Vec<CatalogueEntry>,
+    /// What the open tenants may hold in all, when the file sets it.
+    memory_budget_mib: Option<u64>,
 }
 
 /// Hex SHA-256 of `key`.
@@ -260,7 +264,13 @@ impl Tenants {
             admin_key_sha256: None,
             authenticated: false,
             catalogue: Vec::new(),
+            memory_budget_mib: None,
         }
+    }
+
+    /// The file's `memory_budget_mib`, in bytes.
+    pub fn memory_budget_bytes(&self) -> Option<usize> {
+        self.memory_budget_mib.map(|mib| (mib as usize) << 20)
     }
 
     /// Read and check a tenants file.
@@ -359,12 +369,21 @@ impl Tenants {
                 tenants[*index].name
             )));
         }
+        if let Some(mib) = file.memory_budget_mib {
+            if !(16..=16 << 20).contains(&mib) {
+                return Err(invalid(format!(
+                    "memory_budget_mib = {mib} is outside 16..={}",
+                    16 << 20
+                )));
+            }
+        }
         Ok(Self {
             entries: tenants,
             by_key_hash,
             admin_key_sha256,
             authenticated: true,
             catalogue,
+            memory_budget_mib: file.memory_budget_mib,
         })
     }
 

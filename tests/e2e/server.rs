@@ -55,9 +55,40 @@ impl Server {
         Self::spawn(data_dir, &[], &[], Some(log))
     }
 
+    /// [`Server::start`] under a descriptor limit of `limit` (soft and hard).
+    pub(crate) fn start_under_descriptor_limit(
+        data_dir: &Path,
+        extra: &[&str],
+        limit: u64,
+    ) -> Self {
+        Self::spawn_limited(data_dir, &[], extra, None, Some(limit))
+    }
+
     fn spawn(data_dir: &Path, globals: &[&str], extra: &[&str], log: Option<&Path>) -> Self {
         let process =
             ServerProcess::start_with_globals(data_dir, &os_args(globals), &os_args(extra), log);
+        Self::over(process)
+    }
+
+    fn spawn_limited(
+        data_dir: &Path,
+        globals: &[&str],
+        extra: &[&str],
+        log: Option<&Path>,
+        descriptors: Option<u64>,
+    ) -> Self {
+        let process = ServerProcess::start_limited(
+            data_dir,
+            &os_args(globals),
+            &os_args(extra),
+            log,
+            descriptors,
+        );
+        Self::over(process)
+    }
+
+    /// A client for `process`.
+    fn over(process: ServerProcess) -> Self {
         let url = process.url.clone();
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()

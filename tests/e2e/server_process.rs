@@ -23,6 +23,18 @@ impl ServerProcess {
         extra: &[&std::ffi::OsStr],
         log: Option<&Path>,
     ) -> Self {
+        Self::start_limited(data_dir, globals, extra, log, None)
+    }
+
+    /// [`ServerProcess::start_with_globals`] under a descriptor limit (soft and hard, set by
+    /// `prlimit`) when `descriptors` is given.
+    pub fn start_limited(
+        data_dir: &Path,
+        globals: &[&std::ffi::OsStr],
+        extra: &[&std::ffi::OsStr],
+        log: Option<&Path>,
+        descriptors: Option<u64>,
+    ) -> Self {
         let (level, stderr) = match log {
             Some(path) => (
                 "info",
@@ -33,7 +45,15 @@ impl ServerProcess {
         // Benchmarks may run another build of the server (e.g. one with debug info to profile).
         let binary = std::env::var_os("VECTOR_SERVICE_BINARY")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_vector-service").into());
-        let mut child = Command::new(binary)
+        let mut command = match descriptors {
+            Some(limit) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit.arg(format!("--nofile={limit}:{limit}")).arg(binary);
+                prlimit
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(globals)

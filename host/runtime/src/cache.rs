@@ -159,6 +159,15 @@ impl ResultCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Entries and bytes held now.
+    pub fn size(&self) -> CacheSize {
+        let entries = self.lock();
+        CacheSize {
+            entries: entries.len(),
+            bytes: entries.bytes,
+        }
+    }
+
     /// Whether anything can be kept at all (a capacity of zero turns the cache off).
     pub fn enabled(&self) -> bool {
         self.config.capacity > 0

@@ -63,6 +63,11 @@ impl HitCopies {
         }
     }
 
+    /// Bytes of copies held (within the budget).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Drop the copy under `key`, if any.
     pub(crate) fn remove(&mut self, key: u64) {
         if let Some(copy) = self.by_key.remove(&key) {

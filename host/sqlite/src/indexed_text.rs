@@ -40,6 +40,11 @@ impl IndexedText {
         Ok(indexed)
     }
 
+    /// Bytes the index and the copies hold in memory.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.index.heap_bytes() + self.hits.bytes()
+    }
+
     /// Whether the index reflects every change up to `newest`.
     pub(crate) fn is_current(&self, newest: i64) -> bool {
         self.seq >= newest

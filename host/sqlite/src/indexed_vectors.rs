@@ -37,6 +37,15 @@ pub(super) struct IndexedVectors {
     snapshot: PathBuf,
 }
 
+impl IndexedVectors {
+    /// Bytes the index and its origins map hold in memory; the origins' names are counted
+    /// at a typical length (database names are short) rather than walked.
+    pub(super) fn heap_bytes(&self) -> usize {
+        const PER_ORIGIN: usize = std::mem::size_of::<(u64, String)>() + 8 + 16;
+        self.index.memory_bytes() + self.origins.len() * PER_ORIGIN
+    }
+}
+
 fn index_error(error: IndexError) -> BackendError {
     BackendError::Failed(error.to_string())
 }

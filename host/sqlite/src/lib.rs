@@ -30,6 +30,7 @@ mod write_gate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{params, Connection};
@@ -71,6 +72,8 @@ pub struct SqliteStore {
     /// The change clock as last read, kept while no commit has happened since (`None`: the
     /// file's WAL index cannot be watched, and every read runs its statement).
     clock_watch: Option<WalWatch<Clock>>,
+    /// The indexes' bytes as last counted, answered while another call holds them.
+    resident_bytes: AtomicUsize,
 }
 
 /// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
@@ -102,6 +105,7 @@ impl SqliteStore {
             text_index: RwLock::new(None),
             hit_copy_budget: DEFAULT_HIT_COPY_BUDGET,
             clock_watch,
+            resident_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -365,6 +369,28 @@ impl Store for SqliteStore {
             SearchMode::Lexical => text_built(),
             SearchMode::Vector => vectors_built(),
             SearchMode::Hybrid => text_built() && vectors_built(),
+        }
+    }
+
+    /// The text index and hit copies, and the vector index, as counted now; while a call
+    /// holds one of them (building or catching it up), its count from the last time.
+    fn resident_bytes(&self) -> usize {
+        let text = self
+            .text_index
+            .try_read()
+            .ok()
+            .map(|index| index.as_ref().map_or(0, IndexedText::heap_bytes));
+        let vectors = self
+            .index
+            .try_lock()
+            .ok()
+            .map(|index| index.as_ref().map_or(0, IndexedVectors::heap_bytes));
+        match text.zip(vectors) {
+            Some((text, vectors)) => {
+                self.resident_bytes.store(text + vectors, Ordering::Relaxed);
+                text + vectors
+            }
+            None => self.resident_bytes.load(Ordering::Relaxed),
         }
     }
 

@@ -140,6 +140,11 @@ impl VectorIndex {
         self.index.size()
     }
 
+    /// Bytes the index holds in memory (usearch's own count).
+    pub fn memory_bytes(&self) -> usize {
+        self.index.memory_usage()
+    }
+
     /// Whether the index holds no vectors.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -57,6 +57,17 @@ pub struct LexicalIndex {
     slots: HashMap<u64, u32>,
     origins: Vec<Box<str>>,
     total_length: u64,
+    /// Bytes of the terms' text, postings entries and documents' ids and term lists: kept
+    /// as records come and go, so [`LexicalIndex::heap_bytes`] costs nothing.
+    counted: Counted,
+}
+
+/// What [`LexicalIndex::heap_bytes`] adds up, kept current by every change.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counted {
+    term_bytes: usize,
+    postings: usize,
+    document_bytes: usize,
 }
 
 impl std::fmt::Debug for LexicalIndex {
@@ -87,7 +98,25 @@ impl LexicalIndex {
             slots: HashMap::new(),
             origins: Vec::new(),
             total_length: 0,
+            counted: Counted::default(),
         }
+    }
+
+    /// The heap the index holds, estimated from what it counts (terms, postings, records)
+    /// without walking it: what a memory budget charges for it. Spare capacity of its
+    /// vectors is not counted, so the true figure may be up to twice the postings' share.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        const MAP_ENTRY_OVERHEAD: usize = 8;
+        let terms = self.terms.len()
+            * (size_of::<Box<str>>() + size_of::<u32>() + MAP_ENTRY_OVERHEAD)
+            + self.counted.term_bytes;
+        let postings = self.postings.len() * size_of::<Vec<(u32, u32)>>()
+            + self.counted.postings * size_of::<(u32, u32)>();
+        let slots = self.documents.len() * (size_of::<Option<Document>>() + 2 * size_of::<u32>())
+            + self.counted.document_bytes
+            + self.slots.len() * (size_of::<u64>() + size_of::<u32>() + MAP_ENTRY_OVERHEAD);
+        terms + postings + slots
     }
 
     /// How many records are indexed.
@@ -116,6 +145,7 @@ impl LexicalIndex {
                 Some(&term_id) => term_id,
                 None => {
                     let term_id = self.postings.len() as u32;
+                    self.counted.term_bytes += stemmed.len();
                     self.terms.insert(stemmed.into_boxed_str(), term_id);
                     self.postings.push(Vec::new());
                     term_id
@@ -131,6 +161,8 @@ impl LexicalIndex {
             self.postings[term_id as usize].push((slot, frequencies[&term_id]));
         }
         let origin = self.origin_id(origin);
+        self.counted.postings += terms.len();
+        self.counted.document_bytes += id.len() + terms.len() * std::mem::size_of::<u32>();
         self.documents.push(Some(Document {
             key,
             id: id.into(),
@@ -148,6 +180,9 @@ impl LexicalIndex {
             return false;
         };
         if let Some(document) = self.documents[slot as usize].take() {
+            self.counted.postings -= document.terms.len();
+            self.counted.document_bytes -=
+                document.id.len() + document.terms.len() * std::mem::size_of::<u32>();
             for &term_id in document.terms.iter() {
                 let postings = &mut self.postings[term_id as usize];
                 if let Ok(at) = postings.binary_search_by_key(&slot, |&(s, _)| s) {
@@ -362,5 +397,30 @@ mod tests {
         let hits = index.search("word3", 1000, &[]).unwrap();
         assert_eq!(hits.len(), (2500..3000).filter(|k| k % 7 == 3).count());
         assert!(hits.iter().all(|hit| hit.key >= 2500 && hit.key % 7 == 3));
+    }
+
+    #[test]
+    fn the_heap_count_follows_records_in_and_out() {
+        let mut index = LexicalIndex::new();
+        let empty = index.heap_bytes();
+        for key in 0..1000u64 {
+            index.upsert(
+                key,
+                &format!("{key:05}"),
+                "bot",
+                &format!("upload number {key}"),
+            );
+        }
+        let full = index.heap_bytes();
+        // 1,000 records of three terms each: at least their postings and ids.
+        assert!(full > empty + 1000 * (3 * 8 + 5), "{empty} -> {full}");
+        for key in 0..1000u64 {
+            index.remove(key);
+        }
+        let emptied = index.heap_bytes();
+        // Postings and documents go; the vocabulary and the slots (until compaction) stay.
+        assert!(emptied < full - 1000 * (3 * 8 + 5), "{full} -> {emptied}");
+        assert_eq!(index.counted.postings, 0);
+        assert_eq!(index.counted.document_bytes, 0);
     }
 }

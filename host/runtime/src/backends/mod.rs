@@ -162,6 +162,12 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + Chan
     fn serves_reads_in_process(&self) -> bool {
         false
     }
+    /// Bytes the store holds in this process (indexes, copies of records; not the database's
+    /// own page cache), read from counters without I/O or waiting: a server that keeps many
+    /// stores open charges it to its memory budget. Stores that hold nothing say 0.
+    fn resident_bytes(&self) -> usize {
+        0
+    }
     /// Bring indexes kept outside the database (vector, lexical) up to date; returns the
     /// vector index changes applied. Stores whose database maintains its own indexes have
     /// nothing to do.

@@ -107,6 +107,12 @@ impl VectorService {
         self.context.usage_totals()
     }
 
+    /// Bytes the tenant's result cache holds now: what a server's memory budget charges the
+    /// service for, beside its store's [`Store::resident_bytes`](crate::backends::Store::resident_bytes).
+    pub fn cache_bytes(&self) -> usize {
+        self.context.cache.size().bytes
+    }
+
     /// The tenant this service serves.
     pub fn tenant(&self) -> &str {
         &self.context.tenant
