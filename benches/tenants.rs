@@ -1,0 +1,372 @@
+//! Many tenants on one server: what a start costs, what the tenants cost at rest and in use,
+//! and how fast a tenant that is not open answers its first search. The release server over
+//! generated SQLite stores (one template per size, copied per tenant):
+//!
+//! - `TENANTS` (10,000) tenants of the sample corpus (300 records);
+//! - `MEDIUM` (100) tenants of 10,000 records and `LARGE` (3) of 100,000 (the corpus's
+//!   records, numbered);
+//!
+//! under a memory budget of `BUDGET_MIB` (1,024). It measures the time to the listening line,
+//! `/healthz` and `/readyz`; memory, threads and descriptors idle; every small tenant searched
+//! once from 4 client threads (latency, errors, the largest RSS seen, what closed); the first
+//! search of each medium and large tenant, one at a time (each opens it); and the search rate
+//! of one open tenant from 4 client threads (a blocking client: a floor, not the load bench's
+//! figure).
+//!
+//! ```text
+//! cargo bench --bench tenants
+//! TENANTS=2000 MEDIUM=10 LARGE=1 cargo bench --bench tenants
+//! ```
+//! Figures go to BENCHMARKS.md, "Tenants".
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vector_service_runtime::backends::{HashingEmbedder, Record, Store as _};
+use vector_service_sqlite::SqliteStore;
+
+#[path = "support/process.rs"]
+mod process;
+use process::{descriptors, env_number, hash, rss_kib, status_number};
+
+#[path = "../tests/e2e/server_process.rs"]
+mod server_process;
+use server_process::ServerProcess;
+
+const CORPUS: &str = include_str!("../examples/data/records.jsonl");
+const ADMIN_KEY: &str = "bench-admin";
+
+/// The sample corpus as (database, record).
+fn corpus() -> Vec<(String, Record)> {
+    CORPUS
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("a corpus line");
+            let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
+            let record = Record {
+                origin_db: text("origin_db"),
+                id: text("id"),
+                text: text("text"),
+                metadata: value["metadata"].clone(),
+            };
+            (text("db"), record)
+        })
+        .collect()
+}
+
+/// A store of `count` records at `path`: the corpus's, numbered past its 300.
+fn template(path: &Path, count: usize) {
+    let corpus = corpus();
+    let store = SqliteStore::open(path, Arc::new(HashingEmbedder)).expect("a template store");
+    let mut by_db: std::collections::BTreeMap<String, Vec<Record>> = Default::default();
+    for n in 0..count {
+        let (db, base) = &corpus[n % corpus.len()];
+        let mut record = base.clone();
+        if n >= corpus.len() {
+            record.id = format!("{}-{n}", base.id);
+            record.text = format!("{} (case {n})", base.text);
+        }
+        by_db.entry(db.clone()).or_default().push(record);
+    }
+    for (db, records) in by_db {
+        for chunk in records.chunks(5_000) {
+            store.upsert(&db, chunk).expect("template records");
+        }
+    }
+}
+
+/// `count` tenants named `{prefix}{i}`, each a copy of a `records`-record template.
+fn tenants(dir: &Path, prefix: &str, count: usize, records: usize) -> Vec<String> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let template_path = dir.join(format!("template-{prefix}.db"));
+    template(&template_path, records);
+    (0..count)
+        .map(|i| {
+            let name = format!("{prefix}{i}");
+            std::fs::copy(&template_path, dir.join(format!("{name}.sqlite3")))
+                .expect("a tenant's copy");
+            name
+        })
+        .collect()
+}
+
+fn key(name: &str) -> String {
+    format!("key-{name}")
+}
+
+fn tenants_file(dir: &Path, names: &[String]) -> PathBuf {
+    let mut text = format!("admin_key_sha256 = \"{}\"\n", hash(ADMIN_KEY));
+    for name in names {
+        text += &format!(
+            "[[tenant]]\nname = \"{name}\"\napi_key_sha256 = \"{}\"\n",
+            hash(&key(name))
+        );
+    }
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, text).expect("the tenants file");
+    path
+}
+
+fn client() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build(),
+    )
+}
+
+/// One search as `name`: its status and latency.
+fn search(agent: &ureq::Agent, url: &str, name: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let status = agent
+        .post(format!("{url}/v1/search"))
+        .header("Authorization", &format!("Bearer {}", key(name)))
+        .header("Content-Type", "application/json")
+        .send(r#"{"query": "upload service out of memory", "top_k": 3}"#)
+        .map_or(0, |mut response| {
+            let _ = response.body_mut().read_to_string();
+            response.status().as_u16()
+        });
+    (status, started.elapsed())
+}
+
+fn get(agent: &ureq::Agent, url: &str, path: &str, key: Option<&str>) -> (u16, String) {
+    let mut request = agent.get(format!("{url}{path}"));
+    if let Some(key) = key {
+        request = request.header("Authorization", &format!("Bearer {key}"));
+    }
+    request.call().map_or((0, String::new()), |mut response| {
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), body)
+    })
+}
+
+/// A sample of a metric family's value from the admin's `/metrics`.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at].as_secs_f64() * 1e3
+}
+
+/// Search each of `names` once from `threads` client threads; latencies (sorted) and errors.
+fn search_each(url: &str, names: &[String], threads: usize) -> (Vec<Duration>, usize) {
+    let next = AtomicUsize::new(0);
+    let errors = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(names.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let agent = client();
+                let mut own = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let (status, took) = search(&agent, url, name);
+                    if status != 200 {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    own.push(took);
+                }
+                latencies.lock().unwrap().extend(own);
+            });
+        }
+    });
+    let mut latencies = latencies.into_inner().unwrap();
+    latencies.sort();
+    (latencies, errors.into_inner())
+}
+
+/// The largest RSS of `pid` while `work` runs, sampled every 50 ms.
+fn peak_rss_during<T>(pid: u32, work: impl FnOnce() -> T) -> (T, u64) {
+    let done = AtomicBool::new(false);
+    let peak = AtomicU64::new(0);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let result = work();
+        done.store(true, Ordering::Relaxed);
+        result
+    });
+    (result, peak.into_inner())
+}
+
+fn main() {
+    let small = env_number("TENANTS", 10_000) as usize;
+    let medium = env_number("MEDIUM", 100) as usize;
+    let large = env_number("LARGE", 3) as usize;
+    let budget_mib = env_number("BUDGET_MIB", 1024);
+    let scratch = tempfile::Builder::new()
+        .prefix("vs-tenants-")
+        .tempdir()
+        .expect("a scratch dir");
+    let dir = scratch.path();
+    let generating = Instant::now();
+    let small_names = tenants(dir, "s", small, 300);
+    let medium_names = tenants(dir, "m", medium, 10_000);
+    let large_names = tenants(dir, "l", large, 100_000);
+    let all: Vec<String> = [&small_names, &medium_names, &large_names]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let file = tenants_file(dir, &all);
+    eprintln!(
+        "generated {} tenants' stores in {:.1} s",
+        all.len(),
+        generating.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let budget = budget_mib.to_string();
+    let server = ServerProcess::start_with_globals(
+        dir,
+        &[],
+        &[
+            "--tenants".as_ref(),
+            file.as_os_str(),
+            "--memory-budget-mib".as_ref(),
+            budget.as_ref(),
+        ],
+        None,
+    );
+    let listening = started.elapsed();
+    let (url, pid) = (server.url.clone(), server.child.id());
+    let agent = client();
+    let healthz = loop {
+        if get(&agent, &url, "/healthz", None).0 == 200 {
+            break started.elapsed();
+        }
+    };
+    let readyz = loop {
+        if get(&agent, &url, "/readyz", None).0 == 200 {
+            break started.elapsed();
+        }
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = (
+        rss_kib(pid),
+        status_number(pid, "Threads"),
+        descriptors(pid),
+    );
+
+    let ((latencies, errors), peak) = peak_rss_during(pid, || search_each(&url, &small_names, 4));
+    let after = (
+        rss_kib(pid),
+        status_number(pid, "Threads"),
+        descriptors(pid),
+    );
+    let (_, metrics) = get(&agent, &url, "/metrics", Some(ADMIN_KEY));
+
+    println!(
+        "{} tenants ({small} of 300 records, {medium} of 10,000, {large} of 100,000), memory budget {budget_mib} MiB, release server, default descriptor limit",
+        all.len()
+    );
+    println!();
+    println!("| start | ms |");
+    println!("|---|---:|");
+    println!("| listening line | {:.0} |", listening.as_secs_f64() * 1e3);
+    println!("| /healthz 200 | {:.0} |", healthz.as_secs_f64() * 1e3);
+    println!("| /readyz 200 | {:.0} |", readyz.as_secs_f64() * 1e3);
+    println!();
+    println!("| state | RSS MiB | threads | descriptors |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| idle after start | {:.1} | {} | {} |",
+        idle.0 as f64 / 1024.0,
+        idle.1,
+        idle.2
+    );
+    println!(
+        "| every small tenant searched once: peak | {:.1} | | |",
+        peak as f64 / 1024.0
+    );
+    println!(
+        "| after | {:.1} | {} | {} |",
+        after.0 as f64 / 1024.0,
+        after.1,
+        after.2
+    );
+    println!();
+    println!(
+        "every small tenant searched once (4 client threads): {} searches, {errors} errors, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; open at the end {}, budget used {:.1} MiB, closed for the budget {}, for the open cap {}",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        metric(&metrics, "vector_service_tenants_open"),
+        metric(&metrics, "vector_service_memory_budget_used_bytes") / (1 << 20) as f64,
+        metric(
+            &metrics,
+            r#"vector_service_tenant_evictions_total{reason="budget"}"#
+        ),
+        metric(
+            &metrics,
+            r#"vector_service_tenant_evictions_total{reason="open-cap"}"#
+        ),
+    );
+    println!();
+    println!("| first search of a tenant not open | tenants | p50 ms | p99 ms | max ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let row = |label: &str, cold: &[Duration], errors: usize| {
+        println!(
+            "| {label} | {} | {:.1} | {:.1} | {:.1} | {errors} |",
+            cold.len(),
+            percentile(cold, 0.5),
+            percentile(cold, 0.99),
+            percentile(cold, 1.0),
+        );
+    };
+    // The small tenants' searches above were each a first search (4 at a time); the others
+    // one at a time.
+    row("300 records (4 at a time)", &latencies, errors);
+    for (label, names) in [
+        ("10,000 records", &medium_names),
+        ("100,000 records", &large_names),
+    ] {
+        if !names.is_empty() {
+            let (cold, errors) = search_each(&url, names, 1);
+            row(label, &cold, errors);
+        }
+    }
+    // One tenant open and searched again and again.
+    let hot = &small_names[0];
+    search(&agent, &url, hot);
+    let seconds = env_number("HOT_SECONDS", 5);
+    let count = AtomicUsize::new(0);
+    let until = Instant::now() + Duration::from_secs(seconds);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let agent = client();
+                while Instant::now() < until {
+                    if search(&agent, &url, hot).0 == 200 {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    println!();
+    println!(
+        "one open tenant searched from 4 blocking client threads for {seconds} s: {:.0} req/s",
+        count.into_inner() as f64 / seconds as f64
+    );
+    drop(server);
+}
