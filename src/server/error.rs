@@ -176,6 +176,22 @@ impl ApiError {
         }
     }
 
+    /// 507 `quota-exceeded`: the write would take the tenant's database past its storage
+    /// quota; nothing was written, reads go on.
+    pub fn quota_exceeded(tenant: &str, used: u64, adding: u64, quota: u64) -> Self {
+        let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota-exceeded",
+            format!(
+                "tenant {tenant:?}: its database takes {:.1} MiB of its {:.0} MiB storage quota, and this write brings {:.1} MiB more: nothing was written; delete records or ask the operator for a larger storage_mib",
+                mib(used),
+                mib(quota),
+                mib(adding)
+            ),
+        )
+    }
+
     /// 500: a bug, ours or the component's.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

@@ -78,6 +78,8 @@ async fn admit<B: DeserializeOwned + Session>(
     open.reachable(&state.http)?;
     if B::WRITES {
         open.writable()?;
+        open.within_quota(&state.http, 0, tenant.limits.storage_bytes())
+            .await?;
     }
     let (service, store) = (open.service.clone(), open.store.clone());
     let session = request.session_id();
@@ -202,6 +204,8 @@ pub(super) async fn start_backfill(
     let open = state.lease(&tenant).await?;
     open.reachable(&state.http)?;
     open.writable()?;
+    open.within_quota(&state.http, 0, tenant.limits.storage_bytes())
+        .await?;
     let store = open.store.clone();
     log.session(&request.session_id());
     let conflict = |running: Arc<jobs::Job>| {
@@ -370,6 +374,13 @@ pub(super) async fn records(
     let open = state.lease(&tenant).await?;
     open.reachable(&state.http)?;
     open.writable()?;
+    // The body's size stands for what the records will take in the database.
+    open.within_quota(
+        &state.http,
+        bytes.len() as u64,
+        tenant.limits.storage_bytes(),
+    )
+    .await?;
     let store = open.store.clone();
     let _permit = tenant.admission.admit(&state.calls).await?;
     let name = tenant.name.clone();
@@ -558,10 +569,14 @@ pub(super) struct ComponentUsage {
     usage: UsageFigures,
 }
 
-/// `GET /v1/usage`'s answer: totals since the server started.
+/// `GET /v1/usage`'s answer: totals since the server started, and the storage in use.
 #[derive(Serialize, ToSchema)]
 pub(super) struct UsageAnswer {
     tenant: String,
+    /// Bytes its database takes now.
+    storage_bytes: u64,
+    /// Its storage quota: a write past it is refused with `quota-exceeded`.
+    storage_quota_bytes: u64,
     #[serde(flatten)]
     total: UsageFigures,
     components: Vec<ComponentUsage>,
@@ -579,7 +594,10 @@ pub(super) async fn usage(
     State(state): State<Shared>,
     Authenticated(tenant): Authenticated,
 ) -> Result<Response, ApiError> {
-    let totals = state.lease(&tenant).await?.service.usage();
+    let open = state.lease(&tenant).await?;
+    let totals = open.service.usage();
+    let quota = tenant.limits.storage_bytes();
+    let storage_bytes = open.storage(&state.http, quota).await?.unwrap_or(0);
     let zero = UsageFigures::of(&UsageTotals::default());
     let total = totals
         .iter()
@@ -594,6 +612,8 @@ pub(super) async fn usage(
         .collect();
     Ok(Json(UsageAnswer {
         tenant: tenant.name.clone(),
+        storage_bytes,
+        storage_quota_bytes: quota,
         total,
         components,
     })

@@ -23,6 +23,8 @@ pub struct HttpMetrics {
     connections_refused: IntCounter,
     accept_errors: IntCounter,
     log_lines_dropped: IntCounter,
+    storage: IntGaugeVec,
+    storage_quota: IntGaugeVec,
     /// The log writer's own count of lines it dropped (`None` when logs are written inline).
     log_drops: Option<DroppedLines>,
 }
@@ -84,6 +86,22 @@ impl HttpMetrics {
             "vector_service_log_lines_dropped_total",
             "Log lines dropped because the log writer thread was behind (its queue was full).",
         )?;
+        let storage = IntGaugeVec::new(
+            Opts::new(
+                "vector_service_tenant_storage_bytes",
+                "Bytes the tenant's database took at its last write request.",
+            ),
+            &["tenant"],
+        )?;
+        let storage_quota = IntGaugeVec::new(
+            Opts::new(
+                "vector_service_tenant_storage_quota_bytes",
+                "The tenant's storage quota (storage_mib), as of its last write request.",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(storage.clone()))?;
+        registry.register(Box::new(storage_quota.clone()))?;
         registry.register(Box::new(log_lines_dropped.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
@@ -106,6 +124,8 @@ impl HttpMetrics {
             connections_refused,
             accept_errors,
             log_lines_dropped,
+            storage,
+            storage_quota,
             log_drops: None,
         })
     }
@@ -168,6 +188,14 @@ impl HttpMetrics {
     /// A request failed fast: its tenant's store was known to be unreachable.
     pub fn fast_failure(&self, tenant: &str) {
         self.fast_failures.with_label_values(&[tenant]).inc();
+    }
+
+    /// A tenant's database size and quota, as a write request found them.
+    pub fn storage(&self, tenant: &str, bytes: u64, quota: u64) {
+        self.storage.with_label_values(&[tenant]).set(bytes as i64);
+        self.storage_quota
+            .with_label_values(&[tenant])
+            .set(quota as i64);
     }
 
     /// One reload attempt.

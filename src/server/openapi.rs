@@ -92,7 +92,9 @@ pub enum CallFailures {
     /// `memory-limit`, `host-call-limit`.
     #[response(status = 503)]
     Unavailable(FailureBody),
-    /// `storage-full`: a write found the disk under the tenant's store full (reads go on).
+    /// `storage-full`: a write found the disk under the tenant's store full;
+    /// `quota-exceeded`: the write would take the tenant past its storage quota, and nothing
+    /// was written (reads go on).
     #[response(status = 507)]
     StorageFull(FailureBody),
 }

@@ -123,6 +123,44 @@ impl OpenTenant {
         }
     }
 
+    /// Whether a write bringing about `adding` bytes keeps the store within `quota` bytes;
+    /// else 507 `quota-exceeded`, before anything is written. A store that cannot say its
+    /// size lets the write go on (the write meets the same fault itself).
+    pub(super) async fn within_quota(
+        &self,
+        http: &HttpMetrics,
+        adding: u64,
+        quota: u64,
+    ) -> Result<(), ApiError> {
+        match self.storage(http, quota).await? {
+            Some(used) if used.saturating_add(adding) > quota => {
+                Err(ApiError::quota_exceeded(&self.name, used, adding, quota))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The bytes its store takes now, looked at on the blocking pool (a catalog query for
+    /// PostgreSQL) and published with `quota` as gauges; `None` when the store cannot say.
+    pub(super) async fn storage(
+        &self,
+        http: &HttpMetrics,
+        quota: u64,
+    ) -> Result<Option<u64>, ApiError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.storage_bytes()).await {
+            Ok(Ok(used)) => {
+                http.storage(&self.name, used, quota);
+                Ok(Some(used))
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(tenant = %self.name, %error, "the store's size could not be read");
+                Ok(None)
+            }
+            Err(panic) => Err(super::handlers::panicked("reading the store's size", panic)),
+        }
+    }
+
     /// Bytes it holds in memory: the store's indexes and copies, and the result cache.
     pub(super) fn resident_bytes(&self) -> usize {
         self.store.resident_bytes() + self.service.cache_bytes()

@@ -23,6 +23,7 @@
 //! backfill_batch_deadline_ms = 60000
 //! backfill_budget_ms = 3600000
 //! cache_entries = 1024
+//! storage_mib = 10240
 //! ```
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct TenantLimits {
     pub backfill_budget_ms: u64,
     /// Answers the tenant's result cache keeps (0 turns it off).
     pub cache_entries: u64,
+    /// The most its database may take on disk; a write past it is refused (`quota-exceeded`).
+    pub storage_mib: u64,
 }
 
 impl Default for TenantLimits {
@@ -68,6 +71,7 @@ impl Default for TenantLimits {
             backfill_batch_deadline_ms: 60_000,
             backfill_budget_ms: 3_600_000,
             cache_entries: 1024,
+            storage_mib: 10_240,
         }
     }
 }
@@ -87,6 +91,11 @@ impl TenantLimits {
             capacity: self.cache_entries as usize,
             ..CacheConfig::default()
         }
+    }
+
+    /// The storage quota in bytes.
+    pub fn storage_bytes(&self) -> u64 {
+        self.storage_mib << 20
     }
 
     /// The sandbox part of the limits.
@@ -206,7 +215,7 @@ impl TenantLimits {
     /// Why these limits are refused, if they are: each must be finite and inside its range,
     /// so no value switches a limit off or overflows it.
     pub fn check(&self) -> Result<(), String> {
-        let ranges: [(&str, f64, f64, f64); 9] = [
+        let ranges: [(&str, f64, f64, f64); 10] = [
             ("memory_mib", self.memory_mib as f64, 1.0, 4096.0),
             (
                 "call_deadline_ms",
@@ -236,6 +245,7 @@ impl TenantLimits {
                 86_400_000.0,
             ),
             ("cache_entries", self.cache_entries as f64, 0.0, 1_000_000.0),
+            ("storage_mib", self.storage_mib as f64, 1.0, 16_777_216.0),
         ];
         for (name, value, low, high) in ranges {
             if !(value.is_finite() && (low..=high).contains(&value)) {

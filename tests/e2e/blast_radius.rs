@@ -804,3 +804,74 @@ fn thousands_of_tenants_start_under_a_low_descriptor_limit_and_open_as_they_are_
         .count();
     assert!(descriptors < 1024, "{descriptors} descriptors open");
 }
+
+/// A tenant at its storage quota cannot fill the disk for the others: the write past it is
+/// refused whole with `quota-exceeded`, its reads go on, and its neighbour keeps writing.
+#[test]
+fn a_write_past_the_storage_quota_is_refused_whole_and_the_others_keep_writing() {
+    let dir = temp_dir("blast-quota");
+    let tenants = write_tenants(
+        &dir,
+        None,
+        &[
+            ("small", "small-key", "storage_mib = 1"),
+            ("roomy", "roomy-key", ""),
+        ],
+    );
+    let server = Server::start(&dir, &["--tenants", tenants.to_str().unwrap()]);
+    // 250 records of about 2 KB each: half a MiB of body per batch.
+    let batch = |first: usize| -> String {
+        (first..first + 250)
+            .map(|i| {
+                let text = format!("record {i} about uploads {}", "and more words ".repeat(130));
+                json!({"db": "errors", "origin_db": "error", "id": format!("r-{i}"), "text": text})
+                    .to_string()
+                    + "\n"
+            })
+            .collect()
+    };
+    let (status, first, _) = server.post_lines("/v1/records", Some("small-key"), &batch(0));
+    assert_eq!(status, 200, "{first}");
+    let (status, refused, _) = server.post_lines("/v1/records", Some("small-key"), &batch(250));
+    assert_eq!(
+        (status, error_kind(&refused)),
+        (507, "quota-exceeded"),
+        "{refused}"
+    );
+    let (status, usage) = server.get("/v1/usage", Some("small-key"));
+    assert_eq!(status, 200, "{usage}");
+    let usage: Value = serde_json::from_str(&usage).unwrap();
+    assert_eq!(usage["storage_quota_bytes"], 1 << 20, "{usage}");
+    let used = usage["storage_bytes"].as_u64().unwrap();
+    assert!(used > 0 && used <= 1 << 20, "{usage}");
+    // Nothing of the refused batch was written; what was there still answers.
+    let (status, found, _) = server.post(
+        "/v1/search",
+        Some("small-key"),
+        r#"{"query": "record 260 about uploads", "top_k": 50}"#,
+    );
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<&str> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|hit| hit["record_id"].as_str())
+        .collect();
+    assert!(!ids.is_empty(), "{found}");
+    assert!(
+        ids.iter()
+            .all(|id| id["r-".len()..].parse::<usize>().unwrap() < 250),
+        "{ids:?}"
+    );
+    // The neighbour, under the default quota, writes both batches.
+    for first in [0, 250] {
+        let (status, answer, _) =
+            server.post_lines("/v1/records", Some("roomy-key"), &batch(first));
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (_, metrics) = server.get("/metrics", Some("small-key"));
+    assert!(
+        metrics.contains(r#"vector_service_tenant_storage_quota_bytes{tenant="small"} 1048576"#),
+        "{metrics}"
+    );
+}

@@ -266,6 +266,20 @@ impl Store for PostgresStore {
             .map_err(backend_error)
     }
 
+    /// The schema's tables with their indexes and TOAST, from the catalog's sizes.
+    fn storage_bytes(&self) -> Result<u64, BackendError> {
+        let mut client = self.client()?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                 FROM pg_class c
+                 WHERE c.relnamespace = to_regnamespace($1) AND c.relkind IN ('r', 'm')",
+                &[&self.schema],
+            )
+            .map_err(backend_error)?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError> {
         self.transaction(|tx| {
             tx.execute(

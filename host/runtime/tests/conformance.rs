@@ -13,6 +13,10 @@ impl StoreFactory for Memory {
     fn fresh(&self, mode: SearchMode) -> Arc<dyn Store> {
         Arc::new(MemoryStore::new().with_search_mode(mode))
     }
+
+    fn on_disk(&self) -> bool {
+        false
+    }
 }
 
 conformance_suite!(Memory);

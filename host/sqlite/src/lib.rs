@@ -73,8 +73,19 @@ pub struct SqliteStore {
     /// file's WAL index cannot be watched, and every read runs its statement).
     clock_watch: Option<WalWatch<Clock>>,
     /// The indexes' bytes as last counted, answered while another call holds them.
-    resident_bytes: AtomicUsize,
+    index_bytes: AtomicUsize,
+    /// The database file's size as of the last [`Store::sync_index`]: what a connection's
+    /// page cache can hold of it.
+    file_bytes: AtomicUsize,
 }
+
+/// What SQLite holds per open connection besides its page cache: its lookaside buffers,
+/// the parsed schema and prepared statements (measured with heaptrack: 159 MB of SQLite heap
+/// for 300 open 172 KB stores of two connections each; docs/decisions/0013-residency.md).
+const CONNECTION_BYTES: usize = 192 << 10;
+
+/// The most a connection's page cache holds: SQLite's default `cache_size` of -2000 (KiB).
+const PAGE_CACHE_BYTES: usize = 2000 << 10;
 
 /// Connections a store opens at most unless told otherwise ([`SqliteStore::with_connections`]).
 pub const DEFAULT_CONNECTIONS: usize = 4;
@@ -105,7 +116,8 @@ impl SqliteStore {
             text_index: RwLock::new(None),
             hit_copy_budget: DEFAULT_HIT_COPY_BUDGET,
             clock_watch,
-            resident_bytes: AtomicUsize::new(0),
+            index_bytes: AtomicUsize::new(0),
+            file_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -372,9 +384,18 @@ impl Store for SqliteStore {
         }
     }
 
-    /// The text index and hit copies, and the vector index, as counted now; while a call
-    /// holds one of them (building or catching it up), its count from the last time.
+    /// The text index and hit copies, and the vector index, as counted now (while a call
+    /// holds one of them, building or catching it up, its count from the last time); and
+    /// SQLite's own memory, estimated per open connection: a fixed share and a page cache of
+    /// up to the file's size.
     fn resident_bytes(&self) -> usize {
+        let page_cache = self
+            .file_bytes
+            .load(Ordering::Relaxed)
+            .min(PAGE_CACHE_BYTES);
+        let watch = usize::from(self.clock_watch.is_some());
+        let sqlite = self.connections.open_count() * (CONNECTION_BYTES + page_cache)
+            + watch * CONNECTION_BYTES;
         let text = self
             .text_index
             .try_read()
@@ -385,16 +406,36 @@ impl Store for SqliteStore {
             .try_lock()
             .ok()
             .map(|index| index.as_ref().map_or(0, IndexedVectors::heap_bytes));
-        match text.zip(vectors) {
+        let indexes = match text.zip(vectors) {
             Some((text, vectors)) => {
-                self.resident_bytes.store(text + vectors, Ordering::Relaxed);
+                self.index_bytes.store(text + vectors, Ordering::Relaxed);
                 text + vectors
             }
-            None => self.resident_bytes.load(Ordering::Relaxed),
-        }
+            None => self.index_bytes.load(Ordering::Relaxed),
+        };
+        sqlite + indexes
+    }
+
+    /// The database file, its write-ahead log and the vector index snapshot, by their sizes.
+    fn storage_bytes(&self) -> Result<u64, BackendError> {
+        let path = self.connections.path();
+        let files = [
+            path.to_path_buf(),
+            PathBuf::from(format!("{}-wal", path.display())),
+            self.index_snapshot.clone(),
+        ];
+        Ok(files
+            .iter()
+            .filter_map(|file| std::fs::metadata(file).ok())
+            .map(|metadata| metadata.len())
+            .sum())
     }
 
     fn sync_index(&self) -> Result<usize, BackendError> {
+        if let Ok(metadata) = std::fs::metadata(self.connections.path()) {
+            self.file_bytes
+                .store(metadata.len() as usize, Ordering::Relaxed);
+        }
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let applied = self.current_index(&mut index)?;
         if let Some(indexed) = index.as_mut() {

@@ -148,6 +148,16 @@ impl ConnectionPool {
         }
     }
 
+    /// Connections open now (checked out or idle).
+    pub(super) fn open_count(&self) -> usize {
+        self.slots().open
+    }
+
+    /// The database file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Room for `max` connections from now on.
     pub(super) fn set_max(&mut self, max: usize) {
         self.max = max.max(1);

@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
             pending_pages_by_id_and_refuses_an_unknown_database,
             embedding_makes_records_current_until_their_text_changes,
             delete_removes_records_with_their_embeddings,
+            storage_grows_with_what_is_written,
             lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax,
             vector_search_finds_what_an_exact_search_finds,
             hybrid_search_fuses_both_rankings,
@@ -57,6 +58,11 @@ pub trait StoreFactory {
     fn min_recall(&self) -> f64 {
         1.0
     }
+    /// Whether its data takes room in a database (files, a schema), which a storage quota
+    /// counts; false for a store in process memory.
+    fn on_disk(&self) -> bool {
+        true
+    }
 }
 
 /// One check of the suite.
@@ -83,6 +89,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     (
         "delete_removes_records_with_their_embeddings",
         delete_removes_records_with_their_embeddings,
+    ),
+    (
+        "storage_grows_with_what_is_written",
+        storage_grows_with_what_is_written,
     ),
     (
         "lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax",
@@ -244,6 +254,35 @@ pub fn delete_removes_records_with_their_embeddings(stores: &dyn StoreFactory) {
     let found = store.search("upload failed", 10, &[]).unwrap();
     let ids: Vec<&str> = found.hits.iter().map(|hit| hit.id.as_str()).collect();
     assert_eq!(ids, ["e2"], "a deleted record is never found");
+}
+
+/// What the store reports for a storage quota grows with the records written into it.
+pub fn storage_grows_with_what_is_written(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    let before = store.storage_bytes().unwrap();
+    // Text that does not compress (PostgreSQL compresses long values): numbers of a
+    // linear congruential sequence.
+    let mut state = 1u64;
+    let mut words = || {
+        (0..100)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                format!("{:016x}", state >> 1)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let many: Vec<_> = (0..500)
+        .map(|i| record("error", &format!("e{i}"), &words(), json!({})))
+        .collect();
+    store.upsert("errors", &many).unwrap();
+    let after = store.storage_bytes().unwrap();
+    if stores.on_disk() {
+        // 500 records of 1.7 KB each.
+        assert!(after >= before + 500 * 1_700, "{before} -> {after}");
+    } else {
+        assert_eq!((before, after), (0, 0));
+    }
 }
 
 /// Lexical search ranks matches filters origins and ignores query syntax.

@@ -162,6 +162,12 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + Chan
     fn serves_reads_in_process(&self) -> bool {
         false
     }
+    /// Bytes the store takes in its database now (its files, or its schema's tables and
+    /// indexes), for a storage quota; one cheap look (file sizes, one catalog query), not a
+    /// walk of the data. Stores with nothing on disk say 0.
+    fn storage_bytes(&self) -> Result<u64, BackendError> {
+        Ok(0)
+    }
     /// Bytes the store holds in this process (indexes, copies of records; not the database's
     /// own page cache), read from counters without I/O or waiting: a server that keeps many
     /// stores open charges it to its memory budget. Stores that hold nothing say 0.
