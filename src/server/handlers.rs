@@ -595,7 +595,7 @@ pub(super) async fn usage(
     Authenticated(tenant): Authenticated,
 ) -> Result<Response, ApiError> {
     let open = state.lease(&tenant).await?;
-    let totals = open.service.usage();
+    let totals = tenant.closed_usage.with(open.service.usage());
     let quota = tenant.limits.storage_bytes();
     let storage_bytes = open.storage(&state.http, quota).await?.unwrap_or(0);
     let zero = UsageFigures::of(&UsageTotals::default());

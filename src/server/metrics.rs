@@ -198,6 +198,27 @@ impl HttpMetrics {
             .set(quota as i64);
     }
 
+    /// Drop `tenant`'s series (a closed tenant's): its request counts and latencies by
+    /// route and the statuses the server answers, its in-flight, fast-failure and storage
+    /// gauges. They are made again by its next request.
+    pub fn forget(&self, tenant: &str) {
+        const STATUSES: [u16; 17] = [
+            200, 202, 400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 500, 502, 503, 504, 507,
+        ];
+        for route in super::request_log::ROUTES {
+            let _ = self.latency.remove_label_values(&[tenant, route]);
+            for status in STATUSES {
+                let _ = self
+                    .requests
+                    .remove_label_values(&[tenant, route, &status.to_string()]);
+            }
+        }
+        let _ = self.in_flight.remove_label_values(&[tenant]);
+        let _ = self.fast_failures.remove_label_values(&[tenant]);
+        let _ = self.storage.remove_label_values(&[tenant]);
+        let _ = self.storage_quota.remove_label_values(&[tenant]);
+    }
+
     /// One reload attempt.
     pub fn reload(&self, success: bool) {
         self.reloads

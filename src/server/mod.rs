@@ -166,6 +166,7 @@ pub fn serve(
                 idle_close: options.idle_close,
             },
             telemetry.registry(),
+            http.clone(),
         )
         .context("registering residency metrics")?,
     );
@@ -305,6 +306,11 @@ async fn sweep(state: Shared) {
 fn router(state: Shared) -> Router {
     let authenticated = state.authenticated;
     let logged = |route: &'static str, (schemas, paths, handler): UtoipaMethodRouter<Shared>| {
+        // Their series are forgotten by these labels when a tenant closes.
+        assert!(
+            request_log::ROUTES.contains(&route),
+            "{route} is listed in ROUTES"
+        );
         let handler: MethodRouter<Shared> = handler.layer(axum::middleware::from_fn_with_state(
             (state.clone(), route),
             request_log::record,

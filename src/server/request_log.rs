@@ -92,6 +92,23 @@ fn request_id(request: &Request) -> String {
 /// The header naming a request in both directions, and in the log.
 const REQUEST_ID: &str = "x-request-id";
 
+/// The labels of the logged routes (the `route` label of the request metrics).
+pub(super) const ROUTES: [&str; 13] = [
+    "search",
+    "context",
+    "contributors",
+    "backfill",
+    "backfill-job",
+    "backfill-cancel",
+    "records",
+    "usage",
+    "reload",
+    "tenants",
+    "canary",
+    "promote",
+    "rollback",
+];
+
 /// The layer: `route` is the request's label in metrics and logs.
 pub(super) async fn record(
     State((state, route)): State<(Shared, &'static str)>,

@@ -15,6 +15,7 @@ use vector_service_runtime::Telemetry;
 
 use super::error::ApiError;
 use super::handlers::panicked;
+use super::metrics::HttpMetrics;
 use super::readiness::Readiness;
 use super::state::{OpenStore, OpenTenant, Residence, Roster, TenantState};
 
@@ -59,6 +60,8 @@ impl Eviction {
 /// The open tenants and the bounds they are kept within.
 pub struct Residency {
     limits: Mutex<ResidencyLimits>,
+    /// The HTTP series a closed tenant's go with.
+    http: HttpMetrics,
     /// The open tenants, in no order (eviction sorts them by last use).
     open: Mutex<Vec<Arc<TenantState>>>,
     opening: Semaphore,
@@ -68,12 +71,17 @@ pub struct Residency {
 
 impl Residency {
     /// Nothing open yet; metrics in `registry`.
-    pub fn new(limits: ResidencyLimits, registry: &Registry) -> prometheus::Result<Self> {
+    pub fn new(
+        limits: ResidencyLimits,
+        registry: &Registry,
+        http: HttpMetrics,
+    ) -> prometheus::Result<Self> {
         let metrics = ResidencyMetrics::register(registry)?;
         metrics.budget.set(limits.budget_bytes as i64);
         metrics.max_open.set(limits.max_open as i64);
         Ok(Self {
             limits: Mutex::new(limits),
+            http,
             open: Mutex::new(Vec::new()),
             opening: Semaphore::new(OPENS_AT_ONCE),
             started: Instant::now(),
@@ -214,6 +222,7 @@ impl Residency {
             .now_ms()
             .saturating_sub(limits.idle_close.as_millis() as u64);
         let mut closed = Vec::new();
+        let mut gone: Vec<Arc<TenantState>> = Vec::new();
         {
             let mut open = self.open_tenants();
             let mut held: Vec<(u64, usize, usize)> = open
@@ -251,23 +260,28 @@ impl Residency {
                     in_use -= bytes;
                 }
             }
-            let mut gone: Vec<usize> = closed.iter().map(|(index, _, _)| *index).collect();
-            gone.sort_unstable_by(|a, b| b.cmp(a));
-            for index in gone {
-                let tenant = open.swap_remove(index);
+            // Highest first, so each removal moves only an entry that stays.
+            closed.sort_unstable_by_key(|(index, _, _)| std::cmp::Reverse(*index));
+            for (index, _, _) in &closed {
+                let tenant = open.swap_remove(*index);
                 let _ = self
                     .metrics
                     .tenant_bytes
                     .remove_label_values(&[&tenant.name]);
+                gone.push(tenant);
             }
             self.metrics.open.set(open.len() as i64);
             self.metrics.in_use.set(in_use as i64);
         }
-        for (_, lease, reason) in &closed {
+        for ((_, lease, reason), tenant) in closed.iter().zip(&gone) {
             self.metrics
                 .evictions
                 .with_label_values(&[reason.label()])
                 .inc();
+            // Its series go with it (the registry grows with the tenants in use, not with
+            // every tenant served), its metered totals stay for /v1/usage.
+            tenant.closed_usage.add(lease.service.forget_metrics());
+            self.http.forget(&tenant.name);
             tracing::info!(tenant = %lease.name, reason = reason.label(), "tenant closed");
         }
         // The stores close here, outside the lock (a SQLite close may checkpoint its WAL).
@@ -394,13 +408,13 @@ impl ResidencyMetrics {
 mod tests {
     use std::path::Path;
 
+    use vector_service_runtime::api::SearchRequest;
     use vector_service_runtime::backends::{HashingEmbedder, Record, Store};
     use vector_service_runtime::{Plugin, PluginHandle};
     use vector_service_sqlite::SqliteStore;
     use vector_service_testkit::fixtures::record;
 
     use super::*;
-    use crate::server::jobs::Jobs;
     use crate::server::tenants::{TenantEntry, TenantLimits};
 
     fn residency(max_open: usize, budget_bytes: usize) -> Arc<Residency> {
@@ -409,7 +423,9 @@ mod tests {
             budget_bytes,
             idle_close: Duration::from_secs(3600),
         };
-        Arc::new(Residency::new(limits, &Registry::new()).unwrap())
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry).unwrap();
+        Arc::new(Residency::new(limits, &registry, http).unwrap())
     }
 
     fn tenants(names: &[&str]) -> Vec<Arc<TenantState>> {
@@ -424,7 +440,12 @@ mod tests {
                     component: None,
                 };
                 let handle = PluginHandle::new(plugin.clone());
-                Arc::new(TenantState::new(&entry, handle, Arc::new(Jobs::default())))
+                Arc::new(TenantState::new(
+                    &entry,
+                    handle,
+                    Arc::default(),
+                    Arc::default(),
+                ))
             })
             .collect()
     }
@@ -460,15 +481,30 @@ mod tests {
         // Over the cap: `b` has no lease and closes; `a` is held and stays.
         assert_eq!(residency.make_room(0), 1);
         assert!(is_open(&a) && !is_open(&b));
+        // `b`'s series went with it; `a`'s stay.
+        let series = telemetry.render();
+        assert!(!series.contains(r#"tenant="b""#), "{series}");
+        assert!(series.contains(r#"tenant="a""#), "{series}");
         // Room for another is wanted, but `a`'s call is still running.
         assert_eq!(residency.make_room(1), 0);
         assert!(is_open(&a));
         // The call writes and ends: now it can go.
         let kept = record("error", "id-1", "kept", serde_json::json!({}));
         held.store.upsert("db", &[kept]).unwrap();
+        let search = SearchRequest {
+            query: "kept".into(),
+            top_k: None,
+            similarity_threshold: None,
+            origins: vec![],
+        };
+        held.service.search("s-1", &search).unwrap();
         drop(held);
         assert_eq!(residency.make_room(1), 1);
         assert!(!is_open(&a));
+        // Its metered call outlives its series.
+        let usage = a.closed_usage.with(Vec::new());
+        assert_eq!(usage.iter().map(|u| u.calls).sum::<u64>(), 1, "{usage:?}");
+        assert!(!telemetry.render().contains(r#"tenant="a""#));
         // Its next request opens it again, with what was written before.
         let again = residency.open(&a, &stores, &telemetry).unwrap();
         assert_eq!(again.store.stats().unwrap().databases[0].1, 1);

@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 use vector_service_runtime::{Canary, Plugin, PluginHandle, Telemetry};
 
 use super::catalogue::Catalogue;
-use super::jobs::Jobs;
 use super::metrics::HttpMetrics;
 use super::rollout::Rollouts;
 use super::state::{OpenTenant, Residence, Roster, TenantState};
@@ -96,8 +95,9 @@ impl Builder<'_> {
             Some(before) => before.plugin.clone(),
             None => self.handle(entry),
         };
-        let jobs = before.map_or_else(|| Arc::new(Jobs::default()), |b| b.jobs.clone());
-        let tenant = Arc::new(TenantState::new(entry, plugin, jobs));
+        let jobs = before.map_or_else(Arc::default, |b| b.jobs.clone());
+        let usage = before.map_or_else(Arc::default, |b| b.closed_usage.clone());
+        let tenant = Arc::new(TenantState::new(entry, plugin, jobs, usage));
         if let Some(Residence::Open(open)) = before.map(|before| before.residence()) {
             let kept = OpenTenant::new(
                 &tenant,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use vector_service_runtime::backends::{Backends, Store};
 use vector_service_runtime::{
-    Allocation, PluginHandle, SandboxEngine, ServiceConfig, Telemetry, VectorService,
+    Allocation, PluginHandle, SandboxEngine, ServiceConfig, Telemetry, UsageTotals, VectorService,
 };
 
 use super::admission::Admission;
@@ -37,6 +37,9 @@ pub(super) struct TenantState {
     pub(super) admission: Admission,
     /// Kept across reloads, so a job started before one can still be read after it.
     pub(super) jobs: Arc<Jobs>,
+    /// What it was metered while open before (kept across reloads): its series go when it
+    /// closes, its totals here.
+    pub(super) closed_usage: Arc<ClosedUsage>,
     pub(super) config: ServiceConfig,
     pub(super) limits: TenantLimits,
     /// The component it is pinned to (sha256); `None`: the server's.
@@ -176,10 +179,55 @@ impl OpenTenant {
     }
 }
 
+/// A tenant's metered totals from its services closed before, per component.
+#[derive(Default)]
+pub(super) struct ClosedUsage(Mutex<Vec<UsageTotals>>);
+
+impl ClosedUsage {
+    fn lock(&self) -> MutexGuard<'_, Vec<UsageTotals>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep a closed service's totals.
+    pub(super) fn add(&self, closed: Vec<UsageTotals>) {
+        let mut kept = self.lock();
+        *kept = merged(std::mem::take(&mut *kept), closed);
+    }
+
+    /// `open`'s totals (the service serving now) with the kept ones.
+    pub(super) fn with(&self, open: Vec<UsageTotals>) -> Vec<UsageTotals> {
+        merged(self.lock().clone(), open)
+    }
+}
+
+/// Totals per component: sums, and the larger memory high-water mark.
+fn merged(mut into: Vec<UsageTotals>, more: Vec<UsageTotals>) -> Vec<UsageTotals> {
+    for totals in more {
+        match into.iter_mut().find(|t| t.component == totals.component) {
+            Some(t) => {
+                t.calls += totals.calls;
+                t.guest_seconds += totals.guest_seconds;
+                t.backend_seconds += totals.backend_seconds;
+                t.instantiations += totals.instantiations;
+                t.memory_high_water_bytes = t
+                    .memory_high_water_bytes
+                    .max(totals.memory_high_water_bytes);
+            }
+            None => into.push(totals),
+        }
+    }
+    into
+}
+
 impl TenantState {
     /// A closed tenant for `entry`'s settings, running `plugin`, with `jobs` (a reload
     /// passes the ones it had).
-    pub(super) fn new(entry: &TenantEntry, plugin: PluginHandle, jobs: Arc<Jobs>) -> Self {
+    pub(super) fn new(
+        entry: &TenantEntry,
+        plugin: PluginHandle,
+        jobs: Arc<Jobs>,
+        closed_usage: Arc<ClosedUsage>,
+    ) -> Self {
         Self {
             name: entry.name.clone(),
             residence: Mutex::new(Residence::Closed),
@@ -188,6 +236,7 @@ impl TenantState {
             integrity_checked: AtomicBool::new(false),
             admission: Admission::new(&entry.limits),
             jobs,
+            closed_usage,
             config: ServiceConfig {
                 tenant: entry.name.clone(),
                 limits: entry.limits.sandbox(),

@@ -799,6 +799,9 @@ fn thousands_of_tenants_start_under_a_low_descriptor_limit_and_open_as_they_are_
     assert_eq!(value("vector_service_tenants_open_max"), max_open as f64);
     assert!(value("vector_service_tenants_open") <= max_open as f64);
     assert!(value(r#"vector_service_tenant_evictions_total{reason="open-cap"}"#) >= 25.0);
+    // A closed tenant's series went with it: the registry grows with the tenants in use.
+    assert!(!metrics.contains(r#"tenant="t1""#), "t1 was closed");
+    assert!(metrics.contains(r#"tenant="t119""#), "t119 is open");
     let descriptors = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
         .unwrap()
         .count();

@@ -336,6 +336,60 @@ impl Telemetry {
         }
     }
 
+    /// Drop every series of `tenant` (its metering of `components` included) from the
+    /// registry: for a host that closes a tenant it will not serve for a while, so the
+    /// registry (and every scrape) grows with the tenants in use, not with every tenant ever
+    /// served. Its counters restart from zero if it is served again, which Prometheus reads
+    /// as a counter reset.
+    pub fn forget_tenant(&self, tenant: &str, components: &[String]) {
+        for operation in OPERATIONS {
+            let function = function_label(operation);
+            let _ = self.calls.remove_label_values(&[tenant, function]);
+            let _ = self.latency.remove_label_values(&[tenant, function]);
+            let _ = self.result_size.remove_label_values(&[tenant, function]);
+            for kind in ERROR_KINDS {
+                let _ =
+                    self.errors
+                        .remove_label_values(&[tenant, function, error_kind_label(kind)]);
+            }
+        }
+        for status in [
+            PatchStatus::Success,
+            PatchStatus::Failure,
+            PatchStatus::Error,
+        ] {
+            let _ = self
+                .patch_tracked
+                .remove_label_values(&[tenant, patch_status_label(status)]);
+        }
+        for status in [RunStatus::Success, RunStatus::Failure] {
+            let _ = self
+                .backfill_runs
+                .remove_label_values(&[tenant, run_status_label(status)]);
+        }
+        for failure in SandboxFailure::ALL {
+            let _ = self
+                .sandbox_failures
+                .remove_label_values(&[tenant, failure.label()]);
+        }
+        let _ = self.patch_duration.remove_label_values(&[tenant]);
+        let _ = self.backfill_duration.remove_label_values(&[tenant]);
+        let _ = self.instantiate.remove_label_values(&[tenant]);
+        let _ = self.memory_peak.remove_label_values(&[tenant]);
+        let _ = self.live_instances.remove_label_values(&[tenant]);
+        let _ = self.cache_entries.remove_label_values(&[tenant]);
+        let _ = self.cache_bytes.remove_label_values(&[tenant]);
+        let m = &self.metered;
+        for component in components {
+            let labels = [tenant, component.as_str()];
+            let _ = m.calls.remove_label_values(&labels);
+            let _ = m.guest_seconds.remove_label_values(&labels);
+            let _ = m.backend_seconds.remove_label_values(&labels);
+            let _ = m.instantiations.remove_label_values(&labels);
+            let _ = m.memory_high_water.remove_label_values(&labels);
+        }
+    }
+
     /// Record one sample the component sent for `tenant`.
     pub fn observe(&self, tenant: &str, sample: &Sample) {
         match sample {
@@ -449,5 +503,27 @@ fn non_negative(value: f64) -> f64 {
         value
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forgotten_tenant_leaves_no_series_and_the_others_keep_theirs() {
+        let telemetry = Telemetry::new();
+        for tenant in ["gone", "kept"] {
+            telemetry.register_tenant(tenant);
+            drop(telemetry.usage(tenant, "abc123"));
+        }
+        let before = telemetry.render();
+        assert!(before.contains(r#"tenant="gone""#));
+        telemetry.forget_tenant("gone", &["abc123".to_string()]);
+        let after = telemetry.render();
+        assert!(!after.contains(r#"tenant="gone""#), "{after}");
+        let kept = |text: &str| text.matches(r#"tenant="kept""#).count();
+        assert_eq!(kept(&after), kept(&before));
+        assert!(kept(&after) > 100, "every family of the kept tenant");
     }
 }

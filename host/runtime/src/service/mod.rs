@@ -113,6 +113,18 @@ impl VectorService {
         self.context.cache.size().bytes
     }
 
+    /// Drop the tenant's series from its telemetry ([`Telemetry::forget_tenant`]), for a
+    /// host closing the tenant; call it once no call of the tenant runs. Returns its metered
+    /// totals as they were, which the series no longer hold.
+    pub fn forget_metrics(&self) -> Vec<UsageTotals> {
+        let totals = self.usage();
+        let components: Vec<String> = totals.iter().map(|t| t.component.clone()).collect();
+        self.context
+            .telemetry
+            .forget_tenant(&self.context.tenant, &components);
+        totals
+    }
+
     /// The tenant this service serves.
     pub fn tenant(&self) -> &str {
         &self.context.tenant
