@@ -28,6 +28,7 @@ mod routes;
 mod segment;
 mod state;
 pub mod tenants;
+mod trim;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -291,13 +292,19 @@ async fn check_readiness(state: Shared) {
 /// How often idle tenants are closed and the memory budget is enforced.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Close idle tenants and keep the budget, forever (off the async workers: closing a store
-/// may checkpoint its log).
+/// Close idle tenants and keep the budget, forever, and give what closed tenants freed back
+/// to the system (off the async workers: closing a store may checkpoint its log).
 async fn sweep(state: Shared) {
     loop {
         tokio::time::sleep(SWEEP_INTERVAL).await;
         let residency = state.residency.clone();
-        let _ = tokio::task::spawn_blocking(move || residency.make_room(0)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            residency.make_room(0);
+            if residency.take_closed() > 0 {
+                trim::release_free_memory();
+            }
+        })
+        .await;
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Residency {
     /// The open tenants, in no order (eviction sorts them by last use).
     open: Mutex<Vec<Arc<TenantState>>>,
     opening: Semaphore,
+    /// Tenants closed since [`Residency::take_closed`] last asked.
+    closed_lately: std::sync::atomic::AtomicUsize,
     started: Instant,
     metrics: ResidencyMetrics,
 }
@@ -84,6 +86,7 @@ impl Residency {
             http,
             open: Mutex::new(Vec::new()),
             opening: Semaphore::new(OPENS_AT_ONCE),
+            closed_lately: Default::default(),
             started: Instant::now(),
             metrics,
         })
@@ -284,8 +287,15 @@ impl Residency {
             self.http.forget(&tenant.name);
             tracing::info!(tenant = %lease.name, reason = reason.label(), "tenant closed");
         }
+        self.closed_lately
+            .fetch_add(closed.len(), Ordering::Relaxed);
         // The stores close here, outside the lock (a SQLite close may checkpoint its WAL).
         closed.len()
+    }
+
+    /// How many tenants closed since the last call.
+    pub(super) fn take_closed(&self) -> usize {
+        self.closed_lately.swap(0, Ordering::Relaxed)
     }
 
     /// After a reload: the open tenants as the new roster has them. A tenant the reload
