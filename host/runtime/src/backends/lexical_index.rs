@@ -21,6 +21,11 @@ const BM25_B: f32 = 0.75;
 /// Removed slots tolerated before postings are rewritten without them.
 const COMPACT_AFTER_DEAD: usize = 1024;
 
+/// Words whose term the index remembers, so that a word seen before is not stemmed again:
+/// stemming was the largest share of building an index (29% of a cold 100,000-record
+/// search's samples, `perf record`; docs/decisions/0013-residency.md).
+const REMEMBERED_WORDS: usize = 1 << 16;
+
 /// Marks a removed slot in [`LexicalIndex::slot_origins`].
 const REMOVED: u32 = u32::MAX;
 
@@ -57,6 +62,8 @@ pub struct LexicalIndex {
     slots: HashMap<u64, u32>,
     origins: Vec<Box<str>>,
     total_length: u64,
+    /// Lowercased words already stemmed, with their term (at most [`REMEMBERED_WORDS`]).
+    word_terms: HashMap<Box<str>, u32>,
     /// Bytes of the terms' text, postings entries and documents' ids and term lists: kept
     /// as records come and go, so [`LexicalIndex::heap_bytes`] costs nothing.
     counted: Counted,
@@ -66,6 +73,7 @@ pub struct LexicalIndex {
 #[derive(Debug, Default, Clone, Copy)]
 struct Counted {
     term_bytes: usize,
+    word_bytes: usize,
     postings: usize,
     document_bytes: usize,
 }
@@ -98,6 +106,7 @@ impl LexicalIndex {
             slots: HashMap::new(),
             origins: Vec::new(),
             total_length: 0,
+            word_terms: HashMap::new(),
             counted: Counted::default(),
         }
     }
@@ -108,9 +117,10 @@ impl LexicalIndex {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         const MAP_ENTRY_OVERHEAD: usize = 8;
-        let terms = self.terms.len()
+        let terms = (self.terms.len() + self.word_terms.len())
             * (size_of::<Box<str>>() + size_of::<u32>() + MAP_ENTRY_OVERHEAD)
-            + self.counted.term_bytes;
+            + self.counted.term_bytes
+            + self.counted.word_bytes;
         let postings = self.postings.len() * size_of::<Vec<(u32, u32)>>()
             + self.counted.postings * size_of::<(u32, u32)>();
         let slots = self.documents.len() * (size_of::<Option<Document>>() + 2 * size_of::<u32>())
@@ -137,28 +147,16 @@ impl LexicalIndex {
     /// Index `text` under `key`, replacing what `key` held.
     pub fn upsert(&mut self, key: u64, id: &str, origin: &str, text: &str) {
         self.remove(key);
-        let mut frequencies: HashMap<u32, u32> = HashMap::new();
-        let mut length = 0u32;
-        for term in query_words(text) {
-            let stemmed = self.stemmer.stem(&term.to_lowercase()).into_owned();
-            let term_id = match self.terms.get(stemmed.as_str()) {
-                Some(&term_id) => term_id,
-                None => {
-                    let term_id = self.postings.len() as u32;
-                    self.counted.term_bytes += stemmed.len();
-                    self.terms.insert(stemmed.into_boxed_str(), term_id);
-                    self.postings.push(Vec::new());
-                    term_id
-                }
-            };
-            *frequencies.entry(term_id).or_default() += 1;
-            length = length.saturating_add(1);
-        }
+        // Term ids sorted, then counted by runs: no hashing per word.
+        let mut ids: Vec<u32> = query_words(text).map(|word| self.term_of(word)).collect();
+        let length = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        ids.sort_unstable();
         let slot = self.documents.len() as u32;
-        let mut terms: Vec<u32> = frequencies.keys().copied().collect();
-        terms.sort_unstable();
-        for &term_id in &terms {
-            self.postings[term_id as usize].push((slot, frequencies[&term_id]));
+        let mut terms: Vec<u32> = Vec::new();
+        for run in ids.chunk_by(|a, b| a == b) {
+            let term_id = run[0];
+            terms.push(term_id);
+            self.postings[term_id as usize].push((slot, run.len() as u32));
         }
         let origin = self.origin_id(origin);
         self.counted.postings += terms.len();
@@ -172,6 +170,30 @@ impl LexicalIndex {
         self.slot_origins.push(origin);
         self.slots.insert(key, slot);
         self.total_length += u64::from(length);
+    }
+
+    /// The term id of `word` (made if new): remembered for words seen before, else stemmed.
+    fn term_of(&mut self, word: &str) -> u32 {
+        let lower = word.to_lowercase();
+        if let Some(&term_id) = self.word_terms.get(lower.as_str()) {
+            return term_id;
+        }
+        let stemmed = self.stemmer.stem(&lower).into_owned();
+        let term_id = match self.terms.get(stemmed.as_str()) {
+            Some(&term_id) => term_id,
+            None => {
+                let term_id = self.postings.len() as u32;
+                self.counted.term_bytes += stemmed.len();
+                self.terms.insert(stemmed.into_boxed_str(), term_id);
+                self.postings.push(Vec::new());
+                term_id
+            }
+        };
+        if self.word_terms.len() < REMEMBERED_WORDS {
+            self.counted.word_bytes += lower.len();
+            self.word_terms.insert(lower.into_boxed_str(), term_id);
+        }
+        term_id
     }
 
     /// Forget `key`; whether it was indexed.
