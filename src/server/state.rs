@@ -67,7 +67,13 @@ pub(super) struct OpenTenant {
     pub(super) store: Arc<dyn Store>,
     /// Kept across reloads while the tenant keeps its store.
     pub(super) readiness: Arc<Readiness>,
+    /// The store's size when last looked at, and when: a write that adds nothing of its own
+    /// size (an outcome, a backfill start) trusts a look younger than [`STORAGE_RECHECK`].
+    storage_seen: Mutex<Option<(Instant, u64)>>,
 }
+
+/// How long a look at a store's size stands for writes that bring no body of their own.
+const STORAGE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl OpenTenant {
     /// The service over `store` for `tenant`'s limits and component.
@@ -87,6 +93,7 @@ impl OpenTenant {
             ),
             store,
             readiness,
+            storage_seen: Mutex::new(None),
         }
     }
 
@@ -127,7 +134,8 @@ impl OpenTenant {
     }
 
     /// Whether a write bringing about `adding` bytes keeps the store within `quota` bytes;
-    /// else 507 `quota-exceeded`, before anything is written. A store that cannot say its
+    /// else 507 `quota-exceeded`, before anything is written (a write adding nothing of its
+    /// own trusts a look at the size younger than [`STORAGE_RECHECK`]). A store that cannot say its
     /// size lets the write go on (the write meets the same fault itself).
     pub(super) async fn within_quota(
         &self,
@@ -135,6 +143,12 @@ impl OpenTenant {
         adding: u64,
         quota: u64,
     ) -> Result<(), ApiError> {
+        if adding == 0 {
+            let seen = *self.storage_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.is_some_and(|(at, used)| at.elapsed() < STORAGE_RECHECK && used < quota) {
+                return Ok(());
+            }
+        }
         match self.storage(http, quota).await? {
             Some(used) if used.saturating_add(adding) > quota => {
                 Err(ApiError::quota_exceeded(&self.name, used, adding, quota))
@@ -154,6 +168,8 @@ impl OpenTenant {
         match tokio::task::spawn_blocking(move || store.storage_bytes()).await {
             Ok(Ok(used)) => {
                 http.storage(&self.name, used, quota);
+                *self.storage_seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), used));
                 Ok(Some(used))
             }
             Ok(Err(error)) => {
