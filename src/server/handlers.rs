@@ -547,17 +547,6 @@ impl UsageFigures {
             memory_high_water_bytes: totals.memory_high_water_bytes,
         }
     }
-
-    fn add(mut self, other: Self) -> Self {
-        self.calls += other.calls;
-        self.guest_seconds += other.guest_seconds;
-        self.backend_seconds += other.backend_seconds;
-        self.instantiations += other.instantiations;
-        self.memory_high_water_bytes = self
-            .memory_high_water_bytes
-            .max(other.memory_high_water_bytes);
-        self
-    }
 }
 
 /// One component's share of a tenant's usage.
@@ -598,11 +587,10 @@ pub(super) async fn usage(
     let totals = tenant.closed_usage.with(open.service.usage());
     let quota = tenant.limits.storage_bytes();
     let storage_bytes = open.storage(&state.http, quota).await?.unwrap_or(0);
-    let zero = UsageFigures::of(&UsageTotals::default());
-    let total = totals
-        .iter()
-        .map(UsageFigures::of)
-        .fold(zero, UsageFigures::add);
+    let total = UsageFigures::of(&totals.iter().fold(UsageTotals::default(), |mut sum, t| {
+        sum.add(t);
+        sum
+    }));
     let components = totals
         .iter()
         .map(|totals| ComponentUsage {

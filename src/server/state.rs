@@ -216,19 +216,11 @@ impl ClosedUsage {
     }
 }
 
-/// Totals per component: sums, and the larger memory high-water mark.
+/// Totals per component: `more` counted into `into`'s.
 fn merged(mut into: Vec<UsageTotals>, more: Vec<UsageTotals>) -> Vec<UsageTotals> {
     for totals in more {
         match into.iter_mut().find(|t| t.component == totals.component) {
-            Some(t) => {
-                t.calls += totals.calls;
-                t.guest_seconds += totals.guest_seconds;
-                t.backend_seconds += totals.backend_seconds;
-                t.instantiations += totals.instantiations;
-                t.memory_high_water_bytes = t
-                    .memory_high_water_bytes
-                    .max(totals.memory_high_water_bytes);
-            }
+            Some(kept) => kept.add(&totals),
             None => into.push(totals),
         }
     }

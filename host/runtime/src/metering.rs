@@ -46,6 +46,19 @@ pub struct UsageTotals {
     pub memory_high_water_bytes: u64,
 }
 
+impl UsageTotals {
+    /// Count `other`'s usage in too: sums, and the larger memory high-water mark.
+    pub fn add(&mut self, other: &UsageTotals) {
+        self.calls += other.calls;
+        self.guest_seconds += other.guest_seconds;
+        self.backend_seconds += other.backend_seconds;
+        self.instantiations += other.instantiations;
+        self.memory_high_water_bytes = self
+            .memory_high_water_bytes
+            .max(other.memory_high_water_bytes);
+    }
+}
+
 /// The Prometheus handles of one (tenant, component), resolved by the telemetry.
 pub(crate) struct UsageHandles {
     pub(crate) calls: IntCounter,
