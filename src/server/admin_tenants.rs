@@ -190,6 +190,26 @@ fn roll(
     Ok(Json(TenantView::of(state, tenant)).into_response())
 }
 
+/// `POST /admin/tenants/{tenant}/warm`: open the tenant now (its store, integrity check and
+/// indexes), so its next request does not pay for it; a no-op for an open tenant. It is then
+/// closed like any other (idle, or for room).
+#[utoipa::path(post, path = "/admin/tenants/{tenant}/warm", tag = "operator",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The tenant, open.", body = TenantView),
+        TenantRouteFailures,
+        (status = 503, description = "`unavailable`: its store could not be opened (why is in the message).", body = FailureBody)))]
+pub(super) async fn warm(
+    State(state): State<Shared>,
+    _: Admin,
+    Segment(name): Segment,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_named(&state, &name)?;
+    drop(state.lease(&tenant).await?);
+    Ok(Json(TenantView::of(&state, &tenant)).into_response())
+}
+
 /// `POST /admin/tenants/{tenant}/canary`: give a component a share of the tenant's new calls
 /// (replacing any canary; share 0 keeps it set but idle).
 #[utoipa::path(post, path = "/admin/tenants/{tenant}/canary", tag = "operator",

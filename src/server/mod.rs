@@ -338,6 +338,7 @@ fn router(state: Shared) -> Router {
         .routes(routes!(readyz))
         .routes(logged("reload", routes!(reload::reload)))
         .routes(logged("tenants", routes!(admin_tenants::tenants)))
+        .routes(logged("warm", routes!(admin_tenants::warm)))
         .routes(logged("canary", routes!(admin_tenants::canary)))
         .routes(logged("promote", routes!(admin_tenants::promote)))
         .routes(logged("rollback", routes!(admin_tenants::rollback)))

@@ -93,7 +93,7 @@ fn request_id(request: &Request) -> String {
 const REQUEST_ID: &str = "x-request-id";
 
 /// The labels of the logged routes (the `route` label of the request metrics).
-pub(super) const ROUTES: [&str; 13] = [
+pub(super) const ROUTES: [&str; 14] = [
     "search",
     "context",
     "contributors",
@@ -104,6 +104,7 @@ pub(super) const ROUTES: [&str; 13] = [
     "usage",
     "reload",
     "tenants",
+    "warm",
     "canary",
     "promote",
     "rollback",

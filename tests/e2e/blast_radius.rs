@@ -796,6 +796,14 @@ fn thousands_of_tenants_start_under_a_low_descriptor_limit_and_open_as_they_are_
     // A closed tenant's series went with it: the registry grows with the tenants in use.
     assert!(!metrics.contains(r#"tenant="t1""#), "t1 was closed");
     assert!(metrics.contains(r#"tenant="t119""#), "t119 is open");
+    // The operator opens a closed tenant ahead of its traffic.
+    let (status, warmed, _) = server.post("/admin/tenants/t1/warm", Some("admin-key"), "");
+    assert_eq!(
+        (status, &warmed["open"]),
+        (200, &Value::Bool(true)),
+        "{warmed}"
+    );
+    assert!(warmed["resident_bytes"].as_u64().unwrap() > 0, "{warmed}");
     let descriptors = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
         .unwrap()
         .count();
