@@ -25,6 +25,7 @@ pub struct HttpMetrics {
     log_lines_dropped: IntCounter,
     storage: IntGaugeVec,
     storage_quota: IntGaugeVec,
+    ready: IntGaugeVec,
     /// The log writer's own count of lines it dropped (`None` when logs are written inline).
     log_drops: Option<DroppedLines>,
 }
@@ -100,6 +101,14 @@ impl HttpMetrics {
             ),
             &["tenant"],
         )?;
+        let ready = IntGaugeVec::new(
+            Opts::new(
+                "vector_service_tenant_ready",
+                "1 while a tenant is ready, 0 when its last open failed or its open store has a lasting fault or failed its last health check (absent while it is closed).",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(storage.clone()))?;
         registry.register(Box::new(storage_quota.clone()))?;
         registry.register(Box::new(log_lines_dropped.clone()))?;
@@ -126,6 +135,7 @@ impl HttpMetrics {
             log_lines_dropped,
             storage,
             storage_quota,
+            ready,
             log_drops: None,
         })
     }
@@ -198,6 +208,13 @@ impl HttpMetrics {
             .set(quota as i64);
     }
 
+    /// Whether `tenant` is ready, as its last probe or open found it.
+    pub fn ready(&self, tenant: &str, ready: bool) {
+        self.ready
+            .with_label_values(&[tenant])
+            .set(i64::from(ready));
+    }
+
     /// Drop `tenant`'s series (a closed tenant's): its request counts and latencies by
     /// route and the statuses the server answers, its in-flight, fast-failure and storage
     /// gauges. They are made again by its next request.
@@ -217,6 +234,7 @@ impl HttpMetrics {
         let _ = self.fast_failures.remove_label_values(&[tenant]);
         let _ = self.storage.remove_label_values(&[tenant]);
         let _ = self.storage_quota.remove_label_values(&[tenant]);
+        let _ = self.ready.remove_label_values(&[tenant]);
     }
 
     /// One reload attempt.

@@ -277,6 +277,7 @@ async fn probe_all(state: &AppState) {
     for tenant in state.residency.open_now() {
         if let Some(open) = tenant.lease_if_open(0) {
             open.readiness.probe(&tenant.name, open.store.clone()).await;
+            state.http.ready(&tenant.name, tenant.not_ready().is_none());
         }
     }
 }

@@ -60,7 +60,7 @@ impl Eviction {
 /// The open tenants and the bounds they are kept within.
 pub struct Residency {
     limits: Mutex<ResidencyLimits>,
-    /// The HTTP series a closed tenant's go with.
+    /// The HTTP series a closed tenant's go with, and its readiness gauge.
     http: HttpMetrics,
     /// The open tenants, in no order (eviction sorts them by last use).
     open: Mutex<Vec<Arc<TenantState>>>,
@@ -184,6 +184,7 @@ impl Residency {
                     at: Instant::now(),
                 });
                 self.metrics.loads.with_label_values(&["failed"]).inc();
+                self.http.ready(&tenant.name, false);
                 return Err(reason);
             }
         };
@@ -206,6 +207,7 @@ impl Residency {
             telemetry,
         ));
         tenant.set_residence(Residence::Open(open.clone()));
+        self.http.ready(&tenant.name, tenant.not_ready().is_none());
         let leased = tenant.lease_if_open(self.now_ms());
         self.open_tenants().push(tenant.clone());
         let seconds = started.elapsed().as_secs_f64();

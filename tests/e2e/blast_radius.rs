@@ -804,6 +804,11 @@ fn thousands_of_tenants_start_under_a_low_descriptor_limit_and_open_as_they_are_
         "{warmed}"
     );
     assert!(warmed["resident_bytes"].as_u64().unwrap() > 0, "{warmed}");
+    let (_, metrics) = server.get("/metrics", Some("admin-key"));
+    assert!(
+        metrics.contains(r#"vector_service_tenant_ready{tenant="t1"} 1"#),
+        "{metrics}"
+    );
     let descriptors = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
         .unwrap()
         .count();

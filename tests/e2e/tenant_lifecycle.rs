@@ -74,6 +74,11 @@ fn reload_adds_removes_and_rekeys_tenants_and_a_broken_store_fails_only_its_tena
         !ready.contains("broken"),
         "no tenant named without a key: {ready}"
     );
+    let (_, metrics) = server.get("/metrics", Some("admin-key"));
+    assert!(
+        metrics.contains(r#"vector_service_tenant_ready{tenant="broken"} 0"#),
+        "{metrics}"
+    );
     let (_, detail) = server.get("/readyz", Some("admin-key"));
     let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
     assert_eq!(
