@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::handlers::parse;
 use super::rollout::{CanarySetting, Rollout};
 use super::segment::Segment;
-use super::state::{AppState, Residence, Shared, TenantState};
+use super::state::{AppState, Shared, TenantState};
 use super::tenants::TenantLimits;
 use crate::failure::FailureBody;
 
@@ -53,10 +53,7 @@ impl TenantView {
             .rollouts
             .get(&tenant.name, tenant.component.as_deref());
         let reason = tenant.not_ready();
-        let open = match tenant.residence() {
-            Residence::Open(open) => Some(open.resident_bytes()),
-            _ => None,
-        };
+        let open = tenant.open_state().map(|open| open.resident_bytes());
         Self {
             name: tenant.name.clone(),
             component: tenant.plugin.active().digest().to_string(),

@@ -275,7 +275,7 @@ async fn run(state: Shared, listen: SocketAddr, limits: ConnectionLimits) -> any
 /// Probe the open tenants' stores once, one after the other.
 async fn probe_all(state: &AppState) {
     for tenant in state.residency.open_now() {
-        if let Some(open) = tenant.lease_if_open(0) {
+        if let Some(open) = tenant.open_state() {
             open.readiness.probe(&tenant.name, open.store.clone()).await;
             state.http.ready(&tenant.name, tenant.not_ready().is_none());
         }

@@ -234,10 +234,7 @@ impl Residency {
                 .iter()
                 .enumerate()
                 .map(|(index, tenant)| {
-                    let bytes = match tenant.residence() {
-                        Residence::Open(open) => open.resident_bytes(),
-                        _ => 0,
-                    };
+                    let bytes = tenant.open_state().map_or(0, |open| open.resident_bytes());
                     self.metrics
                         .tenant_bytes
                         .with_label_values(&[&tenant.name])
@@ -309,13 +306,13 @@ impl Residency {
             .drain(..)
             .filter_map(|tenant| {
                 let now = roster.named(&tenant.name)?;
-                let open_now = matches!(now.residence(), Residence::Open(_));
+                let open_now = now.open_state().is_some();
                 (Arc::ptr_eq(now, &tenant) || open_now).then(|| now.clone())
             })
             .collect();
         for tenant in rebuilt {
             let listed = kept.iter().any(|known| Arc::ptr_eq(known, tenant));
-            if !listed && matches!(tenant.residence(), Residence::Open(_)) {
+            if !listed && tenant.open_state().is_some() {
                 kept.push(tenant.clone());
             }
         }
@@ -476,7 +473,7 @@ mod tests {
     }
 
     fn is_open(tenant: &TenantState) -> bool {
-        matches!(tenant.residence(), Residence::Open(_))
+        tenant.open_state().is_some()
     }
 
     #[test]
@@ -552,10 +549,7 @@ mod tests {
             drop(residency.open(tenant, &stores, &telemetry).unwrap());
             let held: usize = tenants
                 .iter()
-                .filter_map(|t| match t.residence() {
-                    Residence::Open(open) => Some(open.resident_bytes()),
-                    _ => None,
-                })
+                .filter_map(|t| Some(t.open_state()?.resident_bytes()))
                 .sum();
             assert!(held <= budget, "{held} bytes held, budget {budget}");
         }

@@ -98,7 +98,7 @@ impl Builder<'_> {
         let jobs = before.map_or_else(Arc::default, |b| b.jobs.clone());
         let usage = before.map_or_else(Arc::default, |b| b.closed_usage.clone());
         let tenant = Arc::new(TenantState::new(entry, plugin, jobs, usage));
-        if let Some(Residence::Open(open)) = before.map(|before| before.residence()) {
+        if let Some(open) = before.and_then(|before| before.open_state()) {
             let kept = OpenTenant::new(
                 &tenant,
                 open.store.clone(),

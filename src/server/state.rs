@@ -271,6 +271,15 @@ impl TenantState {
         *self.lock() = residence;
     }
 
+    /// Its open state, if it is open, without marking it used (for the server's own looks:
+    /// probes, views, accounting).
+    pub(super) fn open_state(&self) -> Option<Arc<OpenTenant>> {
+        match &*self.lock() {
+            Residence::Open(open) => Some(open.clone()),
+            _ => None,
+        }
+    }
+
     /// A lease on it when it is open, marking it used at `now_ms`.
     pub(super) fn lease_if_open(&self, now_ms: u64) -> Option<Arc<OpenTenant>> {
         match &*self.lock() {
