@@ -301,6 +301,11 @@ pub enum Command {
         /// Seconds a tenant stays open without requests before it is closed.
         #[arg(long, default_value_t = 300)]
         idle_close_secs: u64,
+        /// With `--database postgres://…`: connections this server holds at most, shared by
+        /// every tenant (each transaction sets its tenant's schema). Hosts sharing one
+        /// PostgreSQL hold this many each: keep hosts x size under its max_connections.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        postgres_pool_size: u32,
     },
 }
 

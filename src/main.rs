@@ -74,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_open_tenants,
         memory_budget_mib,
         idle_close_secs,
+        postgres_pool_size,
     }) = cli.command
     {
         // A server logs JSON lines (info and up unless RUST_LOG says otherwise), formatted on
@@ -101,8 +102,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             memory_budget_bytes: memory_budget_mib.map(|mib| (mib as usize) << 20),
             idle_close: std::time::Duration::from_secs(idle_close_secs),
         };
+        let stores = tenant::ServerStores::new(&global, postgres_pool_size)?;
         return server::serve(options, move |tenant, connections| {
-            tenant::open_store(&global, tenant, connections)
+            stores.open(tenant, connections)
         });
     }
     if std::env::var_os("RUST_LOG").is_some() {

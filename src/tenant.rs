@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use vector_service_embed_http::{HttpEmbedder, HttpEmbedderConfig};
-use vector_service_postgres::PostgresStore;
+use vector_service_postgres::{PostgresPool, PostgresStore};
 use vector_service_runtime::backends::{
     Backends, Embedder, EmbeddingStore, HashingEmbedder, SearchMode, Store, StoreFault,
 };
@@ -64,34 +64,92 @@ pub fn data_dir(global: &Global) -> PathBuf {
     data_home.join("vector-service")
 }
 
-/// The store of `tenant` with the configured embedder and retrieval; `connections` bounds its
-/// connection pool.
+/// The database `--database` names, else SQLite files in the data directory.
+fn database(global: &Global) -> DatabaseSpec {
+    global
+        .database
+        .clone()
+        .unwrap_or_else(|| DatabaseSpec::Sqlite(data_dir(global)))
+}
+
+/// `tenant`'s SQLite file in `dir`, with the configured embedder and retrieval;
+/// `connections` bounds its connections.
+fn open_sqlite(
+    global: &Global,
+    dir: &Path,
+    tenant: &str,
+    connections: u32,
+) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{tenant}.sqlite3"));
+    Ok(Arc::new(
+        SqliteStore::open(&path, embedder(global)?)?
+            .with_connections(connections as usize)
+            .with_search_mode(SearchMode::from(global.retrieval))
+            .with_hit_copy_budget((global.hit_copies_mib as usize) << 20)
+            .with_wal_watch(!global.no_wal_watch),
+    ))
+}
+
+/// The store of `tenant` with the configured embedder and retrieval, for one command;
+/// `connections` bounds its connections.
 pub fn open_store(
     global: &Global,
     tenant: &str,
     connections: u32,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    let mode = SearchMode::from(global.retrieval);
-    let database = global
-        .database
-        .clone()
-        .unwrap_or_else(|| DatabaseSpec::Sqlite(data_dir(global)));
-    match database {
-        DatabaseSpec::Sqlite(dir) => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let path = dir.join(format!("{tenant}.sqlite3"));
-            Ok(Arc::new(
-                SqliteStore::open(&path, embedder(global)?)?
-                    .with_connections(connections as usize)
-                    .with_search_mode(mode)
-                    .with_hit_copy_budget((global.hit_copies_mib as usize) << 20)
-                    .with_wal_watch(!global.no_wal_watch),
-            ))
-        }
+    match database(global) {
+        DatabaseSpec::Sqlite(dir) => open_sqlite(global, &dir, tenant, connections),
         DatabaseSpec::Postgres(url) => Ok(Arc::new(
             PostgresStore::connect(&url, tenant, embedder(global)?, connections)?
-                .with_search_mode(mode),
+                .with_search_mode(SearchMode::from(global.retrieval)),
         )),
+    }
+}
+
+/// How a server opens its tenants' stores: a SQLite file each, or a schema each in one
+/// PostgreSQL database over one pool the whole server shares, so the connections a host holds
+/// do not grow with its tenants.
+pub struct ServerStores {
+    global: Global,
+    backing: Backing,
+}
+
+enum Backing {
+    Sqlite(PathBuf),
+    Postgres(Arc<PostgresPool>),
+}
+
+/// Longest wait for a shared pool's connection when opening a tenant.
+const POOL_CHECKOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl ServerStores {
+    /// The server's stores; with PostgreSQL, a pool of at most `postgres_pool_size`
+    /// connections, none made until a tenant needs one.
+    pub fn new(global: &Global, postgres_pool_size: u32) -> anyhow::Result<Self> {
+        let backing = match database(global) {
+            DatabaseSpec::Sqlite(dir) => Backing::Sqlite(dir),
+            DatabaseSpec::Postgres(url) => Backing::Postgres(Arc::new(PostgresPool::new(
+                &url,
+                postgres_pool_size,
+                POOL_CHECKOUT_TIMEOUT,
+            )?)),
+        };
+        Ok(Self {
+            global: global.clone(),
+            backing,
+        })
+    }
+
+    /// `tenant`'s store; `connections` bounds a SQLite store's own connections.
+    pub fn open(&self, tenant: &str, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+        match &self.backing {
+            Backing::Sqlite(dir) => open_sqlite(&self.global, dir, tenant, connections),
+            Backing::Postgres(pool) => Ok(Arc::new(
+                PostgresStore::open(pool, tenant, embedder(&self.global)?)?
+                    .with_search_mode(SearchMode::from(self.global.retrieval)),
+            )),
+        }
     }
 }
 

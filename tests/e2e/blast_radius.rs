@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::catalogue::{answered_by, other_component, tenants_file};
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::{error_kind, vector_service_tenant_hash as hash, Server};
-use crate::support::{temp_dir, write_tenants};
+use crate::support::{record_ids, temp_dir, write_tenants};
 use vector_service_testkit::postgres_server::postgres;
 
 fn sha256(bytes: &[u8]) -> String {
@@ -879,16 +879,4 @@ fn a_write_past_the_storage_quota_is_refused_whole_and_the_others_keep_writing()
         metrics.contains(r#"vector_service_tenant_storage_quota_bytes{tenant="small"} 1048576"#),
         "{metrics}"
     );
-}
-
-/// The record ids of a search answer's hits, in order.
-fn record_ids(found: &Value) -> Vec<&str> {
-    found["hits"]
-        .as_array()
-        .map(|hits| {
-            hits.iter()
-                .filter_map(|hit| hit["record_id"].as_str())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -9,8 +9,8 @@ use vector_service_postgres::PostgresStore;
 use vector_service_runtime::backends::{HashingEmbedder, Store};
 
 use crate::server::{vector_service_tenant_hash, Server};
-use crate::support::temp_dir;
-use vector_service_testkit::postgres_server::postgres;
+use crate::support::{record_ids, temp_dir, write_tenants};
+use vector_service_testkit::postgres_server::{postgres, psql};
 
 fn hit_ids(answer: &Value) -> Vec<String> {
     answer["hits"]
@@ -132,5 +132,82 @@ fn two_hosts_sharing_postgres_serve_one_tenant_consistently() {
         credited,
         (2 * per_host * 2) as u64,
         "every patch credited both origins"
+    );
+}
+
+#[test]
+fn one_host_serves_many_postgres_tenants_over_one_pool_without_crossing_them() {
+    // A database of its own, so the connections counted are this server's only.
+    psql("DROP DATABASE IF EXISTS shared_pool_test");
+    psql("CREATE DATABASE shared_pool_test");
+    let (server_url, _) = postgres().url.rsplit_once('/').unwrap();
+    let url = format!("{server_url}/shared_pool_test");
+    let dir = temp_dir("shared-pool");
+    let entries: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("pool_{i}"), format!("k{i}")))
+        .collect();
+    let listed: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|(name, key)| (name.as_str(), key.as_str(), ""))
+        .collect();
+    let tenants = write_tenants(&dir, None, &listed);
+    let pool_size = 2;
+    let server = Server::start(
+        &dir,
+        &[
+            "--database",
+            &url,
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--postgres-pool-size",
+            &pool_size.to_string(),
+        ],
+    );
+    let connections = || -> usize {
+        psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'shared_pool_test'")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let most = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                most = most.max(connections());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            most
+        });
+        // Every tenant writes a record only it has and finds it, from six clients at once.
+        let entries = &entries;
+        let clients: Vec<_> = (0..6)
+            .map(|client| {
+                let server = &server;
+                scope.spawn(move || {
+                    for (name, key) in entries.iter().skip(client).step_by(6) {
+                        let record = format!(
+                            r#"{{"db": "errors", "origin_db": "error", "id": "{name}-1", "text": "a record only {name} has"}}"#
+                        );
+                        let (status, answer, _) = server.post("/v1/records", Some(key), &record);
+                        assert_eq!(status, 200, "{name}: {answer}");
+                        let query = format!(r#"{{"query": "record only {name} has"}}"#);
+                        let (status, found, _) = server.post("/v1/search", Some(key), &query);
+                        assert_eq!(status, 200, "{name}: {found}");
+                        assert_eq!(record_ids(&found), [format!("{name}-1")], "{name}: {found}");
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        watcher.join().unwrap()
+    });
+    assert!(most >= 1, "the server used the database");
+    assert!(
+        most <= pool_size,
+        "{most} connections to the database from a pool of {pool_size}"
     );
 }

@@ -351,6 +351,18 @@ pub fn write_tenants(
     path
 }
 
+/// The record ids of a search answer's hits, in order.
+pub fn record_ids(found: &serde_json::Value) -> Vec<&str> {
+    found["hits"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .filter_map(|hit| hit["record_id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A fresh, empty directory under the system temp dir, unique per call.
 pub fn temp_dir(label: &str) -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

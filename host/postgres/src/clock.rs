@@ -13,7 +13,10 @@ impl ChangeClock for PostgresStore {
     fn generation(&self) -> Result<u64, BackendError> {
         let mut client = self.client()?;
         let messages = client
-            .simple_query("SELECT generation FROM change_clock")
+            .simple_query(&format!(
+                "SELECT generation FROM {}.change_clock",
+                self.schema
+            ))
             .map_err(backend_error)?;
         messages
             .iter()

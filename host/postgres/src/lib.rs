@@ -7,14 +7,15 @@
 //! `DROP SCHEMA`, and Citus' schema-based sharding places whole tenants on nodes without a
 //! distribution column. Every connection of a store has `search_path` set to its schema.
 //!
-//! Migrations are versioned per schema and run when a store connects, inside one transaction
-//! that holds an advisory lock, so several hosts starting at once apply each migration once.
-//! Connections come from a pool; transient failures (connection lost, serialization failure,
-//! deadlock, server shutting down) are retried a bounded number of times, and a write is only
-//! acknowledged after its transaction committed.
+//! Migrations are versioned per schema and run when a store first opens in a process, inside one
+//! transaction that holds the schema's advisory lock, so several hosts starting at once apply
+//! each migration once. Connections come from a [`PostgresPool`], one per host shared by every
+//! tenant (each transaction sets its schema); transient failures (connection lost,
+//! serialization failure, deadlock, server shutting down) are retried a bounded number of
+//! times, and a write is only acknowledged after its transaction committed.
 //!
 //! The file map is the SQLite store's: `schema` (migrations in `migrations/*.sql`), `error`, the
-//! store itself here, `search`, `outcomes`, `embeddings`, `clock`; and the connection `pool`.
+//! store itself here, `search`, `outcomes`, `embeddings`, `clock`; and the shared connection `pool`.
 #![deny(missing_docs)]
 
 mod clock;
@@ -29,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::{NoTls, Transaction};
-use r2d2::Pool;
 use r2d2_postgres::PostgresConnectionManager;
 
 use vector_service_runtime::api::BackendError;
@@ -43,9 +43,9 @@ use vector_service_runtime::deadline;
 use crate::clock::advance_generation;
 pub use crate::error::PostgresError;
 use crate::error::{backend_error, is_transient, with_causes, AttemptError};
-use crate::pool::{ClosedApart, TenantSchema};
+pub use crate::pool::{PoolState, PostgresPool};
 pub use crate::schema::SCHEMA_VERSION;
-use crate::schema::{MIGRATIONS, MIGRATION_LOCK};
+use crate::schema::{EXTENSION_LOCK, MIGRATIONS, MIGRATION_LOCK_CLASS};
 
 /// Attempts of one operation when the failure is transient.
 const ATTEMPTS: u32 = 4;
@@ -61,7 +61,7 @@ const EF_SEARCH: u32 = 96;
 
 /// A PostgreSQL-backed implementation of every backend trait, for one tenant.
 pub struct PostgresStore {
-    pool: ClosedApart,
+    pool: Arc<PostgresPool>,
     schema: String,
     embedder: Arc<dyn Embedder>,
     search_mode: SearchMode,
@@ -85,37 +85,43 @@ fn count(value: i64) -> u64 {
 }
 
 impl PostgresStore {
-    /// Connect to `url` for `tenant`: create the tenant's schema if needed and migrate it.
-    /// `pool_size` bounds this store's connections.
+    /// Connect to `url` for `tenant` with a pool of its own of at most `pool_size`
+    /// connections: for a command or a test. A host serving many tenants shares one
+    /// [`PostgresPool`] between them with [`PostgresStore::open`].
     pub fn connect(
         url: &str,
         tenant: &str,
         embedder: Arc<dyn Embedder>,
         pool_size: u32,
     ) -> Result<Self, PostgresError> {
-        let schema = schema_for(tenant)?;
         let config: postgres::Config = url.parse().map_err(PostgresError::Url)?;
         // One direct connection first: the pool would only report a timeout, this reports why.
         config
             .connect(NoTls)
             .map_err(|error| PostgresError::Connect(with_causes(&error)))?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
-        let pool = Pool::builder()
-            .max_size(pool_size.max(1))
-            .min_idle(Some(0))
-            // No round trip per checkout: a connection found broken is retried (`transaction`).
-            .test_on_check_out(false)
-            .connection_timeout(CHECKOUT_TIMEOUT)
-            .connection_customizer(Box::new(TenantSchema(schema.clone())))
-            .build(manager)
-            .map_err(|error| PostgresError::Connect(error.to_string()))?;
+        let pool = PostgresPool::new(url, pool_size, CHECKOUT_TIMEOUT)?;
+        Self::open(&Arc::new(pool), tenant, embedder)
+    }
+
+    /// The store of `tenant` over a shared `pool`: creates the tenant's schema and migrates it
+    /// the first time this process opens it; afterwards no round trip at all.
+    pub fn open(
+        pool: &Arc<PostgresPool>,
+        tenant: &str,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Self, PostgresError> {
         let store = Self {
-            pool: ClosedApart(Some(pool)),
-            schema,
+            pool: pool.clone(),
+            schema: schema_for(tenant)?,
             embedder,
             search_mode: SearchMode::default(),
         };
-        store.migrate()?;
+        let dims = store.embedder.dimensions();
+        if pool.needs_migration(&store.schema, dims) {
+            pool.ensure_extension(|| store.create_extension())?;
+            store.migrate()?;
+            pool.mark_migrated(&store.schema, dims);
+        }
         Ok(store)
     }
 
@@ -143,23 +149,49 @@ impl PostgresStore {
         &self.schema
     }
 
+    /// A connection for opening a store, with the pool's reason when none can be made.
+    fn open_client(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, PostgresError> {
+        self.pool
+            .connections()
+            .get()
+            .map_err(|error| PostgresError::Connect(error.to_string()))
+    }
+
+    /// `CREATE EXTENSION vector` under the database-wide lock, as two hosts creating it at
+    /// once would collide.
+    fn create_extension(&self) -> Result<(), PostgresError> {
+        let migrate_error = |source| PostgresError::Migrate {
+            schema: self.schema.clone(),
+            source,
+        };
+        let mut client = self.open_client()?;
+        let mut tx = client.transaction().map_err(migrate_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EXTENSION_LOCK])
+            .map_err(migrate_error)?;
+        tx.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
+            .map_err(migrate_error)?;
+        tx.commit().map_err(migrate_error)
+    }
+
     /// Create the schema and apply missing migrations and this embedder's vector index, all
-    /// under one advisory lock so concurrent hosts do it once.
+    /// under the schema's advisory lock so concurrent hosts do it once, while other schemas
+    /// migrate beside it.
     fn migrate(&self) -> Result<(), PostgresError> {
         let migrate_error = |source| PostgresError::Migrate {
             schema: self.schema.clone(),
             source,
         };
-        let mut client = self
-            .pool
-            .get()
-            .map_err(|error| PostgresError::Connect(error.to_string()))?;
+        let mut client = self.open_client()?;
         let mut tx = client.transaction().map_err(migrate_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(migrate_error)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&MIGRATION_LOCK_CLASS, &self.schema],
+        )
+        .map_err(migrate_error)?;
         tx.batch_execute(&format!(
-            "CREATE EXTENSION IF NOT EXISTS vector;
-             CREATE SCHEMA IF NOT EXISTS {schema};
+            "CREATE SCHEMA IF NOT EXISTS {schema};
              SET LOCAL search_path TO {schema}, public;
              CREATE TABLE IF NOT EXISTS schema_migrations (
                  version integer PRIMARY KEY,
@@ -234,6 +266,7 @@ impl PostgresStore {
         &self,
     ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, BackendError> {
         self.pool
+            .connections()
             .get_timeout(deadline::cap(CHECKOUT_TIMEOUT))
             .map_err(|error| BackendError::Unavailable(format!("postgres: no connection: {error}")))
     }
@@ -244,13 +277,17 @@ impl PostgresStore {
     ) -> Result<T, AttemptError> {
         let mut client = self.client().map_err(AttemptError::Backend)?;
         let mut tx = client.transaction()?;
-        // The server stops a statement at the call's deadline (the time left when it starts).
+        // The connection is the pool's, not the tenant's: the transaction names its schema,
+        // and the server stops a statement at the call's deadline (the time left when it
+        // starts), in one round trip.
+        let mut setup = format!("SET LOCAL search_path TO {}, public", self.schema);
         if let Some(left) = deadline::remaining() {
-            tx.batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}",
+            setup.push_str(&format!(
+                "; SET LOCAL statement_timeout = {}",
                 left.as_millis().max(1)
-            ))?;
+            ));
         }
+        tx.batch_execute(&setup)?;
         let value = operation(&mut tx)?;
         tx.commit().map_err(AttemptError::Commit)?;
         Ok(value)

@@ -11,5 +11,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// One advisory lock key for every vector-service migration ("vs-migr" in ASCII).
-pub(crate) const MIGRATION_LOCK: i64 = 0x0076_732d_6d69_6772;
+/// The advisory lock held while creating the `vector` extension ("vs-migr" in ASCII).
+pub(crate) const EXTENSION_LOCK: i64 = 0x0076_732d_6d69_6772;
+
+/// The first key of a schema's migration lock (`pg_advisory_xact_lock(class, hashtext(schema))`):
+/// one lock per schema, so schemas migrate side by side ("vsmg" in ASCII).
+pub(crate) const MIGRATION_LOCK_CLASS: i32 = 0x7673_6d67;

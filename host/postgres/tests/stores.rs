@@ -4,16 +4,25 @@
 //! after it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use vector_service_postgres::PostgresStore;
+use vector_service_postgres::{PostgresPool, PostgresStore};
 use vector_service_runtime::api::BackendError;
-use vector_service_runtime::backends::{Embedder, HashingEmbedder, SearchMode, Store};
+use vector_service_runtime::backends::{Embedder, HashingEmbedder, Retriever, SearchMode, Store};
 use vector_service_testkit::fixtures::records;
 use vector_service_testkit::postgres_server::{postgres, psql};
 use vector_service_testkit::{conformance_suite, StoreFactory};
 
-/// A new schema per store on the test server.
+/// One pool for every store of the suite, as a server shares one between its tenants.
+fn shared_pool() -> &'static Arc<PostgresPool> {
+    static POOL: OnceLock<Arc<PostgresPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        Arc::new(PostgresPool::new(&postgres().url, 8, Duration::from_secs(10)).unwrap())
+    })
+}
+
+/// A new schema per store on the test server, all over one shared pool.
 struct Postgres;
 
 impl StoreFactory for Postgres {
@@ -22,8 +31,8 @@ impl StoreFactory for Postgres {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let embedder: Arc<dyn Embedder> = Arc::new(HashingEmbedder);
         Arc::new(
-            PostgresStore::connect(&postgres().url, &format!("conformance_{n}"), embedder, 4)
-                .expect("the PostgreSQL store connects")
+            PostgresStore::open(shared_pool(), &format!("conformance_{n}"), embedder)
+                .expect("the PostgreSQL store opens")
                 .with_search_mode(mode),
         )
     }
@@ -65,6 +74,41 @@ fn hosts_starting_together_migrate_a_new_schema_once() {
         rows.trim(),
         vector_service_postgres::SCHEMA_VERSION.to_string(),
         "each migration recorded once"
+    );
+}
+
+#[test]
+fn one_pool_serves_many_schemas_without_crossing_them_or_growing() {
+    let pool = Arc::new(PostgresPool::new(&postgres().url, 2, Duration::from_secs(10)).unwrap());
+    let tenants: Vec<String> = (0..24).map(|n| format!("shared_{n}")).collect();
+    let stores: Vec<PostgresStore> = tenants
+        .iter()
+        .map(|tenant| PostgresStore::open(&pool, tenant, Arc::new(HashingEmbedder)).unwrap())
+        .collect();
+    // Every tenant writes a record only it has, from threads racing for two connections.
+    std::thread::scope(|scope| {
+        for (tenant, store) in tenants.iter().zip(&stores) {
+            scope.spawn(move || {
+                let text = format!("deploy {tenant} failed");
+                let batch = records(&[("error", tenant, &text)]);
+                assert_eq!(store.upsert("errors", &batch).unwrap(), 1);
+            });
+        }
+    });
+    assert!(pool.state().connections <= 2, "{:?}", pool.state());
+    for (tenant, store) in tenants.iter().zip(&stores) {
+        let hits = store.search("deploy failed", 50, &[]).unwrap().hits;
+        let ids: Vec<&str> = hits.iter().map(|hit| hit.id.as_str()).collect();
+        assert_eq!(ids, [tenant.as_str()], "{tenant} sees only its own row");
+        assert_eq!(store.stats().unwrap().databases, [("errors".into(), 1, 0)]);
+    }
+    // Opened again in this process, a schema is not migrated again: no connection is taken.
+    let idle_before = pool.state();
+    let again = PostgresStore::open(&pool, "shared_0", Arc::new(HashingEmbedder)).unwrap();
+    assert_eq!(pool.state(), idle_before);
+    assert_eq!(
+        again.schema_version().unwrap(),
+        vector_service_postgres::SCHEMA_VERSION
     );
 }
 
