@@ -13,9 +13,17 @@
 //! of one open tenant from 4 client threads (a blocking client: a floor, not the load bench's
 //! figure).
 //!
+//! Then the PostgreSQL row: `PG_TENANTS` (10,000) tenants served by `PG_HOSTS` (3) server
+//! processes with a pool of `PG_POOL` (16) connections each, against one PostgreSQL with its
+//! default `max_connections = 100`. Each tenant writes one record through one host and finds
+//! it through the next (each host migrates the tenant's schema at its first use); it counts
+//! errors and wrong answers, and samples the connections PostgreSQL holds every 100 ms.
+//!
 //! ```text
 //! cargo bench --bench tenants
-//! TENANTS=2000 MEDIUM=10 LARGE=1 cargo bench --bench tenants
+//! TENANTS=2000 MEDIUM=10 LARGE=1 PG_TENANTS=1000 cargo bench --bench tenants
+//! TENANTS=0 cargo bench --bench tenants      # the PostgreSQL row only
+//! PG_TENANTS=0 cargo bench --bench tenants   # the SQLite rows only
 //! ```
 //! Figures go to BENCHMARKS.md, "Tenants".
 
@@ -26,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use vector_service_runtime::backends::{HashingEmbedder, Record, Store as _};
 use vector_service_sqlite::SqliteStore;
+use vector_service_testkit::postgres_server;
 
 #[path = "support/process.rs"]
 mod process;
@@ -215,6 +224,23 @@ fn peak_rss_during<T>(pid: u32, work: impl FnOnce() -> T) -> (T, u64) {
 
 fn main() {
     let small = env_number("TENANTS", 10_000) as usize;
+    if small > 0 {
+        sqlite_tenants(small);
+    }
+    let pg_tenants = env_number("PG_TENANTS", 10_000) as usize;
+    if pg_tenants > 0 {
+        if postgres_server::available() {
+            postgres_hosts(pg_tenants);
+        } else {
+            println!(
+                "PostgreSQL row skipped: no PostgreSQL binaries (bash scripts/fetch-pgserver.sh)"
+            );
+        }
+    }
+}
+
+/// The SQLite rows: start, memory, first searches and one hot tenant.
+fn sqlite_tenants(small: usize) {
     let medium = env_number("MEDIUM", 100) as usize;
     let large = env_number("LARGE", 3) as usize;
     let budget_mib = env_number("BUDGET_MIB", 1024);
@@ -382,4 +408,145 @@ fn main() {
         count.into_inner() as f64 / seconds as f64
     );
     drop(server);
+}
+
+/// One request as `name`: its status, answer and latency.
+fn call(
+    agent: &ureq::Agent,
+    url: &str,
+    path: &str,
+    name: &str,
+    body: &str,
+) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let (status, answer) = agent
+        .post(format!("{url}{path}"))
+        .header("Authorization", &format!("Bearer {}", key(name)))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .map_or((0, String::new()), |mut response| {
+            let answer = response.body_mut().read_to_string().unwrap_or_default();
+            (response.status().as_u16(), answer)
+        });
+    (status, answer, started.elapsed())
+}
+
+/// The PostgreSQL row: `count` tenants over `PG_HOSTS` hosts sharing one PostgreSQL.
+fn postgres_hosts(count: usize) {
+    let hosts = env_number("PG_HOSTS", 3) as usize;
+    let pool = env_number("PG_POOL", 16);
+    let max_connections = 100;
+    let database = postgres_server::start_with_max_connections(max_connections);
+    let scratch = tempfile::Builder::new()
+        .prefix("vs-pg-tenants-")
+        .tempdir()
+        .expect("a scratch dir");
+    let names: Vec<String> = (0..count).map(|i| format!("p{i}")).collect();
+    let file = tenants_file(scratch.path(), &names);
+    let pool_arg = pool.to_string();
+    let servers: Vec<ServerProcess> = (0..hosts)
+        .map(|host| {
+            // Each host its own data directory: nothing of a tenant's is kept on a host.
+            let dir = scratch.path().join(format!("host-{host}"));
+            std::fs::create_dir_all(&dir).expect("a host directory");
+            ServerProcess::start_with_globals(
+                &dir,
+                &["--database".as_ref(), database.url.as_ref()],
+                &[
+                    "--tenants".as_ref(),
+                    file.as_os_str(),
+                    "--postgres-pool-size".as_ref(),
+                    pool_arg.as_ref(),
+                ],
+                None,
+            )
+        })
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|server| server.url.clone()).collect();
+    let held = || -> usize {
+        database
+            .psql(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            )
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let done = AtomicBool::new(false);
+    let next = AtomicUsize::new(0);
+    let wrong = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(count));
+    let started = Instant::now();
+    let most_held = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut most = 0;
+            while !done.load(Ordering::SeqCst) {
+                most = most.max(held());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            most
+        });
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    let agent = client();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = names.get(i) else { break };
+                        let record = format!(
+                            r#"{{"db": "errors", "origin_db": "error", "id": "{name}-1", "text": "a record only {name} has"}}"#
+                        );
+                        let writer = &urls[i % hosts];
+                        let reader = &urls[(i + 1) % hosts];
+                        let (status, _, _) = call(&agent, writer, "/v1/records", name, &record);
+                        let query = format!(r#"{{"query": "record only {name} has", "top_k": 3}}"#);
+                        let (found, answer, took) = call(&agent, reader, "/v1/search", name, &query);
+                        let hits: serde_json::Value =
+                            serde_json::from_str(&answer).unwrap_or_default();
+                        let ids: Vec<&str> = hits["hits"]
+                            .as_array()
+                            .map(|hits| hits.iter().filter_map(|hit| hit["record_id"].as_str()).collect())
+                            .unwrap_or_default();
+                        if status != 200 || found != 200 || ids != [format!("{name}-1")] {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                        latencies.lock().unwrap().push(took);
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("a client thread");
+        }
+        done.store(true, Ordering::SeqCst);
+        watcher.join().expect("the watcher")
+    });
+    let elapsed = started.elapsed();
+    let mut latencies = latencies.into_inner().unwrap();
+    latencies.sort();
+    println!();
+    println!(
+        "{count} tenants on PostgreSQL (max_connections = {max_connections}) served by {hosts} hosts with a pool of {pool} each; each tenant writes one record through one host and searches it through the next (6 client threads)"
+    );
+    println!();
+    println!("| tenants | hosts | pool per host | wall s | errors or wrong answers | search p50 ms | search p99 ms | most connections held |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {count} | {hosts} | {pool} | {:.1} | {} | {:.1} | {:.1} | {most_held} (cap {}) |",
+        elapsed.as_secs_f64(),
+        wrong.into_inner(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        hosts as u64 * pool,
+    );
+    for (host, server) in servers.iter().enumerate() {
+        let pid = server.child.id();
+        println!(
+            "host {host}: RSS {:.1} MiB, {} threads, {} descriptors",
+            rss_kib(pid) as f64 / 1024.0,
+            status_number(pid, "Threads"),
+            descriptors(pid)
+        );
+    }
 }

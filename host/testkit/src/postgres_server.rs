@@ -67,23 +67,36 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The process-wide server, started on first use.
+/// Whether PostgreSQL's binaries are here to start a server with.
+pub fn available() -> bool {
+    bin_dir().is_some()
+}
+
+/// The process-wide server, started on first use, with room for 300 connections.
 pub fn postgres() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
-    SERVER.get_or_init(start)
+    SERVER.get_or_init(|| start(300))
+}
+
+/// A server of its own that accepts `max_connections` connections (PostgreSQL's default is
+/// 100), e.g. for a bench of what many hosts hold; stopped when this process exits.
+pub fn start_with_max_connections(max_connections: u32) -> PgServer {
+    start(max_connections)
 }
 
 // The watchdog is kept in the returned server and deliberately never waited for: it must
 // outlive this process to stop PostgreSQL after it.
 #[allow(clippy::zombie_processes)]
-fn start() -> PgServer {
+fn start(max_connections: u32) -> PgServer {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let bin = bin_dir().unwrap_or_else(|| {
         panic!(
             "no PostgreSQL with pgvector: run `bash scripts/fetch-pgserver.sh` (scripts/test.sh does), \
              or point VECTOR_SERVICE_PG_BIN at a bin/ directory with postgres and vector.so installed"
         )
     });
-    let dir = std::env::temp_dir().join(format!("vector-service-pg-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("vector-service-pg-{}-{nth}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a directory for the cluster");
     if running_as_root() {
@@ -110,7 +123,7 @@ fn start() -> PgServer {
     // Durability settings off: the tests check behaviour, not crash safety of the test cluster.
     let script = format!(
         r#""{postgres}" -D "{data}" -k "{dir}" -p {port} -c listen_addresses=127.0.0.1 \
-            -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+            -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections} \
             > "{dir}/server.log" 2>&1 &
         pg=$!
         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done
@@ -155,17 +168,23 @@ fn start() -> PgServer {
 
 /// Run `sql` with `psql` against the test server; its unaligned, tuples-only output.
 pub fn psql(sql: &str) -> String {
-    let server = postgres();
-    let bin = bin_dir().expect("the server is running, so its binaries exist");
-    let output = Command::new(bin.join("psql"))
-        .arg(&server.url)
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("running psql");
-    assert!(
-        output.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    postgres().psql(sql)
+}
+
+impl PgServer {
+    /// Run `sql` with `psql` against this server; its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let bin = bin_dir().expect("the server is running, so its binaries exist");
+        let output = Command::new(bin.join("psql"))
+            .arg(&self.url)
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("running psql");
+        assert!(
+            output.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
 }
