@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use vector_service_runtime::api::BackendHit;
+use vector_service_runtime::backends::byte_codec::{ByteReader, ByteWriter, Malformed};
 
 /// Bytes of copies a store keeps unless told otherwise ([`crate::SqliteStore::with_hit_copy_budget`]).
 pub const DEFAULT_HIT_COPY_BUDGET: usize = 64 << 20;
@@ -87,6 +88,52 @@ impl HitCopies {
         })
     }
 
+    /// The copies as [`HitCopies::read`] takes them back.
+    pub(crate) fn write(&self, out: &mut ByteWriter) {
+        out.count(self.by_key.len());
+        for (&key, copy) in &self.by_key {
+            out.u64(key);
+            out.str(&copy.origin_db);
+            out.str(&copy.id);
+            // The record id is kept as read, so loading parses no metadata.
+            match &copy.record_id {
+                Some(record_id) => {
+                    out.u32(1);
+                    out.str(record_id);
+                }
+                None => out.u32(0),
+            }
+            out.str(&copy.metadata);
+        }
+    }
+
+    /// Copies [`HitCopies::write`] wrote, as many as fit `budget`.
+    pub(crate) fn read(input: &mut ByteReader<'_>, budget: usize) -> Result<Self, Malformed> {
+        let mut copies = Self::new(budget);
+        for _ in 0..input.count(8 + 4 * 4)? {
+            let key = input.u64()?;
+            let origin_db = input.str()?;
+            let id = input.str()?;
+            let record_id = match input.u32()? {
+                0 => None,
+                1 => Some(input.str()?.to_owned()),
+                _ => return Err(Malformed("a record id flag other than 0 or 1")),
+            };
+            let metadata = input.str()?;
+            let copy = HitFields {
+                origin_db: origin_db.to_owned(),
+                id: id.to_owned(),
+                record_id,
+                metadata: metadata.to_owned(),
+            };
+            let size = Self::size(&copy);
+            if copies.bytes + size <= copies.budget && copies.by_key.insert(key, copy).is_none() {
+                copies.bytes += size;
+            }
+        }
+        Ok(copies)
+    }
+
     fn size(copy: &HitFields) -> usize {
         ENTRY_OVERHEAD
             + copy.origin_db.len()
@@ -124,6 +171,27 @@ mod tests {
         copies.remove(1);
         assert!(copies.hit(1, 1.0, "bm25").is_none());
         assert_eq!((copies.by_key.len(), copies.bytes), (0, 0));
+    }
+
+    #[test]
+    fn copies_read_back_as_written_within_the_reader_s_budget() {
+        let mut copies = HitCopies::new(DEFAULT_HIT_COPY_BUDGET);
+        put(&mut copies, 1, r#"{"wid":"w1"}"#);
+        put(&mut copies, 2, r#"{"name":"two"}"#);
+        let mut out = ByteWriter::default();
+        copies.write(&mut out);
+        let bytes = out.into_bytes();
+        let mut input = ByteReader::new(&bytes);
+        let read = HitCopies::read(&mut input, DEFAULT_HIT_COPY_BUDGET).unwrap();
+        input.finish().unwrap();
+        assert_eq!(read.bytes, copies.bytes);
+        for key in [1, 2] {
+            assert_eq!(read.hit(key, 1.0, "bm25"), copies.hit(key, 1.0, "bm25"));
+        }
+        let one = read.bytes / 2 + 1;
+        let fewer = HitCopies::read(&mut ByteReader::new(&bytes), one).unwrap();
+        assert_eq!(fewer.by_key.len(), 1, "only what fits a smaller budget");
+        assert!(HitCopies::read(&mut ByteReader::new(&bytes[..bytes.len() - 1]), one).is_err());
     }
 
     #[test]

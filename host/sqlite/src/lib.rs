@@ -65,8 +65,10 @@ pub struct SqliteStore {
     index: Mutex<Option<IndexedVectors>>,
     index_snapshot: PathBuf,
     index_params: IndexParams,
-    /// Built on the first lexical search (or [`Store::sync_index`]), then kept current.
+    /// Loaded or built on the first lexical search (or [`Store::sync_index`]), then kept
+    /// current.
     text_index: RwLock<Option<IndexedText>>,
+    text_snapshot: PathBuf,
     /// Bytes of records' hit fields the text index keeps copies of.
     hit_copy_budget: usize,
     /// The change clock as last read, kept while no commit has happened since (`None`: the
@@ -114,6 +116,7 @@ impl SqliteStore {
             index_snapshot: PathBuf::from(format!("{}.usearch", path.display())),
             index_params: IndexParams::default(),
             text_index: RwLock::new(None),
+            text_snapshot: indexed_text::snapshot_path(path),
             hit_copy_budget: DEFAULT_HIT_COPY_BUDGET,
             clock_watch,
             index_bytes: AtomicUsize::new(0),
@@ -222,7 +225,13 @@ impl SqliteStore {
                 Some(text) => {
                     text.catch_up(connection)?;
                 }
-                None => *index = Some(IndexedText::build(connection, self.hit_copy_budget)?),
+                None => {
+                    *index = Some(IndexedText::open(
+                        connection,
+                        &self.text_snapshot,
+                        self.hit_copy_budget,
+                    )?)
+                }
             }
         }
         deadline::read(&self.text_index)
@@ -416,13 +425,14 @@ impl Store for SqliteStore {
         sqlite + indexes
     }
 
-    /// The database file, its write-ahead log and the vector index snapshot, by their sizes.
+    /// The database file, its write-ahead log and the indexes' snapshots, by their sizes.
     fn storage_bytes(&self) -> Result<u64, BackendError> {
         let path = self.connections.path();
         let files = [
             path.to_path_buf(),
             PathBuf::from(format!("{}-wal", path.display())),
             self.index_snapshot.clone(),
+            self.text_snapshot.clone(),
         ];
         Ok(files
             .iter()
@@ -444,6 +454,10 @@ impl Store for SqliteStore {
         drop(index);
         let connection = self.connection()?;
         drop(self.current_text_index(&connection, current_seq(&connection)?)?);
+        drop(connection);
+        if let Some(text) = deadline::write(&self.text_index)?.as_mut() {
+            text.save_if_unsaved(&self.text_snapshot)?;
+        }
         Ok(applied)
     }
 
@@ -591,11 +605,16 @@ impl Store for SqliteStore {
 }
 
 impl Drop for SqliteStore {
-    /// Snapshot the index on the way out so the next process replays nothing.
+    /// Snapshot the indexes on the way out so the next process replays nothing.
     fn drop(&mut self) {
         if let Some(indexed) = self.index.get_mut().ok().and_then(Option::as_mut) {
             if let Err(error) = indexed.save_if_changed() {
                 tracing::warn!(%error, "the vector index snapshot was not saved");
+            }
+        }
+        if let Some(text) = self.text_index.get_mut().ok().and_then(Option::as_mut) {
+            if let Err(error) = text.save_if_changed(&self.text_snapshot) {
+                tracing::warn!(%error, "the lexical index snapshot was not saved");
             }
         }
     }

@@ -7,9 +7,13 @@
 //! family FTS5 and PostgreSQL's `english` configuration use too). Scores are Okapi BM25 with
 //! k1 = 1.2, b = 0.75 and the non-negative idf `ln(1 + (N - n + 0.5) / (n + 0.5))`.
 
+mod encoding;
+
 use std::collections::HashMap;
 
 use rust_stemmers::{Algorithm, Stemmer};
+
+pub use encoding::{DecodeError, ENCODING_VERSION};
 
 use super::ranking::query_words;
 use crate::api::BackendError;

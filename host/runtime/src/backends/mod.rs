@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 pub mod backend_hit;
+pub mod byte_codec;
 pub mod embedder;
 pub mod hashing_embedder;
 pub mod lexical_index;
