@@ -84,20 +84,42 @@ fn template(path: &Path, count: usize) {
             store.upsert(&db, chunk).expect("template records");
         }
     }
+    // As an ingest through the server leaves it: the indexes built and snapshotted.
+    store.sync_index().expect("the template's indexes");
 }
 
-/// `count` tenants named `{prefix}{i}`, each a copy of a `records`-record template.
-fn tenants(dir: &Path, prefix: &str, count: usize, records: usize) -> Vec<String> {
+/// The files a store keeps beside its database: copied with it.
+const SNAPSHOTS: [&str; 3] = [".lexical", ".usearch", ".usearch.json"];
+
+/// `count` tenants named `{prefix}{i}`, each a copy of a `records`-record template, with
+/// its index snapshots when `snapshots`.
+fn tenants(dir: &Path, prefix: &str, count: usize, records: usize, snapshots: bool) -> Vec<String> {
     if count == 0 {
         return Vec::new();
     }
     let template_path = dir.join(format!("template-{prefix}.db"));
     template(&template_path, records);
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", template_path.display()))
+            .map_or(0.0, |metadata| metadata.len() as f64 / f64::from(1 << 20))
+    };
+    eprintln!(
+        "a store of {records} records: database {:.1} MiB, lexical snapshot {:.1} MiB",
+        size(""),
+        size(".lexical")
+    );
     (0..count)
         .map(|i| {
             let name = format!("{prefix}{i}");
-            std::fs::copy(&template_path, dir.join(format!("{name}.sqlite3")))
-                .expect("a tenant's copy");
+            let copy = dir.join(format!("{name}.sqlite3"));
+            std::fs::copy(&template_path, &copy).expect("a tenant's copy");
+            for suffix in SNAPSHOTS.iter().filter(|_| snapshots) {
+                let from = PathBuf::from(format!("{}{suffix}", template_path.display()));
+                if from.exists() {
+                    std::fs::copy(&from, format!("{}{suffix}", copy.display()))
+                        .expect("a tenant's snapshot");
+                }
+            }
             name
         })
         .collect()
@@ -250,14 +272,24 @@ fn sqlite_tenants(small: usize) {
         .expect("a scratch dir");
     let dir = scratch.path();
     let generating = Instant::now();
-    let small_names = tenants(dir, "s", small, 300);
-    let medium_names = tenants(dir, "m", medium, 10_000);
-    let large_names = tenants(dir, "l", large, 100_000);
-    let all: Vec<String> = [&small_names, &medium_names, &large_names]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+    let small_names = tenants(dir, "s", small, 300, true);
+    let medium_names = tenants(dir, "m", medium, 10_000, true);
+    let large_names = tenants(dir, "l", large, 100_000, true);
+    // Stores with no snapshot beside them: the first open builds the lexical index.
+    let unindexed = env_number("UNINDEXED", 3) as usize;
+    let unindexed_medium = tenants(dir, "um", unindexed, 10_000, false);
+    let unindexed_large = tenants(dir, "ul", unindexed, 100_000, false);
+    let all: Vec<String> = [
+        &small_names,
+        &medium_names,
+        &large_names,
+        &unindexed_medium,
+        &unindexed_large,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     let file = tenants_file(dir, &all);
     eprintln!(
         "generated {} tenants' stores in {:.1} s",
@@ -378,6 +410,8 @@ fn sqlite_tenants(small: usize) {
     for (label, names) in [
         ("10,000 records", &medium_names),
         ("100,000 records", &large_names),
+        ("10,000 records, no snapshot", &unindexed_medium),
+        ("100,000 records, no snapshot", &unindexed_large),
     ] {
         if !names.is_empty() {
             let (cold, errors) = search_each(&url, names, 1);
