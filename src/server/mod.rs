@@ -16,6 +16,7 @@ mod error;
 mod handlers;
 mod jobs;
 mod loopback;
+mod memory;
 mod metrics;
 mod openapi;
 mod readiness;
@@ -28,7 +29,6 @@ mod routes;
 mod segment;
 mod state;
 pub mod tenants;
-mod trim;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,30 +80,10 @@ pub struct ServeOptions {
     /// Tenants open at once at most (lowered to what the descriptor limit holds).
     pub max_open_tenants: usize,
     /// Bytes the open tenants may hold in all; `None`: the tenants file's
-    /// `memory_budget_mib`, else [`default_memory_budget`].
+    /// `memory_budget_mib`, else [`memory::default_budget`].
     pub memory_budget_bytes: Option<usize>,
     /// A tenant unused for this long is closed.
     pub idle_close: Duration,
-}
-
-/// The memory budget when neither the flag nor the tenants file sets one: a quarter of the
-/// memory this process may use (the cgroup's limit, else the machine's), at least 256 MiB.
-pub fn default_memory_budget() -> usize {
-    let machine = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
-            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib << 10)
-        });
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok());
-    let usable = match (machine, cgroup) {
-        (Some(machine), Some(cgroup)) => machine.min(cgroup),
-        (one, other) => one.or(other).unwrap_or(4 << 30),
-    };
-    (usable / 4).max(256 << 20)
 }
 
 /// Run the server until Ctrl-C or SIGTERM; SIGHUP reloads the tenants file and the component.
@@ -163,13 +143,14 @@ pub fn serve(
                 budget_bytes: options
                     .memory_budget_bytes
                     .or(tenants.memory_budget_bytes())
-                    .unwrap_or_else(default_memory_budget),
+                    .unwrap_or_else(memory::default_budget),
                 idle_close: options.idle_close,
             },
             telemetry.registry(),
             http.clone(),
         )
-        .context("registering residency metrics")?,
+        .context("registering residency metrics")?
+        .watching_process_memory(),
     );
     tracing::info!(tenants = tenants.entries.len(), limits = ?residency.limits(), "tenants open on their first request");
     let rollouts = Rollouts::open(options.rollouts.clone());
@@ -302,7 +283,7 @@ async fn sweep(state: Shared) {
         let _ = tokio::task::spawn_blocking(move || {
             residency.make_room(0);
             if residency.take_closed() > 0 {
-                trim::release_free_memory();
+                memory::release_free_memory();
             }
         })
         .await;

@@ -4,6 +4,11 @@
 //! budget. The least recently used go first, and a tenant that a request or a job holds (a
 //! lease) is never closed. Start-up opens nothing, so it costs the same for ten tenants or ten
 //! thousand (docs/decisions/0013-residency.md).
+//!
+//! The bytes held are the larger of two figures: the open tenants' own counts (what closing
+//! each would free, which chooses how many to close) and, in a server, the process's resident
+//! memory above what it held before any tenant opened, which also sees what the counts miss
+//! (the allocator's slack, metric series, requests in flight).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,6 +20,7 @@ use vector_service_runtime::Telemetry;
 
 use super::error::ApiError;
 use super::handlers::panicked;
+use super::memory;
 use super::metrics::HttpMetrics;
 use super::readiness::Readiness;
 use super::state::{OpenStore, OpenTenant, Residence, Roster, TenantState};
@@ -68,6 +74,9 @@ pub struct Residency {
     /// Tenants closed since [`Residency::take_closed`] last asked.
     closed_lately: std::sync::atomic::AtomicUsize,
     started: Instant,
+    /// Resident bytes before any tenant opened, when the process's memory is watched
+    /// ([`Residency::watching_process_memory`]).
+    fixed_bytes: Option<usize>,
     metrics: ResidencyMetrics,
 }
 
@@ -88,8 +97,25 @@ impl Residency {
             opening: Semaphore::new(OPENS_AT_ONCE),
             closed_lately: Default::default(),
             started: Instant::now(),
+            fixed_bytes: None,
             metrics,
         })
+    }
+
+    /// The same, holding the process's resident memory above what it holds now (its fixed
+    /// share) within the budget too: for a server, not for a test beside others.
+    pub fn watching_process_memory(mut self) -> Self {
+        self.fixed_bytes = memory::resident_bytes();
+        if let Some(fixed) = self.fixed_bytes {
+            self.metrics.fixed.set(fixed as i64);
+        }
+        self
+    }
+
+    /// The process's resident bytes above its fixed share, when watched.
+    fn process_bytes(&self) -> Option<usize> {
+        let fixed = self.fixed_bytes?;
+        Some(memory::resident_bytes()?.saturating_sub(fixed))
     }
 
     fn open_tenants(&self) -> MutexGuard<'_, Vec<Arc<TenantState>>> {
@@ -242,7 +268,8 @@ impl Residency {
                     (tenant.last_used_ms(), bytes, index)
                 })
                 .collect();
-            let mut in_use: usize = held.iter().map(|(_, bytes, _)| bytes).sum();
+            let counted: usize = held.iter().map(|(_, bytes, _)| bytes).sum();
+            let mut in_use = counted.max(self.process_bytes().unwrap_or(0));
             let mut count = open.len();
             held.sort_unstable();
             for (last_used, bytes, index) in held {
@@ -335,6 +362,7 @@ struct ResidencyMetrics {
     max_open: IntGauge,
     budget: IntGauge,
     in_use: IntGauge,
+    fixed: IntGauge,
     tenant_bytes: IntGaugeVec,
     loads: IntCounterVec,
     evictions: IntCounterVec,
@@ -354,7 +382,11 @@ impl ResidencyMetrics {
         )?;
         let in_use = IntGauge::new(
             "vector_service_memory_budget_used_bytes",
-            "Bytes the open tenants held at the last count.",
+            "Bytes the open tenants held at the last count: their own counts, or the resident memory above the fixed share when that is more.",
+        )?;
+        let fixed = IntGauge::new(
+            "vector_service_memory_fixed_bytes",
+            "Resident bytes before any tenant opened: the share outside the budget.",
         )?;
         let tenant_bytes = IntGaugeVec::new(
             Opts::new(
@@ -390,6 +422,7 @@ impl ResidencyMetrics {
         registry.register(Box::new(max_open.clone()))?;
         registry.register(Box::new(budget.clone()))?;
         registry.register(Box::new(in_use.clone()))?;
+        registry.register(Box::new(fixed.clone()))?;
         registry.register(Box::new(tenant_bytes.clone()))?;
         registry.register(Box::new(loads.clone()))?;
         registry.register(Box::new(evictions.clone()))?;
@@ -405,6 +438,7 @@ impl ResidencyMetrics {
             max_open,
             budget,
             in_use,
+            fixed,
             tenant_bytes,
             loads,
             evictions,
