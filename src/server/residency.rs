@@ -329,23 +329,39 @@ impl Residency {
     /// one it removed is forgotten (its store closes when its last request ends).
     pub(super) fn follow(&self, roster: &Roster, rebuilt: &[Arc<TenantState>]) {
         let mut open = self.open_tenants();
-        let mut kept: Vec<Arc<TenantState>> = open
-            .drain(..)
-            .filter_map(|tenant| {
-                let now = roster.named(&tenant.name)?;
-                let open_now = now.open_state().is_some();
-                (Arc::ptr_eq(now, &tenant) || open_now).then(|| now.clone())
-            })
-            .collect();
+        let mut removed = Vec::new();
+        let mut kept: Vec<Arc<TenantState>> = Vec::with_capacity(open.len());
+        for tenant in open.drain(..) {
+            match roster.named(&tenant.name) {
+                Some(now) if Arc::ptr_eq(now, &tenant) || now.open_state().is_some() => {
+                    kept.push(now.clone())
+                }
+                Some(_) => {}
+                None => removed.push(tenant),
+            }
+        }
         for tenant in rebuilt {
             let listed = kept.iter().any(|known| Arc::ptr_eq(known, tenant));
             if !listed && tenant.open_state().is_some() {
                 kept.push(tenant.clone());
             }
         }
-        kept.dedup_by(|a, b| Arc::ptr_eq(a, b));
         *open = kept;
         self.metrics.open.set(open.len() as i64);
+        drop(open);
+        // A tenant the file no longer lists takes its series with it; its store closes when
+        // the last call or job holding it ends.
+        for tenant in removed {
+            if let Some(lease) = tenant.open_state() {
+                lease.service.forget_metrics();
+            }
+            self.http.forget(&tenant.name);
+            let _ = self
+                .metrics
+                .tenant_bytes
+                .remove_label_values(&[&tenant.name]);
+            tracing::info!(tenant = %tenant.name, "tenant removed");
+        }
     }
 }
 

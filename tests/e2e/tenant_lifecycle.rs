@@ -154,8 +154,12 @@ fn reload_adds_removes_and_rekeys_tenants_and_a_broken_store_fails_only_its_tena
     );
     let (status, ready) = server.get("/readyz", None);
     assert_eq!(status, 200, "{ready}");
-    // New tenants' series exist at zero from the reload on.
+    // New tenants' series exist at zero from the reload on; a removed one's are gone.
     let (_, metrics) = server.get("/metrics", Some("admin-key"));
+    assert!(
+        !metrics.contains(r#"tenant="leaving""#),
+        "the removed tenant's series left: {metrics}"
+    );
     for series in [
         r#"embedding_backfill_runs_total{status="failure",tenant="new"} 0"#,
         r#"vector_service_errors_total{function="Retriever.search",kind="backend",tenant="new"} 0"#,
