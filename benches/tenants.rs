@@ -441,7 +441,48 @@ fn sqlite_tenants(small: usize) {
         "one open tenant searched from 4 blocking client threads for {seconds} s: {:.0} req/s",
         count.into_inner() as f64 / seconds as f64
     );
+    reloads(&agent, &url, dir, &all);
     drop(server);
+}
+
+/// One tenant added to the file and reloaded, then removed and reloaded: how long each
+/// reload takes at this tenant count, and that the open tenants stay open.
+fn reloads(agent: &ureq::Agent, url: &str, dir: &Path, names: &[String]) {
+    let open = || {
+        metric(
+            &get(agent, url, "/metrics", Some(ADMIN_KEY)).1,
+            "vector_service_tenants_open",
+        )
+    };
+    let reload = || {
+        let started = Instant::now();
+        let answer = agent
+            .post(format!("{url}/admin/reload"))
+            .header("Authorization", &format!("Bearer {ADMIN_KEY}"))
+            .send_empty()
+            .map_or_else(
+                |error| error.to_string(),
+                |mut response| response.body_mut().read_to_string().unwrap_or_default(),
+            );
+        (started.elapsed(), answer)
+    };
+    let before = open();
+    let mut more = names.to_vec();
+    more.push("added".into());
+    tenants_file(dir, &more);
+    let (added, answer) = reload();
+    assert!(answer.contains(r#""added":["added"]"#), "{answer}");
+    tenants_file(dir, names);
+    let (removed, answer) = reload();
+    assert!(answer.contains(r#""removed":["added"]"#), "{answer}");
+    println!();
+    println!(
+        "reload with {} tenants: one added {:.0} ms, one removed {:.0} ms; tenants open before {before}, after {}",
+        names.len(),
+        added.as_secs_f64() * 1e3,
+        removed.as_secs_f64() * 1e3,
+        open()
+    );
 }
 
 /// One request as `name`: its status, answer and latency.

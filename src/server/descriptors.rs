@@ -41,6 +41,18 @@ pub fn raise_limit() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
+/// How the descriptor limit is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Client connections at most.
+    pub connections: usize,
+    /// Tenants open at once at most.
+    pub open_tenants: usize,
+    /// Descriptors the open tenants' stores may hold in all: what the connections leave, so
+    /// a tenant under load (more connections than at rest) is charged what it holds.
+    pub tenant_descriptors: usize,
+}
+
 /// The connection cap and the open-tenant cap this limit can hold: `wanted`'s, or less
 /// (with a warning). Open tenants get at most half of what the server's own needs leave, so
 /// neither can starve the other; refused when not even [`MIN_CONNECTIONS`] connections and
@@ -49,9 +61,13 @@ pub fn split(
     wanted_connections: usize,
     wanted_open: usize,
     limit: Option<u64>,
-) -> Result<(usize, usize), String> {
+) -> Result<Split, String> {
     let Some(limit) = limit else {
-        return Ok((wanted_connections, wanted_open));
+        return Ok(Split {
+            connections: wanted_connections,
+            open_tenants: wanted_open,
+            tenant_descriptors: usize::MAX,
+        });
     };
     let kept = SERVER_OWN + OPS_RESERVE as u64;
     let left = limit.saturating_sub(kept);
@@ -71,16 +87,22 @@ pub fn split(
             "--max-open-tenants is above what the descriptor limit holds; tenants past it are closed to make room (raise the limit with ulimit -n or LimitNOFILE= to keep more open)"
         );
     }
-    if wanted_connections as u64 > connections {
+    let connections = if wanted_connections as u64 > connections {
         tracing::warn!(
             max_connections = wanted_connections,
             lowered_to = connections,
             descriptor_limit = limit,
             "--max-connections is above what the descriptor limit leaves after the open tenants; the cap is lowered (raise the limit with ulimit -n or LimitNOFILE= to keep it)"
         );
-        return Ok((connections as usize, open as usize));
-    }
-    Ok((wanted_connections, open as usize))
+        connections
+    } else {
+        wanted_connections as u64
+    };
+    Ok(Split {
+        connections: connections as usize,
+        open_tenants: open as usize,
+        tenant_descriptors: left.saturating_sub(connections) as usize,
+    })
 }
 
 #[cfg(test)]
@@ -89,10 +111,22 @@ mod tests {
 
     #[test]
     fn connections_and_open_tenants_share_the_limit_whatever_the_tenant_count() {
-        assert_eq!(split(1024, 256, Some(20_000)), Ok((1024, 256)));
+        let split_of = |connections, open_tenants, tenant_descriptors| Split {
+            connections,
+            open_tenants,
+            tenant_descriptors,
+        };
+        // What the connections leave is the tenants' to hold, however busy.
+        assert_eq!(
+            split(1024, 256, Some(20_000)),
+            Ok(split_of(1024, 256, 20_000 - 72 - 1024))
+        );
         // 1,024: 72 for the server, at most half the rest (476) to open tenants (95 x 5).
-        assert_eq!(split(1024, 256, Some(1024)), Ok((1024 - 72 - 475, 95)));
-        assert_eq!(split(1024, 3, None), Ok((1024, 3)));
+        assert_eq!(
+            split(1024, 256, Some(1024)),
+            Ok(split_of(1024 - 72 - 475, 95, 475))
+        );
+        assert_eq!(split(1024, 3, None), Ok(split_of(1024, 3, usize::MAX)));
         let refused = split(1024, 256, Some(90)).unwrap_err();
         assert!(
             refused.contains("raise it") && refused.contains("98"),

@@ -105,7 +105,7 @@ pub fn serve(
     };
     // The descriptor limit is shared between connections and open tenants' stores, whatever
     // the tenant count: a limit too low for even a few of each is a clear refusal here.
-    let (max_connections, max_open) = descriptors::split(
+    let shares = descriptors::split(
         options.max_connections,
         options.max_open_tenants,
         descriptors::raise_limit(),
@@ -139,7 +139,8 @@ pub fn serve(
     let residency = Arc::new(
         Residency::new(
             ResidencyLimits {
-                max_open,
+                max_open: shares.open_tenants,
+                descriptor_share: shares.tenant_descriptors,
                 budget_bytes: options
                     .memory_budget_bytes
                     .or(tenants.memory_budget_bytes())
@@ -169,7 +170,7 @@ pub fn serve(
     }
     .build(tenants, None);
     let limits = ConnectionLimits {
-        max_connections,
+        max_connections: shares.connections,
         ops_reserve: descriptors::OPS_RESERVE,
         header_timeout: options.header_timeout,
         // Calls in flight end by their deadline; a little more for their answers.

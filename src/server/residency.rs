@@ -18,6 +18,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec,
 use tokio::sync::Semaphore;
 use vector_service_runtime::Telemetry;
 
+use super::descriptors::PER_TENANT_AT_REST;
 use super::error::ApiError;
 use super::handlers::panicked;
 use super::memory;
@@ -39,6 +40,8 @@ const OPENS_AT_ONCE: usize = 4;
 pub struct ResidencyLimits {
     /// Tenants open at once at most (each holds descriptors and connections).
     pub max_open: usize,
+    /// Descriptors the open tenants' stores may hold in all (more than at rest under load).
+    pub descriptor_share: usize,
     /// Bytes the open tenants may hold in all: their indexes, copies and result caches.
     pub budget_bytes: usize,
     /// A tenant nobody has used for this long is closed.
@@ -256,24 +259,31 @@ impl Residency {
         let mut gone: Vec<Arc<TenantState>> = Vec::new();
         {
             let mut open = self.open_tenants();
-            let mut held: Vec<(u64, usize, usize)> = open
+            let mut held: Vec<(u64, usize, usize, usize)> = open
                 .iter()
                 .enumerate()
                 .map(|(index, tenant)| {
-                    let bytes = tenant.open_state().map_or(0, |open| open.resident_bytes());
+                    let (bytes, descriptors) = tenant
+                        .open_state()
+                        .map_or((0, 0), |open| (open.resident_bytes(), open.descriptors()));
                     self.metrics
                         .tenant_bytes
                         .with_label_values(&[&tenant.name])
                         .set(bytes as i64);
-                    (tenant.last_used_ms(), bytes, index)
+                    (tenant.last_used_ms(), bytes, descriptors, index)
                 })
                 .collect();
-            let counted: usize = held.iter().map(|(_, bytes, _)| bytes).sum();
+            let counted: usize = held.iter().map(|(_, bytes, _, _)| bytes).sum();
             let mut in_use = counted.max(self.process_bytes().unwrap_or(0));
+            let mut descriptors: usize = held.iter().map(|(_, _, fds, _)| fds).sum();
+            // Room for what an opening tenant holds at rest.
+            let opening = reserve * PER_TENANT_AT_REST as usize;
             let mut count = open.len();
             held.sort_unstable();
-            for (last_used, bytes, index) in held {
-                let reason = if count + reserve > limits.max_open {
+            for (last_used, bytes, fds, index) in held {
+                let reason = if count + reserve > limits.max_open
+                    || descriptors + opening > limits.descriptor_share
+                {
                     Eviction::OpenCap
                 } else if in_use > limits.budget_bytes {
                     Eviction::Budget
@@ -286,7 +296,8 @@ impl Residency {
                 if let Some(lease) = open[index].close_if_unused() {
                     closed.push((index, lease, reason));
                     count -= 1;
-                    in_use -= bytes;
+                    in_use -= bytes.min(in_use);
+                    descriptors -= fds;
                 }
             }
             // Highest first, so each removal moves only an entry that stays.
@@ -301,6 +312,7 @@ impl Residency {
             }
             self.metrics.open.set(open.len() as i64);
             self.metrics.in_use.set(in_use as i64);
+            self.metrics.descriptors.set(descriptors as i64);
         }
         for ((_, lease, reason), tenant) in closed.iter().zip(&gone) {
             self.metrics
@@ -379,6 +391,7 @@ struct ResidencyMetrics {
     budget: IntGauge,
     in_use: IntGauge,
     fixed: IntGauge,
+    descriptors: IntGauge,
     tenant_bytes: IntGaugeVec,
     loads: IntCounterVec,
     evictions: IntCounterVec,
@@ -399,6 +412,10 @@ impl ResidencyMetrics {
         let in_use = IntGauge::new(
             "vector_service_memory_budget_used_bytes",
             "Bytes the open tenants held at the last count: their own counts, or the resident memory above the fixed share when that is more.",
+        )?;
+        let descriptors = IntGauge::new(
+            "vector_service_tenants_descriptors",
+            "Descriptors the open tenants' stores held at the last count (kept within what the client connections leave of the limit).",
         )?;
         let fixed = IntGauge::new(
             "vector_service_memory_fixed_bytes",
@@ -439,6 +456,7 @@ impl ResidencyMetrics {
         registry.register(Box::new(budget.clone()))?;
         registry.register(Box::new(in_use.clone()))?;
         registry.register(Box::new(fixed.clone()))?;
+        registry.register(Box::new(descriptors.clone()))?;
         registry.register(Box::new(tenant_bytes.clone()))?;
         registry.register(Box::new(loads.clone()))?;
         registry.register(Box::new(evictions.clone()))?;
@@ -455,6 +473,7 @@ impl ResidencyMetrics {
             budget,
             in_use,
             fixed,
+            descriptors,
             tenant_bytes,
             loads,
             evictions,
@@ -477,8 +496,17 @@ mod tests {
     use crate::server::tenants::{TenantEntry, TenantLimits};
 
     fn residency(max_open: usize, budget_bytes: usize) -> Arc<Residency> {
+        with_descriptor_share(max_open, budget_bytes, usize::MAX)
+    }
+
+    fn with_descriptor_share(
+        max_open: usize,
+        budget_bytes: usize,
+        descriptor_share: usize,
+    ) -> Arc<Residency> {
         let limits = ResidencyLimits {
             max_open,
+            descriptor_share,
             budget_bytes,
             idle_close: Duration::from_secs(3600),
         };
@@ -606,5 +634,45 @@ mod tests {
         let open = tenants.iter().filter(|t| is_open(t)).count();
         assert_eq!(open, 3, "as many as the budget holds");
         assert!(is_open(tenants.last().unwrap()), "the newest stays open");
+    }
+
+    #[test]
+    fn busy_tenants_are_charged_their_descriptors_and_closed_to_keep_the_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, telemetry) = (sqlite_stores(dir.path()), Telemetry::new());
+        let at_rest = PER_TENANT_AT_REST as usize;
+        // Room for three tenants at rest, by the open cap; the share holds three as well.
+        let residency = with_descriptor_share(3, usize::MAX, 3 * at_rest);
+        let tenants = tenants(&["a", "b", "c"]);
+        let leases: Vec<_> = tenants
+            .iter()
+            .map(|tenant| residency.open(tenant, &stores, &telemetry).unwrap())
+            .collect();
+        assert_eq!(leases[0].descriptors(), at_rest, "a store at rest");
+        // `a` gets busy: a write waits for a lock another process holds, keeping its
+        // connection, so a read beside it takes a second connection of its pool.
+        let path = dir.path().join("a.sqlite3");
+        let other_process = rusqlite::Connection::open(&path).unwrap();
+        other_process.execute_batch("BEGIN IMMEDIATE").unwrap();
+        std::thread::scope(|scope| {
+            let store = &leases[0].store;
+            let write = record("error", "w-1", "written", serde_json::json!({}));
+            let writer = scope.spawn(move || store.upsert("db", &[write]));
+            while leases[0].descriptors() == at_rest {
+                store.stats().unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other_process.execute_batch("COMMIT").unwrap();
+            assert_eq!(writer.join().unwrap().unwrap(), 1);
+        });
+        assert!(
+            leases[0].descriptors() > at_rest,
+            "{}",
+            leases[0].descriptors()
+        );
+        drop(leases);
+        // Within the open cap, but over the descriptor share: the least recently used goes.
+        assert_eq!(residency.make_room(0), 1);
+        assert!(!is_open(&tenants[0]) && is_open(&tenants[1]) && is_open(&tenants[2]));
     }
 }

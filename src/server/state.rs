@@ -185,6 +185,11 @@ impl OpenTenant {
         self.store.resident_bytes() + self.service.cache_bytes()
     }
 
+    /// Descriptors its store holds.
+    pub(super) fn descriptors(&self) -> usize {
+        self.store.descriptors()
+    }
+
     /// Why it is not ready, if it is not: a lasting fault of its store (a damaged file, a
     /// full disk: at once, not at the next probe), or a failed last probe.
     fn not_ready(&self) -> Option<String> {

@@ -425,6 +425,13 @@ impl Store for SqliteStore {
         sqlite + indexes
     }
 
+    /// Each connection's database file and write-ahead log (the change watch's too), and the
+    /// file's shared memory, which SQLite opens once per process.
+    fn descriptors(&self) -> usize {
+        let watch = usize::from(self.clock_watch.is_some());
+        2 * (self.connections.open_count() + watch) + 1
+    }
+
     /// The database file, its write-ahead log and the indexes' snapshots, by their sizes.
     fn storage_bytes(&self) -> Result<u64, BackendError> {
         let path = self.connections.path();

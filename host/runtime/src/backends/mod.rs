@@ -175,6 +175,13 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + Chan
     fn resident_bytes(&self) -> usize {
         0
     }
+    /// Descriptors the store holds open now (its files, connections of its own), from
+    /// counters: a server keeping many stores open holds their sum under its descriptor
+    /// limit. Stores holding none of their own (in memory, or over a pool shared by many
+    /// stores) say 0.
+    fn descriptors(&self) -> usize {
+        0
+    }
     /// Bring indexes kept outside the database (vector, lexical) up to date; returns the
     /// vector index changes applied. Stores whose database maintains its own indexes have
     /// nothing to do.
