@@ -45,9 +45,13 @@ pub fn text(field: &str, text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A requested hit count: 1 to [`MAX_TOP_K`].
-pub fn top_k(top_k: u32) -> Result<u32, Error> {
-    count("top_k", top_k, MAX_TOP_K)
+/// A requested hit count: `default` when absent or 0 (as the original read `top_k=0`), else
+/// at most [`MAX_TOP_K`].
+pub fn top_k(top_k: Option<u32>, default: u32) -> Result<u32, Error> {
+    match top_k {
+        None | Some(0) => Ok(default),
+        Some(top_k) => count("top_k", top_k, MAX_TOP_K),
+    }
 }
 
 /// A backfill batch size: 1 to [`MAX_BATCH_SIZE`].

@@ -18,6 +18,9 @@ use crate::instrument::{event, instrumented};
 use crate::{bounds, errors, json, retriever};
 
 const DEFAULT_TOP_K: u32 = 5;
+
+/// Where a record's own id is in its metadata, first present wins (as the backends' record id).
+const RECORD_ID_KEYS: [&str; 6] = ["id", "wid", "bid", "record_id", "info_id", "item_id"];
 const DEFAULT_MAX_TOKENS: u32 = 800;
 /// The retriever is asked for this many candidates per kept entry.
 const CANDIDATES_PER_ENTRY: u32 = 5;
@@ -157,10 +160,18 @@ fn rules(request: &ContextRequest) -> Result<Vec<Rule<'_>>, Error> {
 /// One entry of the compact context: `id`, the label under its own key, `desc`, `metric`.
 #[derive(Clone)]
 struct ContextItem {
-    id: String,
+    /// As the record's metadata gives it (a number stays a number, as in the original).
+    id: Value,
     label: Option<(String, String)>,
     desc: String,
     metric: Option<Number>,
+}
+
+impl ContextItem {
+    /// The id as text, as the contract's entries and the metrics databases key it.
+    fn id_text(&self) -> String {
+        json::scalar_text(&self.id).unwrap_or_default()
+    }
 }
 
 impl Serialize for ContextItem {
@@ -201,7 +212,7 @@ pub fn build(session_id: String, request: ContextRequest) -> Result<ContextRespo
 
 fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<ContextResponse, Error> {
     bounds::text("task", &request.task)?;
-    let top_k = bounds::top_k(request.top_k.unwrap_or(DEFAULT_TOP_K))?;
+    let top_k = bounds::top_k(request.top_k, DEFAULT_TOP_K)?;
     bounds::names(
         "db_weights",
         request.db_weights.iter().map(|(origin, _)| origin.as_str()),
@@ -334,8 +345,12 @@ fn candidate(rules: &[Rule<'_>], hit: Hit, weights: &[(String, f64)]) -> Option<
         .find(|(origin, _)| *origin == hit.origin_db)
         .map_or(1.0, |(_, weight)| *weight);
     let score = (hit.score + metric.as_ref().and_then(Number::as_f64).unwrap_or(0.0)) * weight;
+    let id = json::first_present(&metadata, &RECORD_ID_KEYS)
+        .filter(|value| value.is_number() || value.is_string() || value.is_boolean())
+        .cloned()
+        .unwrap_or_else(|| Value::String(hit.record_id.unwrap_or_default()));
     let item = ContextItem {
-        id: hit.record_id.unwrap_or_default(),
+        id,
         label,
         desc: summarise(&json::first_text(&metadata, &rule.desc_keys).unwrap_or_default()),
         metric,
@@ -350,13 +365,14 @@ fn candidate(rules: &[Rule<'_>], hit: Hit, weights: &[(String, f64)]) -> Option<
     })
 }
 
-/// The first present metric key of the rule; left out when its value is not a number.
+/// The first present metric key of the rule, as a float (the original's `10.0` for `10`);
+/// left out when its value is not a number.
 fn metric(metadata: &Map<String, Value>, rule: &Rule<'_>) -> Option<Number> {
-    let value = json::first_present(metadata, &rule.metric_keys)?.as_number()?;
+    let value = json::first_present(metadata, &rule.metric_keys)?.as_f64()?;
     if rule.inverse_metric {
-        Number::from_f64(1.0 / (1.0 + value.as_f64()?))
+        Number::from_f64(1.0 / (1.0 + value))
     } else {
-        Some(value.clone())
+        Number::from_f64(value)
     }
 }
 
@@ -441,7 +457,7 @@ fn describe(rules: &[Rule<'_>], session_id: &str, candidates: Vec<Candidate>) ->
         .iter()
         .map(|c| VectorRef {
             origin_db: c.origin_db.clone(),
-            vector_id: c.item.id.clone(),
+            vector_id: c.item.id_text(),
         })
         .collect();
     let origins: Vec<String> = candidates.iter().map(|c| c.origin_db.clone()).collect();
@@ -467,7 +483,7 @@ fn describe(rules: &[Rule<'_>], session_id: &str, candidates: Vec<Candidate>) ->
             ContextEntry {
                 bucket: rules[c.rule].bucket.to_string(),
                 origin_db: c.origin_db,
-                id: c.item.id,
+                id: c.item.id_text(),
                 score: c.score,
                 trimmed: c.trimmed,
                 dropped: c.dropped,

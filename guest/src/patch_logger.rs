@@ -65,9 +65,6 @@ pub fn parse_vector_id(vector_id: &str) -> VectorRef {
 }
 
 fn track_in_session(session_id: &str, request: &TrackRequest) -> Result<TrackResponse, Error> {
-    if request.patch_id.trim().is_empty() {
-        return Err(errors::malformed("patch_id must be a non-empty string"));
-    }
     bounds::name("patch_id", &request.patch_id)?;
     bounds::names(
         "vector_ids",

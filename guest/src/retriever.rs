@@ -38,7 +38,7 @@ enum Outcome {
 
 fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<SearchResponse, Error> {
     bounds::text("query", &request.query)?;
-    let top_k = bounds::top_k(request.top_k.unwrap_or(DEFAULT_TOP_K))?;
+    let top_k = bounds::top_k(request.top_k, DEFAULT_TOP_K)?;
     bounds::names(
         "origins",
         request.origins.iter().map(String::as_str),

@@ -26,7 +26,7 @@ pub struct SearchBody {
     pub query: String,
     /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
-    /// Hits wanted, 1 to 1,000 (default 5); doubled on the second attempt.
+    /// Hits wanted, at most 1,000 (default 5, also for 0); doubled on the second attempt.
     pub top_k: Option<u32>,
     /// The confidence below which an attempt does not count (default 0.1).
     pub threshold: Option<f64>,
@@ -55,7 +55,7 @@ pub struct ContextBody {
     pub task: String,
     /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
-    /// Entries per bucket (default 5).
+    /// Entries per bucket, at most 1,000 (default 5, also for 0).
     pub top_k: Option<u32>,
     /// The context's token budget (default 800): lowest-scored entries are trimmed first.
     pub max_tokens: Option<u32>,
@@ -121,6 +121,7 @@ pub struct ContributorsBody {
     pub vector_ids: Vec<String>,
     /// Whether the patch succeeded.
     pub success: bool,
+    /// The patch's id, recorded as given (empty too: a patch that failed before it had one).
     pub patch_id: String,
     /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,

@@ -45,7 +45,7 @@ fn mixed_hits() -> Vec<vector_service_runtime::api::BackendHit> {
             "workflow",
             "w1",
             0.3,
-            json!({"title": "Resumable upload", "roi": null, "usage": 12}),
+            json!({"wid": 100, "title": "Resumable upload", "roi": null, "usage": 12}),
         ),
         hit(
             "code",
@@ -81,13 +81,15 @@ fn hits_become_compact_json_in_bucket_order_with_summaries_and_metrics() {
     let expected = format!(
         concat!(
             r#"{{"errors":[{{"id":"e1","desc":"Upload failed: connection reset","metric":0.25}},{{"id":"e2","desc":"Tests failing"}}],"#,
-            r#""bots":[{{"id":"b2","desc":"Repairs tests","metric":4}},{{"id":"b1","name":"upload-retrier","desc":"upload-retrier","metric":2.5}}],"#,
-            r#""workflows":[{{"id":"w1","title":"Resumable upload","desc":"Resumable upload","metric":12}}],"#,
+            r#""bots":[{{"id":"b2","desc":"Repairs tests","metric":4.0}},{{"id":"b1","name":"upload-retrier","desc":"upload-retrier","metric":2.5}}],"#,
+            r#""workflows":[{{"id":100,"title":"Resumable upload","desc":"Resumable upload","metric":12.0}}],"#,
             r#""code":[{{"id":"c1","desc":"fn retry() {{}}","metric":0.8}}],"#,
-            r#""discrepancies":[{{"id":"d1","desc":"{}","metric":2}}]}}"#
+            r#""discrepancies":[{{"id":"d1","desc":"{}","metric":2.0}}]}}"#
         ),
         summary
     );
+    // As the original: an id the metadata gives as a number stays one, and a metric is a
+    // float (`4.0` where the record said `4`).
     assert_eq!(response.context, expected);
     assert_eq!(response.session_id, "ctx-1");
     // The retriever is asked for top_k * 5 candidates of the buckets' origins, with the same
@@ -108,7 +110,7 @@ fn hits_become_compact_json_in_bucket_order_with_summaries_and_metrics() {
         ("e2", 0.6),
         ("b2", 4.9),
         ("b1", 2.9),
-        ("w1", 12.3),
+        ("100", 12.3),
         ("c1", 2.0),
         ("d1", 2.3),
     ];
@@ -400,7 +402,7 @@ fn custom_buckets_replace_the_defaults_in_their_order_with_their_keys() {
     let response = service.build_context("s", &request).unwrap();
     assert_eq!(
         response.context,
-        r#"{"tickets":[{"id":"t1","subject":"Upload stalls","desc":"at 99%","metric":3}]}"#,
+        r#"{"tickets":[{"id":"t1","subject":"Upload stalls","desc":"at 99%","metric":3.0}]}"#,
         "only the requested bucket, the error left out"
     );
     assert_eq!(response.entries[0].bucket, "tickets");

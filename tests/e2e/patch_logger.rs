@@ -213,13 +213,32 @@ fn roi_tags_are_kept_and_unknown_ones_become_success_with_a_warning() {
     assert_eq!(tags, ["high-roi", "success"]);
 }
 
+/// The original's callers send `patch_id=""` for a patch that failed before it had an id
+/// (its default), and that failure is recorded, not refused.
+#[test]
+fn a_blank_patch_id_is_recorded_as_the_original_does() {
+    let (service, store, telemetry) = memory_service();
+    for patch_id in ["", " "] {
+        let response = service
+            .track_contributors("s", &track(&["bot:1"], false, patch_id))
+            .unwrap();
+        assert_eq!(response.written_to, Destination::Primary);
+    }
+    let rows = store.patch_outcomes().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|row| row.patch_id.as_str()).collect();
+    assert_eq!(ids, ["", " "]);
+    assert!(rows.iter().all(|row| !row.success));
+    assert_eq!(metrics(&telemetry).patch_tracked("failure"), 2.0);
+}
+
 #[test]
 fn bad_input_is_rejected_and_writes_nothing() {
     let (service, store, telemetry) = memory_service();
-    let blank_patch = track(&["bot:1"], true, " ");
     let mut nan = track(&["bot:1"], true, "p");
     nan.contribution = Some(f64::NAN);
-    for request in [blank_patch, nan] {
+    let mut long_patch = track(&["bot:1"], true, "p");
+    long_patch.patch_id = "p".repeat(257);
+    for request in [nan, long_patch] {
         assert!(matches!(
             service.track_contributors("s", &request),
             Err(ServiceError::Rejected(Error::MalformedPrompt(_)))

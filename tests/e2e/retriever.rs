@@ -19,13 +19,20 @@ fn blank_query_is_malformed_and_reaches_no_backend() {
             other => panic!("expected malformed-prompt, got {other:?}"),
         }
     }
+    assert!(retriever.calls().is_empty());
+}
+
+#[test]
+fn top_k_zero_asks_for_the_default_as_the_original_did() {
+    let retriever =
+        ScriptedRetriever::new(vec![hits(vec![hit("bot", "b1", 0.9, json!({}))], None)]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, _) = service(backends);
     let mut zero_k = search("upload failed");
     zero_k.top_k = Some(0);
-    assert!(matches!(
-        service.search("s1", &zero_k),
-        Err(ServiceError::Rejected(Error::MalformedPrompt(_)))
-    ));
-    assert!(retriever.calls().is_empty());
+    let found = service.search("s1", &zero_k).unwrap();
+    assert_eq!(found.hits.len(), 1);
+    assert_eq!(retriever.calls()[0].1, 5, "the default top_k");
 }
 
 #[test]

@@ -487,6 +487,10 @@ fn every_route_and_error_status_on_the_default_tenant() {
     );
 
     // Every error status the contract names, each with a JSON body.
+    let long_patch = format!(
+        r#"{{"vector_ids": [], "success": true, "patch_id": "{}"}}"#,
+        "p".repeat(257)
+    );
     for (path, body, status, kind) in [
         ("/v1/search", "{not json", 400, "bad-request"),
         (
@@ -498,7 +502,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
         ("/v1/search", r#"{"query": "  "}"#, 400, "malformed-prompt"),
         (
             "/v1/contributors",
-            r#"{"vector_ids": [], "success": true, "patch_id": " "}"#,
+            long_patch.as_str(),
             400,
             "malformed-prompt",
         ),

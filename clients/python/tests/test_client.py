@@ -190,6 +190,13 @@ class AgainstTheServer(unittest.TestCase):
         self.assertEqual(tracked[0]["reliability_source"], "vector")
         self.assertGreaterEqual(tracked[0]["reliability"]["samples"], 2)
 
+    def test_a_failure_without_a_patch_id_is_recorded_as_the_original_did(self):
+        # The original's callers leave patch_id at its default "" when a patch failed early.
+        answer = PatchLogger(client=self.client).track_contributors(["bot:bot-001"], False)
+        self.assertEqual(answer["status"], "failure")
+        self.assertEqual(answer["written_to"], "primary")
+        self.assertEqual(answer["rows"], 1)
+
     def test_backfill_runs_as_a_job_and_returns_its_report(self):
         backfill = EmbeddingBackfill(client=self.client)
         report = backfill.run(session_id="s-5", batch_size=50)
