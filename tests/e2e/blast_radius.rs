@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::catalogue::{answered_by, other_component, tenants_file};
 use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::{error_kind, vector_service_tenant_hash as hash, Server};
-use crate::support::{record_ids, temp_dir, write_tenants};
+use crate::support::{record_ids, temp_dir, write_numbered_tenants, write_tenants};
 use vector_service_testkit::postgres_server::postgres;
 
 fn sha256(bytes: &[u8]) -> String {
@@ -748,14 +748,7 @@ fn backend_words_never_reach_a_tenant() {
 #[test]
 fn thousands_of_tenants_start_under_a_low_descriptor_limit_and_open_as_they_are_used() {
     let dir = temp_dir("blast-descriptors");
-    let entries: Vec<(String, String)> = (0..2000)
-        .map(|i| (format!("t{i}"), format!("k{i}")))
-        .collect();
-    let listed: Vec<(&str, &str, &str)> = entries
-        .iter()
-        .map(|(name, key)| (name.as_str(), key.as_str(), ""))
-        .collect();
-    let tenants = write_tenants(&dir, Some("admin-key"), &listed);
+    let (tenants, entries) = write_numbered_tenants(&dir, Some("admin-key"), "t", 2000);
     let server =
         Server::start_under_descriptor_limit(&dir, &["--tenants", tenants.to_str().unwrap()], 1024);
     assert!(

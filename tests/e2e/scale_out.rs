@@ -9,7 +9,7 @@ use vector_service_postgres::PostgresStore;
 use vector_service_runtime::backends::{HashingEmbedder, Store};
 
 use crate::server::{vector_service_tenant_hash, Server};
-use crate::support::{record_ids, temp_dir, write_tenants};
+use crate::support::{record_ids, temp_dir, write_numbered_tenants};
 use vector_service_testkit::postgres_server::{postgres, psql};
 
 fn hit_ids(answer: &Value) -> Vec<String> {
@@ -143,14 +143,7 @@ fn one_host_serves_many_postgres_tenants_over_one_pool_without_crossing_them() {
     let (server_url, _) = postgres().url.rsplit_once('/').unwrap();
     let url = format!("{server_url}/shared_pool_test");
     let dir = temp_dir("shared-pool");
-    let entries: Vec<(String, String)> = (0..30)
-        .map(|i| (format!("pool_{i}"), format!("k{i}")))
-        .collect();
-    let listed: Vec<(&str, &str, &str)> = entries
-        .iter()
-        .map(|(name, key)| (name.as_str(), key.as_str(), ""))
-        .collect();
-    let tenants = write_tenants(&dir, None, &listed);
+    let (tenants, entries) = write_numbered_tenants(&dir, None, "pool_", 30);
     let pool_size = 2;
     let server = Server::start(
         &dir,

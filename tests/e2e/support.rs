@@ -351,6 +351,24 @@ pub fn write_tenants(
     path
 }
 
+/// `count` tenants `{prefix}{i}` with keys `k{i}` and default limits, written as
+/// [`write_tenants`] does: the file, and each tenant's name and key.
+pub fn write_numbered_tenants(
+    dir: &std::path::Path,
+    admin_key: Option<&str>,
+    prefix: &str,
+    count: usize,
+) -> (std::path::PathBuf, Vec<(String, String)>) {
+    let entries: Vec<(String, String)> = (0..count)
+        .map(|i| (format!("{prefix}{i}"), format!("k{i}")))
+        .collect();
+    let listed: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|(name, key)| (name.as_str(), key.as_str(), ""))
+        .collect();
+    (write_tenants(dir, admin_key, &listed), entries)
+}
+
 /// The record ids of a search answer's hits, in order.
 pub fn record_ids(found: &serde_json::Value) -> Vec<&str> {
     found["hits"]

@@ -159,13 +159,18 @@ impl PostgresStore {
             .map_err(|error| PostgresError::Connect(error.to_string()))
     }
 
+    /// A migration's failure, naming this store's schema.
+    fn migrate_error(&self) -> impl Fn(postgres::Error) -> PostgresError + Copy + '_ {
+        |source| PostgresError::Migrate {
+            schema: self.schema.clone(),
+            source,
+        }
+    }
+
     /// `CREATE EXTENSION vector` under the database-wide lock, as two hosts creating it at
     /// once would collide.
     fn create_extension(&self) -> Result<(), PostgresError> {
-        let migrate_error = |source| PostgresError::Migrate {
-            schema: self.schema.clone(),
-            source,
-        };
+        let migrate_error = self.migrate_error();
         let mut client = self.open_client()?;
         let mut tx = client.transaction().map_err(migrate_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EXTENSION_LOCK])
@@ -179,10 +184,7 @@ impl PostgresStore {
     /// under the schema's advisory lock so concurrent hosts do it once, while other schemas
     /// migrate beside it.
     fn migrate(&self) -> Result<(), PostgresError> {
-        let migrate_error = |source| PostgresError::Migrate {
-            schema: self.schema.clone(),
-            source,
-        };
+        let migrate_error = self.migrate_error();
         let mut client = self.open_client()?;
         let mut tx = client.transaction().map_err(migrate_error)?;
         tx.execute(
