@@ -276,8 +276,12 @@ impl Residency {
             let counted: usize = held.iter().map(|(_, bytes, _, _)| bytes).sum();
             let mut in_use = counted.max(self.process_bytes().unwrap_or(0));
             let mut descriptors: usize = held.iter().map(|(_, _, fds, _)| fds).sum();
-            // Room for what an opening tenant holds at rest.
+            // Room for the tenant about to open: its descriptors at rest, and the bytes an
+            // open tenant holds on average for each open in flight (so opens running side by
+            // side do not carry RSS past the budget before the next count).
             let opening = reserve * PER_TENANT_AT_REST as usize;
+            let in_flight = OPENS_AT_ONCE.saturating_sub(self.opening.available_permits());
+            let opening_bytes = in_flight.max(reserve) * (counted / open.len().max(1));
             let mut count = open.len();
             held.sort_unstable();
             for (last_used, bytes, fds, index) in held {
@@ -285,7 +289,7 @@ impl Residency {
                     || descriptors + opening > limits.descriptor_share
                 {
                     Eviction::OpenCap
-                } else if in_use > limits.budget_bytes {
+                } else if in_use + opening_bytes > limits.budget_bytes {
                     Eviction::Budget
                 } else if last_used <= idle_before {
                     Eviction::Idle
