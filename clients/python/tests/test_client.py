@@ -42,7 +42,7 @@ from vector_service import (  # noqa: E402
     ServiceUnavailableError,
     VectorServiceError,
 )
-from vector_service._errors import _BY_KIND  # noqa: E402
+from vector_service.exceptions import _BY_KIND  # noqa: E402
 
 BINARY = Path(os.environ.get("VECTOR_SERVICE_BIN", REPO / "target" / "release" / "vector-service"))
 KEY = "k-acme"
@@ -427,10 +427,60 @@ class WithoutAServer(unittest.TestCase):
     def test_the_original_names_are_exported(self):
         for name in ("Retriever", "ContextBuilder", "PatchLogger", "EmbeddingBackfill",
                      "FallbackResult", "VectorServiceError", "MalformedPromptError",
-                     "RateLimitError"):
+                     "RateLimitError", "SemanticServiceError", "ErrorResult"):
             self.assertTrue(hasattr(vector_service, name), name)
         for cls in (MalformedPromptError, RateLimitError, BackendError, LimitExceededError):
             self.assertTrue(issubclass(cls, VectorServiceError))
+
+    def test_the_original_submodules_import_what_its_callers_import(self):
+        # The import lines the original's own modules use most (its fed26761e and newest).
+        import importlib
+        for module, names in {
+            "vector_service.retriever": ("Retriever", "FallbackResult"),
+            "vector_service.context_builder": ("ContextBuilder", "ErrorResult"),
+            "vector_service.patch_logger": ("PatchLogger",),
+            "vector_service.embedding_backfill": ("EmbeddingBackfill",),
+            "vector_service.exceptions": ("SemanticServiceError", "VectorServiceError",
+                                          "RateLimitError", "MalformedPromptError",
+                                          "RetrieverConfigurationError"),
+            "vector_service.decorators": ("log_and_measure", "log_and_time", "track_metrics"),
+        }.items():
+            loaded = importlib.import_module(module)
+            for name in names:
+                self.assertIs(getattr(loaded, name), getattr(vector_service, name), name)
+
+    def test_the_exceptions_have_the_original_bases(self):
+        # `except ValueError` around a blank query, `except RuntimeError` or
+        # `except SemanticServiceError` around any call: as the original's callers wrote them.
+        from vector_service import SemanticServiceError
+        self.assertTrue(issubclass(MalformedPromptError, ValueError))
+        self.assertTrue(issubclass(VectorServiceError, RuntimeError))
+        self.assertTrue(issubclass(VectorServiceError, SemanticServiceError))
+        with self.assertRaises(ValueError):
+            Retriever(client=Client("http://127.0.0.1:9", None, 1)).search("   ")
+
+    def test_a_fallback_result_is_a_sequence_with_the_original_fields(self):
+        result = FallbackResult("low confidence", [{"origin_db": "heuristic"}], 0.05)
+        self.assertEqual(result.results, [{"origin_db": "heuristic"}])
+        self.assertEqual((result.reason, result.confidence, len(result)), ("low confidence", 0.05, 1))
+        self.assertEqual(result[0]["origin_db"], "heuristic")
+
+    def test_log_and_measure_logs_each_call_and_passes_its_result_and_errors_through(self):
+        from vector_service.decorators import log_and_measure
+
+        @log_and_measure
+        def double(value, session_id=""):
+            if value < 0:
+                raise ValueError("negative")
+            return 2 * value
+
+        with self.assertLogs("vector_service", "INFO") as logs:
+            self.assertEqual(double(21, session_id="s-1"), 42)
+            with self.assertRaises(ValueError):
+                double(-1)
+        self.assertEqual(len(logs.records), 2)
+        self.assertEqual(logs.records[0].session_id, "s-1")
+        self.assertIn("failed", logs.records[1].getMessage())
 
 
 if __name__ == "__main__":

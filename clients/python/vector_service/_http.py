@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Optional
 
-from ._errors import ServiceTimeoutError, ServiceUnavailableError, VectorServiceError, error_for
+from .exceptions import ServiceTimeoutError, ServiceUnavailableError, VectorServiceError, error_for
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = 30.0

@@ -1,14 +1,21 @@
-"""The module's exceptions, and how the server's error kinds map onto them.
+"""The module's exceptions (`vector_service.exceptions`, as in the original), and how the
+server's error kinds map onto them.
 
-`VectorServiceError`, `MalformedPromptError` and `RateLimitError` are the original module's
-names; the others are subclasses of `VectorServiceError`, so an `except VectorServiceError`
+The original's hierarchy: `SemanticServiceError` is a `RuntimeError`; `VectorServiceError`
+one of those; `RateLimitError` a `VectorServiceError`; `MalformedPromptError` both a
+`VectorServiceError` and a `ValueError` (so `except ValueError` around a blank query still
+works). The others are subclasses of `VectorServiceError`, so an `except VectorServiceError`
 written for the original still catches everything.
 """
 
 from typing import Optional
 
 
-class VectorServiceError(Exception):
+class SemanticServiceError(RuntimeError):
+    """The original's base of every service error (from its `semantic_service` days)."""
+
+
+class VectorServiceError(SemanticServiceError):
     """Any failure of a call: the server's error, or the server could not be reached.
 
     `kind` is the server's stable error kind (`backend`, `unavailable`, ...), `status` the HTTP
@@ -30,12 +37,17 @@ class VectorServiceError(Exception):
         self.retry_after = retry_after
 
 
-class MalformedPromptError(VectorServiceError):
+class MalformedPromptError(VectorServiceError, ValueError):
     """The input was refused: a blank query or task, a bound exceeded, a malformed request."""
 
 
 class RateLimitError(VectorServiceError):
     """The tenant's request rate, or the backend's after its retry, was exceeded."""
+
+
+class RetrieverConfigurationError(VectorServiceError):
+    """The original's error for a retriever built without its databases; the server owns
+    them here, so the client raises it only if the server says a tenant has none."""
 
 
 class AuthenticationError(VectorServiceError):
@@ -74,6 +86,11 @@ class BackfillError(VectorServiceError):
         self.report = report
 
 
+class ErrorResult(Exception):
+    """The original's marker for a failed lookup inside the context builder; kept so code that
+    names it (`except ErrorResult`) still loads."""
+
+
 # The server's error kinds (the OpenAPI document's `ErrorDetail.kind`) by exception.
 _BY_KIND = {
     "malformed-prompt": MalformedPromptError,
@@ -110,3 +127,21 @@ def error_for(
     """The exception for the server's error `kind` (`VectorServiceError` for an unknown one)."""
     cls = _BY_KIND.get(kind, VectorServiceError)
     return cls(message, kind=kind, status=status, retry_after=retry_after)
+
+
+__all__ = [
+    "SemanticServiceError",
+    "VectorServiceError",
+    "RateLimitError",
+    "MalformedPromptError",
+    "RetrieverConfigurationError",
+    "ErrorResult",
+    "AuthenticationError",
+    "LimitExceededError",
+    "BackendError",
+    "ServiceUnavailableError",
+    "ServiceTimeoutError",
+    "NotFoundError",
+    "ConflictError",
+    "BackfillError",
+]
