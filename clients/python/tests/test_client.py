@@ -76,6 +76,7 @@ class Server:
     def stop(self):
         self.process.kill()
         self.process.wait()
+        self.process.stdout.close()
 
 
 def post_records(url, key, path):
@@ -189,6 +190,58 @@ class AgainstTheServer(unittest.TestCase):
         self.assertTrue(tracked, metadata["entries"])
         self.assertEqual(tracked[0]["reliability_source"], "vector")
         self.assertGreaterEqual(tracked[0]["reliability"]["samples"], 2)
+
+    def test_the_originals_constructor_keywords_are_accepted_and_configure_or_warn(self):
+        import warnings as w
+        local = object()  # stands for a local database or retriever object
+        with w.catch_warnings(record=True) as caught:
+            w.simplefilter("always")
+            # Baseline (fed26761e) and newest keywords; the backends are named and ignored.
+            retriever = Retriever(retriever=local, top_k=1, similarity_threshold=0.0,
+                                  retriever_kwargs={}, context_builder=local,
+                                  client=self.client)
+            builder = ContextBuilder(retriever=retriever, db_weights={"bot": 2.0},
+                                     max_tokens=400, memory_manager=local, ranking_weight=1.0)
+            logger = PatchLogger(patch_db=local, vector_metrics=local, metrics_db=local,
+                                 client=self.client)
+            backfill = EmbeddingBackfill(20, backend="annoy", client=self.client)
+            positional = Retriever(local, client=self.client)
+        ignored = " ".join(str(warning.message) for warning in caught)
+        for name in ("retriever", "context_builder", "memory_manager", "patch_db",
+                     "vector_metrics", "metrics_db", "backend", "<positional>"):
+            self.assertIn(name, ignored)
+        self.assertNotIn("top_k", ignored)
+        # What configures behaviour is kept: one hit by the retriever's own top_k, the
+        # builder reuses the retriever's server connection, the batch size is the run's.
+        self.assertEqual(len(retriever.search("upload failed", session_id="s-k")), 1)
+        self.assertIs(builder.client, self.client)
+        self.assertEqual((builder.db_weights, builder.max_tokens), ({"bot": 2.0}, 400))
+        self.assertTrue(builder.build_context("fix failing tests", top_k=2,
+                                              include_vectors=False, session_id=None))
+        self.assertEqual(backfill.batch_size, 20)
+        self.assertEqual(positional.client, self.client)
+        with w.catch_warnings(record=True):
+            w.simplefilter("always")
+            hits = retriever.search("upload failed", dbs=["error"], exclude_tags=["x"])
+        self.assertTrue(all(hit["origin_db"] == "error" for hit in hits), hits)
+        self.assertEqual(logger.track_contributors(["error:err-001"], True,
+                                                   patch_id="p-k")["status"], "success")
+
+    def test_the_async_methods_answer_as_their_blocking_ones(self):
+        import asyncio
+
+        async def all_of_them():
+            return await asyncio.gather(
+                Retriever(client=self.client).search_async("upload failed", top_k=2),
+                ContextBuilder(client=self.client).build_async("fix failing tests", top_k=1),
+                PatchLogger(client=self.client).track_contributors_async(
+                    ["bot:bot-002"], False, patch_id="p-async"),
+            )
+
+        hits, context, tracked = asyncio.run(all_of_them())
+        self.assertEqual(hits, Retriever(client=self.client).search("upload failed", top_k=2))
+        self.assertTrue(context.startswith("{"), context)
+        self.assertEqual(tracked["status"], "failure")
 
     def test_a_failure_without_a_patch_id_is_recorded_as_the_original_did(self):
         # The original's callers leave patch_id at its default "" when a patch failed early.

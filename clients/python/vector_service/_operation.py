@@ -1,7 +1,10 @@
 """What the four operations share: the client they talk through and how a request body is
 made."""
 
-from typing import Any, Dict, Optional
+import asyncio
+import functools
+import warnings
+from typing import Any, Callable, Dict, Optional
 
 from ._http import Client
 from .exceptions import MalformedPromptError
@@ -24,7 +27,38 @@ def _body(**fields: Any) -> Dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None and not (k == "session_id" and v == "")}
 
 
+BACKENDS = "the server owns the backends (databases, retrievers, embedders, metrics stores)"
+TUNING = "the server's version of this call does not use them"
+
+
+def _ignore(owner: str, names: Any, why: str) -> None:
+    """Keywords (or a positional object) the original took that this client cannot honour:
+    accepted so call sites stay as they are, and named in a warning saying why. Python shows
+    a warning once per call site."""
+    names = sorted(names)
+    if names:
+        warnings.warn(f"vector_service.{owner}: {', '.join(names)} ignored: {why}",
+                      stacklevel=3)
+
+
+async def _in_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call` on the default executor, as the original's `*_async` methods ran theirs
+    (`asyncio.to_thread`, which Python 3.8 lacks)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(call, *args, **kwargs))
+
+
 class _Operation:
-    def __init__(self, url: Optional[str] = None, *, api_key: Optional[str] = None,
-                 timeout: Optional[float] = None, client: Optional[Client] = None) -> None:
+    """Where the server is: `url` (else `$VECTOR_SERVICE_URL`), `api_key`, `timeout`, or a
+    `client` to share. The original's constructor keywords are accepted too: those that
+    configure behaviour are kept by each class, the others ignored with a warning."""
+
+    def __init__(self, url: Any = None, *, api_key: Optional[str] = None,
+                 timeout: Optional[float] = None, client: Optional[Client] = None,
+                 **original: Any) -> None:
+        if url is not None and not isinstance(url, str):
+            # The original's first positional argument was a backend object.
+            original["<positional>"] = url
+            url = None
+        _ignore(type(self).__name__, original, BACKENDS)
         self.client = _client(url, api_key, timeout, client)

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ._operation import _Operation, _body, _text
+from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text
 
 
 class FallbackResult(list):
@@ -27,21 +27,41 @@ class FallbackResult(list):
 
 
 class Retriever(_Operation):
-    """`Retriever.search` (`POST /v1/search`)."""
+    """`Retriever.search` (`POST /v1/search`). `top_k` and `similarity_threshold` are the
+    defaults of its searches, as the original's fields were."""
+
+    def __init__(self, url: Any = None, *, top_k: int = 5, similarity_threshold: float = 0.1,
+                 **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.top_k = top_k
+        self.similarity_threshold = similarity_threshold
 
     def search(self, query: str, *, top_k: Optional[int] = None, session_id: str = "",
                similarity_threshold: Optional[float] = None,
-               origins: Optional[List[str]] = None) -> Union[List[Dict[str, Any]], FallbackResult]:
+               origins: Optional[List[str]] = None, dbs: Optional[Sequence[str]] = None,
+               **ignored: Any) -> Union[List[Dict[str, Any]], FallbackResult]:
         """Hits as dicts `{origin_db, record_id, score, reason, metadata}`, best first; a
-        `FallbackResult` when no attempt was confident."""
+        `FallbackResult` when no attempt was confident. `dbs` (the newest original's) names
+        the origins to search, as `origins` does; its other tuning keywords are ignored."""
+        _ignore("Retriever.search", ignored, TUNING)
+        origins = list(origins or dbs or []) or None
         answer = self.client.request("POST", "/v1/search", _body(
-            query=_text("query", query), top_k=top_k, session_id=session_id,
-            threshold=similarity_threshold, origins=origins or None))
+            query=_text("query", query),
+            top_k=self.top_k if top_k is None else top_k,
+            session_id=session_id,
+            threshold=self.similarity_threshold if similarity_threshold is None
+            else similarity_threshold,
+            origins=origins))
         hits = answer["hits"]
         fallback = answer.get("fallback")
         if fallback:
             return FallbackResult(fallback["reason"], hits, fallback["confidence"])
         return hits
+
+    async def search_async(self, query: str, **kwargs: Any) -> Union[List[Dict[str, Any]],
+                                                                      FallbackResult]:
+        """[`search`] without blocking the event loop."""
+        return await _in_thread(self.search, query, **kwargs)
 
 
 __all__ = ["Retriever", "FallbackResult"]
