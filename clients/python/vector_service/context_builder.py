@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text
 from .exceptions import ErrorResult
+from .retriever import Retriever
 
 
 class ContextBuilder(_Operation):
@@ -15,8 +16,6 @@ class ContextBuilder(_Operation):
     def __init__(self, url: Any = None, *, db_weights: Optional[Dict[str, float]] = None,
                  max_tokens: Optional[int] = None, retriever: Any = None,
                  **kwargs: Any) -> None:
-        from .retriever import Retriever
-
         if isinstance(retriever, Retriever) and url is None and "client" not in kwargs:
             kwargs["client"] = retriever.client
         elif retriever is not None:
