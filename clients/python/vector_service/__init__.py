@@ -14,6 +14,7 @@ they are; only construction names the server (or `$VECTOR_SERVICE_URL` and
 from ._http import Client
 from .context_builder import ContextBuilder
 from .decorators import log_and_measure, log_and_time, track_metrics
+from . import exceptions
 from .embedding_backfill import EmbeddingBackfill
 from .exceptions import (
     AuthenticationError,
@@ -40,21 +41,8 @@ __all__ = [
     "PatchLogger",
     "EmbeddingBackfill",
     "FallbackResult",
-    "ErrorResult",
     "Client",
-    "SemanticServiceError",
-    "VectorServiceError",
-    "MalformedPromptError",
-    "RateLimitError",
-    "RetrieverConfigurationError",
-    "AuthenticationError",
-    "LimitExceededError",
-    "BackendError",
-    "ServiceUnavailableError",
-    "ServiceTimeoutError",
-    "NotFoundError",
-    "ConflictError",
-    "BackfillError",
+    *exceptions.__all__,
     "log_and_measure",
     "log_and_time",
     "track_metrics",
