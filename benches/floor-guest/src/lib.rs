@@ -16,18 +16,13 @@ mod bindings {
     });
 }
 
-// The other three operations answer `unavailable`, as the misbehaving test component's do.
-#[path = "../../../tests/misbehaving-guest/src/search_only.rs"]
-mod search_only;
-
 use bindings::exports::vector_service::plugin::retriever as ret;
 use bindings::vector_service::plugin::retriever_backend::{self, BackendHit};
 use bindings::vector_service::plugin::types::{BackendError, Error, Hit};
 
 struct Component;
 
-/// What the other operations answer (`search_only`).
-const NOT_HERE: &str = "the floor component only implements search";
+search_only::other_operations_unavailable!(Component, "the floor component only implements search");
 
 /// A backend hit as the caller receives it, shaped as the product guest shapes it.
 fn hit(backend: BackendHit) -> Hit {

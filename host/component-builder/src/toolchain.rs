@@ -22,6 +22,13 @@ const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const DEBIAN_STD_SOURCE: &str = "/usr/lib/rustlib/src/rust/library/Cargo.lock";
 const DEBIAN_LINKER: &str = "wasm-ld-19";
 const PINNED_VERSION: &str = "1.85.0";
+/// Every component's linear memory begins with its shadow stack. Rust's default of 1 MiB made
+/// every instance's memory 1,088 KiB, and a pooled slot scans and resets all of it when it is
+/// freed (docs/decisions/0006-instances.md). 128 KiB is four times a stack on which the whole
+/// test suite passed (32 KiB); an overflow runs below address 0 and traps, never writing over
+/// the guest's data. The test and bench components get the same, so they start with the same
+/// memory as the product.
+const STACK_SIZE: &str = "-Clink-arg=-zstack-size=131072";
 /// What to do when no toolchain is found.
 pub const INSTALL_HINT: &str = "no wasm toolchain for the guest. Install one with `bash scripts/install-toolchain.sh` \
      (Debian's rustc-web 1.85, rust-web-src and lld-19), or `rustup target add wasm32-unknown-unknown` \
@@ -93,17 +100,20 @@ impl Toolchain {
             }
         }
         command.env("RUSTC", rustc);
+        let mut rustflags = vec![STACK_SIZE.to_string()];
         // Panic locations embed source paths: map the machine-specific ones to fixed names so
         // the component's digest does not depend on where the registry lives.
         let cargo_home = env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
         if let Some(cargo_home) = cargo_home {
-            command.env(
-                "CARGO_ENCODED_RUSTFLAGS",
-                format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
-            );
+            rustflags.push(format!(
+                "--remap-path-prefix={}=/cargo",
+                cargo_home.display()
+            ));
         }
+        // With `--target`, these reach only the guest's own artifacts, not build scripts.
+        command.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
         if let Toolchain::Debian = self {
             command
                 .env("RUSTC_BOOTSTRAP", "1")

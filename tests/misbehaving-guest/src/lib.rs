@@ -19,8 +19,6 @@ mod bindings {
     });
 }
 
-mod search_only;
-
 use bindings::exports::vector_service::plugin::retriever as ret;
 use bindings::vector_service::plugin::retriever_backend;
 use bindings::vector_service::plugin::types::Error;
@@ -28,8 +26,10 @@ use bindings::wasi::logging::logging::{log, Level};
 
 struct Component;
 
-/// What the other operations answer (`search_only`).
-const NOT_HERE: &str = "the misbehaving test component only implements search";
+search_only::other_operations_unavailable!(
+    Component,
+    "the misbehaving test component only implements search"
+);
 
 fn hoard() -> ! {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
