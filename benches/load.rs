@@ -27,13 +27,11 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use vector_service_runtime::backends::{ChangeClock as _, HashingEmbedder, Retriever as _};
 use vector_service_sqlite::SqliteStore;
 
-#[path = "support/process.rs"]
-mod process;
-use process::{cpu_seconds, env_number, hash, rss_kib};
+mod support;
+use support::{cpu_seconds, env_number, rss_kib, server_binary};
 
-#[path = "../tests/e2e/server_process.rs"]
-mod server_process;
-use server_process::ServerProcess;
+use vector_service_testkit::server_process::ServerProcess;
+use vector_service_testkit::tenants_file::api_key_hash as hash;
 
 /// The server over `dir` for `tenants` tenants; with `logs`, its JSON logs (info) go to
 /// `dir/server.log` as an operator's would go to a file, else only warnings, nowhere.
@@ -54,7 +52,13 @@ fn start(dir: &Path, tenants: usize, logs: bool) -> ServerProcess {
     if let Some(component) = &component {
         serve_args.extend(["--component".as_ref(), component.as_os_str()]);
     }
-    ServerProcess::start_with_globals(dir, &[], &serve_args, logs.then_some(log.as_path()))
+    ServerProcess::start_with_globals(
+        server_binary(),
+        dir,
+        &[],
+        &serve_args,
+        logs.then_some(log.as_path()),
+    )
 }
 
 /// One route's load: a request template and a body per request number.

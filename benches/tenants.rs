@@ -36,13 +36,11 @@ use vector_service_runtime::backends::{HashingEmbedder, Record, Store as _};
 use vector_service_sqlite::SqliteStore;
 use vector_service_testkit::postgres_server;
 
-#[path = "support/process.rs"]
-mod process;
-use process::{descriptors, env_number, hash, rss_kib, status_number};
+mod support;
+use support::{descriptors, env_number, rss_kib, server_binary, status_number};
 
-#[path = "../tests/e2e/server_process.rs"]
-mod server_process;
-use server_process::ServerProcess;
+use vector_service_testkit::server_process::ServerProcess;
+use vector_service_testkit::tenants_file::api_key_hash as hash;
 
 const CORPUS: &str = include_str!("../examples/data/records.jsonl");
 const ADMIN_KEY: &str = "bench-admin";
@@ -300,6 +298,7 @@ fn sqlite_tenants(small: usize) {
     let started = Instant::now();
     let budget = budget_mib.to_string();
     let server = ServerProcess::start_with_globals(
+        server_binary(),
         dir,
         &[],
         &[
@@ -525,6 +524,7 @@ fn postgres_hosts(count: usize) {
             let dir = scratch.path().join(format!("host-{host}"));
             std::fs::create_dir_all(&dir).expect("a host directory");
             ServerProcess::start_with_globals(
+                server_binary(),
                 &dir,
                 &["--database".as_ref(), database.url.as_ref()],
                 &[

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::{error_kind, Server};
 use crate::support::{temp_dir, write_tenants, Metrics};
+use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 
 fn sample_corpus() -> String {
     std::fs::read_to_string(

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::catalogue::{answered_by, other_component, tenants_file};
-use crate::http_embedder::{Reply, Server as EmbeddingServer};
-use crate::server::{error_kind, vector_service_tenant_hash as hash, Server};
+use crate::server::{error_kind, Server};
+use crate::support::api_key_hash as hash;
 use crate::support::{record_ids, temp_dir, write_numbered_tenants, write_tenants};
+use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 use vector_service_testkit::postgres_server::postgres;
 
 fn sha256(bytes: &[u8]) -> String {

@@ -9,7 +9,8 @@ use std::process::Command;
 use serde_json::Value;
 use sha2::Digest as _;
 
-use crate::server::{vector_service_tenant_hash as hash, Server};
+use crate::server::Server;
+use crate::support::api_key_hash as hash;
 use crate::support::temp_dir;
 
 const SEARCH: &str = r#"{"query": "anything at all"}"#;

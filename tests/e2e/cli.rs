@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::support::temp_dir;
+use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 
 fn cli(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vector-service"));

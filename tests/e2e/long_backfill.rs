@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::Server;
 use crate::support::{temp_dir, write_tenants, Metrics};
+use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 
 /// `count` records in the `errors` database, as JSON lines.
 fn corpus(dir: &Path, count: usize) -> std::path::PathBuf {

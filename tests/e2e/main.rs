@@ -1,5 +1,6 @@
-//! End-to-end tests: every behaviour of the behaviour reference, exercised through the real
-//! component in wasmtime. One test binary (modules below) so the component compiles once.
+//! End-to-end tests: the CLI, the server and the store and embedder crates together, through
+//! the real component in wasmtime (the service's own behaviour is tested in host/runtime). One
+//! test binary (modules below) so the component compiles once.
 
 mod support;
 
@@ -8,11 +9,8 @@ mod blast_radius;
 mod catalogue;
 mod cli;
 mod coherence;
-mod context_builder;
-mod embedding_backfill;
 mod fail_fast;
 mod http_embedder;
-mod logs_and_metrics;
 mod long_backfill;
 mod metering;
 #[cfg(feature = "neural")]
@@ -20,16 +18,11 @@ mod minilm_embedder;
 mod misbehaving;
 mod node_host;
 mod openapi;
-mod patch_logger;
 mod promises;
 mod readme;
-mod retriever;
 mod rollout;
-mod sandbox;
 mod scale_out;
 mod server;
-mod server_process;
 mod sqlite_backend;
 mod tenant_lifecycle;
 mod vector_index;
-mod wit_contract;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 
-use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::Server;
 use crate::support::{temp_dir, write_tenants, Metrics};
+use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 
 fn vector_service() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vector-service"));

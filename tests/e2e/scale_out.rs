@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use vector_service_postgres::PostgresStore;
 use vector_service_runtime::backends::{HashingEmbedder, Store};
 
-use crate::server::{vector_service_tenant_hash, Server};
+use crate::server::Server;
+use crate::support::api_key_hash;
 use crate::support::{record_ids, temp_dir, write_numbered_tenants};
 use vector_service_testkit::postgres_server::{postgres, psql};
 
@@ -43,7 +44,7 @@ fn two_hosts_sharing_postgres_serve_one_tenant_consistently() {
                 &tenants,
                 format!(
                     "[[tenant]]\nname = \"{tenant}\"\napi_key_sha256 = \"{}\"\n",
-                    vector_service_tenant_hash("acme-key")
+                    api_key_hash("acme-key")
                 ),
             )
             .unwrap();

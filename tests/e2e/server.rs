@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::server_process::ServerProcess;
-use crate::support::temp_dir;
+use crate::support::{api_key_hash, server_binary, temp_dir};
+use vector_service_testkit::server_process::ServerProcess;
 
 fn os_args<'a>(args: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
     args.iter().map(|arg| std::ffi::OsStr::new(*arg)).collect()
@@ -65,9 +65,7 @@ impl Server {
     }
 
     fn spawn(data_dir: &Path, globals: &[&str], extra: &[&str], log: Option<&Path>) -> Self {
-        let process =
-            ServerProcess::start_with_globals(data_dir, &os_args(globals), &os_args(extra), log);
-        Self::over(process)
+        Self::spawn_limited(data_dir, globals, extra, log, None)
     }
 
     fn spawn_limited(
@@ -78,6 +76,7 @@ impl Server {
         descriptors: Option<u64>,
     ) -> Self {
         let process = ServerProcess::start_limited(
+            server_binary(),
             data_dir,
             &os_args(globals),
             &os_args(extra),
@@ -568,7 +567,7 @@ fn every_route_and_error_status_on_the_default_tenant() {
 }
 
 fn tenants_file(dir: &Path) -> PathBuf {
-    let hash = |key: &str| vector_service_tenant_hash(key);
+    let hash = api_key_hash;
     let path = dir.join("tenants.toml");
     std::fs::write(
         &path,
@@ -600,15 +599,6 @@ api_key_sha256 = "{}"
     )
     .unwrap();
     path
-}
-
-/// The hash the tenants file stores (`printf %s KEY | sha256sum`).
-pub(crate) fn vector_service_tenant_hash(key: &str) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]

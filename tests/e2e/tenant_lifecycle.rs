@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http_embedder::{Reply, Server as EmbeddingServer};
 use crate::server::Server;
 use crate::support::{temp_dir, write_tenants};
+use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 
 const SEARCH: &str = r#"{"query": "disk quota", "top_k": 3}"#;
 const RECORD: &str =

@@ -1,14 +1,13 @@
 //! Fixtures the checks (and the repository's own tests) build on: the sample corpus and
-//! queries, records, and requests with every option at its default.
-
-use std::sync::Arc;
+//! queries, a small corpus across the bucketed origins, records, requests with every option at
+//! their default, and temporary directories.
 
 use serde_json::{json, Value};
 use vector_service_runtime::api::{
     BackfillRequest, ContextRequest, PatchOutcome, SearchRequest, TrackRequest,
 };
-use vector_service_runtime::backends::{Backends, Record, Store};
-use vector_service_runtime::{Plugin, ServiceConfig, Telemetry, VectorService};
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::{Record, Store};
 
 /// Records of `(origin, id, text)`, each with `{"name": id}` as metadata.
 pub fn records(specs: &[(&str, &str, &str)]) -> Vec<Record> {
@@ -77,20 +76,6 @@ pub fn json_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The built-in component over `backends`, for one tenant.
-pub fn service(backends: Backends) -> (VectorService, Telemetry) {
-    let telemetry = Telemetry::new();
-    let plugin = Plugin::builtin().expect("the built-in component loads");
-    let config = ServiceConfig {
-        tenant: "conformance".to_string(),
-        ..ServiceConfig::default()
-    };
-    (
-        VectorService::new(Arc::new(plugin), backends, telemetry.clone(), config),
-        telemetry,
-    )
-}
-
 /// A search request for `query` with every option at its default.
 pub fn search(query: &str) -> SearchRequest {
     SearchRequest {
@@ -128,5 +113,95 @@ pub fn backfill(batch_size: Option<u32>, databases: &[&str]) -> BackfillRequest 
     BackfillRequest {
         batch_size,
         databases: databases.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The record ids of a search answer's hits, in order.
+pub fn record_ids(found: &serde_json::Value) -> Vec<&str> {
+    found["hits"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .filter_map(|hit| hit["record_id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A fresh, empty directory under the system temp dir, unique per call.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("vector-service-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a temp dir");
+    dir
+}
+
+/// The records of [`seed_corpus`], with their database names.
+pub fn corpus_records() -> Vec<(&'static str, Record)> {
+    vec![
+        (
+            "errors",
+            record(
+                "error",
+                "e1",
+                "upload failed: connection reset by peer while sending file to storage",
+                json!({"message": "Upload failed: connection reset by peer", "frequency": 3}),
+            ),
+        ),
+        (
+            "errors",
+            record(
+                "error",
+                "e2",
+                "test suite failing on assertion in payment module",
+                json!({"message": "Tests failing: assertion error in payment module", "frequency": 9}),
+            ),
+        ),
+        (
+            "bots",
+            record(
+                "bot",
+                "b1",
+                "upload bot retries failed uploads to storage",
+                json!({"name": "upload-retrier", "purpose": "Retries failed uploads", "roi": 2.5}),
+            ),
+        ),
+        (
+            "bots",
+            record(
+                "bot",
+                "b2",
+                "test fixer bot repairs failing tests",
+                json!({"name": "test-fixer", "purpose": "Repairs failing tests", "deploy_count": 4}),
+            ),
+        ),
+        (
+            "workflows",
+            record(
+                "workflow",
+                "w1",
+                "workflow to resume an upload that failed halfway",
+                json!({"title": "Resumable upload", "description": "Resume an upload after a failure", "usage": 12}),
+            ),
+        ),
+        (
+            "code",
+            record(
+                "code",
+                "c1",
+                "retry upload with exponential backoff on failure",
+                json!({"summary": "upload_with_retry(): retries with backoff", "patch_success": 0.8}),
+            ),
+        ),
+    ]
+}
+
+/// A small realistic corpus across the bucketed origins.
+pub fn seed_corpus(store: &MemoryStore) {
+    for (db, record) in corpus_records() {
+        store.insert(db, record);
     }
 }

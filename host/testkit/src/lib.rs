@@ -16,8 +16,28 @@ use vector_service_runtime::api::{
 use vector_service_runtime::backends::hashing_embedder::cosine;
 use vector_service_runtime::backends::{Backends, Embedder, HashingEmbedder, SearchMode, Store};
 
+pub mod embeddings_endpoint;
 pub mod fixtures;
+#[cfg(feature = "logs")]
+pub mod logs;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod postgres_server;
+pub mod server_process;
+pub mod service;
+pub mod tenants_file;
+
+/// What a test of the service usually needs: records and requests, the service over the
+/// in-memory store or a scripted retriever, and (with their features) captured logs and parsed
+/// metrics.
+pub mod prelude {
+    pub use crate::fixtures::*;
+    #[cfg(feature = "logs")]
+    pub use crate::logs::*;
+    #[cfg(feature = "metrics")]
+    pub use crate::metrics::*;
+    pub use crate::service::*;
+}
 
 /// Every check of the suite as a `#[test]` over `$factory` (an expression of a type that
 /// implements [`StoreFactory`]), written where the store's tests live.
@@ -48,6 +68,7 @@ macro_rules! conformance_suite {
 }
 
 use fixtures::*;
+use service::service;
 
 /// Makes fresh, empty stores of the kind under test, all using the hashing embedder.
 pub trait StoreFactory {

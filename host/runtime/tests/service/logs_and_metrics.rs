@@ -6,7 +6,7 @@ use vector_service_runtime::api::Error;
 use vector_service_runtime::backends::Backends;
 use vector_service_runtime::{ServiceError, Telemetry, VectorService};
 
-use crate::support::*;
+use vector_service_testkit::prelude::*;
 
 const OPERATIONS: [&str; 4] = [
     "Retriever.search",

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use serde_json::json;
 use vector_service_runtime::api::{BackendError, EmbedReport, Error};
 use vector_service_runtime::backends::memory::MemoryStore;
-use vector_service_runtime::backends::{Backends, EmbeddingStore};
+use vector_service_runtime::backends::{Backends, EmbeddingStore, Store};
 use vector_service_runtime::ServiceError;
 
-use crate::support::*;
+use vector_service_testkit::prelude::*;
 
 /// The memory store, except that one database fails (fault handling) or the registry does.
 struct FailingDatabase {

@@ -2,22 +2,12 @@
 // Each bench uses its part.
 #![allow(dead_code)]
 
-use sha2::Digest as _;
-
 /// A number from the environment, else `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Hex SHA-256 of `key` (a tenants file's `api_key_sha256`).
-pub fn hash(key: &str) -> String {
-    sha2::Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A process's resident memory, KiB.
@@ -60,4 +50,9 @@ pub fn status_number(pid: u32, field: &str) -> u64 {
 /// Descriptors a process has open.
 pub fn descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// The server binary the benches run (for the testkit's `ServerProcess`).
+pub fn server_binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_vector-service"))
 }

@@ -9,7 +9,7 @@ use vector_service_runtime::backends::memory::MemoryStore;
 use vector_service_runtime::backends::{Backends, Record, SearchMode};
 use vector_service_runtime::{ServiceError, VectorService};
 
-use crate::support::*;
+use vector_service_testkit::prelude::*;
 
 const LONG: &str =
     "Discrepancy between the invoice totals reported by billing and the ledger entries \

@@ -1,6 +1,5 @@
-//! `vector-service serve` as a child process on a free loopback port (shared by the server
-//! tests and the load bench): started, its address read from its first stdout line, killed
-//! on drop.
+//! `vector-service serve` as a child process on a free loopback port (for the server's tests
+//! and benches): started, its address read from its first stdout line, killed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,27 +7,31 @@ use std::process::{Child, Command, Stdio};
 
 /// A running server.
 pub struct ServerProcess {
+    /// The server's process.
     pub child: Child,
     /// `http://127.0.0.1:PORT`
     pub url: String,
 }
 
 impl ServerProcess {
-    /// Start the server over `data_dir` with global flags (`--retrieval`, `--database`, ...)
+    /// Start `binary` (the caller's `env!("CARGO_BIN_EXE_vector-service")`) over `data_dir`
+    /// with global flags (`--retrieval`, `--database`, ...)
     /// and `serve` arguments; its JSON logs (info and up) go to `log` when given, else only
     /// warnings, nowhere.
     pub fn start_with_globals(
+        binary: &Path,
         data_dir: &Path,
         globals: &[&std::ffi::OsStr],
         extra: &[&std::ffi::OsStr],
         log: Option<&Path>,
     ) -> Self {
-        Self::start_limited(data_dir, globals, extra, log, None)
+        Self::start_limited(binary, data_dir, globals, extra, log, None)
     }
 
     /// [`ServerProcess::start_with_globals`] under a descriptor limit (soft and hard, set by
     /// `prlimit`) when `descriptors` is given.
     pub fn start_limited(
+        binary: &Path,
         data_dir: &Path,
         globals: &[&std::ffi::OsStr],
         extra: &[&std::ffi::OsStr],
@@ -43,8 +46,7 @@ impl ServerProcess {
             None => ("warn", Stdio::null()),
         };
         // Benchmarks may run another build of the server (e.g. one with debug info to profile).
-        let binary = std::env::var_os("VECTOR_SERVICE_BINARY")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_vector-service").into());
+        let binary = std::env::var_os("VECTOR_SERVICE_BINARY").unwrap_or_else(|| binary.into());
         let mut command = match descriptors {
             Some(limit) => {
                 let mut prlimit = Command::new("prlimit");

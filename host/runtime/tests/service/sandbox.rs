@@ -8,7 +8,7 @@ use vector_service_runtime::api::{BackendError, BackendHits};
 use vector_service_runtime::backends::Retriever;
 use vector_service_runtime::{SandboxFailure, SandboxLimits, ServiceError};
 
-use crate::support::*;
+use vector_service_testkit::prelude::*;
 
 #[test]
 fn a_memory_cap_stops_the_call_and_the_next_call_is_served() {

@@ -10,7 +10,7 @@ use vector_service_runtime::backends::memory::MemoryStore;
 use vector_service_runtime::backends::{Backends, MetricsDb, Store, VectorMetricsDb};
 use vector_service_runtime::ServiceError;
 
-use crate::support::*;
+use vector_service_testkit::prelude::*;
 
 /// A primary metrics DB that claims to be available but fails every write.
 struct BrokenPrimary;

@@ -125,7 +125,7 @@ fn decode_component(bytes: &[u8]) -> (Resolve, WorldId) {
 }
 
 fn wit_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("wit")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit")
 }
 
 /// Differences between two world descriptions, empty when they agree.
@@ -171,7 +171,7 @@ fn the_built_component_implements_exactly_the_world_in_wit() {
 
 #[test]
 fn an_edited_wit_without_a_rebuild_is_caught() {
-    let copy = crate::support::temp_dir("wit");
+    let copy = vector_service_testkit::fixtures::temp_dir("wit");
     copy_dir(&wit_dir(), &copy);
     let world_file = copy.join("vector-service.wit");
     let text = std::fs::read_to_string(&world_file).unwrap();

@@ -4,7 +4,7 @@ use serde_json::json;
 use vector_service_runtime::api::{BackendError, Error};
 use vector_service_runtime::ServiceError;
 
-use crate::support::*;
+use vector_service_testkit::prelude::*;
 
 #[test]
 fn blank_query_is_malformed_and_reaches_no_backend() {
