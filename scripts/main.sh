@@ -12,10 +12,15 @@ source scripts/require-rust.sh
 # uses the hashing embedder and lexical search, so it builds the CLI without the MiniLM
 # embedder (candle) and usearch's SIMD kernels: 7.4 minutes from nothing on 2 idle cores
 # (README, "1. Try the demo"). `cargo build --release` builds everything.
-cargo build --locked --release --no-default-features --bin vector-service
+# VECTOR_SERVICE_BIN runs a binary already built instead (CI uses the one its tests built).
+BIN=${VECTOR_SERVICE_BIN:-}
+if [[ -z "$BIN" ]]; then
+    cargo build --locked --release --no-default-features --bin vector-service
+    BIN=target/release/vector-service
+fi
 
 DATA_DIR=${VECTOR_SERVICE_DATA_DIR:-"$PWD/target/demo-data"}
-cli() { target/release/vector-service --data-dir "$DATA_DIR" "$@"; }
+cli() { "$BIN" --data-dir "$DATA_DIR" "$@"; }
 
 echo "== data dir: $DATA_DIR"
 cli info
@@ -45,4 +50,4 @@ curl -s -X POST http://$LISTEN/v1/backfill -H 'Content-Type: application/json' -
 curl -s http://$LISTEN/v1/backfill/JOB_ID                                               # its progress and outcome
 curl -s http://$LISTEN/metrics | grep -v _bucket
 EOF
-exec target/release/vector-service --data-dir "$DATA_DIR" serve --listen "$LISTEN"
+exec "$BIN" --data-dir "$DATA_DIR" serve --listen "$LISTEN"

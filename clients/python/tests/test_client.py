@@ -1,5 +1,5 @@
-"""The Python client against the real server (the release binary, `$VECTOR_SERVICE_BIN`, else
-`target/release/vector-service` of this repository): every method, every error mapping,
+"""The Python client against the real server (`$VECTOR_SERVICE_BIN`, which scripts/test.sh sets to
+the binary its tests built, else `target/release/vector-service`): every method, every error mapping,
 timeouts, a server that is down, and agreement with the server's OpenAPI document.
 
 Run by scripts/test.sh: `python3 -m unittest discover -s clients/python/tests -v`.
