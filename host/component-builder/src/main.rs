@@ -91,6 +91,7 @@ fn run(check: bool) -> anyhow::Result<bool> {
     for artifact in &ARTIFACTS {
         let built = build_component(
             &toolchain,
+            &root,
             &root.join(artifact.crate_dir),
             &target_dir,
             artifact.core_module,

@@ -83,8 +83,9 @@ impl Toolchain {
     }
 
     /// A cargo command with none of the outer build's variables: they describe the host build
-    /// (its rustc, flags, profile, jobserver) and would confuse the inner one.
-    fn cargo(&self) -> Command {
+    /// (its rustc, flags, profile, jobserver) and would confuse the inner one. `sources` is the
+    /// repository the guests live in.
+    fn cargo(&self, sources: &Path) -> Command {
         let (cargo, rustc) = match self {
             Toolchain::Official { cargo, rustc } => (cargo.clone(), rustc.clone()),
             Toolchain::Debian => (PathBuf::from(DEBIAN_CARGO), PathBuf::from(DEBIAN_RUSTC)),
@@ -102,7 +103,12 @@ impl Toolchain {
         command.env("RUSTC", rustc);
         let mut rustflags = vec![STACK_SIZE.to_string()];
         // Panic locations embed source paths: map the machine-specific ones to fixed names so
-        // the component's digest does not depend on where the registry lives.
+        // the component's digest does not depend on where the registry or the clone lives
+        // (cargo names a workspace member outside the workspace's folder by its absolute path).
+        rustflags.push(format!(
+            "--remap-path-prefix={}=/vector-service",
+            sources.display()
+        ));
         let cargo_home = env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
@@ -127,16 +133,18 @@ impl Toolchain {
     }
 }
 
-/// Build the cdylib crate in `crate_dir` for wasm (release, `--locked`) into `target_dir` and
-/// encode its core module `artifact` (e.g. `my_guest.wasm`) as a component.
+/// Build the cdylib crate in `crate_dir` (under `sources`, the repository) for wasm (release,
+/// `--locked`) into `target_dir` and encode its core module `artifact` (e.g. `my_guest.wasm`)
+/// as a component.
 pub fn build_component(
     toolchain: &Toolchain,
+    sources: &Path,
     crate_dir: &Path,
     target_dir: &Path,
     artifact: &str,
 ) -> Result<Vec<u8>, String> {
     let output = toolchain
-        .cargo()
+        .cargo(sources)
         .current_dir(crate_dir)
         .args(["--release", "--locked", "--target", TARGET, "--target-dir"])
         .arg(target_dir)
