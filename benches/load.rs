@@ -10,9 +10,9 @@
 //! cargo bench --bench load
 //! LOAD_SECONDS=10 LOAD_CONNECTIONS=8 cargo bench --bench load
 //! VECTOR_SERVICE_BINARY=path/to/vector-service cargo bench --bench load   # another build
-//! LOAD_COMPONENT=benches/floor-guest/floor.wasm cargo bench --bench load   # another component
+//! LOAD_COMPONENT=guest/floor/floor.wasm cargo bench --bench load   # another component
 //! ```
-//! With the floor component (`benches/floor-guest/`: a search that only passes the backend's
+//! With the floor component (`guest/floor/`: a search that only passes the backend's
 //! hits through, and no other operation), the own share is the server's floor for a sandboxed
 //! search; its contributors row then counts every request as an error.
 //! Client and server share the machine's 2 cores, so req/s is a floor for a server with the

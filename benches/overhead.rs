@@ -13,7 +13,7 @@
 //! Prints one table per corpus size: ns per call for each path and its difference from the
 //! direct call; then what metering adds, what the server's JSON logs add to a search, and the
 //! floor: the product component next to one that only passes the backend's hits through
-//! (`benches/floor-guest/`), so that what the wrapper logic costs is told apart from what the
+//! (`guest/floor/`), so that what the wrapper logic costs is told apart from what the
 //! canonical ABI and wasmtime cost.
 //! Figures go to BENCHMARKS.md.
 
@@ -44,8 +44,8 @@ const QUERIES: [&str; 4] = [
     "retry storage write",
 ];
 const MEASURE_FOR: Duration = Duration::from_secs(2);
-/// The floor component (`benches/floor-guest/`, built by `scripts/build-component.sh`).
-static FLOOR_COMPONENT: &[u8] = include_bytes!("floor-guest/floor.wasm");
+/// The floor component (`guest/floor/`, built by `scripts/build-component.sh`).
+static FLOOR_COMPONENT: &[u8] = include_bytes!("../guest/floor/floor.wasm");
 const WORDS: [&str; 12] = [
     "upload", "storage", "timeout", "payment", "retry", "test", "deploy", "queue", "cache",
     "index", "worker", "network",
@@ -377,7 +377,7 @@ fn floor(component: &[u8]) -> anyhow::Result<()> {
         .collect();
     println!(
         "\nthe floor: the product component against one that only passes the fixed hits \
-         through (benches/floor-guest, {} bytes), ns per call, {ROUNDS} alternating windows of \
+         through (guest/floor, {} bytes), ns per call, {ROUNDS} alternating windows of \
          {} ms per row (the backend called directly: {:.0} ns):",
         FLOOR_COMPONENT.len(),
         WINDOW.as_millis(),

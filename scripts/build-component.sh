@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the checked-in components from source with the pinned toolchain (installed when
 # missing): host/component/vector_service.wasm (+ its .sha256) from guest/,
-# tests/misbehaving-guest/misbehaving.wasm, and benches/floor-guest/floor.wasm (the overhead
+# guest/misbehaving/misbehaving.wasm, and guest/floor/floor.wasm (the overhead
 # bench's floor). Run it after changing guest/ or wit/, and commit the result. `--check` writes
 # nothing and fails when a rebuild differs from the checked-in bytes (CI runs that).
 set -euo pipefail

@@ -43,7 +43,7 @@ bash scripts/without-wasm-toolchain.sh cargo test --workspace --locked --no-run
 step "lean host: what examples/own-linker depends on"
 bash scripts/check-lean-host.sh
 
-step "checked-in components vs a rebuild from guest/, tests/misbehaving-guest/ and benches/floor-guest/"
+step "checked-in components vs a rebuild from guest/ (the product, misbehaving/ and floor/)"
 bash scripts/build-component.sh --check
 
 step "lint"

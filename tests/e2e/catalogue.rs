@@ -27,7 +27,7 @@ fn sha256(bytes: &[u8]) -> String {
 pub(crate) fn other_component(dir: &Path) -> (PathBuf, String) {
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/misbehaving-guest/misbehaving.wasm"
+        "/guest/misbehaving/misbehaving.wasm"
     ))
     .unwrap();
     std::fs::create_dir_all(dir.join("components")).unwrap();

@@ -121,7 +121,7 @@ fn a_reloaded_component_is_metered_under_its_own_digest() {
     // The same WIT world, other bytes: the misbehaving test guest.
     let other = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/misbehaving-guest/misbehaving.wasm"
+        "/guest/misbehaving/misbehaving.wasm"
     ))
     .unwrap();
     let other = Arc::new(Plugin::from_bytes(&other).unwrap());

@@ -1,4 +1,4 @@
-//! A deliberately misbehaving component (`tests/misbehaving-guest`, prebuilt by the same
+//! A deliberately misbehaving component (`guest/misbehaving`, prebuilt by the same
 //! script as the product's component) served by the real server: a trap, a runaway loop,
 //! a memory hoard and a host-call flood each fail only their own request, with a typed error,
 //! at its own tenant's limit (distinct from the defaults and the pool's maximum), and is
@@ -19,7 +19,7 @@ use crate::support::{temp_dir, write_tenants, Metrics};
 fn misbehaving_component() -> &'static Path {
     static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
     COMPONENT.get_or_init(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/misbehaving-guest/misbehaving.wasm")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/misbehaving/misbehaving.wasm")
     })
 }
 

@@ -1,6 +1,6 @@
 //! The three operations a search-only component leaves out, written once for the misbehaving
-//! test component (`tests/misbehaving-guest/`) and the overhead bench's floor
-//! (`benches/floor-guest/`).
+//! test component (`guest/misbehaving/`) and the overhead bench's floor
+//! (`guest/floor/`).
 //!
 //! Each component generates its own bindings, so this crate cannot name their types: it is a
 //! macro that expands in the component's crate, where `crate::bindings` (the `wit_bindgen`

@@ -32,15 +32,15 @@ const ARTIFACTS: [Artifact; 3] = [
         digest_file: Some("host/component/vector_service.wasm.sha256"),
     },
     Artifact {
-        crate_dir: "tests/misbehaving-guest",
+        crate_dir: "guest/misbehaving",
         core_module: "misbehaving_guest.wasm",
-        checked_in: "tests/misbehaving-guest/misbehaving.wasm",
+        checked_in: "guest/misbehaving/misbehaving.wasm",
         digest_file: None,
     },
     Artifact {
-        crate_dir: "benches/floor-guest",
+        crate_dir: "guest/floor",
         core_module: "floor_guest.wasm",
-        checked_in: "benches/floor-guest/floor.wasm",
+        checked_in: "guest/floor/floor.wasm",
         digest_file: None,
     },
 ];
