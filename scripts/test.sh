@@ -39,7 +39,7 @@ cargo fmt --all -- --check
 # which its test runs) and the demo's binary. It runs first, with no wasm toolchain visible, so
 # in a fresh clone every build script of the host runs without one.
 step "build the tests, with no wasm toolchain visible"
-bash scripts/without-wasm-toolchain.sh cargo test --workspace --locked --no-run
+bash scripts/without-wasm-toolchain.sh cargo test --workspace --locked --no-run --timings
 step "lean host: what examples/own-linker depends on"
 bash scripts/check-lean-host.sh
 
