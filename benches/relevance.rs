@@ -15,7 +15,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::Context as _;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -26,10 +25,8 @@ use vector_service_runtime::backends::{
 };
 use vector_service_sqlite::SqliteStore;
 
-struct Doc {
-    id: String,
-    text: String,
-}
+mod support;
+use support::corpora::{sample_corpus, scifact, Doc, Query};
 
 fn tokens(text: &str) -> Vec<String> {
     text.to_lowercase()
@@ -119,19 +116,6 @@ fn ndcg_at(k: usize, ranked: &[&str], relevant: &HashSet<String>) -> f64 {
         .map(|i| 1.0 / (i as f64 + 2.0).log2())
         .sum();
     dcg / ideal
-}
-
-fn read_jsonl(path: &str) -> anyhow::Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    text.lines()
-        .map(|l| serde_json::from_str(l).context("a JSON line"))
-        .collect()
-}
-
-/// A labelled query.
-struct Query {
-    text: String,
-    relevant: HashSet<String>,
 }
 
 /// Vectors of `docs`, read from the cache when this embedder already embedded this corpus.
@@ -399,64 +383,6 @@ fn product_store(docs: &[Doc], embedder: Arc<dyn Embedder>, mode: SearchMode) ->
         store.sync_index().expect("the vector index");
     }
     store
-}
-
-fn sample_corpus(root: &str) -> anyhow::Result<(Vec<Doc>, Vec<Query>)> {
-    let docs = read_jsonl(&format!("{root}/examples/data/records.jsonl"))?
-        .into_iter()
-        .map(|r| Doc {
-            id: r["id"].as_str().unwrap_or_default().into(),
-            text: r["text"].as_str().unwrap_or_default().into(),
-        })
-        .collect();
-    let queries = read_jsonl(&format!("{root}/examples/data/queries.jsonl"))?
-        .into_iter()
-        .map(|q| Query {
-            text: q["query"].as_str().unwrap_or_default().into(),
-            relevant: q["relevant"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-        })
-        .collect();
-    Ok((docs, queries))
-}
-
-/// BEIR SciFact (test split): title + abstract per document, claims as queries.
-fn scifact(dir: &str) -> anyhow::Result<(Vec<Doc>, Vec<Query>)> {
-    let docs = read_jsonl(&format!("{dir}/corpus.jsonl"))?
-        .into_iter()
-        .map(|d| Doc {
-            id: d["_id"].as_str().unwrap_or_default().into(),
-            text: format!(
-                "{} {}",
-                d["title"].as_str().unwrap_or_default(),
-                d["text"].as_str().unwrap_or_default()
-            ),
-        })
-        .collect();
-    let qrels =
-        std::fs::read_to_string(format!("{dir}/qrels_test.tsv")).context("reading qrels")?;
-    let mut relevant: HashMap<String, HashSet<String>> = HashMap::new();
-    for line in qrels.lines().skip(1) {
-        let mut fields = line.split('\t');
-        if let (Some(query), Some(doc)) = (fields.next(), fields.next()) {
-            relevant.entry(query.into()).or_default().insert(doc.into());
-        }
-    }
-    let queries = read_jsonl(&format!("{dir}/queries.jsonl"))?
-        .into_iter()
-        .filter_map(|q| {
-            let relevant = relevant.remove(q["_id"].as_str()?)?;
-            Some(Query {
-                text: q["text"].as_str()?.into(),
-                relevant,
-            })
-        })
-        .collect();
-    Ok((docs, queries))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -2,6 +2,8 @@
 // Each bench uses its part.
 #![allow(dead_code)]
 
+pub mod corpora;
+
 /// A number from the environment, else `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -19,11 +19,14 @@ impl Rankings for PostgresStore {
         query: &str,
         top_k: u32,
         origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError> {
+    ) -> Result<BackendHits, BackendError> {
         // Any of the words (letters and digits only, so no tsquery syntax leaks in).
         let words: Vec<&str> = query_words(query).collect();
         if words.is_empty() {
-            return Ok(Vec::new());
+            return Ok(BackendHits {
+                hits: Vec::new(),
+                confidence: None,
+            });
         }
         let matching = words.join(" | ");
         let limit = i64::from(top_k);
@@ -41,7 +44,12 @@ impl Rankings for PostgresStore {
                 .collect::<Vec<_>>())
         })?;
         relative_to_best(&mut hits);
-        Ok(hits)
+        // ts_rank has no scale that holds across corpora (it knows no document frequencies),
+        // so the confidence is left to the guest: the best relative score.
+        Ok(BackendHits {
+            hits,
+            confidence: None,
+        })
     }
 
     fn vector_search(

@@ -46,13 +46,13 @@ use crate::schema::migrate;
 pub use crate::schema::SCHEMA_VERSION;
 use crate::vector_index::IndexParams;
 use crate::wal_watch::WalWatch;
-use vector_service_runtime::api::{BackendError, BackendHit};
+use vector_service_runtime::api::{BackendError, BackendHit, BackendHits};
 use vector_service_runtime::backends::ranking::relative_to_best;
 pub use vector_service_runtime::backends::ranking::SearchMode;
 pub use vector_service_runtime::backends::records::StoreStats;
 use vector_service_runtime::backends::records::{now_ms, text_hash};
 use vector_service_runtime::backends::{
-    Embedder, PatchOutcomeRow, Record, RetrieverStats, Store, StoreFault,
+    Embedder, LexicalAnswer, PatchOutcomeRow, Record, RetrieverStats, Store, StoreFault,
 };
 use vector_service_runtime::deadline;
 
@@ -238,7 +238,8 @@ impl SqliteStore {
     }
 
     /// BM25 hits from the in-process index, once it reflects every change up to `newest`: from
-    /// its copies of the records, and from the file for records past the copies' budget.
+    /// its copies of the records, and from the file for records past the copies' budget; with
+    /// the index's confidence in the best.
     fn lexical_search_at(
         &self,
         connection: &Connection,
@@ -246,13 +247,19 @@ impl SqliteStore {
         query: &str,
         top_k: u32,
         origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError> {
+    ) -> Result<BackendHits, BackendError> {
         const REASON: &str = "bm25";
         let index = self.current_text_index(connection, newest)?;
         let Some(text) = index.as_ref() else {
-            return Ok(Vec::new());
+            return Ok(BackendHits {
+                hits: Vec::new(),
+                confidence: Some(0.0),
+            });
         };
-        let scored = text.index.search(query, top_k as usize, origins)?;
+        let LexicalAnswer {
+            hits: scored,
+            confidence,
+        } = text.index.search(query, top_k as usize, origins)?;
         let mut found: Vec<Option<BackendHit>> = scored
             .iter()
             .map(|hit| text.hits.hit(hit.key, hit.score, REASON))
@@ -277,7 +284,10 @@ impl SqliteStore {
         }
         let mut hits: Vec<BackendHit> = found.into_iter().flatten().collect();
         relative_to_best(&mut hits);
-        Ok(hits)
+        Ok(BackendHits {
+            hits,
+            confidence: Some(confidence),
+        })
     }
 
     /// The records under the keys (rowids) of `scored`, in its order, as hits with its

@@ -28,11 +28,7 @@ impl Retriever for SqliteStore {
         (self.search_mode == SearchMode::Lexical).then(|| {
             let connection = self.connection()?;
             let clock = self.clock(&connection)?;
-            let hits = self.lexical_search_at(&connection, clock.seq, query, top_k, origins)?;
-            let found = BackendHits {
-                hits,
-                confidence: None,
-            };
+            let found = self.lexical_search_at(&connection, clock.seq, query, top_k, origins)?;
             Ok((found, clock.generation))
         })
     }
@@ -48,7 +44,7 @@ impl Rankings for SqliteStore {
         query: &str,
         top_k: u32,
         origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError> {
+    ) -> Result<BackendHits, BackendError> {
         let connection = self.connection()?;
         self.lexical_search_at(
             &connection,

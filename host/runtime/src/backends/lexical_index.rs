@@ -6,6 +6,14 @@
 //! Terms are runs of letters and digits, lowercased and stemmed (Snowball English, the Porter
 //! family FTS5 and PostgreSQL's `english` configuration use too). Scores are Okapi BM25 with
 //! k1 = 1.2, b = 0.75 and the non-negative idf `ln(1 + (N - n + 0.5) / (n + 0.5))`.
+//!
+//! A search also says how well its best record matches, on a scale that does not depend on the
+//! corpus: its score over the query's ceiling, the most any record could score (each query term
+//! at BM25's limit `idf * (k1 + 1)`, a term no record contains at the idf of a term one record
+//! contains: at its own idf, an absent word would outweigh a present one 4.8 times in a
+//! one-record store). A
+//! record that holds every query term often scores near 1; one that shares a common word with
+//! an off-topic query, near 0 (docs/decisions/0016-absolute-confidence.md).
 
 mod encoding;
 
@@ -49,6 +57,15 @@ pub struct LexicalHit {
     pub key: u64,
     /// BM25 score (higher is better).
     pub score: f64,
+}
+
+/// What [`LexicalIndex::search`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LexicalAnswer {
+    /// The best records, best first.
+    pub hits: Vec<LexicalHit>,
+    /// The best record's score over the query's ceiling, in [0, 1]; 0 when nothing matched.
+    pub confidence: f64,
 }
 
 /// BM25 over a changing set of records, each under a caller-chosen `u64` key.
@@ -265,18 +282,23 @@ impl LexicalIndex {
     }
 
     /// The best `top_k` records for `query` among `origins` (all when empty), best first, ties
-    /// by id. Document frequencies count every origin. Stops with an error once the current
-    /// call's deadline passed (checked per query term).
+    /// by id, and the confidence of the best. Document frequencies count every origin. Stops
+    /// with an error once the current call's deadline passed (checked per query term).
     pub fn search(
         &self,
         query: &str,
         top_k: usize,
         origins: &[String],
-    ) -> Result<Vec<LexicalHit>, BackendError> {
+    ) -> Result<LexicalAnswer, BackendError> {
         let records = self.slots.len();
         if records == 0 || top_k == 0 {
-            return Ok(Vec::new());
+            return Ok(LexicalAnswer {
+                hits: Vec::new(),
+                confidence: 0.0,
+            });
         }
+        let idf = |with: f32| (1.0 + (records as f32 - with + 0.5) / (with + 0.5)).ln();
+        let mut ceiling = 0f32;
         let allowed: Vec<bool> = self
             .origins
             .iter()
@@ -292,12 +314,12 @@ impl LexicalIndex {
         for term in self.terms(query) {
             deadline::check()?;
             let Some(&term_id) = self.terms.get(term.as_str()) else {
+                ceiling += idf(1.0) * (BM25_K1 + 1.0);
                 continue;
             };
             let postings = &self.postings[term_id as usize];
-            let with = postings.len() as f32;
-            let weight =
-                (1.0 + (records as f32 - with + 0.5) / (with + 0.5)).ln() * (BM25_K1 + 1.0);
+            let weight = idf(postings.len() as f32) * (BM25_K1 + 1.0);
+            ceiling += weight;
             for &(slot, frequency) in postings {
                 let origin = self.slot_origins[slot as usize];
                 if origin == REMOVED || !allowed[origin as usize] {
@@ -327,13 +349,21 @@ impl LexicalIndex {
             touched.truncate(top_k);
         }
         touched.sort_unstable_by(better);
-        Ok(touched
-            .into_iter()
-            .map(|slot| LexicalHit {
-                key: document(slot).key,
-                score: f64::from(scores[slot as usize]),
-            })
-            .collect())
+        let best = touched.first().map_or(0.0, |slot| scores[*slot as usize]);
+        Ok(LexicalAnswer {
+            hits: touched
+                .into_iter()
+                .map(|slot| LexicalHit {
+                    key: document(slot).key,
+                    score: f64::from(scores[slot as usize]),
+                })
+                .collect(),
+            confidence: if ceiling > 0.0 {
+                f64::from(best / ceiling).clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+        })
     }
 }
 
@@ -365,7 +395,7 @@ mod tests {
             (3, "error", "nothing related here"),
             (4, "error", "the upload failed twice"),
         ]);
-        let hits = index.search("Upload FAILURES", 10, &[]).unwrap();
+        let hits = index.search("Upload FAILURES", 10, &[]).unwrap().hits;
         // Record 2 repeats both stems; 1 and 4 tie and order by id.
         assert_eq!(keys(&hits), vec![2, 1, 4]);
         assert!(hits[0].score > hits[1].score);
@@ -373,18 +403,51 @@ mod tests {
         assert!(index
             .search("unrelated words only", 10, &[])
             .unwrap()
+            .hits
             .is_empty());
-        assert_eq!(keys(&index.search("upload", 1, &[]).unwrap()), vec![2]);
+        assert_eq!(keys(&index.search("upload", 1, &[]).unwrap().hits), vec![2]);
+    }
+
+    #[test]
+    fn confidence_is_absolute_high_for_a_full_match_and_low_for_a_shared_common_word() {
+        let mut records: Vec<(u64, &str, &str)> = (0..50)
+            .map(|key| (key, "error", "the service failed on the host"))
+            .collect();
+        records.push((
+            50,
+            "error",
+            "certificate expired on the gateway certificate",
+        ));
+        let index = index(&records);
+        let confidence = |query: &str| index.search(query, 5, &[]).unwrap().confidence;
+
+        // Every rare term of the query, one of them twice: near the ceiling, yet not above it.
+        let on_topic = confidence("gateway certificate expired");
+        assert!((0.4..=1.0).contains(&on_topic), "{on_topic}");
+        // Scaling to the best hit would give 1.0 here; the common word alone says little.
+        let off_topic = confidence("sourdough bread failed to rise");
+        assert!(off_topic < 0.1, "{off_topic}");
+        assert!(!index
+            .search("sourdough bread failed to rise", 5, &[])
+            .unwrap()
+            .hits
+            .is_empty());
+        // Nothing matched at all.
+        assert_eq!(confidence("sourdough"), 0.0);
     }
 
     #[test]
     fn filters_by_origin_after_counting_every_origin() {
         let index = index(&[(1, "bot", "disk full"), (2, "error", "disk full")]);
-        let hits = index.search("disk", 10, &["error".to_string()]).unwrap();
+        let hits = index
+            .search("disk", 10, &["error".to_string()])
+            .unwrap()
+            .hits;
         assert_eq!(keys(&hits), vec![2]);
         assert!(index
             .search("disk", 10, &["workflow".to_string()])
             .unwrap()
+            .hits
             .is_empty());
     }
 
@@ -393,13 +456,19 @@ mod tests {
         let mut index = index(&[(1, "bot", "alpha beta"), (2, "bot", "beta gamma")]);
         index.upsert(1, "r1", "bot", "gamma delta");
         assert_eq!(
-            keys(&index.search("alpha", 10, &[]).unwrap()),
+            keys(&index.search("alpha", 10, &[]).unwrap().hits),
             Vec::<u64>::new()
         );
-        assert_eq!(keys(&index.search("gamma", 10, &[]).unwrap()), vec![1, 2]);
+        assert_eq!(
+            keys(&index.search("gamma", 10, &[]).unwrap().hits),
+            vec![1, 2]
+        );
         assert!(index.remove(2));
         assert!(!index.remove(2));
-        assert_eq!(keys(&index.search("gamma beta", 10, &[]).unwrap()), vec![1]);
+        assert_eq!(
+            keys(&index.search("gamma beta", 10, &[]).unwrap().hits),
+            vec![1]
+        );
         assert_eq!(index.len(), 1);
         assert_eq!(index.total_length, 2);
     }
@@ -420,7 +489,7 @@ mod tests {
         }
         assert!(index.documents.len() < 3000, "compacted");
         assert_eq!(index.len(), 500);
-        let hits = index.search("word3", 1000, &[]).unwrap();
+        let hits = index.search("word3", 1000, &[]).unwrap().hits;
         assert_eq!(hits.len(), (2500..3000).filter(|k| k % 7 == 3).count());
         assert!(hits.iter().all(|hit| hit.key >= 2500 && hit.key % 7 == 3));
     }

@@ -192,11 +192,11 @@ impl Rankings for MemoryStore {
         query: &str,
         top_k: u32,
         origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError> {
+    ) -> Result<BackendHits, BackendError> {
         let tables = self.read();
-        let mut hits: Vec<BackendHit> = tables
-            .text_index
-            .search(query, top_k as usize, origins)?
+        let found = tables.text_index.search(query, top_k as usize, origins)?;
+        let mut hits: Vec<BackendHit> = found
+            .hits
             .into_iter()
             .filter_map(|hit| {
                 let (db, id) = tables.keyed.get(&hit.key)?;
@@ -211,7 +211,10 @@ impl Rankings for MemoryStore {
             })
             .collect();
         relative_to_best(&mut hits);
-        Ok(hits)
+        Ok(BackendHits {
+            hits,
+            confidence: Some(found.confidence),
+        })
     }
 
     /// Cosine similarity over every record with an embedding.

@@ -16,7 +16,7 @@ pub mod ranking;
 pub mod records;
 
 pub use embedder::{Embedder, HashingEmbedder};
-pub use lexical_index::{LexicalHit, LexicalIndex};
+pub use lexical_index::{LexicalAnswer, LexicalHit, LexicalIndex};
 pub(crate) use ranking::query_words;
 pub use ranking::SearchMode;
 pub use records::{rates, PatchOutcomeRow, Record, RetrieverStats, StoreStats};

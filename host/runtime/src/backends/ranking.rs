@@ -77,13 +77,14 @@ pub fn query_words(query: &str) -> impl Iterator<Item = &str> {
 pub trait Rankings {
     /// How this store ranks searches.
     fn search_mode(&self) -> SearchMode;
-    /// BM25-like full-text ranking, scores relative to the best hit.
+    /// BM25-like full-text ranking, scores relative to the best hit, with the store's
+    /// confidence in the best when it can tell one that does not depend on the corpus.
     fn lexical_search(
         &self,
         query: &str,
         top_k: u32,
         origins: &[String],
-    ) -> Result<Vec<BackendHit>, BackendError>;
+    ) -> Result<BackendHits, BackendError>;
     /// Cosine similarity over the current embeddings.
     fn vector_search(
         &self,
@@ -100,23 +101,28 @@ pub fn search_by_mode(
     top_k: u32,
     origins: &[String],
 ) -> Result<BackendHits, BackendError> {
-    let hits = match store.search_mode() {
-        SearchMode::Lexical => store.lexical_search(query, top_k, origins)?,
-        SearchMode::Vector => store.vector_search(query, top_k, origins)?,
+    match store.search_mode() {
+        SearchMode::Lexical => store.lexical_search(query, top_k, origins),
+        // Cosine similarity is absolute already: the guest takes the best as the confidence.
+        SearchMode::Vector => Ok(BackendHits {
+            hits: store.vector_search(query, top_k, origins)?,
+            confidence: None,
+        }),
         SearchMode::Hybrid => {
             // Each side looks deeper than top_k so fusion can promote what both agree on.
             let depth = top_k.saturating_mul(4).max(50);
-            reciprocal_rank_fusion(
-                [
-                    store.lexical_search(query, depth, origins)?,
-                    store.vector_search(query, depth, origins)?,
-                ],
-                top_k as usize,
-            )
+            let lexical = store.lexical_search(query, depth, origins)?;
+            let vector = store.vector_search(query, depth, origins)?;
+            // Fused scores are ranks; the confidence is the better side's own.
+            let best_cosine = vector.first().map(|hit| hit.score);
+            let confidence = match (lexical.confidence, best_cosine) {
+                (Some(lexical), Some(cosine)) => Some(lexical.max(cosine)),
+                (lexical, cosine) => lexical.or(cosine),
+            };
+            Ok(BackendHits {
+                hits: reciprocal_rank_fusion([lexical.hits, vector], top_k as usize),
+                confidence,
+            })
         }
-    };
-    Ok(BackendHits {
-        hits,
-        confidence: None,
-    })
+    }
 }

@@ -352,7 +352,8 @@ fn a_bucket_crowded_out_of_the_first_search_is_filled_from_its_own_origin() {
             record(
                 "bot",
                 id,
-                "a bot that retries every upload of the day",
+                // Both query words, so its own origin's search is confident.
+                "a bot that retries every failed upload of the day",
                 json!({"name": id}),
             ),
         ));

@@ -1,7 +1,11 @@
 //! Retriever.search: validation, retries, doubling k, caching and the fallback result.
 
 use serde_json::json;
+use std::sync::Arc;
 use vector_service_runtime::api::{BackendError, Error};
+
+use vector_service_runtime::backends::memory::MemoryStore;
+use vector_service_runtime::backends::{Backends, Retriever as _, SearchMode};
 use vector_service_runtime::ServiceError;
 
 use vector_service_testkit::prelude::*;
@@ -294,4 +298,39 @@ fn a_call_whose_first_block_is_large_keeps_every_hit_intact() {
         assert_eq!(metadata["note"], format!("{n:04}-").repeat(30));
     }
     assert_eq!(retriever.calls()[0].0, query);
+}
+
+/// The lexical backend's confidence is absolute (its best score over the query's ceiling), so
+/// the default threshold tells a match from a query that only shares a common word: the
+/// original's low-confidence path runs (k doubled, then the fallback) for the latter alone.
+#[test]
+fn an_off_topic_query_falls_back_and_an_on_topic_one_does_not() {
+    let store = Arc::new(MemoryStore::new().with_search_mode(SearchMode::Lexical));
+    seed_corpus(&store);
+    let (service, _) = service(Backends::memory(store.clone()));
+
+    let on_topic = service.search("s", &search("upload failed")).unwrap();
+    assert!(on_topic.fallback.is_none(), "{on_topic:?}");
+    assert!(on_topic
+        .hits
+        .iter()
+        .any(|hit| hit.record_id.as_deref() == Some("e1")));
+
+    // "failed" is in the corpus; nothing else of the query is.
+    let found = store
+        .search("the sourdough bread failed to rise", 5, &[])
+        .unwrap();
+    assert!(!found.hits.is_empty());
+    assert_eq!(found.hits[0].score, 1.0, "scores stay relative to the best");
+    let confidence = found.confidence.expect("the lexical backend says");
+    assert!(confidence < 0.1, "{confidence}");
+    let off_topic = service
+        .search("s", &search("the sourdough bread failed to rise"))
+        .unwrap();
+    let fallback = off_topic.fallback.expect("a fallback");
+    assert_eq!(fallback.reason, "low confidence");
+    assert!(
+        (fallback.confidence - confidence).abs() < 1e-9,
+        "{fallback:?}"
+    );
 }
