@@ -64,6 +64,10 @@ pub struct SearchAnswer<'a> {
     fallback: Option<FallbackAnswer<'a>>,
     /// The hits are an earlier answer to the same query (later attempts found nothing).
     from_cache: bool,
+    /// How the request was read, when the caller should know (a query cut at its bound, 16 KiB
+    /// or 512 words); absent otherwise.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
 }
 
 impl<'a> SearchAnswer<'a> {
@@ -74,6 +78,7 @@ impl<'a> SearchAnswer<'a> {
             hits: response.hits.iter().map(HitAnswer::of).collect(),
             fallback: response.fallback.as_ref().map(FallbackAnswer::of),
             from_cache: response.from_cache,
+            warnings: &response.warnings,
         }
     }
 
@@ -90,8 +95,13 @@ impl<'a> SearchAnswer<'a> {
                     + FIELDS_BYTES
             })
             .sum();
-        self.session_id.len() + hits + FIELDS_BYTES
+        self.session_id.len() + hits + warnings_size(self.warnings) + FIELDS_BYTES
     }
+}
+
+/// Bytes of an answer's warnings with their quotes and commas.
+fn warnings_size(warnings: &[String]) -> usize {
+    warnings.iter().map(|warning| warning.len() + 3).sum()
 }
 
 /// Bytes of an answer's or a hit's keys, punctuation and numbers, for [`SearchAnswer::json_size`]
@@ -157,6 +167,9 @@ pub struct ContextAnswer<'a> {
     context: EmbeddedJson<'a>,
     entries: Vec<ContextEntryAnswer<'a>>,
     from_cache: bool,
+    /// As the search answer's (a task cut at its bound); absent otherwise.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
 }
 
 impl<'a> ContextAnswer<'a> {
@@ -171,6 +184,7 @@ impl<'a> ContextAnswer<'a> {
                 .map(ContextEntryAnswer::of)
                 .collect(),
             from_cache: response.from_cache,
+            warnings: &response.warnings,
         }
     }
 
@@ -187,7 +201,11 @@ impl<'a> ContextAnswer<'a> {
                     + 2 * FIELDS_BYTES
             })
             .sum();
-        self.session_id.len() + self.context.0.len() + entries + FIELDS_BYTES
+        self.session_id.len()
+            + self.context.0.len()
+            + entries
+            + warnings_size(self.warnings)
+            + FIELDS_BYTES
     }
 }
 
@@ -334,6 +352,7 @@ mod tests {
             ],
             fallback: None,
             from_cache: false,
+            warnings: vec![],
         };
         let value = serde_json::to_value(SearchAnswer::of(&response)).unwrap();
         assert_eq!(
@@ -349,6 +368,7 @@ mod tests {
             context: r#"{"bots":[{"id":"b1"}]}"#.into(),
             entries: Vec::new(),
             from_cache: true,
+            warnings: vec![],
         };
         let value = serde_json::to_value(ContextAnswer::of(&context)).unwrap();
         assert_eq!(value["context"], json!({"bots": [{"id": "b1"}]}));
@@ -373,6 +393,7 @@ mod tests {
                 .collect(),
             fallback: None,
             from_cache: false,
+            warnings: vec![],
         };
         let answer = SearchAnswer::of(&search);
         fits(&answer, answer.json_size());
@@ -395,6 +416,7 @@ mod tests {
                 reliability_source: "vector".into(),
             }],
             from_cache: false,
+            warnings: vec![],
         };
         let answer = ContextAnswer::of(&context);
         fits(&answer, answer.json_size());

@@ -20,29 +20,60 @@ pub const MAX_BATCH_SIZE: u32 = 1_000;
 /// Most entries in a list of names (origins, databases, db weights).
 pub const MAX_LIST_ENTRIES: usize = 64;
 
-/// A query or task: non-blank, at most [`MAX_QUERY_BYTES`] and [`MAX_QUERY_TERMS`].
-pub fn text(field: &str, text: &str) -> Result<(), Error> {
+/// A query or task as the operation reads it: cut at its bound when it was longer.
+pub struct Bounded<'a> {
+    pub text: &'a str,
+    /// Says what was cut, for the answer's `warnings`.
+    pub warning: Option<String>,
+}
+
+/// A query or task: non-blank; past [`MAX_QUERY_BYTES`] or [`MAX_QUERY_TERMS`] words it is cut
+/// at the bound (the original's callers pass whole logs; it took any size), at a character
+/// boundary and before the first word past the count, and the caller is warned.
+pub fn text<'a>(field: &str, text: &'a str) -> Result<Bounded<'a>, Error> {
     if text.trim().is_empty() {
         return Err(errors::malformed(format!(
             "{field} must be a non-empty string"
         )));
     }
-    if text.len() > MAX_QUERY_BYTES {
+    let mut end = text.len().min(MAX_QUERY_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut words = 0;
+    let mut in_word = false;
+    for (at, c) in text[..end].char_indices() {
+        let word_char = c.is_alphanumeric();
+        if word_char && !in_word {
+            if words == MAX_QUERY_TERMS {
+                end = at;
+                break;
+            }
+            words += 1;
+        }
+        in_word = word_char;
+    }
+    if text[..end].trim().is_empty() {
         return Err(errors::malformed(format!(
-            "{field} is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+            "{field} has no words in its first {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    if end == text.len() {
+        return Ok(Bounded {
+            text,
+            warning: None,
+        });
+    }
+    let cut = text[..end].trim_end();
+    Ok(Bounded {
+        text: cut,
+        warning: Some(format!(
+            "{field} cut to its first {} of {} bytes: at most {MAX_QUERY_BYTES} bytes and \
+             {MAX_QUERY_TERMS} words are read",
+            cut.len(),
             text.len()
-        )));
-    }
-    let terms = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .count();
-    if terms > MAX_QUERY_TERMS {
-        return Err(errors::malformed(format!(
-            "{field} has {terms} words; at most {MAX_QUERY_TERMS} are accepted"
-        )));
-    }
-    Ok(())
+        )),
+    })
 }
 
 /// A requested hit count: `default` when absent or 0 (as the original read `top_k=0`), else

@@ -10,7 +10,7 @@ use crate::bindings::exports::vector_service::plugin::context_builder::{
 };
 use crate::bindings::exports::vector_service::plugin::retriever::{Hit, SearchRequest};
 use crate::bindings::vector_service::plugin::result_cache;
-use crate::bindings::vector_service::plugin::telemetry::Operation;
+use crate::bindings::vector_service::plugin::telemetry::{self, Operation, Sample};
 use crate::bindings::vector_service::plugin::types::{BackendError, Error, Rates, VectorRef};
 use crate::bindings::vector_service::plugin::vector_metrics_db;
 use crate::bindings::wasi::logging::logging::Level;
@@ -211,7 +211,11 @@ pub fn build(session_id: String, request: ContextRequest) -> Result<ContextRespo
 }
 
 fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<ContextResponse, Error> {
-    bounds::text("task", &request.task)?;
+    let task = bounds::text("task", &request.task)?;
+    if task.warning.is_some() {
+        telemetry::observe(Sample::InputCut(Operation::ContextBuilderBuild));
+    }
+    let warnings: Vec<String> = task.warning.iter().cloned().collect();
     let top_k = bounds::top_k(request.top_k, DEFAULT_TOP_K)?;
     bounds::names(
         "db_weights",
@@ -231,12 +235,13 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
     }
     let rules = rules(request)?;
     let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    let cache_key = cache_key(request, top_k, max_tokens);
+    let cache_key = cache_key(request, task.text, top_k, max_tokens);
     if let Some(mut cached) = result_cache::get_context(&cache_key)
         .and_then(|text| serde_json::from_str::<ContextResponse>(&text).ok())
     {
         cached.session_id = session_id.to_string();
         cached.from_cache = true;
+        cached.warnings = warnings;
         return Ok(cached);
     }
 
@@ -246,7 +251,7 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
     let wanted = top_k
         .saturating_mul(CANDIDATES_PER_ENTRY)
         .min(bounds::MAX_TOP_K);
-    let mut hits = related(session_id, &request.task, wanted, origins)?;
+    let mut hits = related(session_id, task.text, wanted, origins)?;
     // A bucket short of `top_k` while the search was cut at `wanted` may have more matches
     // that other buckets' hits crowded out: that origin's own best `top_k` replace its hits.
     if hits.len() >= wanted as usize {
@@ -257,7 +262,7 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
                 .count();
             if found < top_k as usize {
                 let origin = vec![rule.origin.to_string()];
-                let more = related(session_id, &request.task, top_k, origin)?;
+                let more = related(session_id, task.text, top_k, origin)?;
                 hits.retain(|hit| hit.origin_db != rule.origin);
                 hits.extend(more);
             }
@@ -271,6 +276,7 @@ fn build_in_session(session_id: &str, request: &ContextRequest) -> Result<Contex
         context: render(&rules, &candidates),
         entries: describe(&rules, session_id, candidates),
         from_cache: false,
+        warnings,
     };
     if !response.entries.is_empty() {
         if let Ok(text) = serde_json::to_string(&response) {
@@ -539,7 +545,7 @@ fn warn(session_id: &str, message: &str) {
 }
 
 /// One cache entry per task and every option that changes the result.
-fn cache_key(request: &ContextRequest, top_k: u32, max_tokens: u32) -> String {
+fn cache_key(request: &ContextRequest, task: &str, top_k: u32, max_tokens: u32) -> String {
     let buckets: Vec<_> = request
         .buckets
         .iter()
@@ -554,12 +560,6 @@ fn cache_key(request: &ContextRequest, top_k: u32, max_tokens: u32) -> String {
             )
         })
         .collect();
-    let key = (
-        &request.task,
-        top_k,
-        max_tokens,
-        &request.db_weights,
-        buckets,
-    );
+    let key = (task, top_k, max_tokens, &request.db_weights, buckets);
     serde_json::to_string(&key).unwrap_or_default()
 }

@@ -195,6 +195,7 @@ impl Written<'_> {
                 .filter(|v| !v.origin_db.is_empty())
                 .map(|v| v.origin_db.clone())
                 .collect(),
+            contribution: self.contribution,
         }
     }
 

@@ -7,7 +7,7 @@ use crate::bindings::exports::vector_service::plugin::retriever::{
 use crate::bindings::vector_service::plugin::clock;
 use crate::bindings::vector_service::plugin::result_cache;
 use crate::bindings::vector_service::plugin::retriever_backend::{self, Answer, BackendHit};
-use crate::bindings::vector_service::plugin::telemetry::Operation;
+use crate::bindings::vector_service::plugin::telemetry::{self, Operation, Sample};
 use crate::bindings::vector_service::plugin::types::{Error, Hit};
 use crate::instrument::instrumented;
 use crate::{bounds, errors};
@@ -37,7 +37,10 @@ enum Outcome {
 }
 
 fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<SearchResponse, Error> {
-    bounds::text("query", &request.query)?;
+    let query = bounds::text("query", &request.query)?;
+    if query.warning.is_some() {
+        telemetry::observe(Sample::InputCut(Operation::RetrieverSearch));
+    }
     let top_k = bounds::top_k(request.top_k, DEFAULT_TOP_K)?;
     bounds::names(
         "origins",
@@ -52,15 +55,16 @@ fn search_in_session(session_id: &str, request: &SearchRequest) -> Result<Search
             "similarity_threshold must be a finite number",
         ));
     }
-    let cache_key = cache_key(&request.query, &request.origins);
+    let cache_key = cache_key(query.text, &request.origins);
     let respond = |hits, fallback, from_cache| SearchResponse {
         session_id: session_id.to_string(),
         hits,
         fallback,
         from_cache,
+        warnings: query.warning.iter().cloned().collect(),
     };
 
-    match attempt_search(&request.query, top_k, threshold, &request.origins)? {
+    match attempt_search(query.text, top_k, threshold, &request.origins)? {
         Outcome::Accepted(hits, answer) => {
             result_cache::put_answer(&cache_key, &answer);
             Ok(respond(hits, None, false))

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::catalogue::{answered_by, other_component, tenants_file};
 use crate::server::{error_kind, Server};
 use crate::support::api_key_hash as hash;
-use crate::support::{record_ids, temp_dir, write_numbered_tenants, write_tenants};
+use crate::support::{record_ids, temp_dir, write_numbered_tenants, write_tenants, Metrics};
 use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 use vector_service_testkit::postgres_server::postgres;
 
@@ -649,21 +649,6 @@ fn every_documented_range_is_accepted_at_its_ends_and_refused_past_them() {
             past: vec![json!(1001), json!(4_294_967_295u64)],
         });
     }
-    let text_field = [("/v1/search", "query"), ("/v1/context", "task")];
-    for (route, field) in text_field {
-        bounds.push(Bound {
-            route,
-            field,
-            at: json!(words(512)),
-            past: vec![json!(words(513))],
-        });
-        bounds.push(Bound {
-            route,
-            field,
-            at: json!(format!("upload {}", "x".repeat(16 * 1024 - 7))),
-            past: vec![json!(format!("upload {}", "x".repeat(16 * 1024 - 6)))],
-        });
-    }
     let ids = |count: usize| json!((0..count).map(|i| format!("bot:b-{i}")).collect::<Vec<_>>());
     bounds.push(Bound {
         route: "/v1/contributors",
@@ -717,6 +702,39 @@ fn every_documented_range_is_accepted_at_its_ends_and_refused_past_them() {
                 bound.field
             );
         }
+    }
+
+    // A query or task past its bound is cut there, not refused (the original took any size and
+    // its callers pass whole logs): answered, with a warning, and counted.
+    for (route, field, function) in [
+        ("/v1/search", "query", "Retriever.search"),
+        ("/v1/context", "task", "ContextBuilder.build"),
+    ] {
+        let texts = [
+            (words(512), words(513)),
+            (
+                format!("upload {}", "x".repeat(16 * 1024 - 7)),
+                format!("upload {}", "x".repeat(16 * 1024 - 6)),
+            ),
+        ];
+        for (at, past) in texts {
+            let (status, answer, _) = server.post(route, None, &body(route, field, &json!(at)));
+            assert_eq!(status, 200, "{route} {field} at its bound: {answer}");
+            assert!(answer.get("warnings").is_none(), "{answer}");
+            let (status, answer, _) = server.post(route, None, &body(route, field, &json!(past)));
+            assert_eq!(status, 200, "{route} {field} past its bound: {answer}");
+            let warnings = answer["warnings"].as_array().expect("a warning");
+            assert_eq!(warnings.len(), 1, "{answer}");
+            let warning = warnings[0].as_str().unwrap();
+            assert!(
+                warning.starts_with(&format!("{field} cut to its first ")),
+                "{warning}"
+            );
+        }
+        let (_, text) = server.get("/metrics", None);
+        let cut = Metrics::parse(text)
+            .counter("vector_service_inputs_cut_total", &[("function", function)]);
+        assert_eq!(cut, 2.0, "{function}");
     }
     // A path that does not decode gets the JSON error shape like every other answer.
     let (status, text) = server.get("/v1/backfill/bf-%ff-1", None);

@@ -438,7 +438,8 @@ fn a_schema_2_file_with_fts5_migrates_and_its_records_are_found() {
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection
         .execute_batch(
-            "DROP INDEX patch_outcomes_by_vector;
+            "ALTER TABLE patch_outcomes DROP COLUMN contribution;
+             DROP INDEX patch_outcomes_by_vector;
              ALTER TABLE change_clock DROP COLUMN outcomes;
              DROP INDEX records_by_seq;
              ALTER TABLE records DROP COLUMN seq;

@@ -145,15 +145,23 @@ class AgainstTheServer(unittest.TestCase):
         for query in ("", "   ", None, 42):
             with self.assertRaises(MalformedPromptError):
                 retriever.search(query)
-        with self.assertRaises(MalformedPromptError) as raised:
-            retriever.search("word " * 600)
-        self.assertEqual(raised.exception.kind, "malformed-prompt")
-        self.assertEqual(raised.exception.status, 400)
         with self.assertRaises(MalformedPromptError):
             ContextBuilder(client=self.client).build(" ")
         with self.assertRaises(MalformedPromptError) as raised:
             PatchLogger(client=self.client).track_contributors(["bot:x"] * 1001, True)
         self.assertEqual(raised.exception.status, 400)
+
+    def test_a_whole_log_as_a_query_is_read_up_to_its_bound_with_a_warning(self):
+        # The original took any size and its callers pass whole logs: the server cuts the query
+        # at 512 words and says so, which the client turns into a Python warning.
+        log = "upload failed while sending the file " * 100
+        with self.assertWarns(UserWarning) as warned:
+            hits = Retriever(client=self.client).search(log, top_k=3)
+        self.assertIn("query cut to its first", str(warned.warning))
+        self.assertTrue(hits)
+        with self.assertWarns(UserWarning) as warned:
+            ContextBuilder(client=self.client).build(log)
+        self.assertIn("task cut to its first", str(warned.warning))
 
     def test_build_returns_the_compact_context_string_and_its_reliability(self):
         builder = ContextBuilder(client=self.client)

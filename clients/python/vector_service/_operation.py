@@ -41,6 +41,14 @@ def _ignore(owner: str, names: Any, why: str) -> None:
                       stacklevel=3)
 
 
+def _warn_about(answer: Dict[str, Any], owner: str) -> Dict[str, Any]:
+    """The server's `warnings` (a query or task cut at its bound) as Python warnings, one per
+    call site, so a caller that passes a whole log learns that only its start was read."""
+    for warning in answer.get("warnings") or ():
+        warnings.warn(f"vector_service.{owner}: {warning}", stacklevel=3)
+    return answer
+
+
 async def _in_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`call` on the default executor, as the original's `*_async` methods ran theirs
     (`asyncio.to_thread`, which Python 3.8 lacks)."""

@@ -3,7 +3,7 @@
 import json
 from typing import Any, Dict, Optional, Tuple, Union
 
-from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text
+from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text, _warn_about
 from .exceptions import ErrorResult
 from .retriever import Retriever
 
@@ -34,10 +34,10 @@ class ContextBuilder(_Operation):
         `entries` (each with its reliability), `session_id` and `from_cache`. The newest
         original's other keywords (`include_vectors`, `prioritise`, ...) are ignored."""
         _ignore("ContextBuilder.build_context", ignored, TUNING)
-        answer = self.client.request("POST", "/v1/context", _body(
+        answer = _warn_about(self.client.request("POST", "/v1/context", _body(
             task=_text("query", query), top_k=top_k, session_id=session_id or "",
             max_tokens=self.max_tokens if max_tokens is None else max_tokens,
-            db_weights=db_weights or self.db_weights or None))
+            db_weights=db_weights or self.db_weights or None)), "ContextBuilder.build_context")
         context = json.dumps(answer["context"], separators=(",", ":"), ensure_ascii=False)
         if return_metadata:
             return context, {k: v for k, v in answer.items() if k != "context"}

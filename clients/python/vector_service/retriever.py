@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text
+from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text, _warn_about
 
 
 class FallbackResult(list):
@@ -45,13 +45,13 @@ class Retriever(_Operation):
         the origins to search, as `origins` does; its other tuning keywords are ignored."""
         _ignore("Retriever.search", ignored, TUNING)
         origins = list(origins or dbs or []) or None
-        answer = self.client.request("POST", "/v1/search", _body(
+        answer = _warn_about(self.client.request("POST", "/v1/search", _body(
             query=_text("query", query),
             top_k=self.top_k if top_k is None else top_k,
             session_id=session_id,
             threshold=self.similarity_threshold if similarity_threshold is None
             else similarity_threshold,
-            origins=origins))
+            origins=origins)), "Retriever.search")
         hits = answer["hits"]
         fallback = answer.get("fallback")
         if fallback:

@@ -52,6 +52,7 @@ impl ret::Guest for Component {
             hits: answer.hits.into_iter().map(hit).collect(),
             fallback: None,
             from_cache: false,
+            warnings: Vec::new(),
         })
     }
 }

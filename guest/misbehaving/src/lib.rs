@@ -90,6 +90,7 @@ impl ret::Guest for Component {
                 hits: Vec::new(),
                 fallback: None,
                 from_cache: false,
+                warnings: Vec::new(),
             }),
         }
     }

@@ -14,7 +14,7 @@ pub static COMPONENT: &[u8] = include_bytes!("../vector_service.wasm");
 pub const COMPONENT_SHA256: &str = include_str!("../vector_service.wasm.sha256");
 
 /// The WIT package (name and version) the component implements.
-pub const WIT_PACKAGE: &str = "vector-service:plugin@0.3.0";
+pub const WIT_PACKAGE: &str = "vector-service:plugin@0.4.0";
 
 /// The world file the component was built against (`wit/vector-service.wit`), for hosts that
 /// generate their own bindings or show the contract.

@@ -417,7 +417,7 @@ impl Store for PostgresStore {
         self.transaction(|tx| {
             Ok(tx
                 .query(
-                    "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms
+                    "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms, contribution
                      FROM patch_outcomes ORDER BY seq",
                     &[],
                 )?
@@ -432,6 +432,7 @@ impl Store for PostgresStore {
                     label: row.get(6),
                     roi_tag: row.get(7),
                     ts_ms: count(row.get(8)),
+                    contribution: row.get(9),
                 })
                 .collect())
         })

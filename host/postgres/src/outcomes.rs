@@ -20,8 +20,8 @@ impl MetricsDb for PostgresStore {
         self.transaction(|tx| {
             let ts = now_ms();
             let insert = tx.prepare(
-                "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms, contribution)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )?;
             for row in &outcome.contributors {
                 tx.execute(
@@ -36,6 +36,7 @@ impl MetricsDb for PostgresStore {
                         &outcome.label,
                         &outcome.roi_tag,
                         &ts,
+                        &outcome.contribution,
                     ],
                 )?;
             }

@@ -6,6 +6,7 @@
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_records_embeddings_outcomes.sql"),
     include_str!("../migrations/0002_change_clock.sql"),
+    include_str!("../migrations/0003_patch_outcome_contribution.sql"),
 ];
 
 /// The schema version this build writes.

@@ -124,6 +124,9 @@ impl SandboxFailure {
 /// The labels of the metering families.
 const METERED: [&str; 2] = ["tenant", "component"];
 
+/// The operations that read a query or task, and so may cut one at its bound.
+const CUTTING: [Operation; 2] = [Operation::RetrieverSearch, Operation::ContextBuilderBuild];
+
 /// One registry for every tenant of a process.
 #[derive(Clone)]
 pub struct Telemetry {
@@ -137,6 +140,7 @@ pub struct Telemetry {
     backfill_runs: CounterVec,
     backfill_duration: HistogramVec,
     sandbox_failures: CounterVec,
+    inputs_cut: CounterVec,
     instantiate: HistogramVec,
     memory_peak: HistogramVec,
     live_instances: IntGaugeVec,
@@ -236,6 +240,7 @@ impl Telemetry {
             backfill_runs: counter(r, "embedding_backfill_runs_total", "Embedding backfill runs, by status.", &["tenant", "status"]),
             backfill_duration: histogram(r, "embedding_backfill_run_duration_seconds", "Duration of an embedding backfill run.", &["tenant"], seconds_buckets()),
             sandbox_failures: counter(r, "vector_service_sandbox_failures_total", "Calls the sandbox stopped, by reason.", &["tenant", "reason"]),
+            inputs_cut: counter(r, "vector_service_inputs_cut_total", "Queries and tasks past their bound (16 KiB or 512 words), cut there and answered with a warning.", &["tenant", "function"]),
             instantiate: histogram(r, "vector_service_instantiate_seconds", "Time to instantiate the component for a call.", &["tenant"], exponential_buckets(0.000_001, 4.0, 10).expect("valid buckets")),
             memory_peak: histogram(r, "vector_service_memory_peak_bytes", "Largest linear memory an instance reached (its high-water mark), observed when it is dropped.", &["tenant"], exponential_buckets(65_536.0, 4.0, 9).expect("valid buckets")),
             live_instances: gauge_vec(r, "vector_service_instances_live", "Component instances alive now (pool slots in use, when pooling).", &["tenant"]),
@@ -279,6 +284,10 @@ impl Telemetry {
         for failure in SandboxFailure::ALL {
             self.sandbox_failures
                 .with_label_values(&[tenant, failure.label()]);
+        }
+        for operation in CUTTING {
+            self.inputs_cut
+                .with_label_values(&[tenant, function_label(operation)]);
         }
     }
 
@@ -372,6 +381,11 @@ impl Telemetry {
                 .sandbox_failures
                 .remove_label_values(&[tenant, failure.label()]);
         }
+        for operation in CUTTING {
+            let _ = self
+                .inputs_cut
+                .remove_label_values(&[tenant, function_label(operation)]);
+        }
         let _ = self.patch_duration.remove_label_values(&[tenant]);
         let _ = self.backfill_duration.remove_label_values(&[tenant]);
         let _ = self.instantiate.remove_label_values(&[tenant]);
@@ -408,6 +422,11 @@ impl Telemetry {
                 self.backfill_duration
                     .with_label_values(&[tenant])
                     .observe(non_negative(run.duration_seconds));
+            }
+            Sample::InputCut(operation) => {
+                self.inputs_cut
+                    .with_label_values(&[tenant, function_label(*operation)])
+                    .inc();
             }
         }
     }

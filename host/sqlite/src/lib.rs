@@ -579,7 +579,7 @@ impl Store for SqliteStore {
         let connection = self.connection()?;
         let mut statement = connection
             .prepare(
-                "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms
+                "SELECT patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms, contribution
                  FROM patch_outcomes ORDER BY rowid",
             )
             .map_err(backend_error)?;
@@ -595,6 +595,7 @@ impl Store for SqliteStore {
                     label: row.get(6)?,
                     roi_tag: row.get(7)?,
                     ts_ms: unsigned(row, 8)?,
+                    contribution: row.get(9)?,
                 })
             })
             .and_then(Iterator::collect)

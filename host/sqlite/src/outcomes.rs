@@ -52,8 +52,8 @@ impl MetricsDb for SqliteStore {
             // than running it (docs/benchmarks-log.md, "/v1/contributors: statements compiled per row").
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO patch_outcomes (patch_id, session_id, origin_db, vector_id, success, reverted, label, roi_tag, ts_ms, contribution)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(backend_error)?;
             for row in &outcome.contributors {
@@ -67,7 +67,8 @@ impl MetricsDb for SqliteStore {
                         outcome.reverted,
                         outcome.label,
                         outcome.roi_tag,
-                        ts
+                        ts,
+                        outcome.contribution
                     ])
                     .map_err(backend_error)?;
             }

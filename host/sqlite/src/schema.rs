@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_change_clock.sql"),
     include_str!("../migrations/0003_lexical_index_in_memory.sql"),
     include_str!("../migrations/0004_outcomes_in_the_generation.sql"),
+    include_str!("../migrations/0005_patch_outcome_contribution.sql"),
 ];
 
 pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<(), SqliteError> {

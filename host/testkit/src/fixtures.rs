@@ -29,6 +29,7 @@ pub fn outcome_without_contributors() -> PatchOutcome {
         roi_tag: "".into(),
         contributors: vec![],
         credited_origins: vec![],
+        contribution: 0.0,
     }
 }
 

@@ -453,11 +453,12 @@ pub fn patch_outcomes_and_retriever_stats_are_written_together(stores: &dyn Stor
             },
         ],
         credited_origins: vec!["bot".into(), "error".into()],
+        contribution: if success { 0.75 } else { 0.0 },
     };
     store.log_patch_outcome(&outcome("p-1", true)).unwrap();
     store.log_patch_outcome(&outcome("p-2", false)).unwrap();
     let rows = store.patch_outcomes().unwrap();
-    let summary: Vec<(&str, Option<&str>, bool, bool)> = rows
+    let summary: Vec<(&str, Option<&str>, bool, bool, f64)> = rows
         .iter()
         .map(|row| {
             (
@@ -465,16 +466,17 @@ pub fn patch_outcomes_and_retriever_stats_are_written_together(stores: &dyn Stor
                 row.vector_id.as_deref(),
                 row.success,
                 row.reverted,
+                row.contribution,
             )
         })
         .collect();
     assert_eq!(
         summary,
         [
-            ("p-1", Some("b1"), true, false),
-            ("p-1", None, true, false),
-            ("p-2", Some("b1"), false, true),
-            ("p-2", None, false, true),
+            ("p-1", Some("b1"), true, false, 0.75),
+            ("p-1", None, true, false, 0.75),
+            ("p-2", Some("b1"), false, true, 0.0),
+            ("p-2", None, false, true, 0.0),
         ]
     );
     assert!(rows
@@ -555,6 +557,7 @@ pub fn outcomes_in_either_metrics_database_count_in_rates(stores: &dyn StoreFact
                 roi_tag: "".into(),
                 contributors: vec![contributor.clone()],
                 credited_origins: vec!["bot".into()],
+                contribution: 0.0,
             })
             .unwrap();
     }

@@ -274,6 +274,7 @@ impl MetricsDb for MemoryStore {
                 reverted: outcome.reverted,
                 label: outcome.label.clone(),
                 roi_tag: outcome.roi_tag.clone(),
+                contribution: outcome.contribution,
                 ts_ms,
             });
         }

@@ -37,6 +37,8 @@ pub struct PatchOutcomeRow {
     pub label: String,
     /// The ROI tag given with the outcome.
     pub roi_tag: String,
+    /// The caller's contribution (0.0 when it gave none).
+    pub contribution: f64,
     /// When it was written, in ms since the Unix epoch.
     pub ts_ms: u64,
 }

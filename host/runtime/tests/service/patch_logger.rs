@@ -113,6 +113,31 @@ fn no_contributors_still_records_one_row() {
     assert!(store.retriever_stats_by_origin().is_empty());
 }
 
+/// The original recorded the contribution on its default path too; WIT 0.4 carries it in the
+/// primary's patch outcome, so it is kept whichever database takes the outcome.
+#[test]
+fn the_contribution_is_kept_in_the_primary_metrics_db() {
+    let (service, store, _) = memory_service();
+    let mut request = track(&["bot:b1", "workflow:w1"], true, "p-8");
+    request.contribution = Some(0.75);
+    let response = service.track_contributors("s-8", &request).unwrap();
+
+    assert_eq!(response.written_to, Destination::Primary);
+    let rows = store.patch_outcomes().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|row| row.contribution == 0.75), "{rows:?}");
+    assert!(
+        store.vector_outcomes().is_empty(),
+        "written once, not twice"
+    );
+
+    // None given: 0.0, as the original's default.
+    service
+        .track_contributors("s-8", &track(&["bot:b2"], false, "p-9"))
+        .unwrap();
+    assert_eq!(store.patch_outcomes().unwrap()[2].contribution, 0.0);
+}
+
 #[test]
 fn an_unavailable_primary_sends_outcomes_to_the_vector_metrics_db() {
     let (service, store, _) = memory_service();

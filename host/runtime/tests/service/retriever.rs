@@ -334,3 +334,48 @@ fn an_off_topic_query_falls_back_and_an_on_topic_one_does_not() {
         "{fallback:?}"
     );
 }
+
+/// A query past its bound is cut there rather than refused (the original took any size, and its
+/// callers pass whole logs): the backend gets the first 512 words, the answer a warning, and
+/// `vector_service_inputs_cut_total` counts it.
+#[test]
+fn a_query_past_its_bound_is_cut_answered_with_a_warning_and_counted() {
+    let retriever =
+        ScriptedRetriever::new(vec![hits(vec![hit("error", "e1", 0.9, json!({}))], None)]);
+    let (backends, _) = with_retriever(retriever.clone());
+    let (service, telemetry) = service(backends);
+    let words: Vec<String> = (0..600).map(|i| format!("w{i}")).collect();
+    let log = words.join(" ");
+
+    let response = service.search("s", &search(&log)).unwrap();
+    assert_eq!(response.hits.len(), 1);
+    assert_eq!(response.warnings.len(), 1, "{response:?}");
+    assert!(
+        response.warnings[0].starts_with("query cut to its first "),
+        "{}",
+        response.warnings[0]
+    );
+    let sent = &retriever.calls()[0].0;
+    assert_eq!(
+        sent,
+        &words[..512].join(" "),
+        "the first 512 words, nothing after"
+    );
+
+    // 16 KiB of one word: cut at the byte bound, on a character boundary.
+    let long = "é".repeat(9_000);
+    let response = service.search("s", &search(&long)).unwrap();
+    assert_eq!(response.warnings.len(), 1);
+    let sent = &retriever.calls()[1].0;
+    assert_eq!(sent.len(), 16 * 1024);
+    assert!(long.starts_with(sent.as_str()));
+
+    // Within the bounds: no warning, not counted.
+    let response = service.search("s", &search("upload failed")).unwrap();
+    assert!(response.warnings.is_empty());
+    let cut = metrics(&telemetry).counter(
+        "vector_service_inputs_cut_total",
+        &[("function", "Retriever.search")],
+    );
+    assert_eq!(cut, 2.0);
+}

@@ -152,7 +152,7 @@ fn the_built_component_implements_exactly_the_world_in_wit() {
     let (component, component_world) = decode_component(vector_service_runtime::BUILTIN_COMPONENT);
     let expected = describe_world(&wit, wit_world);
     let actual = describe_world(&component, component_world);
-    assert!(expected.contains_key("export vector-service:plugin/retriever@0.3.0"));
+    assert!(expected.contains_key("export vector-service:plugin/retriever@0.4.0"));
     assert!(expected.contains_key("import wasi:logging/logging@0.1.0-draft"));
     assert_eq!(expected.len(), 14, "{:#?}", expected.keys());
     let drift = differences(&expected, &actual);
@@ -191,7 +191,7 @@ fn an_edited_wit_without_a_rebuild_is_caught() {
     );
     assert_eq!(drift.len(), 1, "{drift:#?}");
     assert!(
-        drift[0].starts_with("import vector-service:plugin/clock@0.3.0"),
+        drift[0].starts_with("import vector-service:plugin/clock@0.4.0"),
         "{}",
         drift[0]
     );
