@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use vector_service_runtime::api::SearchRequest;
 use vector_service_runtime::backends::{Backends, HashingEmbedder, Record, Retriever, Store};
 use vector_service_runtime::{Plugin, ServiceConfig, Telemetry, VectorService};
@@ -56,15 +55,7 @@ fn store(label: &str, docs: &[Doc]) -> Arc<SqliteStore> {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let store = SqliteStore::open(&path, Arc::new(HashingEmbedder)).expect("a temporary store");
-    let records: Vec<Record> = docs
-        .iter()
-        .map(|doc| Record {
-            origin_db: "doc".into(),
-            id: doc.id.clone(),
-            text: doc.text.clone(),
-            metadata: Value::Object(Default::default()),
-        })
-        .collect();
+    let records: Vec<Record> = docs.iter().map(Doc::record).collect();
     for batch in records.chunks(1000) {
         store.upsert("docs", batch).expect("ingest");
     }

@@ -15,7 +15,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
 use std::sync::Arc;
 
 use vector_service_embed_minilm::MiniLmEmbedder;
@@ -363,15 +362,7 @@ fn product_store(docs: &[Doc], embedder: Arc<dyn Embedder>, mode: SearchMode) ->
     let store = SqliteStore::open(&path, embedder)
         .expect("a temporary store")
         .with_search_mode(mode);
-    let records: Vec<Record> = docs
-        .iter()
-        .map(|d| Record {
-            origin_db: "doc".into(),
-            id: d.id.clone(),
-            text: d.text.clone(),
-            metadata: Value::Object(Default::default()),
-        })
-        .collect();
+    let records: Vec<Record> = docs.iter().map(Doc::record).collect();
     store.upsert("docs", &records).expect("ingest");
     if mode != SearchMode::Lexical {
         let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();

@@ -5,11 +5,24 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 use serde_json::Value;
+use vector_service_runtime::backends::Record;
 
 /// A document: its id and its text.
 pub struct Doc {
     pub id: String,
     pub text: String,
+}
+
+impl Doc {
+    /// The document as a store's record of origin `doc`, with no metadata.
+    pub fn record(&self) -> Record {
+        Record {
+            origin_db: "doc".into(),
+            id: self.id.clone(),
+            text: self.text.clone(),
+            metadata: Value::Object(Default::default()),
+        }
+    }
 }
 
 /// A labelled query.
