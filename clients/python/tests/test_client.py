@@ -30,6 +30,7 @@ from vector_service import (  # noqa: E402
     BackfillError,
     Client,
     ContextBuilder,
+    EmbeddableDBMixin,
     EmbeddingBackfill,
     FallbackResult,
     LimitExceededError,
@@ -162,6 +163,44 @@ class AgainstTheServer(unittest.TestCase):
         with self.assertWarns(UserWarning) as warned:
             ContextBuilder(client=self.client).build(log)
         self.assertIn("task cut to its first", str(warned.warning))
+
+    def test_a_database_class_mixing_in_the_mixin_stores_and_searches_through_the_service(self):
+        # The shape of the original's database classes (bot_database.py's BotDB): the mixin's
+        # __init__ with the local index's keywords, iter_records, vector() returning
+        # encode_text(...), and search_by_vector(self.encode_text(query)).
+        class BotDB(EmbeddableDBMixin):
+            vector_service_db = "bots-mixin"
+
+            def __init__(self, client, bots):
+                self.bots = bots
+                EmbeddableDBMixin.__init__(self, index_path="bots.ann", embedding_version=2,
+                                           backend="faiss", client=client)
+
+            def iter_records(self):
+                for bot_id, bot in self.bots.items():
+                    yield bot_id, bot, "mixin-bot"
+
+            def vector(self, rec):
+                if isinstance(rec, int):
+                    rec = self.bots[rec]
+                return self.encode_text(rec["purpose"])
+
+        with self.assertWarns(UserWarning) as warned:
+            db = BotDB(self.client, {1: {"purpose": "rotates expiring tls certificates"},
+                                     2: {"purpose": "compresses nightly database backups"}})
+        self.assertIn("backend, index_path ignored", str(warned.warning))
+        db.backfill_embeddings()
+        found = db.search_by_vector(db.encode_text("certificates that are expiring"), top_k=1)
+        self.assertEqual([rid for rid, _ in found], ["1"])
+        self.assertEqual(db.search_by_vector(db.vector(2), top_k=1)[0][0], "2")
+        db.add_embedding(3, {"purpose": "archives old chat transcripts"}, "mixin-bot",
+                         source_id="chat")
+        self.assertEqual(db.search_by_vector(db.encode_text("chat transcripts"))[0][0], "3")
+        # Only this class's kind: the sample corpus's records are not among the hits.
+        self.assertEqual(len(db.search_by_vector(db.encode_text("upload failed"))), 0)
+        with self.assertRaises(MalformedPromptError):
+            db.search_by_vector([1.0, 0.0])
+        self.assertIsNone(db.get_vector(1))
 
     def test_build_returns_the_compact_context_string_and_its_reliability(self):
         builder = ContextBuilder(client=self.client)

@@ -15,6 +15,7 @@ from ._http import Client
 from .context_builder import ContextBuilder
 from .decorators import log_and_measure, log_and_time, track_metrics
 from . import exceptions
+from .embeddable_db_mixin import EmbeddableDBMixin
 from .embedding_backfill import EmbeddingBackfill
 from .exceptions import (
     AuthenticationError,
@@ -40,6 +41,7 @@ __all__ = [
     "ContextBuilder",
     "PatchLogger",
     "EmbeddingBackfill",
+    "EmbeddableDBMixin",
     "FallbackResult",
     "Client",
     *exceptions.__all__,
