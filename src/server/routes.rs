@@ -22,7 +22,8 @@ use crate::answers::{BackfillAnswer, ContextAnswer, SearchAnswer, TrackAnswer};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"query": "upload failed", "top_k": 3, "session_id": "s-42"}))]
 pub struct SearchBody {
-    /// What to look for; not blank, at most 16 KiB and 512 words.
+    /// What to look for; not blank. Past 16 KiB or 512 words it is cut there, and the answer's
+    /// `warnings` say so.
     pub query: String,
     /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
@@ -51,7 +52,8 @@ impl From<SearchBody> for SearchRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"task": "fix failing tests", "top_k": 2, "db_weights": {"bot": 2.0}}))]
 pub struct ContextBody {
-    /// The task to build a context for; not blank.
+    /// The task to build a context for; not blank. Past 16 KiB or 512 words it is cut there,
+    /// and the answer's `warnings` say so.
     pub task: String,
     /// Carried into every log line of the call; generated (and returned) when absent.
     pub session_id: Option<String>,
