@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::{Backends, Store};
+use vector_service_runtime::bounds::request::MAX_NAME_BYTES;
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
 
 use super::admission::CallPermit;
@@ -398,6 +399,63 @@ pub(super) async fn records(
     .map_err(|e| panicked("the ingest", e))?
     .map_err(|e| open.failure(ApiError::backend(e.to_string())))?;
     Ok(Json(report).into_response())
+}
+
+/// A record as `GET /v1/records/{db}/{id}` answers it: as it was written.
+#[derive(Serialize, ToSchema)]
+#[schema(as = StoredRecord)]
+pub(super) struct StoredRecord {
+    db: String,
+    origin_db: String,
+    id: String,
+    text: String,
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
+}
+
+/// `GET /v1/records/{db}/{id}`: one record as it was written, read by its key (so its cost does
+/// not grow with the store). The Python client's retriever helpers read metrics from it.
+#[utoipa::path(get, path = "/v1/records/{db}/{id}", tag = "records",
+    params(
+        ("db" = String, Path, description = "The record's database; at most 256 bytes."),
+        ("id" = String, Path, description = "Its id; at most 256 bytes.")),
+    security(("tenant_key" = []), ()),
+    responses(
+        (status = 200, description = "The record.", body = StoredRecord),
+        (status = 404, description = "`not-found`: no such record in that database.", body = FailureBody),
+        CallFailures))]
+pub(super) async fn read_record(
+    State(state): State<Shared>,
+    Authenticated(tenant): Authenticated,
+    Segment((db, id)): Segment<(String, String)>,
+) -> Result<Response, ApiError> {
+    for (field, value) in [("db", &db), ("id", &id)] {
+        if value.len() > MAX_NAME_BYTES {
+            return Err(ApiError::malformed(format!(
+                "{field} is {} bytes; at most {MAX_NAME_BYTES} are accepted",
+                value.len()
+            )));
+        }
+    }
+    let open = state.lease(&tenant).await?;
+    open.reachable(&state.http)?;
+    let store = open.store.clone();
+    let _permit = tenant.admission.admit(&state.calls).await?;
+    let (key_db, key_id) = (db.clone(), id.clone());
+    let found = tokio::task::spawn_blocking(move || store.record(&key_db, &key_id))
+        .await
+        .map_err(|e| panicked("the read", e))?
+        .map_err(|e| open.failure(ApiError::backend(e.to_string())))?;
+    let record =
+        found.ok_or_else(|| ApiError::not_found_thing(format!("no record {id} in {db}")))?;
+    Ok(Json(StoredRecord {
+        db,
+        origin_db: record.origin_db,
+        id: record.id,
+        text: record.text,
+        metadata: record.metadata,
+    })
+    .into_response())
 }
 
 /// `GET /metrics`: every tenant's series for the admin key (or single-tenant mode), only its

@@ -315,6 +315,7 @@ fn router(state: Shared) -> Router {
         .routes(logged("backfill-job", routes!(backfill_job)))
         .routes(logged("backfill-cancel", routes!(cancel_backfill)))
         .routes(logged("records", routes!(records)))
+        .routes(logged("record", routes!(read_record)))
         .routes(logged("usage", routes!(usage)))
         .routes(routes!(metrics))
         .routes(routes!(healthz))

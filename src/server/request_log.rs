@@ -93,7 +93,7 @@ fn request_id(request: &Request) -> String {
 const REQUEST_ID: &str = "x-request-id";
 
 /// The labels of the logged routes (the `route` label of the request metrics).
-pub(super) const ROUTES: [&str; 14] = [
+pub(super) const ROUTES: [&str; 15] = [
     "search",
     "context",
     "contributors",
@@ -101,6 +101,7 @@ pub(super) const ROUTES: [&str; 14] = [
     "backfill-job",
     "backfill-cancel",
     "records",
+    "record",
     "usage",
     "reload",
     "tenants",

@@ -898,3 +898,52 @@ fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
     assert_eq!(result["metric"]["job"], "vector-service");
     assert_eq!(result["value"][1], "1", "{answer}");
 }
+
+/// `GET /v1/records/{db}/{id}` reads one record by its key, as written, for its own tenant only:
+/// what the Python client's retriever helpers (`error_frequency`, ...) read their metric from.
+#[test]
+fn a_record_is_read_by_database_and_id_for_its_tenant_only() {
+    let dir = temp_dir("server-record");
+    let tenants = tenants_file(&dir);
+    let server = Server::start(&dir, &["--tenants", tenants.to_str().unwrap()]);
+    let (status, _, _) = server.post_lines("/v1/records", Some("acme-key"), &sample_corpus());
+    assert_eq!(status, 200);
+
+    let (status, text) = server.get("/v1/records/errors/err-002", Some("acme-key"));
+    assert_eq!(status, 200, "{text}");
+    let record: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (&record["db"], &record["origin_db"], &record["id"]),
+        (&json!("errors"), &json!("error"), &json!("err-002"))
+    );
+    assert_eq!(record["metadata"]["frequency"], json!(35));
+    assert!(record["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("upload service: timeout"));
+
+    // Another database, an unknown id, another tenant: not found; a key past its bound: 400.
+    for (path, key) in [
+        ("/v1/records/bots/err-002", "acme-key"),
+        ("/v1/records/errors/err-999", "acme-key"),
+        ("/v1/records/errors/err-002", "globex-key"),
+    ] {
+        let (status, text) = server.get(path, Some(key));
+        let error: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (status, error_kind(&error)),
+            (404, "not-found"),
+            "{path}: {text}"
+        );
+    }
+    let long = format!("/v1/records/errors/{}", "x".repeat(300));
+    let (status, text) = server.get(&long, Some("acme-key"));
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, error_kind(&error)),
+        (400, "malformed-prompt"),
+        "{text}"
+    );
+    let (status, _) = server.get("/v1/records/errors/err-002", None);
+    assert_eq!(status, 401);
+}

@@ -359,6 +359,27 @@ impl Store for PostgresStore {
         })
     }
 
+    fn record(&self, db: &str, id: &str) -> Result<Option<Record>, BackendError> {
+        let row = self.transaction(|tx| {
+            Ok(tx.query_opt(
+                "SELECT origin_db, text, metadata FROM records WHERE db = $1 AND id = $2",
+                &[&db, &id],
+            )?)
+        })?;
+        row.map(|row| {
+            let metadata: String = row.get(2);
+            Ok(Record {
+                origin_db: row.get(0),
+                id: id.to_string(),
+                text: row.get(1),
+                metadata: serde_json::from_str(&metadata).map_err(|e| {
+                    BackendError::Failed(format!("record {db}/{id}: metadata: {e}"))
+                })?,
+            })
+        })
+        .transpose()
+    }
+
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
         self.transaction(|tx| {
             let deleted = tx.execute(

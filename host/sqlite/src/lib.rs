@@ -478,6 +478,38 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
+    fn record(&self, db: &str, id: &str) -> Result<Option<Record>, BackendError> {
+        use rusqlite::OptionalExtension as _;
+        let connection = self.connection()?;
+        let row = connection
+            .prepare_cached(
+                "SELECT origin_db, text, metadata FROM records WHERE db = ?1 AND id = ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![db, id], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .map_err(backend_error)?;
+        row.map(|(origin_db, text, metadata)| {
+            Ok(Record {
+                origin_db,
+                id: id.to_string(),
+                text,
+                metadata: serde_json::from_str(&metadata).map_err(|e| {
+                    BackendError::Failed(format!("record {db}/{id}: metadata: {e}"))
+                })?,
+            })
+        })
+        .transpose()
+    }
+
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
         let mut connection = self.writer()?;
         let tx = connection.transaction().map_err(backend_error)?;

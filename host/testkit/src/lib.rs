@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             pending_pages_by_id_and_refuses_an_unknown_database,
             embedding_makes_records_current_until_their_text_changes,
             delete_removes_records_with_their_embeddings,
+            a_record_is_read_back_by_database_and_id,
             storage_grows_with_what_is_written,
             lexical_search_ranks_matches_filters_origins_and_ignores_query_syntax,
             vector_search_finds_what_an_exact_search_finds,
@@ -110,6 +111,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     (
         "delete_removes_records_with_their_embeddings",
         delete_removes_records_with_their_embeddings,
+    ),
+    (
+        "a_record_is_read_back_by_database_and_id",
+        a_record_is_read_back_by_database_and_id,
     ),
     (
         "storage_grows_with_what_is_written",
@@ -275,6 +280,34 @@ pub fn delete_removes_records_with_their_embeddings(stores: &dyn StoreFactory) {
     let found = store.search("upload failed", 10, &[]).unwrap();
     let ids: Vec<&str> = found.hits.iter().map(|hit| hit.id.as_str()).collect();
     assert_eq!(ids, ["e2"], "a deleted record is never found");
+}
+
+/// A record is read back by its database and id, as written; another database's record of the
+/// same id, or an unknown id, is not it.
+pub fn a_record_is_read_back_by_database_and_id(stores: &dyn StoreFactory) {
+    let store = stores.fresh(SearchMode::Lexical);
+    let error = record(
+        "error",
+        "e1",
+        "upload failed",
+        json!({"frequency": 3, "message": "upload failed"}),
+    );
+    store
+        .upsert("errors", std::slice::from_ref(&error))
+        .unwrap();
+    store
+        .upsert(
+            "bots",
+            &[record("bot", "e1", "a bot", json!({"deploy_count": 4}))],
+        )
+        .unwrap();
+    assert_eq!(store.record("errors", "e1").unwrap(), Some(error));
+    assert_eq!(
+        store.record("bots", "e1").unwrap().map(|r| r.metadata),
+        Some(json!({"deploy_count": 4}))
+    );
+    assert_eq!(store.record("errors", "e2").unwrap(), None);
+    assert_eq!(store.record("workflows", "e1").unwrap(), None);
 }
 
 /// What the store reports for a storage quota grows with the records written into it.

@@ -403,6 +403,15 @@ impl Store for MemoryStore {
             .count())
     }
 
+    fn record(&self, db: &str, id: &str) -> Result<Option<Record>, BackendError> {
+        let tables = self.read();
+        Ok(tables
+            .databases
+            .get(db)
+            .and_then(|records| records.get(id))
+            .map(|stored| stored.record.clone()))
+    }
+
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError> {
         let tables = &mut *self.write();
         let Some(records) = tables.databases.get_mut(db) else {

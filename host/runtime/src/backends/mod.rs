@@ -131,6 +131,8 @@ pub trait Store: Retriever + MetricsDb + VectorMetricsDb + EmbeddingStore + Chan
     fn upsert(&self, db: &str, records: &[Record]) -> Result<usize, BackendError>;
     /// Delete records of `db` (their embeddings go with them); returns how many existed.
     fn delete(&self, db: &str, ids: &[String]) -> Result<usize, BackendError>;
+    /// The record `id` of `db`, if there is one: one lookup by key, whatever the store holds.
+    fn record(&self, db: &str, id: &str) -> Result<Option<Record>, BackendError>;
     /// Register an (empty) embeddable database.
     fn register_database(&self, db: &str) -> Result<(), BackendError>;
     /// Record, embedding and outcome counts.
