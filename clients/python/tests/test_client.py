@@ -202,6 +202,18 @@ class AgainstTheServer(unittest.TestCase):
             db.search_by_vector([1.0, 0.0])
         self.assertIsNone(db.get_vector(1))
 
+    def test_the_retriever_helpers_read_the_records_metrics(self):
+        retriever = Retriever(client=self.client)
+        # The sample corpus: err-002 has frequency 35, wf-001 usage 141, bot-001 deploy_count 3.
+        self.assertEqual(retriever.error_frequency("err-002"), 35.0)
+        self.assertEqual(retriever.workflow_usage("wf-001"), 141.0)
+        self.assertEqual(retriever.workflow_usage({"id": "wf-001", "title": "x"}), 141.0)
+        self.assertEqual(retriever.bot_deploy_freq("bot-001"), 3.0)
+        # As the original: 0.0 for what cannot be read, never an error.
+        self.assertEqual(retriever.error_frequency("no-such-error"), 0.0)
+        self.assertEqual(retriever.bot_deploy_freq("x" * 300), 0.0)
+        self.assertEqual(retriever.workflow_usage(object()), 0.0)
+
     def test_build_returns_the_compact_context_string_and_its_reliability(self):
         builder = ContextBuilder(client=self.client)
         context = builder.build("fix failing tests", top_k=2, session_id="s-3")

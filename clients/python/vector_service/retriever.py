@@ -1,6 +1,7 @@
 """`vector_service.retriever`, as in the original: `Retriever` and `FallbackResult`."""
 
 from typing import Any, Dict, List, Optional, Sequence, Union
+from urllib.parse import quote
 
 from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text, _warn_about
 
@@ -57,6 +58,36 @@ class Retriever(_Operation):
         if fallback:
             return FallbackResult(fallback["reason"], hits, fallback["confidence"])
         return hits
+
+    # The original's helpers: a record's metric, 0.0 when it cannot be read ----------------
+    def error_frequency(self, error_id: Any) -> float:
+        """The error record's `frequency` (database `errors`), as the original exposed it."""
+        return self._metric("errors", error_id, "frequency")
+
+    def workflow_usage(self, wf: Any) -> float:
+        """The workflow record's `usage` (database `workflows`); `wf` is its id, or a record
+        (a mapping or an object) with an `id`."""
+        if isinstance(wf, dict):
+            wf = wf.get("id")
+        elif not isinstance(wf, (str, int)):
+            wf = getattr(wf, "id", None)
+        return self._metric("workflows", wf, "usage")
+
+    def bot_deploy_freq(self, bot_id: Any) -> float:
+        """The bot record's `deploy_count` (database `bots`)."""
+        return self._metric("bots", bot_id, "deploy_count")
+
+    def _metric(self, db: str, record_id: Any, key: str) -> float:
+        """`metadata[key]` of record `record_id` of `db` (`GET /v1/records/{db}/{id}`); 0.0 when
+        the record, the key or the server is missing, as the original answered any failure."""
+        if record_id is None:
+            return 0.0
+        try:
+            record = self.client.request(
+                "GET", f"/v1/records/{quote(db, safe='')}/{quote(str(record_id), safe='')}")
+            return float(record["metadata"].get(key, 0.0))
+        except Exception:
+            return 0.0
 
     async def search_async(self, query: str, **kwargs: Any) -> Union[List[Dict[str, Any]],
                                                                       FallbackResult]:
