@@ -11,9 +11,8 @@
 //! corpus: its score over the query's ceiling, the most any record could score (each query term
 //! at BM25's limit `idf * (k1 + 1)`, a term no record contains at the idf of a term one record
 //! contains: at its own idf, an absent word would outweigh a present one 4.8 times in a
-//! one-record store). A
-//! record that holds every query term often scores near 1; one that shares a common word with
-//! an off-topic query, near 0 (docs/decisions/0016-absolute-confidence.md).
+//! one-record store). A record that holds every query term often scores near 1; one that shares
+//! a common word with an off-topic query, near 0 (docs/decisions/0016-absolute-confidence.md).
 
 mod encoding;
 

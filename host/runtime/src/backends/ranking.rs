@@ -115,10 +115,11 @@ pub fn search_by_mode(
             let vector = store.vector_search(query, depth, origins)?;
             // Fused scores are ranks; the confidence is the better side's own.
             let best_cosine = vector.first().map(|hit| hit.score);
-            let confidence = match (lexical.confidence, best_cosine) {
-                (Some(lexical), Some(cosine)) => Some(lexical.max(cosine)),
-                (lexical, cosine) => lexical.or(cosine),
-            };
+            let confidence = lexical
+                .confidence
+                .into_iter()
+                .chain(best_cosine)
+                .reduce(f64::max);
             Ok(BackendHits {
                 hits: reciprocal_rank_fusion([lexical.hits, vector], top_k as usize),
                 confidence,
