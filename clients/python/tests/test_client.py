@@ -267,7 +267,7 @@ class AgainstTheServer(unittest.TestCase):
             positional = Retriever(local, client=self.client)
         ignored = " ".join(str(warning.message) for warning in caught)
         for name in ("retriever", "context_builder", "memory_manager", "patch_db",
-                     "vector_metrics", "metrics_db", "backend", "<positional>"):
+                     "vector_metrics", "metrics_db", "<positional>"):
             self.assertIn(name, ignored)
         self.assertNotIn("top_k", ignored)
         # What configures behaviour is kept: one hit by the retriever's own top_k, the
@@ -277,7 +277,7 @@ class AgainstTheServer(unittest.TestCase):
         self.assertEqual((builder.db_weights, builder.max_tokens), ({"bot": 2.0}, 400))
         self.assertTrue(builder.build_context("fix failing tests", top_k=2,
                                               include_vectors=False, session_id=None))
-        self.assertEqual(backfill.batch_size, 20)
+        self.assertEqual((backfill.batch_size, backfill.backend), (20, "annoy"))
         self.assertEqual(positional.client, self.client)
         with w.catch_warnings(record=True):
             w.simplefilter("always")
@@ -586,14 +586,18 @@ class WithoutAServer(unittest.TestCase):
                 raise ValueError("negative")
             return 2 * value
 
-        with self.assertLogs("vector_service", "INFO") as logs:
+        with self.assertLogs(double.__module__, "INFO") as logs:
             self.assertEqual(double(21, session_id="s-1"), 42)
             with self.assertRaises(ValueError):
                 double(-1)
-        self.assertEqual(len(logs.records), 2)
-        self.assertEqual(logs.records[0].session_id, "s-1")
-        self.assertIn("failed", logs.records[1].getMessage())
-
+        # The original's messages and extra fields, which log formatters written for it read.
+        self.assertEqual([r.getMessage().rsplit(" ", 1)[1] for r in logs.records],
+                         ["start", "end", "start", "error"])
+        self.assertTrue(logs.records[1].getMessage().endswith("double end"))
+        self.assertEqual([r.session_id for r in logs.records], ["s-1", "s-1", "", ""])
+        self.assertGreaterEqual(logs.records[1].latency, 0.0)
+        self.assertEqual((logs.records[1].result_size, logs.records[3].result_size), (0, 0))
+        self.assertIsNotNone(logs.records[3].exc_info)
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,6 +3,8 @@ made."""
 
 import asyncio
 import functools
+import os
+import sys
 import warnings
 from typing import Any, Callable, Dict, Optional
 
@@ -31,21 +33,32 @@ BACKENDS = "the server owns the backends (databases, retrievers, embedders, metr
 TUNING = "the server's version of this call does not use them"
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _warn(message: str) -> None:
+    """A warning attributed to the caller's line outside this package (however many of its
+    methods and decorators are between), so Python shows it once per call site."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
+
+
 def _ignore(owner: str, names: Any, why: str) -> None:
     """Keywords (or a positional object) the original took that this client cannot honour:
     accepted so call sites stay as they are, and named in a warning saying why. Python shows
     a warning once per call site."""
     names = sorted(names)
     if names:
-        warnings.warn(f"vector_service.{owner}: {', '.join(names)} ignored: {why}",
-                      stacklevel=3)
+        _warn(f"vector_service.{owner}: {', '.join(names)} ignored: {why}")
 
 
 def _warn_about(answer: Dict[str, Any], owner: str) -> Dict[str, Any]:
     """The server's `warnings` (a query or task cut at its bound) as Python warnings, one per
     call site, so a caller that passes a whole log learns that only its start was read."""
     for warning in answer.get("warnings") or ():
-        warnings.warn(f"vector_service.{owner}: {warning}", stacklevel=3)
+        _warn(f"vector_service.{owner}: {warning}")
     return answer
 
 

@@ -4,6 +4,7 @@ import json
 from typing import Any, Dict, Optional, Tuple, Union
 
 from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text, _warn_about
+from .decorators import log_and_measure
 from .exceptions import ErrorResult
 from .retriever import Retriever
 
@@ -24,6 +25,7 @@ class ContextBuilder(_Operation):
         self.db_weights = dict(db_weights or {})
         self.max_tokens = max_tokens
 
+    @log_and_measure
     def build_context(self, query: str, top_k: int = 5, *, session_id: Optional[str] = "",
                       max_tokens: Optional[int] = None,
                       db_weights: Optional[Dict[str, float]] = None,

@@ -57,8 +57,20 @@ class EmbeddableDBMixin:
         if unknown:
             raise TypeError(f"EmbeddableDBMixin got unexpected keywords {sorted(unknown)}")
         self.embedding_version = embedding_version
-        self._vector_service = _client(url, api_key, timeout, client)
-        self._kinds: Set[str] = set()
+        self._vs_client = _client(url, api_key, timeout, client)
+
+    @property
+    def _vector_service(self) -> Any:
+        """The server's client; from the environment when a subclass's `__init__` did not
+        call this one's (the original's mixin needed no call either)."""
+        if "_vs_client" not in self.__dict__:
+            self._vs_client = _client(None, None, None, None)
+        return self._vs_client
+
+    @property
+    def _kinds(self) -> Set[str]:
+        """The kinds this object has sent, which its searches are limited to."""
+        return self.__dict__.setdefault("_vs_kinds", set())
 
     @property
     def _db(self) -> str:
@@ -84,7 +96,7 @@ class EmbeddableDBMixin:
                       source_id: str = "") -> None:
         """Send the record's text to the service and have it embedded."""
         self._send([(record_id, record, kind)], source_id)
-        EmbeddingBackfill(client=self._vector_service).run(dbs=[self._db])
+        self._embed()
 
     def try_add_embedding(self, record_id: Any, record: Any, kind: str, *,
                           source_id: str = "") -> None:
@@ -94,11 +106,11 @@ class EmbeddableDBMixin:
         except Exception:
             logging.exception("embedding hook failed for %s", record_id)
 
-    def backfill_embeddings(self) -> None:
+    def backfill_embeddings(self, batch_size: Optional[int] = None) -> None:
         """Send every record of `iter_records` and embed those the service has not embedded
-        (the server skips records whose text it already embedded)."""
+        (the server skips records whose text it already embedded), `batch_size` at a time."""
         self._send(list(self.iter_records()), "")
-        EmbeddingBackfill(client=self._vector_service).run(dbs=[self._db])
+        self._embed(batch_size)
 
     def search_by_vector(self, vector: Sequence[Any], top_k: int = 10) -> List[Tuple[str, float]]:
         """`(record_id, score)` of the `top_k` records most like the text `vector` carries,
@@ -138,6 +150,11 @@ class EmbeddableDBMixin:
         """Nothing to do, as [`update_embedding_version`]."""
 
     # Internal -------------------------------------------------------------------------------
+    def _embed(self, batch_size: Optional[int] = None) -> None:
+        """The server's backfill of this class's database alone."""
+        EmbeddingBackfill(client=self._vector_service)._run_job(
+            dbs=[self._db], batch_size=batch_size)
+
     def _send(self, records: List[Tuple[Any, Any, str]], source_id: str) -> None:
         for record_id, record, kind in records:
             encoded = self.vector(record)

@@ -4,6 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from urllib.parse import quote
 
 from ._operation import TUNING, _ignore, _in_thread, _Operation, _body, _text, _warn_about
+from .decorators import log_and_measure
 
 
 class FallbackResult(list):
@@ -27,6 +28,17 @@ class FallbackResult(list):
         )
 
 
+def _typed_record_id(hit: Dict[str, Any]) -> Dict[str, Any]:
+    """The server keeps record ids as strings; the original's databases gave integer row ids.
+    Where the record's own metadata carries its `id` as a number that reads the same, the hit
+    gives that number, so `hit["record_id"] == bot_id` holds as it did."""
+    record_id, own = hit.get("record_id"), (hit.get("metadata") or {}).get("id")
+    if (isinstance(record_id, str) and isinstance(own, (int, float))
+            and not isinstance(own, bool) and str(own) == record_id):
+        hit["record_id"] = own
+    return hit
+
+
 class Retriever(_Operation):
     """`Retriever.search` (`POST /v1/search`). `top_k` and `similarity_threshold` are the
     defaults of its searches, as the original's fields were."""
@@ -37,6 +49,7 @@ class Retriever(_Operation):
         self.top_k = top_k
         self.similarity_threshold = similarity_threshold
 
+    @log_and_measure
     def search(self, query: str, *, top_k: Optional[int] = None, session_id: str = "",
                similarity_threshold: Optional[float] = None,
                origins: Optional[List[str]] = None, dbs: Optional[Sequence[str]] = None,
@@ -53,7 +66,7 @@ class Retriever(_Operation):
             threshold=self.similarity_threshold if similarity_threshold is None
             else similarity_threshold,
             origins=origins)), "Retriever.search")
-        hits = answer["hits"]
+        hits = [_typed_record_id(hit) for hit in answer["hits"]]
         fallback = answer.get("fallback")
         if fallback:
             return FallbackResult(fallback["reason"], hits, fallback["confidence"])
