@@ -309,6 +309,24 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command's name, as typed (the `command` attribute of its trace's root span).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Component(_) => "component",
+            Self::Ingest { .. } => "ingest",
+            Self::Backfill { .. } => "backfill",
+            Self::Search { .. } => "search",
+            Self::Context { .. } => "context",
+            Self::Track { .. } => "track",
+            Self::Delete { .. } => "delete",
+            Self::Stats => "stats",
+            Self::Serve { .. } => "serve",
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ComponentCommand {
     /// Write the built-in component to PATH (default: vector-service.wasm) and print its sha256

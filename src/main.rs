@@ -22,6 +22,7 @@ mod ingest;
 mod progress;
 mod server;
 mod tenant;
+mod traces;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -77,16 +78,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         postgres_pool_size,
     }) = cli.command
     {
-        // A server logs JSON lines (info and up unless RUST_LOG says otherwise), formatted on
-        // the thread that logs and written to stderr in batches by a thread of their own, so
-        // a slow stderr never blocks a request. Lines past the buffer's bound are dropped and
-        // counted (vector_service_log_lines_dropped_total).
-        let (log_drops, _flush_on_exit) = vector_service_json_logs::install(
-            std::io::stderr(),
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .context("starting the log writer thread")?;
+        // Dropped last: the exporter posts what is queued once the server has stopped.
+        let (log_drops, _flush_on_exit, exporting) = traces::install_for_server()?;
         let global = cli.global.clone();
         let options = server::ServeOptions {
             listen,
@@ -98,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             header_timeout: std::time::Duration::from_millis(header_timeout_ms),
             rollouts: Some(tenant::data_dir(&global).join("rollouts.json")),
             log_drops: Some(log_drops),
+            trace_stats: exporting.stats.clone(),
             max_open_tenants,
             memory_budget_bytes: memory_budget_mib.map(|mib| (mib as usize) << 20),
             idle_close: std::time::Duration::from_secs(idle_close_secs),
@@ -107,15 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stores.open(tenant, connections)
         });
     }
-    if std::env::var_os("RUST_LOG").is_some() {
-        use std::io::IsTerminal as _;
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            // Colour codes only where a person reads them, never into a pipe or a file.
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .init();
-    }
+    let _exporting = traces::install_for_command()?;
     let global = &cli.global;
     match cli.command.unwrap_or(Command::Info) {
         Command::Info => {
@@ -153,7 +139,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             commands::print_answer(global, answer, None)?;
         }
-        command => commands::run(global, command)?,
+        command => {
+            let span = traces::command_span(command.name());
+            span.in_scope(|| commands::run(global, command))?
+        }
     }
     Ok(())
 }

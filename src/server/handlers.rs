@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::{Backends, Store};
@@ -75,7 +76,10 @@ async fn admit<B: DeserializeOwned + Session>(
     if let Some(reason) = request.refused() {
         return Err(ApiError::malformed(reason));
     }
-    let open = state.lease(tenant).await?;
+    let open = state
+        .lease(tenant)
+        .instrument(vector_service_runtime::work_span!("tenant.lease"))
+        .await?;
     open.reachable(&state.http)?;
     if B::WRITES {
         open.writable()?;
@@ -85,7 +89,11 @@ async fn admit<B: DeserializeOwned + Session>(
     let (service, store) = (open.service.clone(), open.store.clone());
     let session = request.session_id();
     log.session(&session);
-    let permit = tenant.admission.admit(&state.calls).await?;
+    let permit = tenant
+        .admission
+        .admit(&state.calls)
+        .instrument(vector_service_runtime::work_span!("admission"))
+        .await?;
     state.http.in_flight(&tenant.name, tenant.admission.busy());
     Ok(Admitted {
         open,
@@ -135,17 +143,20 @@ macro_rules! operation_handler {
             $(
                 if call.store.serves_reads_in_process() {
                     let Admitted { open, service, session, request, permit, .. } = call;
-                    let outcome = tokio::spawn(async move {
-                        service.$read(&session, &request.into()).await
-                    })
+                    let outcome = tokio::spawn(
+                        async move { service.$read(&session, &request.into()).await }
+                            .in_current_span(),
+                    )
                     .await;
                     return answer(&state, &tenant, &open, &log, permit, outcome);
                 }
             )?
             let Admitted { open, service, session, request, permit, .. } = call;
-            let outcome =
-                tokio::task::spawn_blocking(move || service.$method(&session, &request.into()))
-                    .await;
+            let span = tracing::Span::current();
+            let outcome = tokio::task::spawn_blocking(move || {
+                span.in_scope(|| service.$method(&session, &request.into()))
+            })
+            .await;
             answer(&state, &tenant, &open, &log, permit, outcome)
         }
     };
@@ -236,7 +247,17 @@ pub(super) async fn start_backfill(
     let (worker, name) = (job.clone(), tenant.name.clone());
     let (shared, owner) = (state.clone(), tenant.clone());
     state.http.in_flight(&name, tenant.admission.busy());
+    // The job's own span, under the request that started it and outliving it: its log lines
+    // carry the trace id, and each batch's embedding is a span beneath it.
+    let span = tracing::info_span!(
+        target: "vector_service::jobs",
+        "backfill.job",
+        tenant = %name,
+        job = %job.id,
+        "session.id" = %job.session_id,
+    );
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         // The job holds the tenant open until it ends.
         let _lease = open;
         let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
@@ -466,7 +487,7 @@ pub(super) async fn read_record(
         (status = 200, description = "Prometheus text exposition 0.0.4.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
         (status = 401, description = "`unauthorized`.", body = FailureBody)))]
 pub(super) async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    state.http.refresh_log_drops();
+    state.http.refresh_off_thread_counts();
     let text = state.telemetry.render();
     let visible = if state.reads_all_metrics(&headers) {
         text

@@ -3,6 +3,7 @@
 //! the fixed route names, tenants come from the tenants file (`unauthenticated` otherwise).
 
 use vector_service_json_logs::DroppedLines;
+use vector_service_trace::otlp::ExportStats;
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -28,6 +29,10 @@ pub struct HttpMetrics {
     ready: IntGaugeVec,
     /// The log writer's own count of lines it dropped (`None` when logs are written inline).
     log_drops: Option<DroppedLines>,
+    spans_exported: IntCounter,
+    spans_dropped: IntCounterVec,
+    /// The span exporter's own counts (`None` when no spans are exported).
+    trace_stats: Option<ExportStats>,
 }
 
 impl HttpMetrics {
@@ -108,6 +113,22 @@ impl HttpMetrics {
             ),
             &["tenant"],
         )?;
+        let spans_exported = IntCounter::new(
+            "vector_service_trace_spans_exported_total",
+            "Spans the OpenTelemetry collector accepted (0 unless OTEL_EXPORTER_OTLP_ENDPOINT is set).",
+        )?;
+        let spans_dropped = IntCounterVec::new(
+            Opts::new(
+                "vector_service_trace_spans_dropped_total",
+                "Spans dropped: queue_full (the exporter was behind) or export_failed (the collector refused or could not be reached).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(spans_exported.clone()))?;
+        registry.register(Box::new(spans_dropped.clone()))?;
+        for reason in ["queue_full", "export_failed"] {
+            spans_dropped.with_label_values(&[reason]);
+        }
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(storage.clone()))?;
         registry.register(Box::new(storage_quota.clone()))?;
@@ -137,6 +158,9 @@ impl HttpMetrics {
             storage_quota,
             ready,
             log_drops: None,
+            spans_exported,
+            spans_dropped,
+            trace_stats: None,
         })
     }
 
@@ -146,14 +170,34 @@ impl HttpMetrics {
         self
     }
 
-    /// Bring the dropped-lines counter up to the log writer's own count (before a scrape).
-    pub fn refresh_log_drops(&self) {
-        if let Some(drops) = &self.log_drops {
-            let total = drops.get();
-            let counted = self.log_lines_dropped.get();
+    /// Count the spans the exporter behind `stats` exports and drops.
+    pub fn with_trace_stats(mut self, stats: Option<ExportStats>) -> Self {
+        self.trace_stats = stats;
+        self
+    }
+
+    /// Bring the counters kept by other threads (the log writer's dropped lines, the span
+    /// exporter's counts) up to date (before a scrape).
+    pub fn refresh_off_thread_counts(&self) {
+        fn catch_up(counter: &IntCounter, total: u64) {
+            let counted = counter.get();
             if total > counted {
-                self.log_lines_dropped.inc_by(total - counted);
+                counter.inc_by(total - counted);
             }
+        }
+        if let Some(drops) = &self.log_drops {
+            catch_up(&self.log_lines_dropped, drops.get());
+        }
+        if let Some(stats) = &self.trace_stats {
+            catch_up(&self.spans_exported, stats.exported());
+            catch_up(
+                &self.spans_dropped.with_label_values(&["queue_full"]),
+                stats.dropped_queue_full(),
+            );
+            catch_up(
+                &self.spans_dropped.with_label_values(&["export_failed"]),
+                stats.dropped_export_failed(),
+            );
         }
     }
 

@@ -77,6 +77,8 @@ pub struct ServeOptions {
     pub rollouts: Option<PathBuf>,
     /// The off-thread log writer's count of dropped lines, exported as a metric.
     pub log_drops: Option<vector_service_json_logs::DroppedLines>,
+    /// The span exporter's counts, when spans are exported.
+    pub trace_stats: Option<vector_service_trace::otlp::ExportStats>,
     /// Tenants open at once at most (lowered to what the descriptor limit holds).
     pub max_open_tenants: usize,
     /// Bytes the open tenants may hold in all; `None`: the tenants file's
@@ -134,7 +136,8 @@ pub fn serve(
     let plugin = PluginHandle::new(plugin);
     let http = HttpMetrics::register(telemetry.registry())
         .context("registering HTTP metrics")?
-        .with_log_drops(options.log_drops.clone());
+        .with_log_drops(options.log_drops.clone())
+        .with_trace_stats(options.trace_stats.clone());
     let open_store: OpenStore = Arc::new(open_store);
     let residency = Arc::new(
         Residency::new(

@@ -1,6 +1,9 @@
-//! One layer counts, times and logs every API request: the handler and the extractors fill
-//! in what they learn (tenant, session id) in a [`LogFields`] the layer put in the request,
-//! and the layer writes one JSON log line and the HTTP metrics once the response is ready.
+//! One layer counts, times, traces and logs every API request: the handler and the extractors
+//! fill in what they learn (tenant, session id) in a [`LogFields`] the layer put in the
+//! request, and the layer writes one JSON log line and the HTTP metrics once the response is
+//! ready. The request runs in a span (`http.request`) that continues the caller's trace
+//! (`traceparent`, `tracestate`) or starts one; every log line of the request carries its
+//! trace id, and the answer names it in `traceresponse`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +15,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use super::error::ErrorDetail;
 use super::metrics::UNAUTHENTICATED;
@@ -92,6 +96,19 @@ fn request_id(request: &Request) -> String {
 /// The header naming a request in both directions, and in the log.
 const REQUEST_ID: &str = "x-request-id";
 
+/// The answer's W3C trace context header (Trace Context Level 2): the trace, and this
+/// server's span in it.
+const TRACE_RESPONSE: &str = "traceresponse";
+
+/// A request header's value as text, if it is text.
+fn header<'a>(request: &'a Request, name: &str) -> &'a str {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
 /// The labels of the logged routes (the `route` label of the request metrics).
 pub(super) const ROUTES: [&str; 15] = [
     "search",
@@ -119,11 +136,30 @@ pub(super) async fn record(
 ) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
+    let span = tracing::info_span!(
+        target: "vector_service::http",
+        "http.request",
+        "otel.kind" = "server",
+        traceparent = header(&request, "traceparent"),
+        tracestate = header(&request, "tracestate"),
+        "http.request.method" = %request.method(),
+        "http.route" = route,
+        "vector_service.request_id" = %id,
+        tenant = tracing::field::Empty,
+        "session.id" = tracing::field::Empty,
+        "http.response.status_code" = tracing::field::Empty,
+        "otel.status_code" = tracing::field::Empty,
+    );
     let fields = LogFields::default();
     request.extensions_mut().insert(fields.clone());
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    if let Some(context) = vector_service_trace::context_of(&span) {
+        if let Ok(value) = HeaderValue::from_str(&context.traceparent()) {
+            response.headers_mut().insert(TRACE_RESPONSE, value);
+        }
     }
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
@@ -131,6 +167,15 @@ pub(super) async fn record(
         fields.with(|f| (f.tenant.take(), std::mem::take(&mut f.session_id)));
     let tenant = tenant.as_deref().unwrap_or(UNAUTHENTICATED);
     state.http.request(tenant, route, status, seconds);
+    if !span.is_disabled() {
+        span.record("tenant", tenant);
+        span.record("session.id", session_id.as_str());
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("otel.status_code", "error");
+        }
+    }
+    let _entered = span.enter();
     tracing::info!(
         target: "vector_service::http",
         request_id = %id,

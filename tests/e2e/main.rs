@@ -25,4 +25,5 @@ mod scale_out;
 mod server;
 mod sqlite_backend;
 mod tenant_lifecycle;
+mod traces;
 mod vector_index;

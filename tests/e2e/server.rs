@@ -64,6 +64,23 @@ impl Server {
         Self::spawn_limited(data_dir, &[], extra, None, Some(limit))
     }
 
+    /// [`Server::start_with_globals`] with environment variables set (`OTEL_*`), logging to
+    /// `log`.
+    pub(crate) fn start_with_env(
+        data_dir: &Path,
+        globals: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::over(ServerProcess::start_with_env(
+            server_binary(),
+            data_dir,
+            &os_args(globals),
+            Some(log),
+            env,
+        ))
+    }
+
     fn spawn(data_dir: &Path, globals: &[&str], extra: &[&str], log: Option<&Path>) -> Self {
         Self::spawn_limited(data_dir, globals, extra, log, None)
     }
@@ -124,6 +141,24 @@ impl Server {
             assert!(std::time::Instant::now() < deadline, "job still {view}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// POST JSON `body` with the given headers: the status and the answer's headers.
+    pub(crate) fn post_with_headers(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, ureq::http::HeaderMap) {
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send(body).expect("the server answers");
+        (response.status().as_u16(), response.headers().clone())
     }
 
     /// POST raw bytes with the given headers; the status.
@@ -318,7 +353,7 @@ impl Server {
     }
 }
 
-fn sample_corpus() -> String {
+pub(crate) fn sample_corpus() -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl"),
     )

@@ -109,9 +109,39 @@ impl HttpEmbedder {
     }
 
     fn attempt(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>, AttemptError> {
-        let mut request = self.agent.post(self.url());
+        let url = self.url();
+        let span = vector_service_runtime::work_span!(
+            "embedder.http",
+            "otel.kind" = "client",
+            "http.request.method" = "POST",
+            "url.full" = %url,
+            inputs = batch.len(),
+            "http.response.status_code" = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let result = self.attempt_in_span(url, batch, &span);
+        if let Err(failure) = &result {
+            vector_service_runtime::spans::failed(&span, &failure.error);
+        }
+        result
+    }
+
+    fn attempt_in_span(
+        &self,
+        url: String,
+        batch: &[&str],
+        span: &tracing::Span,
+    ) -> Result<Vec<Vec<f32>>, AttemptError> {
+        let mut request = self.agent.post(url);
         if let Some(key) = &self.config.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        // The trace goes on with the endpoint: this request's span is its parent there.
+        if let Some(context) = vector_service_trace::current() {
+            request = request.header("traceparent", context.traceparent());
+            if let Some(state) = &context.state {
+                request = request.header("tracestate", &**state);
+            }
         }
         // A request made for a call ends at the call's deadline at the latest.
         let timeout = deadline::cap(self.config.timeout);
@@ -138,6 +168,7 @@ impl HttpEmbedder {
             }
         };
         let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
         if status != 200 {
             let retry_after = response
                 .headers()

@@ -1,6 +1,7 @@
 //! The server's JSON log line:
 //! `{"timestamp":"2026-11-27T01:02:03.456789Z","level":"INFO","fields":{"message":..,..},"target":".."}`,
-//! the shape of `tracing_subscriber`'s JSON format (the server opens no spans). That format
+//! the shape of `tracing_subscriber`'s JSON format, with the trace's `trace_id` and `span_id`
+//! among the fields of a line logged inside a request or a job. That format
 //! builds a map of the fields and serialises it through serde for every line. Here each line is
 //! appended to one `String` with plain pushes (digits and escapes written by hand; only float
 //! values and the message's arguments go through `core::fmt`) and handed to the writer whole:
@@ -11,9 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use vector_service_trace::TraceContext;
 
 /// Room for a typical line (a guest call line is ~300 bytes), so it is allocated once.
 const LINE_CAPACITY: usize = 512;
@@ -28,7 +31,7 @@ where
 {
     fn format_event(
         &self,
-        _: &FmtContext<'_, S, N>,
+        context: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -39,14 +42,49 @@ where
         line.push_str("\",\"level\":\"");
         line.push_str(metadata.level().as_str());
         line.push_str("\",\"fields\":{");
-        event.record(&mut Fields {
+        let mut fields = Fields {
             line: &mut line,
             first: true,
-        });
+        };
+        event.record(&mut fields);
+        if let Some(trace) = trace_of(context) {
+            let first = fields.first;
+            if !first {
+                line.push(',');
+            }
+            // Hex digits need no escape.
+            let _ = write!(
+                line,
+                "\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                trace.trace_id, trace.span_id
+            );
+        }
         line.push_str("},\"target\":");
         push_json_string(&mut line, metadata.target());
         line.push_str("}\n");
         writer.write_str(&line)
+    }
+}
+
+/// The trace context of the innermost span around the event that has one (a request's or a
+/// job's, given by a `TraceLayer`).
+fn trace_of<S, N>(context: &FmtContext<'_, S, N>) -> Option<TraceContext>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    context
+        .event_scope()?
+        .find_map(|span| span.extensions().get::<TraceContext>().cloned())
+}
+
+/// Span fields are not written into log lines (only the trace ids are, by [`JsonLines`]), so
+/// a span costs the log layer no formatting.
+pub struct NoSpanFields;
+
+impl<'writer> FormatFields<'writer> for NoSpanFields {
+    fn format_fields<R: RecordFields>(&self, _: Writer<'writer>, _: R) -> fmt::Result {
+        Ok(())
     }
 }
 

@@ -20,6 +20,13 @@ impl Rankings for PostgresStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<BackendHits, BackendError> {
+        let _span = vector_service_runtime::work_span!(
+            "store.sql",
+            "db.system" = "postgresql",
+            "db.operation.name" = "lexical search",
+            top_k
+        )
+        .entered();
         // Any of the words (letters and digits only, so no tsquery syntax leaks in).
         let words: Vec<&str> = query_words(query).collect();
         if words.is_empty() {
@@ -58,6 +65,13 @@ impl Rankings for PostgresStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<Vec<BackendHit>, BackendError> {
+        let _span = vector_service_runtime::work_span!(
+            "store.sql",
+            "db.system" = "postgresql",
+            "db.operation.name" = "vector search",
+            top_k
+        )
+        .entered();
         let query_vector = self
             .embedder
             .embed(&[query])?

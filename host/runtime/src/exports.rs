@@ -24,6 +24,8 @@ pub(crate) trait Signature {
     type Request: Sync;
     /// The response record.
     type Response: Send + Sync + 'static;
+    /// The operation's name in logs, metrics and spans (`Retriever.search`).
+    const LABEL: &'static str;
 }
 
 /// The parameters a call of `S` lowers: borrowed for the call.
@@ -34,26 +36,27 @@ pub(crate) type Results<S> = (Result<<S as Signature>::Response, Error>,);
 
 /// Each operation's marker type and its signature.
 macro_rules! operations {
-    ($($(#[$doc:meta])* $name:ident: $request:ty => $response:ty;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident($label:literal): $request:ty => $response:ty;)*) => {$(
         $(#[$doc])*
         pub(crate) enum $name {}
 
         impl Signature for $name {
             type Request = $request;
             type Response = $response;
+            const LABEL: &'static str = $label;
         }
     )*};
 }
 
 operations! {
     /// `Retriever.search`.
-    Search: SearchRequest => SearchResponse;
+    Search("Retriever.search"): SearchRequest => SearchResponse;
     /// `ContextBuilder.build`.
-    Build: ContextRequest => ContextResponse;
+    Build("ContextBuilder.build"): ContextRequest => ContextResponse;
     /// `PatchLogger.track_contributors`.
-    TrackContributors: TrackRequest => TrackResponse;
+    TrackContributors("PatchLogger.track_contributors"): TrackRequest => TrackResponse;
     /// `EmbeddingBackfill.run`.
-    Run: BackfillRequest => BackfillResponse;
+    Run("EmbeddingBackfill.run"): BackfillRequest => BackfillResponse;
 }
 
 /// One operation's export in one compiled component.

@@ -44,6 +44,7 @@ pub mod metering;
 mod plugin;
 mod rollout;
 mod service;
+pub mod spans;
 mod state;
 mod telemetry;
 

@@ -249,6 +249,9 @@ impl SqliteStore {
         origins: &[String],
     ) -> Result<BackendHits, BackendError> {
         const REASON: &str = "bm25";
+        let _span =
+            vector_service_runtime::work_span!("store.lexical", "db.system" = "sqlite", top_k)
+                .entered();
         let index = self.current_text_index(connection, newest)?;
         let Some(text) = index.as_ref() else {
             return Ok(BackendHits {

@@ -61,6 +61,9 @@ impl Rankings for SqliteStore {
         top_k: u32,
         origins: &[String],
     ) -> Result<Vec<BackendHit>, BackendError> {
+        let _span =
+            vector_service_runtime::work_span!("store.vector", "db.system" = "sqlite", top_k)
+                .entered();
         let query_vector = self
             .embedder
             .embed(&[query])?

@@ -28,6 +28,7 @@ pub enum Reply {
 struct Seen {
     batch_sizes: Vec<usize>,
     authorization: Vec<Option<String>>,
+    traceparent: Vec<Option<String>>,
 }
 
 /// The endpoint, serving on a thread per connection until the test process ends.
@@ -72,6 +73,11 @@ impl EmbeddingsEndpoint {
         self.seen.lock().unwrap().authorization.clone()
     }
 
+    /// The `traceparent` header of every request received so far.
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.seen.lock().unwrap().traceparent.clone()
+    }
+
     /// Embedding requests received so far.
     pub fn requests(&self) -> usize {
         self.seen.lock().unwrap().batch_sizes.len()
@@ -94,6 +100,7 @@ fn serve(stream: TcpStream, script: &Mutex<VecDeque<Reply>>, seen: &Mutex<Seen>)
     loop {
         let mut length = 0;
         let mut authorization = None;
+        let mut traceparent = None;
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
@@ -109,6 +116,7 @@ fn serve(stream: TcpStream, script: &Mutex<VecDeque<Reply>>, seen: &Mutex<Seen>)
             match name.to_ascii_lowercase().as_str() {
                 "content-length" => length = value.trim().parse().unwrap(),
                 "authorization" => authorization = Some(value.trim().to_string()),
+                "traceparent" => traceparent = Some(value.trim().to_string()),
                 _ => {}
             }
         }
@@ -125,6 +133,7 @@ fn serve(stream: TcpStream, script: &Mutex<VecDeque<Reply>>, seen: &Mutex<Seen>)
             let mut seen = seen.lock().unwrap();
             seen.batch_sizes.push(inputs.len());
             seen.authorization.push(authorization);
+            seen.traceparent.push(traceparent);
         }
         let reply = script
             .lock()

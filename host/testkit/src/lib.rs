@@ -22,6 +22,8 @@ pub mod fixtures;
 pub mod logs;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "traces")]
+pub mod otlp_collector;
 pub mod postgres_server;
 pub mod server_process;
 pub mod service;

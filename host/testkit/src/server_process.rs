@@ -38,6 +38,30 @@ impl ServerProcess {
         log: Option<&Path>,
         descriptors: Option<u64>,
     ) -> Self {
+        Self::start_in(binary, data_dir, globals, extra, log, descriptors, &[])
+    }
+
+    /// [`ServerProcess::start_with_globals`] with these environment variables set too (e.g.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub fn start_with_env(
+        binary: &Path,
+        data_dir: &Path,
+        globals: &[&std::ffi::OsStr],
+        log: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_in(binary, data_dir, globals, &[], log, None, env)
+    }
+
+    fn start_in(
+        binary: &Path,
+        data_dir: &Path,
+        globals: &[&std::ffi::OsStr],
+        extra: &[&std::ffi::OsStr],
+        log: Option<&Path>,
+        descriptors: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let (level, stderr) = match log {
             Some(path) => (
                 "info",
@@ -62,6 +86,7 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", level)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -5,6 +5,7 @@
 //! these only with backends that answer from process memory and local files (the embedded
 //! SQLite store with an in-process embedder), never with ones that wait on a network.
 
+use tracing::Instrument;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use super::{ExportOf, Instance, ServiceError, VectorService};
@@ -59,17 +60,21 @@ impl Instance {
         for<'a> Params<'a, S>: ComponentNamedList + Lower + Send + Sync,
         Results<S>: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let started = self.begin(None)?;
+        let span = self.call_span::<S>();
+        let started = span.in_scope(|| self.begin(None))?;
         self.store.data_mut().yields = true;
         self.store.set_epoch_deadline(1);
         let outcome = match self.function(export) {
-            Ok(function) => function
-                .call_async(&mut self.store, params)
-                .await
-                .map(|(result,)| result),
+            Ok(function) => {
+                function
+                    .call_async(&mut self.store, params)
+                    .instrument(span.clone())
+                    .await
+            }
+            .map(|(result,)| result),
             Err(error) => Err(error),
         };
         self.store.data_mut().yields = false;
-        self.finish(started, outcome)
+        span.in_scope(|| self.finish(started, outcome, &span))
     }
 }

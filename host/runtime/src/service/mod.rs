@@ -208,6 +208,7 @@ impl VectorService {
             store,
             instance,
             trapped: false,
+            calls: 0,
             usage,
             _plugin: plugin,
         })
@@ -259,6 +260,8 @@ pub struct Instance {
     store: wasmtime::Store<VectorServiceCtx>,
     instance: wasmtime::component::Instance,
     trapped: bool,
+    /// Calls this instance has served (0: the next is its first, on a fresh instance).
+    calls: u32,
     /// The tenant's metering of this instance's component.
     usage: Arc<Usage>,
     /// Keeps the plugin alive while this instance runs, even if the
@@ -321,12 +324,30 @@ impl Instance {
         for<'a> Params<'a, S>: ComponentNamedList + Lower,
         Results<S>: ComponentNamedList + Lift,
     {
+        let span = self.call_span::<S>();
+        let _entered = span.enter();
         let started = self.begin(renewal)?;
         let outcome = self
             .function(export)
             .and_then(|function| function.call(&mut self.store, params))
             .map(|(result,)| result);
-        self.finish(started, outcome)
+        self.finish(started, outcome, &span)
+    }
+
+    /// The span of one call of `S` (see [`crate::spans`]); what it cost is recorded by
+    /// [`Instance::finish`].
+    fn call_span<S: Signature>(&self) -> tracing::Span {
+        crate::work_span!(
+            "vector_service.call",
+            operation = S::LABEL,
+            tenant = %self.service.context.tenant,
+            "component.digest" = self._plugin.short_digest(),
+            "instance.fresh" = self.calls == 0 && !self.trapped,
+            "guest.seconds" = tracing::field::Empty,
+            "backend.seconds" = tracing::field::Empty,
+            "memory.peak_bytes" = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
     }
 
     /// A fresh instance after a trap, and the deadline armed: when the call started.
@@ -364,17 +385,44 @@ impl Instance {
         &mut self,
         started: Instant,
         outcome: wasmtime::Result<Result<R, Error>>,
+        span: &tracing::Span,
     ) -> Result<R, ServiceError> {
-        self.usage
-            .call(started.elapsed(), self.store.data().in_backends);
-        match outcome {
+        self.calls += 1;
+        let elapsed = started.elapsed();
+        let in_backends = self.store.data().in_backends;
+        self.usage.call(elapsed, in_backends);
+        let result = match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ServiceError::Rejected(error)),
             Err(error) => {
                 self.trapped = true;
                 Err(self.service.sandbox_error(&self.store, error))
             }
+        };
+        if !span.is_disabled() {
+            span.record(
+                "guest.seconds",
+                elapsed.saturating_sub(in_backends).as_secs_f64(),
+            );
+            span.record("backend.seconds", in_backends.as_secs_f64());
+            span.record(
+                "memory.peak_bytes",
+                self.store.data().limiter.memory_peak as u64,
+            );
+            span.record(
+                "outcome",
+                match &result {
+                    Ok(_) => "ok",
+                    Err(ServiceError::Rejected(_)) => "rejected",
+                    Err(ServiceError::Sandbox { reason, .. }) => reason.label(),
+                    Err(_) => "host-error",
+                },
+            );
+            if let Err(error) = &result {
+                crate::spans::failed(span, error);
+            }
         }
+        result
     }
 }
 

@@ -8,7 +8,9 @@ use crate::bounds::{self, count_error};
 impl embedding_store::Host for VectorServiceCtx {
     fn databases(&mut self) -> BackendResult<Vec<String>> {
         self.budget.charge(&())?;
-        self.backend(None, |b| b.embedding_store.databases())
+        self.backend(crate::work_span!("embedding_store.databases"), None, |b| {
+            b.embedding_store.databases()
+        })
     }
 
     fn pending(
@@ -20,7 +22,8 @@ impl embedding_store::Host for VectorServiceCtx {
         self.start_batch();
         self.budget.charge(&(&db, &after))?;
         let refused = count_error("pending ids", limit as usize, bounds::MAX_BATCH);
-        self.backend(refused, |b| {
+        let span = crate::work_span!("embedding_store.pending", db = %db, limit);
+        self.backend(span, refused, |b| {
             b.embedding_store.pending(&db, after.as_deref(), limit)
         })
     }
@@ -33,6 +36,7 @@ impl embedding_store::Host for VectorServiceCtx {
         self.start_batch();
         self.budget.charge(&(&db, &ids))?;
         let refused = count_error("records to embed", ids.len(), bounds::MAX_BATCH);
-        self.backend(refused, |b| b.embedding_store.embed(&db, &ids))
+        let span = crate::work_span!("embedding_store.embed", db = %db, records = ids.len());
+        self.backend(span, refused, |b| b.embedding_store.embed(&db, &ids))
     }
 }

@@ -10,7 +10,9 @@ impl metrics_db::Host for VectorServiceCtx {
     fn available(&mut self) -> wasmtime::Result<bool> {
         self.budget.charge(&())?;
         Ok(self
-            .backend(None, |b| Ok(b.metrics_db.available()))?
+            .backend(crate::work_span!("metrics_db.available"), None, |b| {
+                Ok(b.metrics_db.available())
+            })?
             .unwrap_or(false))
     }
 
@@ -21,7 +23,11 @@ impl metrics_db::Host for VectorServiceCtx {
             outcome.contributors.len(),
             bounds::MAX_LOOKUP,
         );
-        self.backend(refused, |b| b.metrics_db.log_patch_outcome(&outcome))
+        let span = crate::work_span!(
+            "metrics_db.log_patch_outcome",
+            contributors = outcome.contributors.len()
+        );
+        self.backend(span, refused, |b| b.metrics_db.log_patch_outcome(&outcome))
     }
 }
 
@@ -32,18 +38,30 @@ impl vector_metrics_db::Host for VectorServiceCtx {
     ) -> BackendResult<()> {
         self.budget.charge(&outcomes)?;
         let refused = count_error("outcomes", outcomes.len(), bounds::MAX_LOOKUP);
-        self.backend(refused, |b| b.vector_metrics_db.record_outcomes(&outcomes))
+        let span = crate::work_span!(
+            "vector_metrics_db.record_outcomes",
+            outcomes = outcomes.len()
+        );
+        self.backend(span, refused, |b| {
+            b.vector_metrics_db.record_outcomes(&outcomes)
+        })
     }
 
     fn vector_rates(&mut self, vectors: Vec<VectorRef>) -> BackendResult<Vec<Option<Rates>>> {
         self.budget.charge(&vectors)?;
         let refused = count_error("vectors", vectors.len(), bounds::MAX_LOOKUP);
-        self.backend(refused, |b| b.vector_metrics_db.vector_rates(&vectors))
+        let span = crate::work_span!("vector_metrics_db.vector_rates", vectors = vectors.len());
+        self.backend(span, refused, |b| {
+            b.vector_metrics_db.vector_rates(&vectors)
+        })
     }
 
     fn origin_rates(&mut self, origins: Vec<String>) -> BackendResult<Vec<Option<Rates>>> {
         self.budget.charge(&origins)?;
         let refused = count_error("origins", origins.len(), bounds::MAX_LOOKUP);
-        self.backend(refused, |b| b.vector_metrics_db.origin_rates(&origins))
+        let span = crate::work_span!("vector_metrics_db.origin_rates", origins = origins.len());
+        self.backend(span, refused, |b| {
+            b.vector_metrics_db.origin_rates(&origins)
+        })
     }
 }

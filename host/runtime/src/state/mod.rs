@@ -202,12 +202,16 @@ impl VectorServiceCtx {
     /// the call ([`HostDeadlineExceeded`]), whatever the backend answered; a request over the
     /// host's bounds is refused with a typed error before any backend sees it.
     /// The two clock reads of the deadline checks measure the work for metering.
+    /// `span` (a [`crate::work_span!`]) covers the work and says how it ended.
     fn backend<T>(
         &mut self,
+        span: tracing::Span,
         refused: Option<String>,
         work: impl FnOnce(&Backends) -> Result<T, BackendError>,
     ) -> BackendResult<T> {
+        let _entered = span.enter();
         if let Some(reason) = refused {
+            crate::spans::failed(&span, &reason);
             return Ok(Err(BackendError::Failed(reason)));
         }
         if self.cancelled() {
@@ -221,7 +225,11 @@ impl VectorServiceCtx {
         let ended = Instant::now();
         self.in_backends += ended.saturating_duration_since(started);
         if ended >= self.deadline {
+            crate::spans::failed(&span, &HostDeadlineExceeded);
             return Err(HostDeadlineExceeded.into());
+        }
+        if let Err(error) = &result {
+            crate::spans::failed(&span, error);
         }
         Ok(result)
     }

@@ -12,12 +12,18 @@ use crate::cache::{CacheKind, CachedValue};
 impl VectorServiceCtx {
     /// The cached value under (`kind`, `key`) if it is current for this call's store.
     fn cache_get(&mut self, kind: CacheKind, key: &str) -> Option<CachedValue> {
+        let span = crate::work_span!("result_cache.get", kind = ?kind, hit = tracing::field::Empty);
+        let _entered = span.enter();
         let generation = self.cache_generation()?;
-        self.context.cache.get(kind, key, generation)
+        let found = self.context.cache.get(kind, key, generation);
+        span.record("hit", found.is_some());
+        found
     }
 
     /// Keep `value` under (`kind`, `key`) at this call's store generation.
     fn cache_put(&mut self, kind: CacheKind, key: &str, value: CachedValue) {
+        let span = crate::work_span!("result_cache.put", kind = ?kind);
+        let _entered = span.enter();
         let Some(generation) = self.cache_generation() else {
             return;
         };

@@ -49,11 +49,13 @@ impl VectorServiceCtx {
         origins: &[String],
     ) -> BackendResult<BackendHits> {
         let cache_on = self.context.cache.enabled();
+        // One span for the search, however many statements it takes.
+        let span = crate::work_span!("retriever.search", top_k, origins = origins.len());
         if cache_on
             && matches!(self.generation, Generation::Unread)
             && self.context.backends.retriever_is_change_clock()
         {
-            let combined = self.backend(refused.clone(), |b| {
+            let combined = self.backend(span.clone(), refused.clone(), |b| {
                 Ok(b.retriever.search_reading_generation(query, top_k, origins))
             })?;
             match combined {
@@ -68,7 +70,7 @@ impl VectorServiceCtx {
         if cache_on {
             self.cache_generation();
         }
-        self.backend(refused, |b| b.retriever.search(query, top_k, origins))
+        self.backend(span, refused, |b| b.retriever.search(query, top_k, origins))
     }
 
     /// The guest dropped its handle on an answer.

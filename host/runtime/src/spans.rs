@@ -1,0 +1,30 @@
+//! The spans that show where a call's time goes: the sandboxed call, each backend call the
+//! guest makes, and the stores' and embedders' own work beneath them. They are ordinary
+//! `tracing` spans with target [`SPAN_TARGET`], at `info`: a host records them with whatever
+//! subscriber it chooses (vector-service's server exports them over OTLP), and a host that
+//! records nothing pays a disabled callsite for each.
+
+/// Target of every span the runtime and its backends open.
+pub const SPAN_TARGET: &str = "vector_service::span";
+
+/// `info_span!` with target [`SPAN_TARGET`] and the status fields [`failed`] records.
+#[macro_export]
+macro_rules! work_span {
+    ($name:literal $(, $($field:tt)*)?) => {
+        ::tracing::info_span!(
+            target: $crate::spans::SPAN_TARGET,
+            $name,
+            "otel.status_code" = ::tracing::field::Empty,
+            "otel.status_message" = ::tracing::field::Empty
+            $(, $($field)*)?
+        )
+    };
+}
+
+/// Mark `span` (one [`work_span!`] opened) as failed, saying why.
+pub fn failed(span: &tracing::Span, why: &dyn std::fmt::Display) {
+    if !span.is_disabled() {
+        span.record("otel.status_code", "error");
+        span.record("otel.status_message", tracing::field::display(why));
+    }
+}
