@@ -58,16 +58,17 @@ def sha256(text):
 class Server:
     """`vector-service serve` on a free loopback port, stopped by `stop()`."""
 
-    def __init__(self, data_dir, *global_args, tenants=None):
+    def __init__(self, data_dir, *global_args, tenants=None, log=None):
         if not BINARY.exists():
             raise RuntimeError(f"{BINARY} is missing: build it (scripts/test.sh does)")
         command = [str(BINARY), "--data-dir", str(data_dir), *global_args, "serve",
                    "--listen", "127.0.0.1:0"]
         if tenants:
             command += ["--tenants", str(tenants)]
+        self.log = open(log, "w") if log else None
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True,
-                                        env={**os.environ, "RUST_LOG": "warn"})
+                                        stderr=self.log or subprocess.DEVNULL, text=True,
+                                        env={**os.environ, "RUST_LOG": "info" if log else "warn"})
         line = self.process.stdout.readline().strip()
         if not line.startswith("listening on "):
             self.stop()
@@ -78,6 +79,8 @@ class Server:
         self.process.kill()
         self.process.wait()
         self.process.stdout.close()
+        if self.log:
+            self.log.close()
 
 
 def post_records(url, key, path):
