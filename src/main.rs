@@ -139,10 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             commands::print_answer(global, answer, None)?;
         }
-        command => {
-            let span = traces::command_span(command.name());
-            span.in_scope(|| commands::run(global, command))?
-        }
+        command => traces::in_command_scope(command.name(), || commands::run(global, command))?,
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::{Backends, Store};
 use vector_service_runtime::bounds::request::MAX_NAME_BYTES;
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
+use vector_service_trace::Scope;
 
 use super::admission::CallPermit;
 use super::auth::Authenticated;
@@ -143,19 +144,17 @@ macro_rules! operation_handler {
             $(
                 if call.store.serves_reads_in_process() {
                     let Admitted { open, service, session, request, permit, .. } = call;
-                    let outcome = tokio::spawn(
-                        async move { service.$read(&session, &request.into()).await }
-                            .in_current_span(),
-                    )
+                    let outcome = tokio::spawn(vector_service_trace::propagate(
+                        async move { service.$read(&session, &request.into()).await },
+                    ))
                     .await;
                     return answer(&state, &tenant, &open, &log, permit, outcome);
                 }
             )?
             let Admitted { open, service, session, request, permit, .. } = call;
-            let span = tracing::Span::current();
-            let outcome = tokio::task::spawn_blocking(move || {
-                span.in_scope(|| service.$method(&session, &request.into()))
-            })
+            let outcome = tokio::task::spawn_blocking(vector_service_trace::propagate_blocking(
+                move || service.$method(&session, &request.into()),
+            ))
             .await;
             answer(&state, &tenant, &open, &log, permit, outcome)
         }
@@ -247,16 +246,29 @@ pub(super) async fn start_backfill(
     let (worker, name) = (job.clone(), tenant.name.clone());
     let (shared, owner) = (state.clone(), tenant.clone());
     state.http.in_flight(&name, tenant.admission.busy());
-    // The job's own span, under the request that started it and outliving it: its log lines
-    // carry the trace id, and each batch's embedding is a span beneath it.
-    let span = tracing::info_span!(
-        target: "vector_service::jobs",
-        "backfill.job",
-        tenant = %name,
-        job = %job.id,
-        "session.id" = %job.session_id,
+    // The job's own scope, under the request that started it and outliving it: its log lines
+    // carry the trace id, and, when spans are exported, each batch's embedding is a span
+    // beneath its span.
+    let scope = vector_service_trace::current_scope().map_or_else(
+        || Scope::for_incoming(None, None),
+        |request| request.child(),
     );
+    let span = if scope.records() {
+        scope.enter(|| {
+            tracing::info_span!(
+                target: "vector_service::span",
+                "backfill.job",
+                "trace.root" = true,
+                tenant = %name,
+                job = %job.id,
+                "session.id" = %job.session_id,
+            )
+        })
+    } else {
+        tracing::Span::none()
+    };
     tokio::task::spawn_blocking(move || {
+        scope.enter(|| {
         let _entered = span.enter();
         // The job holds the tenant open until it ends.
         let _lease = open;
@@ -290,6 +302,7 @@ pub(super) async fn start_backfill(
             records_done = worker.progress.done(),
             "backfill job finished"
         );
+    })
     });
     let mut answer = (StatusCode::ACCEPTED, Json(job.view())).into_response();
     if let Ok(location) = format!("/v1/backfill/{}", job.id).parse() {

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
+use vector_service_trace::{scoped, Scope};
 
 use super::error::ErrorDetail;
 use super::metrics::UNAUTHENTICATED;
@@ -136,30 +136,39 @@ pub(super) async fn record(
 ) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
-    let span = tracing::info_span!(
-        target: "vector_service::http",
-        "http.request",
-        "otel.kind" = "server",
-        traceparent = header(&request, "traceparent"),
-        tracestate = header(&request, "tracestate"),
-        "http.request.method" = %request.method(),
-        "http.route" = route,
-        "vector_service.request_id" = %id,
-        tenant = tracing::field::Empty,
-        "session.id" = tracing::field::Empty,
-        "http.response.status_code" = tracing::field::Empty,
-        "otel.status_code" = tracing::field::Empty,
+    let scope = Scope::for_incoming(
+        Some(header(&request, "traceparent")),
+        Some(header(&request, "tracestate")),
     );
+    // The request's span, when spans are exported and this trace is sampled; its ids are the
+    // scope's.
+    let span = if scope.records() {
+        scope.enter(|| {
+            tracing::info_span!(
+                target: "vector_service::span",
+                "http.request",
+                "trace.root" = true,
+                "otel.kind" = "server",
+                "http.request.method" = %request.method(),
+                "http.route" = route,
+                "vector_service.request_id" = %id,
+                tenant = tracing::field::Empty,
+                "session.id" = tracing::field::Empty,
+                "http.response.status_code" = tracing::field::Empty,
+                "otel.status_code" = tracing::field::Empty,
+            )
+        })
+    } else {
+        tracing::Span::none()
+    };
     let fields = LogFields::default();
     request.extensions_mut().insert(fields.clone());
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = scoped(Some(scope.clone()), span.clone(), next.run(request)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    if let Some(context) = vector_service_trace::context_of(&span) {
-        if let Ok(value) = HeaderValue::from_str(&context.traceparent()) {
-            response.headers_mut().insert(TRACE_RESPONSE, value);
-        }
+    if let Ok(value) = HeaderValue::from_str(&scope.context.traceparent()) {
+        response.headers_mut().insert(TRACE_RESPONSE, value);
     }
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
@@ -175,28 +184,30 @@ pub(super) async fn record(
             span.record("otel.status_code", "error");
         }
     }
-    let _entered = span.enter();
-    tracing::info!(
-        target: "vector_service::http",
-        request_id = %id,
-        tenant,
-        route,
-        status,
-        session_id,
-        latency_ms = seconds * 1e3,
-        "request"
-    );
-    // What the answer left out (a backend's or the host's own words) goes here only.
-    if let Some(ErrorDetail(detail)) = response.extensions().get::<ErrorDetail>() {
-        tracing::warn!(
+    // The request's lines carry its trace ids.
+    scope.enter(|| {
+        tracing::info!(
             target: "vector_service::http",
             request_id = %id,
             tenant,
             route,
             status,
-            detail = %detail,
-            "request failed"
+            session_id,
+            latency_ms = seconds * 1e3,
+            "request"
         );
-    }
+        // What the answer left out (a backend's or the host's own words) goes here only.
+        if let Some(ErrorDetail(detail)) = response.extensions().get::<ErrorDetail>() {
+            tracing::warn!(
+                target: "vector_service::http",
+                request_id = %id,
+                tenant,
+                route,
+                status,
+                detail = %detail,
+                "request failed"
+            );
+        }
+    });
     response
 }

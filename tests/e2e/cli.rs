@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::temp_dir;
 use vector_service_testkit::embeddings_endpoint::{EmbeddingsEndpoint as EmbeddingServer, Reply};
 
-fn cli(data_dir: &Path) -> Command {
+pub(crate) fn cli(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vector-service"));
     command
         .arg("--data-dir")
@@ -19,7 +19,7 @@ fn cli(data_dir: &Path) -> Command {
     command
 }
 
-fn json(command: &mut Command) -> Value {
+pub(crate) fn json(command: &mut Command) -> Value {
     let output = command.arg("--json").output().expect("the CLI starts");
     assert!(
         output.status.success(),
@@ -29,7 +29,7 @@ fn json(command: &mut Command) -> Value {
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
-fn sample_corpus() -> std::path::PathBuf {
+pub(crate) fn sample_corpus() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/records.jsonl")
 }
 

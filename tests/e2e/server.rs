@@ -76,6 +76,7 @@ impl Server {
             server_binary(),
             data_dir,
             &os_args(globals),
+            &[],
             Some(log),
             env,
         ))

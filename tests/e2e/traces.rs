@@ -51,6 +51,37 @@ fn traced_server(
     (server, log)
 }
 
+/// `trace` as a text waterfall, children under their parents by start: what the README's
+/// picture of a search is (`cargo test --test e2e traces -- --nocapture` prints it).
+fn render(trace: &[Received], root: &Received) -> String {
+    const WIDTH: u64 = 40;
+    let start = root.span.start_time_unix_nano;
+    let total = (root.span.end_time_unix_nano - start).max(1);
+    let mut out = String::new();
+    let mut stack = vec![(root, 0usize)];
+    while let Some((span, depth)) = stack.pop() {
+        let from = (span.span.start_time_unix_nano - start) * WIDTH / total;
+        let to = ((span.span.end_time_unix_nano - start) * WIDTH)
+            .div_ceil(total)
+            .max(from + 1);
+        out += &format!(
+            "{:<28} {}{}{} {:>8.3} ms\n",
+            format!("{}{}", "  ".repeat(depth), span.span.name),
+            " ".repeat(from as usize),
+            "█".repeat((to - from) as usize),
+            " ".repeat((WIDTH - to.min(WIDTH)) as usize),
+            (span.span.end_time_unix_nano - span.span.start_time_unix_nano) as f64 / 1e6
+        );
+        let mut children: Vec<&Received> = trace
+            .iter()
+            .filter(|r| r.span.parent_span_id == span.span.span_id)
+            .collect();
+        children.sort_by_key(|r| std::cmp::Reverse(r.span.start_time_unix_nano));
+        stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+    }
+    out
+}
+
 /// The one span named `name` of `trace`.
 fn one<'a>(trace: &'a [Received], name: &str) -> &'a Received {
     let found: Vec<_> = trace.iter().filter(|r| r.span.name == name).collect();
@@ -96,6 +127,7 @@ fn a_search_is_one_trace_from_the_http_layer_through_the_sandbox_to_the_store_an
 
     // The server's span continues the caller's: its parent is the caller's span, remote.
     let request = one(&trace, "http.request");
+    println!("{}", render(&trace, request));
     assert_eq!(parent_of(request), CALLER_SPAN);
     assert_eq!(request.span.kind, 2, "server");
     assert_eq!(request.span.flags & 0x3ff, 0x301, "sampled, parent remote");
@@ -291,4 +323,40 @@ fn an_exporter_that_is_down_costs_requests_nothing_and_its_drops_are_counted() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_command_exports_its_spans_under_the_trace_its_caller_names() {
+    let collector = OtlpCollector::start();
+    let data = temp_dir("traces-cli");
+    crate::cli::json(
+        crate::cli::cli(&data)
+            .arg("ingest")
+            .arg(crate::cli::sample_corpus()),
+    );
+    let answer = crate::cli::json(
+        crate::cli::cli(&data)
+            .args(["search", "upload service timeout"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
+            .env("TRACEPARENT", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")),
+    );
+    assert!(
+        answer["hits"]
+            .as_array()
+            .is_some_and(|hits| !hits.is_empty()),
+        "{answer}"
+    );
+    // The command has exited: what it exported is all there is.
+    let trace: Vec<Received> = collector
+        .spans()
+        .into_iter()
+        .filter(|r| r.span.trace_id == unhex(CALLER_TRACE))
+        .collect();
+    let command = one(&trace, "vector_service.command");
+    assert_eq!(hex(&command.span.parent_span_id), CALLER_SPAN);
+    assert_eq!(command.attribute("command").as_deref(), Some("search"));
+    let call = one(&trace, "vector_service.call");
+    assert_eq!(call.span.parent_span_id, command.span.span_id);
+    let retriever = one(&trace, "retriever.search");
+    assert_eq!(retriever.span.parent_span_id, call.span.span_id);
 }

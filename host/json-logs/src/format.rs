@@ -16,7 +16,7 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
-use vector_service_trace::TraceContext;
+use vector_service_trace::scope;
 
 /// Room for a typical line (a guest call line is ~300 bytes), so it is allocated once.
 const LINE_CAPACITY: usize = 512;
@@ -31,7 +31,7 @@ where
 {
     fn format_event(
         &self,
-        context: &FmtContext<'_, S, N>,
+        _: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -47,18 +47,21 @@ where
             first: true,
         };
         event.record(&mut fields);
-        if let Some(trace) = trace_of(context) {
-            let first = fields.first;
-            if !first {
-                line.push(',');
+        let first = fields.first;
+        scope::with_current(|scope| {
+            if let Some(scope) = scope {
+                // Hex digits need no escape.
+                line.push_str(if first {
+                    "\"trace_id\":\""
+                } else {
+                    ",\"trace_id\":\""
+                });
+                scope.context.trace_id.push_hex(&mut line);
+                line.push_str("\",\"span_id\":\"");
+                scope.context.span_id.push_hex(&mut line);
+                line.push('"');
             }
-            // Hex digits need no escape.
-            let _ = write!(
-                line,
-                "\"trace_id\":\"{}\",\"span_id\":\"{}\"",
-                trace.trace_id, trace.span_id
-            );
-        }
+        });
         line.push_str("},\"target\":");
         push_json_string(&mut line, metadata.target());
         line.push_str("}\n");
@@ -66,19 +69,7 @@ where
     }
 }
 
-/// The trace context of the innermost span around the event that has one (a request's or a
-/// job's, given by a `TraceLayer`).
-fn trace_of<S, N>(context: &FmtContext<'_, S, N>) -> Option<TraceContext>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    context
-        .event_scope()?
-        .find_map(|span| span.extensions().get::<TraceContext>().cloned())
-}
-
-/// Span fields are not written into log lines (only the trace ids are, by [`JsonLines`]), so
+/// Span fields are not written into log lines (the trace ids come from the thread's scope), so
 /// a span costs the log layer no formatting.
 pub struct NoSpanFields;
 

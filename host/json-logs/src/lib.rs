@@ -2,8 +2,8 @@
 //! buffer that a thread of its own writes out in batches ([`writer::BatchingWriter`]). A crate
 //! of its own so that the server and the benchmarks that price a log line use the same stack.
 //!
-//! A line logged inside a request carries its trace's ids (`trace_id`, `span_id`), which a
-//! [`vector_service_trace::TraceLayer`] in the same subscriber gives the request's span.
+//! A line logged while a thread works for a request, a job or a command carries its trace's ids
+//! (`trace_id`, `span_id`), from the thread's [`vector_service_trace::Scope`].
 
 pub mod format;
 pub mod writer;
@@ -11,65 +11,53 @@ pub mod writer;
 use std::io::Write;
 
 use tracing::Subscriber;
-use tracing_subscriber::filter::{Directive, Targets};
+use tracing_subscriber::filter::Directive;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
-use vector_service_trace::TraceLayer;
 
 pub use format::JsonLines;
 pub use writer::{BatchingWriter, DroppedLines, FlushOnDrop};
 
-/// Targets of the spans that carry a trace's ids into log lines: a request's, a job's.
-pub const TRACE_ROOT_TARGETS: [&str; 2] = ["vector_service::http", "vector_service::jobs"];
-
-/// The log layer: events `filter` lets through become JSON lines written to `sink` by the
-/// writer thread. `filter` never enables the spans of `vector_service::span` (the work spans
-/// only a trace exporter records), so logging does not create them. Keep the returned guard
-/// alive while it is in use; dropping it writes what is still waiting.
+/// The log layer: the events the subscriber's filter lets through become JSON lines written
+/// to `sink` by the writer thread. Keep the returned guard alive while it is in use; dropping
+/// it writes what is still waiting.
 pub fn layer<S>(
     sink: impl Write + Send + 'static,
-    filter: EnvFilter,
 ) -> std::io::Result<(impl Layer<S> + Send + Sync, DroppedLines, FlushOnDrop)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let (writer, dropped, flush_on_exit) = BatchingWriter::spawn(sink)?;
-    let off: Directive = "vector_service::span=off"
-        .parse()
-        .expect("a valid directive");
     let layer = tracing_subscriber::fmt::layer()
         .event_format(JsonLines)
         .fmt_fields(format::NoSpanFields)
-        .with_writer(writer)
-        .with_filter(filter.add_directive(off));
+        .with_writer(writer);
     Ok((layer, dropped, flush_on_exit))
 }
 
-/// Which spans a [`TraceLayer`] beside the log layer sees: the trace roots only, or every
-/// span of the service when `record_work` (an exporter records them).
-pub fn trace_filter(record_work: bool) -> Targets {
-    if record_work {
-        Targets::new().with_target("vector_service", tracing::Level::INFO)
+/// `filter` (from `RUST_LOG`) as the subscriber's one filter, with the work spans
+/// (`vector_service::span`) on when they are exported and off otherwise, whatever it says:
+/// one filter for every layer costs an event less than a filter per layer (BENCHMARKS.md,
+/// "Traces"), and with the spans off their callsites are disabled and create no span.
+pub fn with_work_spans(filter: EnvFilter, exported: bool) -> EnvFilter {
+    let directive = if exported {
+        "vector_service::span=info"
     } else {
-        TRACE_ROOT_TARGETS
-            .iter()
-            .fold(Targets::new(), |targets, target| {
-                targets.with_target(*target, tracing::Level::INFO)
-            })
-    }
+        "vector_service::span=off"
+    };
+    filter.add_directive(directive.parse::<Directive>().expect("a valid directive"))
 }
 
-/// The server's log stack as a subscriber, with trace context but no exporter (what the
-/// benchmarks price).
+/// The server's log stack as a subscriber, exporting no spans (what the benchmarks price).
 pub fn subscriber(
     sink: impl Write + Send + 'static,
     filter: EnvFilter,
 ) -> std::io::Result<(impl Subscriber + Send + Sync, DroppedLines, FlushOnDrop)> {
-    let (logs, dropped, flush_on_exit) = layer(sink, filter)?;
+    let (logs, dropped, flush_on_exit) = layer(sink)?;
     let subscriber = tracing_subscriber::registry()
         .with(logs)
-        .with(TraceLayer::propagating().with_filter(trace_filter(false)));
+        .with(with_work_spans(filter, false));
     Ok((subscriber, dropped, flush_on_exit))
 }
 

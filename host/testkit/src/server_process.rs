@@ -47,10 +47,11 @@ impl ServerProcess {
         binary: &Path,
         data_dir: &Path,
         globals: &[&std::ffi::OsStr],
+        extra: &[&std::ffi::OsStr],
         log: Option<&Path>,
         env: &[(&str, &str)],
     ) -> Self {
-        Self::start_in(binary, data_dir, globals, &[], log, None, env)
+        Self::start_in(binary, data_dir, globals, extra, log, None, env)
     }
 
     fn start_in(

@@ -2,6 +2,7 @@
 //! `traceparent` header that passes them between processes.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::ids;
 
@@ -56,7 +57,7 @@ pub struct TraceContext {
     /// W3C `trace-flags` ([`SAMPLED`]).
     pub flags: u8,
     /// The caller's `tracestate`, passed on unread (at most [`MAX_TRACESTATE`] bytes).
-    pub state: Option<Box<str>>,
+    pub state: Option<Arc<str>>,
 }
 
 /// W3C's bound on `tracestate` (32 members of up to 256 bytes, but 512 is what it asks
@@ -108,7 +109,7 @@ impl TraceContext {
         let state = tracestate
             .map(str::trim)
             .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE && s.is_ascii())
-            .map(Box::from);
+            .map(Arc::from);
         Ok(Self {
             trace_id: TraceId(trace_id),
             span_id: SpanId(span_id),
@@ -144,7 +145,39 @@ impl TraceContext {
 
     /// The `traceparent` header naming this span as the parent of the next hop.
     pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
+        let mut header = String::with_capacity(55);
+        header.push_str("00-");
+        self.trace_id.push_hex(&mut header);
+        header.push('-');
+        self.span_id.push_hex(&mut header);
+        header.push('-');
+        push_hex(&mut header, &[self.flags]);
+        header
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `bytes`, appended (ids are written into every log line of a request, so
+/// without `core::fmt`).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        out.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(HEX_DIGITS[usize::from(byte & 0xf)]));
+    }
+}
+
+impl TraceId {
+    /// Append the 32 hex digits to `out`.
+    pub fn push_hex(&self, out: &mut String) {
+        push_hex(out, &self.0);
+    }
+}
+
+impl SpanId {
+    /// Append the 16 hex digits to `out`.
+    pub fn push_hex(&self, out: &mut String) {
+        push_hex(out, &self.0);
     }
 }
 
@@ -165,19 +198,19 @@ fn hex<const N: usize>(text: &str) -> Result<[u8; N], TraceparentError> {
     Ok(out)
 }
 
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
-}
-
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        let mut text = String::with_capacity(32);
+        self.push_hex(&mut text);
+        f.write_str(&text)
     }
 }
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        let mut text = String::with_capacity(16);
+        self.push_hex(&mut text);
+        f.write_str(&text)
     }
 }
 

@@ -1,11 +1,12 @@
-//! [`TraceLayer`]: a `tracing` layer that gives every span it sees a [`TraceContext`] (a
-//! trace's first span takes its caller's from the span's `traceparent` field, or starts a
-//! trace), and, when it has a [`SpanSink`], hands each sampled span to it as a [`SpanRecord`]
-//! when the span closes.
+//! [`TraceLayer`]: a `tracing` layer that gives every span it sees a [`TraceContext`], and,
+//! when it has a [`SpanSink`], hands each sampled span to it as a [`SpanRecord`] when the span
+//! closes. A span's place: a scope's root span (field [`ROOT_FIELD`]) takes the thread's
+//! [`Scope`](crate::Scope) as it is; any other span goes under its parent span, else under the
+//! thread's scope, else under the caller named by its `traceparent` field, else starts a trace.
 //!
-//! Fields with a meaning here: `traceparent` and `tracestate` (the caller's headers, on a
-//! trace's first span), `otel.kind` (`server`, `client`; else internal), `otel.status_code`
-//! (`ok`, `error`) and `otel.status_message`. Every other field is an attribute.
+//! Fields with a meaning here: `trace.root`, `traceparent` and `tracestate` (a caller's
+//! headers), `otel.kind` (`server`, `client`; else internal), `otel.status_code` (`ok`,
+//! `error`) and `otel.status_message`. Every other field is an attribute.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +20,7 @@ use tracing_subscriber::Layer;
 
 use crate::context::{SpanId, TraceContext, SAMPLED};
 use crate::sampler::{Root, Sampler};
+use crate::scope::{self, ROOT_FIELD};
 
 /// At most this many attributes per span; later ones are counted as dropped.
 pub const MAX_ATTRIBUTES: usize = 32;
@@ -103,8 +105,8 @@ pub struct TraceLayer {
 }
 
 impl TraceLayer {
-    /// Trace context only: ids for logs and headers, the caller's decision passed on, nothing
-    /// recorded (a trace started here is not sampled).
+    /// Trace context on spans only (for a host that hands a caller's `traceparent` to its
+    /// spans as a field): the caller's decision passed on, nothing recorded.
     pub fn propagating() -> Self {
         Self {
             sampler: Sampler::ParentBased(Root::AlwaysOff),
@@ -131,24 +133,47 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let parent = span
-            .parent()
-            .and_then(|parent| parent.extensions().get::<TraceContext>().cloned());
         let mut fields = Fields::new(self.sink.is_some());
         attrs.record(&mut fields);
-        let remote = match (&parent, &fields.traceparent) {
-            (None, Some(header)) => {
-                TraceContext::from_headers(header, fields.tracestate.as_deref()).ok()
+        let root_of = fields.root.then(scope::current_scope).flatten();
+        let (context, parent_span_id, parent_is_remote, sampled) = match root_of {
+            // A scope's root span: its ids and decision are the scope's.
+            Some(scope) => {
+                let sampled = scope.context.sampled();
+                (
+                    scope.context,
+                    scope.parent_span_id,
+                    scope.parent_is_remote,
+                    sampled,
+                )
             }
-            _ => None,
+            None => {
+                let parent = span
+                    .parent()
+                    .and_then(|parent| parent.extensions().get::<TraceContext>().cloned())
+                    .or_else(|| scope::current_scope().map(|scope| scope.context));
+                let remote = match (&parent, &fields.traceparent) {
+                    (None, Some(header)) => {
+                        TraceContext::from_headers(header, fields.tracestate.as_deref()).ok()
+                    }
+                    _ => None,
+                };
+                let under = parent.as_ref().or(remote.as_ref());
+                let mut context = match under {
+                    Some(up) => up.child(),
+                    None => TraceContext::new_root(false),
+                };
+                let sampled = self.sampler.sample(under, context.trace_id);
+                context.flags = (context.flags & !SAMPLED) | if sampled { SAMPLED } else { 0 };
+                let parent_is_remote = parent.is_none() && remote.is_some();
+                (
+                    context,
+                    under.map(|up| up.span_id),
+                    parent_is_remote,
+                    sampled,
+                )
+            }
         };
-        let decide_under = parent.as_ref().or(remote.as_ref());
-        let mut context = match decide_under {
-            Some(up) => up.child(),
-            None => TraceContext::new_root(false),
-        };
-        let sampled = self.sampler.sample(decide_under, context.trace_id);
-        context.flags = (context.flags & !SAMPLED) | if sampled { SAMPLED } else { 0 };
         let mut extensions = span.extensions_mut();
         if sampled && self.sink.is_some() {
             let metadata = attrs.metadata();
@@ -163,8 +188,8 @@ where
             extensions.insert(Recording(
                 SpanRecord {
                     context: context.clone(),
-                    parent_span_id: decide_under.map(|up| up.span_id),
-                    parent_is_remote: parent.is_none() && remote.is_some(),
+                    parent_span_id,
+                    parent_is_remote,
                     name: metadata.name(),
                     target: metadata.target(),
                     kind,
@@ -235,6 +260,8 @@ fn unix_nanos() -> u64 {
 struct Fields {
     /// Whether attributes are kept (only a recording layer needs them).
     keep: bool,
+    /// The span is its scope's root ([`ROOT_FIELD`]).
+    root: bool,
     traceparent: Option<String>,
     tracestate: Option<String>,
     kind: SpanKind,
@@ -248,6 +275,7 @@ impl Fields {
     fn new(keep: bool) -> Self {
         Self {
             keep,
+            root: false,
             traceparent: None,
             tracestate: None,
             kind: SpanKind::Internal,
@@ -330,7 +358,11 @@ impl Visit for Fields {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attribute(field, Value::Bool(value));
+        if field.name() == ROOT_FIELD {
+            self.root = value;
+        } else {
+            self.attribute(field, Value::Bool(value));
+        }
     }
 }
 
