@@ -15,6 +15,9 @@
 //! With the floor component (`guest/floor/`: a search that only passes the backend's
 //! hits through, and no other operation), the own share is the server's floor for a sandboxed
 //! search; its contributors row then counts every request as an error.
+//! Last, `/v1/search` on servers that export their spans over OTLP to a collector in this
+//! process, at sampling ratios 1.0 and 0.01, beside one that exports none, in
+//! `LOAD_TRACING_ROUNDS` alternating rounds (default 1; 0 leaves them out).
 //! Client and server share the machine's 2 cores, so req/s is a floor for a server with the
 //! machine to itself ("server-only req/s" divides the cores by the server's CPU per request).
 //! Figures go to BENCHMARKS.md.
@@ -30,12 +33,18 @@ use vector_service_sqlite::SqliteStore;
 mod support;
 use support::{cpu_seconds, env_number, rss_kib, server_binary};
 
+use vector_service_testkit::otlp_collector::OtlpCollector;
 use vector_service_testkit::server_process::ServerProcess;
 use vector_service_testkit::tenants_file::api_key_hash as hash;
 
 /// The server over `dir` for `tenants` tenants; with `logs`, its JSON logs (info) go to
 /// `dir/server.log` as an operator's would go to a file, else only warnings, nowhere.
 fn start(dir: &Path, tenants: usize, logs: bool) -> ServerProcess {
+    start_with_env(dir, tenants, logs, &[])
+}
+
+/// [`start`] with these environment variables (`OTEL_*`) too.
+fn start_with_env(dir: &Path, tenants: usize, logs: bool, env: &[(&str, &str)]) -> ServerProcess {
     let file = dir.join("tenants.toml");
     let entries: String = (0..tenants)
         .map(|t| {
@@ -52,13 +61,52 @@ fn start(dir: &Path, tenants: usize, logs: bool) -> ServerProcess {
     if let Some(component) = &component {
         serve_args.extend(["--component".as_ref(), component.as_os_str()]);
     }
-    ServerProcess::start_with_globals(
+    ServerProcess::start_with_env(
         server_binary(),
         dir,
         &[],
         &serve_args,
         logs.then_some(log.as_path()),
+        env,
     )
+}
+
+/// `/v1/search` with tracing off and exporting at ratios 1.0 and 0.01 (a fresh server each,
+/// logs on as in the first rows), `rounds` times in turn; the spans the collector received.
+fn tracing_rows(search: &Route, connections: u64, seconds: u64, rounds: u64) {
+    let collector = OtlpCollector::start();
+    let dir = std::env::temp_dir().join(format!("vs-load-{}-tracing", std::process::id()));
+    for round in 0..rounds {
+        for ratio in [None, Some("1.0"), Some("0.01")] {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a temp dir");
+            let env = ratio.map(|ratio| {
+                [
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
+                    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", ratio),
+                ]
+            });
+            let server = start_with_env(&dir, 1, true, env.as_ref().map_or(&[][..], |e| &e[..]));
+            ingest(&server, 1);
+            let address = server.url.trim_start_matches("http://").to_string();
+            let measured = load(&address, search, 1, connections, seconds, server.child.id());
+            let label = match ratio {
+                None => format!("POST /v1/search, tracing off (round {})", round + 1),
+                Some(ratio) => format!(
+                    "POST /v1/search, spans exported at ratio {ratio} (round {})",
+                    round + 1
+                ),
+            };
+            row(&label, 1, &measured);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!(
+        "spans the collector received in all: {}",
+        collector.spans().len()
+    );
 }
 
 /// One route's load: a request template and a body per request number.
@@ -399,4 +447,12 @@ fn main() {
     row(routes[1].label, tenants, &measured);
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
+
+    let rounds = env_number("LOAD_TRACING_ROUNDS", 1);
+    if rounds > 0 {
+        println!();
+        println!("| route | tenants | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server-only req/s | client CPU µs/req |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        tracing_rows(&routes[1], connections, seconds, rounds);
+    }
 }
