@@ -109,16 +109,14 @@ pub fn in_command_scope<R>(name: &'static str, work: impl FnOnce() -> R) -> R {
     let tracestate = std::env::var("TRACESTATE").ok();
     let scope = Scope::for_incoming(traceparent.as_deref(), tracestate.as_deref());
     scope.enter(|| {
-        let span = if scope.records() {
+        let span = scope.root_span(|| {
             tracing::info_span!(
                 target: "vector_service::span",
                 "vector_service.command",
                 "trace.root" = true,
                 command = name,
             )
-        } else {
-            tracing::Span::none()
-        };
+        });
         span.in_scope(work)
     })
 }

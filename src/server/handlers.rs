@@ -253,56 +253,52 @@ pub(super) async fn start_backfill(
         || Scope::for_incoming(None, None),
         |request| request.child(),
     );
-    let span = if scope.records() {
-        scope.enter(|| {
-            tracing::info_span!(
-                target: "vector_service::span",
-                "backfill.job",
-                "trace.root" = true,
-                tenant = %name,
-                job = %job.id,
-                "session.id" = %job.session_id,
-            )
-        })
-    } else {
-        tracing::Span::none()
-    };
+    let span = scope.root_span(|| {
+        tracing::info_span!(
+            target: "vector_service::span",
+            "backfill.job",
+            "trace.root" = true,
+            tenant = %name,
+            job = %job.id,
+            "session.id" = %job.session_id,
+        )
+    });
     tokio::task::spawn_blocking(move || {
         scope.enter(|| {
-        let _entered = span.enter();
-        // The job holds the tenant open until it ends.
-        let _lease = open;
-        let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
-            Ok(response) => {
-                // As the CLI does: leave the vector index current, so the next vector
-                // search does not pay for the whole backfill's index inserts.
-                if let Err(error) = store.sync_index() {
-                    tracing::warn!(tenant = %name, %error, "the vector index was not brought up to date");
+            let _entered = span.enter();
+            // The job holds the tenant open until it ends.
+            let _lease = open;
+            let outcome = match service.backfill_with(&worker.session_id, &request.into(), &run) {
+                Ok(response) => {
+                    // As the CLI does: leave the vector index current, so the next vector
+                    // search does not pay for the whole backfill's index inserts.
+                    if let Err(error) = store.sync_index() {
+                        tracing::warn!(tenant = %name, %error, "the vector index was not brought up to date");
+                    }
+                    jobs::Outcome::Finished(response)
                 }
-                jobs::Outcome::Finished(response)
-            }
-            Err(error) => {
-                let error = ApiError::from(error);
-                jobs::Outcome::Stopped {
-                    kind: error.kind,
-                    message: error.message,
+                Err(error) => {
+                    let error = ApiError::from(error);
+                    jobs::Outcome::Stopped {
+                        kind: error.kind,
+                        message: error.message,
+                    }
                 }
-            }
-        };
-        // The slot is free (and counted so) before the job reads as finished.
-        drop(permit);
-        shared.http.in_flight(&name, owner.admission.busy());
-        worker.finish(outcome);
-        let view = worker.view();
-        tracing::info!(
-            target: "vector_service::http",
-            tenant = %name,
-            job = %worker.id,
-            status = view.status.as_str(),
-            records_done = worker.progress.done(),
-            "backfill job finished"
-        );
-    })
+            };
+            // The slot is free (and counted so) before the job reads as finished.
+            drop(permit);
+            shared.http.in_flight(&name, owner.admission.busy());
+            worker.finish(outcome);
+            let view = worker.view();
+            tracing::info!(
+                target: "vector_service::http",
+                tenant = %name,
+                job = %worker.id,
+                status = view.status.as_str(),
+                records_done = worker.progress.done(),
+                "backfill job finished"
+            );
+        })
     });
     let mut answer = (StatusCode::ACCEPTED, Json(job.view())).into_response();
     if let Ok(location) = format!("/v1/backfill/{}", job.id).parse() {

@@ -142,25 +142,21 @@ pub(super) async fn record(
     );
     // The request's span, when spans are exported and this trace is sampled; its ids are the
     // scope's.
-    let span = if scope.records() {
-        scope.enter(|| {
-            tracing::info_span!(
-                target: "vector_service::span",
-                "http.request",
-                "trace.root" = true,
-                "otel.kind" = "server",
-                "http.request.method" = %request.method(),
-                "http.route" = route,
-                "vector_service.request_id" = %id,
-                tenant = tracing::field::Empty,
-                "session.id" = tracing::field::Empty,
-                "http.response.status_code" = tracing::field::Empty,
-                "otel.status_code" = tracing::field::Empty,
-            )
-        })
-    } else {
-        tracing::Span::none()
-    };
+    let span = scope.root_span(|| {
+        tracing::info_span!(
+            target: "vector_service::span",
+            "http.request",
+            "trace.root" = true,
+            "otel.kind" = "server",
+            "http.request.method" = %request.method(),
+            "http.route" = route,
+            "vector_service.request_id" = %id,
+            tenant = tracing::field::Empty,
+            "session.id" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+            "otel.status_code" = tracing::field::Empty,
+        )
+    });
     let fields = LogFields::default();
     request.extensions_mut().insert(fields.clone());
     let mut response = scoped(Some(scope.clone()), span.clone(), next.run(request)).await;

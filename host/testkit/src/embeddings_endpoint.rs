@@ -3,13 +3,15 @@
 //! wrong dimensions). For tests about fault handling: a double for TEI, vLLM or Ollama.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use vector_service_runtime::backends::hashing_embedder;
+
+use crate::loopback_http::read_request;
 
 /// How the server answers the next request.
 #[derive(Clone)]
@@ -97,32 +99,8 @@ impl EmbeddingsEndpoint {
 fn serve(stream: TcpStream, script: &Mutex<VecDeque<Reply>>, seen: &Mutex<Seen>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
-    loop {
-        let mut length = 0;
-        let mut authorization = None;
-        let mut traceparent = None;
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':').unwrap();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap(),
-                "authorization" => authorization = Some(value.trim().to_string()),
-                "traceparent" => traceparent = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let request: Value = serde_json::from_slice(&body).unwrap();
+    while let Some(received) = read_request(&mut reader) {
+        let request: Value = serde_json::from_slice(&received.body).unwrap();
         let inputs: Vec<String> = request["input"]
             .as_array()
             .unwrap()
@@ -132,8 +110,10 @@ fn serve(stream: TcpStream, script: &Mutex<VecDeque<Reply>>, seen: &Mutex<Seen>)
         {
             let mut seen = seen.lock().unwrap();
             seen.batch_sizes.push(inputs.len());
-            seen.authorization.push(authorization);
-            seen.traceparent.push(traceparent);
+            seen.authorization
+                .push(received.header("authorization").map(str::to_string));
+            seen.traceparent
+                .push(received.header("traceparent").map(str::to_string));
         }
         let reply = script
             .lock()

@@ -20,6 +20,7 @@ pub mod embeddings_endpoint;
 pub mod fixtures;
 #[cfg(feature = "logs")]
 pub mod logs;
+mod loopback_http;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "traces")]

@@ -2,7 +2,7 @@
 //! with the official protobuf definitions (`opentelemetry-proto`) and keeps the spans, for
 //! tests that assert what a server exported.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+
+use crate::loopback_http::read_request;
 
 /// One received span with its resource's attributes.
 #[derive(Clone, Debug)]
@@ -114,31 +116,11 @@ impl OtlpCollector {
 fn serve(stream: TcpStream, kept: &Mutex<Vec<Received>>, types: &Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+    while let Some(received) = read_request(&mut reader) {
+        if let Some(content_type) = received.header("content-type") {
+            types.lock().unwrap().push(content_type.to_string());
         }
-        let mut length = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':').unwrap();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap(),
-                "content-type" => types.lock().unwrap().push(value.trim().to_string()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let request = ExportTraceServiceRequest::decode(body.as_slice())
+        let request = ExportTraceServiceRequest::decode(received.body.as_slice())
             .expect("an OTLP trace export in protobuf");
         let mut kept = kept.lock().unwrap();
         for resource_spans in request.resource_spans {

@@ -89,6 +89,16 @@ impl Scope {
         self.context.sampled() && recording()
     }
 
+    /// This scope's root span, made by `make` (a span with field [`ROOT_FIELD`]) when the scope
+    /// records spans; a disabled span otherwise, made for nothing.
+    pub fn root_span(&self, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+        if self.records() {
+            self.enter(make)
+        } else {
+            tracing::Span::none()
+        }
+    }
+
     /// Run `work` in this scope on this thread.
     pub fn enter<R>(&self, work: impl FnOnce() -> R) -> R {
         let _restore = Restore(CURRENT.with(|current| current.replace(Some(self.clone()))));
