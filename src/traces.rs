@@ -10,6 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 use vector_service_json_logs::{DroppedLines, FlushOnDrop};
 use vector_service_trace::otlp::{ExportStats, Exporter, OtlpConfig};
+use vector_service_trace::scope::{root_span_of, within};
 use vector_service_trace::{scope, Scope, TraceLayer};
 
 /// Keeps the exporter running: dropping it posts the spans still queued (after the command
@@ -23,6 +24,8 @@ pub struct Exporting {
 /// The span recorder the environment asks for (None: no exporter), with the sampler set for
 /// every scope.
 fn trace_layer() -> anyhow::Result<(Option<TraceLayer>, Exporting)> {
+    let propagators = std::env::var("OTEL_PROPAGATORS").ok();
+    scope::set_propagating(scope::propagation_from(propagators.as_deref())?);
     let config = OtlpConfig::from_env().context("reading the OpenTelemetry variables")?;
     let Some(config) = config else {
         return Ok((
@@ -107,9 +110,9 @@ pub fn install_for_command() -> anyhow::Result<Exporting> {
 pub fn in_command_scope<R>(name: &'static str, work: impl FnOnce() -> R) -> R {
     let traceparent = std::env::var("TRACEPARENT").ok();
     let tracestate = std::env::var("TRACESTATE").ok();
-    let scope = Scope::for_incoming(traceparent.as_deref(), tracestate.as_deref());
-    scope.enter(|| {
-        let span = scope.root_span(|| {
+    let scope = Scope::for_request(traceparent.as_deref(), tracestate.as_deref());
+    within(scope.as_ref(), || {
+        let span = root_span_of(scope.as_ref(), || {
             tracing::info_span!(
                 target: "vector_service::span",
                 "vector_service.command",

@@ -18,7 +18,7 @@ use vector_service_runtime::api::BackendError;
 use vector_service_runtime::backends::{Backends, Store};
 use vector_service_runtime::bounds::request::MAX_NAME_BYTES;
 use vector_service_runtime::{RunLimits, ServiceError, UsageTotals, VectorService};
-use vector_service_trace::Scope;
+use vector_service_trace::scope::{root_span_of, within};
 
 use super::admission::CallPermit;
 use super::auth::Authenticated;
@@ -249,11 +249,8 @@ pub(super) async fn start_backfill(
     // The job's own scope, under the request that started it and outliving it: its log lines
     // carry the trace id, and, when spans are exported, each batch's embedding is a span
     // beneath its span.
-    let scope = vector_service_trace::current_scope().map_or_else(
-        || Scope::for_incoming(None, None),
-        |request| request.child(),
-    );
-    let span = scope.root_span(|| {
+    let scope = vector_service_trace::current_scope().map(|request| request.child());
+    let span = root_span_of(scope.as_ref(), || {
         tracing::info_span!(
             target: "vector_service::span",
             "backfill.job",
@@ -264,7 +261,7 @@ pub(super) async fn start_backfill(
         )
     });
     tokio::task::spawn_blocking(move || {
-        scope.enter(|| {
+        within(scope.as_ref(), || {
             let _entered = span.enter();
             // The job holds the tenant open until it ends.
             let _lease = open;

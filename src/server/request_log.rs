@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use vector_service_trace::scope::{root_span_of, within};
 use vector_service_trace::{scoped, Scope};
 
 use super::error::ErrorDetail;
@@ -136,13 +137,13 @@ pub(super) async fn record(
 ) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
-    let scope = Scope::for_incoming(
+    let scope = Scope::for_request(
         Some(header(&request, "traceparent")),
         Some(header(&request, "tracestate")),
     );
     // The request's span, when spans are exported and this trace is sampled; its ids are the
     // scope's.
-    let span = scope.root_span(|| {
+    let span = root_span_of(scope.as_ref(), || {
         tracing::info_span!(
             target: "vector_service::span",
             "http.request",
@@ -159,12 +160,14 @@ pub(super) async fn record(
     });
     let fields = LogFields::default();
     request.extensions_mut().insert(fields.clone());
-    let mut response = scoped(Some(scope.clone()), span.clone(), next.run(request)).await;
+    let mut response = scoped(scope.clone(), span.clone(), next.run(request)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&scope.context.traceparent()) {
-        response.headers_mut().insert(TRACE_RESPONSE, value);
+    if let Some(scope) = &scope {
+        if let Ok(value) = HeaderValue::from_str(&scope.context.traceparent()) {
+            response.headers_mut().insert(TRACE_RESPONSE, value);
+        }
     }
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
@@ -181,7 +184,7 @@ pub(super) async fn record(
         }
     }
     // The request's lines carry its trace ids.
-    scope.enter(|| {
+    let log = || {
         tracing::info!(
             target: "vector_service::http",
             request_id = %id,
@@ -204,6 +207,7 @@ pub(super) async fn record(
                 "request failed"
             );
         }
-    });
+    };
+    within(scope.as_ref(), log);
     response
 }

@@ -360,3 +360,44 @@ fn a_command_exports_its_spans_under_the_trace_its_caller_names() {
     let retriever = one(&trace, "retriever.search");
     assert_eq!(retriever.span.parent_span_id, call.span.span_id);
 }
+
+#[test]
+fn otel_propagators_none_turns_the_trace_context_off_and_an_unknown_one_is_refused() {
+    let dir = temp_dir("traces-none");
+    let log = dir.join("server.log");
+    let server = Server::start_with_env(
+        &dir.join("data"),
+        &[],
+        &log,
+        &[("OTEL_PROPAGATORS", "none")],
+    );
+    let (status, _, _) = server.post_lines("/v1/records", None, &sample_corpus());
+    assert_eq!(status, 200);
+    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let (status, headers) =
+        server.post_with_headers("/v1/search", SEARCH, &[("traceparent", &caller)]);
+    assert_eq!(status, 200);
+    assert!(headers.get("traceresponse").is_none());
+    // Once the search's request line is written, no line has trace ids.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = std::fs::read_to_string(&log).unwrap();
+        if lines.contains(r#""route":"search""#) {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "{lines}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!lines.contains("trace_id"), "{lines}");
+
+    let refused = std::process::Command::new(server_binary())
+        .args(["--data-dir"])
+        .arg(dir.join("other"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("OTEL_PROPAGATORS", "b3")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("OTEL_PROPAGATORS=\"b3\""), "{said}");
+}

@@ -31,6 +31,45 @@ pub struct Scope {
 
 static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 static RECORDING: AtomicBool = AtomicBool::new(false);
+static PROPAGATING: AtomicBool = AtomicBool::new(true);
+
+/// Why `OTEL_PROPAGATORS` was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "OTEL_PROPAGATORS={0:?}: only tracecontext, baggage (passed on by the Python client) or none"
+)]
+pub struct PropagatorsError(pub String);
+
+/// Whether requests take and give W3C trace context, as `OTEL_PROPAGATORS` says (a list; the
+/// default `tracecontext,baggage`): `none` turns it off, so a request carries no trace ids
+/// and costs nothing for them; a propagator this server does not speak is refused.
+pub fn propagation_from(value: Option<&str>) -> Result<bool, PropagatorsError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(true);
+    };
+    let mut tracecontext = false;
+    for name in value.split(',').map(str::trim) {
+        match name {
+            "tracecontext" => tracecontext = true,
+            "baggage" => {}
+            "none" => return Ok(false),
+            _ => return Err(PropagatorsError(value.to_string())),
+        }
+    }
+    Ok(tracecontext)
+}
+
+/// Set once at start: whether requests get a scope (trace ids in their logs, `traceresponse`)
+/// when no spans are recorded ([`propagation_from`]). With spans recorded every request gets
+/// one; without propagation it does not read the caller's `traceparent`.
+pub fn set_propagating(on: bool) {
+    PROPAGATING.store(on, Ordering::Relaxed);
+}
+
+/// Whether a request reads and gives trace context ([`set_propagating`]).
+pub fn propagating() -> bool {
+    PROPAGATING.load(Ordering::Relaxed)
+}
 
 /// Set once at start: how new traces and callers' decisions are sampled, and whether sampled
 /// spans are recorded (an exporter is running). Before it (or without it) nothing is sampled
@@ -55,6 +94,17 @@ pub fn recording() -> bool {
 }
 
 impl Scope {
+    /// A request's scope, or None when it needs none: trace context is off
+    /// ([`set_propagating`]) and no spans are recorded. Otherwise [`Scope::for_incoming`], the
+    /// caller's headers read only when propagating.
+    pub fn for_request(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
+        match (propagating(), recording()) {
+            (true, _) => Some(Self::for_incoming(traceparent, tracestate)),
+            (false, true) => Some(Self::for_incoming(None, None)),
+            (false, false) => None,
+        }
+    }
+
     /// A request's scope: under the caller's `traceparent` (passing its `tracestate` on) when
     /// it is valid, else a trace of its own; sampled as [`configure`] said.
     pub fn for_incoming(traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
@@ -120,6 +170,19 @@ impl Drop for Restore {
     }
 }
 
+/// `work` in `scope` when there is one (see [`Scope::enter`]).
+pub fn within<R>(scope: Option<&Scope>, work: impl FnOnce() -> R) -> R {
+    match scope {
+        Some(scope) => scope.enter(work),
+        None => work(),
+    }
+}
+
+/// `scope`'s root span (see [`Scope::root_span`]); a disabled span without a scope.
+pub fn root_span_of(scope: Option<&Scope>, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    scope.map_or_else(tracing::Span::none, |scope| scope.root_span(make))
+}
+
 /// `f` of the scope this thread works for, without copying it.
 pub fn with_current<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
     CURRENT.with(|current| f(current.borrow().as_ref()))
@@ -146,10 +209,7 @@ impl<F: Future> Future for Scoped<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        match this.scope {
-            Some(scope) => scope.enter(|| this.inner.poll(cx)),
-            None => this.inner.poll(cx),
-        }
+        within(this.scope.as_ref(), || this.inner.poll(cx))
     }
 }
 
@@ -173,10 +233,7 @@ pub fn propagate_blocking<R>(work: impl FnOnce() -> R) -> impl FnOnce() -> R {
     let (scope, span) = (current_scope(), tracing::Span::current());
     move || {
         let _entered = span.enter();
-        match scope {
-            Some(scope) => scope.enter(work),
-            None => work(),
-        }
+        within(scope.as_ref(), work)
     }
 }
 
@@ -204,6 +261,15 @@ mod tests {
         assert_eq!(inner.parent_span_id, Some(scope.context.span_id));
         let own = Scope::for_incoming(Some("garbage"), None);
         assert!(own.parent_span_id.is_none() && !own.context.sampled());
+    }
+
+    #[test]
+    fn otel_propagators_turns_the_context_off_or_is_refused() {
+        assert_eq!(propagation_from(None), Ok(true));
+        assert_eq!(propagation_from(Some("tracecontext,baggage")), Ok(true));
+        assert_eq!(propagation_from(Some("none")), Ok(false));
+        assert_eq!(propagation_from(Some("baggage")), Ok(false));
+        assert!(propagation_from(Some("b3")).is_err());
     }
 
     #[test]
