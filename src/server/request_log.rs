@@ -1,9 +1,10 @@
 //! One layer counts, times, traces and logs every API request: the handler and the extractors
 //! fill in what they learn (tenant, session id) in a [`LogFields`] the layer put in the
 //! request, and the layer writes one JSON log line and the HTTP metrics once the response is
-//! ready. The request runs in a span (`http.request`) that continues the caller's trace
-//! (`traceparent`, `tracestate`) or starts one; every log line of the request carries its
-//! trace id, and the answer names it in `traceresponse`.
+//! ready. The request runs in a trace scope that continues the caller's trace (`traceparent`,
+//! `tracestate`) or starts one (unless `OTEL_PROPAGATORS=none`): every log line of the request
+//! carries its trace ids, and the answer names them in `traceresponse`. When spans are
+//! exported and the trace is sampled, it runs in the span `http.request` too.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
