@@ -84,14 +84,14 @@ pub fn install_for_server() -> anyhow::Result<(DroppedLines, FlushOnDrop, Export
 pub fn install_for_command() -> anyhow::Result<Exporting> {
     let logs = std::env::var_os("RUST_LOG").is_some().then(|| {
         use std::io::IsTerminal as _;
-        let off = "vector_service::span=off"
-            .parse()
-            .expect("a valid directive");
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             // Colour codes only where a person reads them, never into a pipe or a file.
             .with_ansi(std::io::stderr().is_terminal())
-            .with_filter(EnvFilter::from_default_env().add_directive(off))
+            .with_filter(vector_service_json_logs::with_work_spans(
+                EnvFilter::from_default_env(),
+                false,
+            ))
     });
     let (trace, exporting) = trace_layer()?;
     if logs.is_some() || trace.is_some() {

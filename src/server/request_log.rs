@@ -102,13 +102,12 @@ const REQUEST_ID: &str = "x-request-id";
 /// server's span in it.
 const TRACE_RESPONSE: &str = "traceresponse";
 
-/// A request header's value as text, if it is text.
-fn header<'a>(request: &'a Request, name: &str) -> &'a str {
+/// A request header's value as text, if it is there and text.
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
         .headers()
         .get(name)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
 }
 
 /// The labels of the logged routes (the `route` label of the request metrics).
@@ -139,8 +138,8 @@ pub(super) async fn record(
     let started = Instant::now();
     let id = request_id(&request);
     let scope = Scope::for_request(
-        Some(header(&request, "traceparent")),
-        Some(header(&request, "tracestate")),
+        header(&request, "traceparent"),
+        header(&request, "tracestate"),
     );
     // The request's span, when spans are exported and this trace is sampled; its ids are the
     // scope's.

@@ -60,13 +60,3 @@ pub fn subscriber(
         .with(with_work_spans(filter, false));
     Ok((subscriber, dropped, flush_on_exit))
 }
-
-/// [`subscriber`], installed as the process's default (once per process).
-pub fn install(
-    sink: impl Write + Send + 'static,
-    filter: EnvFilter,
-) -> std::io::Result<(DroppedLines, FlushOnDrop)> {
-    let (subscriber, dropped, flush_on_exit) = self::subscriber(sink, filter)?;
-    tracing::subscriber::set_global_default(subscriber).map_err(std::io::Error::other)?;
-    Ok((dropped, flush_on_exit))
-}

@@ -151,8 +151,7 @@ impl Scope {
 
     /// Run `work` in this scope on this thread.
     pub fn enter<R>(&self, work: impl FnOnce() -> R) -> R {
-        let _restore = Restore(CURRENT.with(|current| current.replace(Some(self.clone()))));
-        work()
+        lend(&mut Some(self.clone()), work)
     }
 }
 
@@ -160,14 +159,23 @@ thread_local! {
     static CURRENT: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
-/// Puts back the scope a thread had before, also when the work panics.
-struct Restore(Option<Scope>);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        CURRENT.with(|current| *current.borrow_mut() = previous);
+/// Run `work` with `home`'s scope moved into the thread-local, and moved back (the thread's
+/// previous scope restored) when it ends, also when it panics: a future's scope is lent on
+/// every poll without a copy.
+fn lend<R>(home: &mut Option<Scope>, work: impl FnOnce() -> R) -> R {
+    struct Lent<'a> {
+        home: &'a mut Option<Scope>,
+        previous: Option<Scope>,
     }
+    impl Drop for Lent<'_> {
+        fn drop(&mut self) {
+            let previous = self.previous.take();
+            *self.home = CURRENT.with(|current| current.replace(previous));
+        }
+    }
+    let previous = CURRENT.with(|current| current.replace(home.take()));
+    let _lent = Lent { home, previous };
+    work()
 }
 
 /// `work` in `scope` when there is one (see [`Scope::enter`]).
@@ -209,7 +217,11 @@ impl<F: Future> Future for Scoped<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        within(this.scope.as_ref(), || this.inner.poll(cx))
+        if this.scope.is_some() {
+            lend(this.scope, || this.inner.poll(cx))
+        } else {
+            this.inner.poll(cx)
+        }
     }
 }
 
