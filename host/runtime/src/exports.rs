@@ -15,6 +15,7 @@ use crate::api::{
     BackfillRequest, BackfillResponse, ContextRequest, ContextResponse, Error, SearchRequest,
     SearchResponse, TrackRequest, TrackResponse,
 };
+use crate::bindings::vector_service::plugin::telemetry::Operation;
 use crate::WIT_PACKAGE;
 
 /// What one operation's export takes and answers. Every export takes the session id and a
@@ -24,8 +25,8 @@ pub(crate) trait Signature {
     type Request: Sync;
     /// The response record.
     type Response: Send + Sync + 'static;
-    /// The operation's name in logs, metrics and spans (`Retriever.search`).
-    const LABEL: &'static str;
+    /// The operation, as the guest's telemetry names it (its label: `function_label`).
+    const OPERATION: Operation;
 }
 
 /// The parameters a call of `S` lowers: borrowed for the call.
@@ -36,27 +37,27 @@ pub(crate) type Results<S> = (Result<<S as Signature>::Response, Error>,);
 
 /// Each operation's marker type and its signature.
 macro_rules! operations {
-    ($($(#[$doc:meta])* $name:ident($label:literal): $request:ty => $response:ty;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident($operation:ident): $request:ty => $response:ty;)*) => {$(
         $(#[$doc])*
         pub(crate) enum $name {}
 
         impl Signature for $name {
             type Request = $request;
             type Response = $response;
-            const LABEL: &'static str = $label;
+            const OPERATION: Operation = Operation::$operation;
         }
     )*};
 }
 
 operations! {
     /// `Retriever.search`.
-    Search("Retriever.search"): SearchRequest => SearchResponse;
+    Search(RetrieverSearch): SearchRequest => SearchResponse;
     /// `ContextBuilder.build`.
-    Build("ContextBuilder.build"): ContextRequest => ContextResponse;
+    Build(ContextBuilderBuild): ContextRequest => ContextResponse;
     /// `PatchLogger.track_contributors`.
-    TrackContributors("PatchLogger.track_contributors"): TrackRequest => TrackResponse;
+    TrackContributors(PatchLoggerTrackContributors): TrackRequest => TrackResponse;
     /// `EmbeddingBackfill.run`.
-    Run("EmbeddingBackfill.run"): BackfillRequest => BackfillResponse;
+    Run(EmbeddingBackfillRun): BackfillRequest => BackfillResponse;
 }
 
 /// One operation's export in one compiled component.

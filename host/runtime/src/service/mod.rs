@@ -339,7 +339,7 @@ impl Instance {
     fn call_span<S: Signature>(&self) -> tracing::Span {
         crate::work_span!(
             "vector_service.call",
-            operation = S::LABEL,
+            operation = crate::telemetry::function_label(S::OPERATION),
             tenant = %self.service.context.tenant,
             "component.digest" = self._plugin.short_digest(),
             "instance.fresh" = self.calls == 0 && !self.trapped,
